@@ -1,0 +1,55 @@
+"""A list of skill names that is a real array on PostgreSQL and JSON text elsewhere.
+
+On PostgreSQL the column is `varchar(50)[]`, so matching can filter with the
+array overlap operator behind a GIN index. SQLite, the embedded default, has no
+arrays; there the same list is stored as JSON text.
+"""
+
+import json
+from typing import Any
+
+from django.db import models
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+
+class SkillListField(models.Field):  # type: ignore[type-arg]
+    description = "A list of normalized skill names"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("default", list)
+        kwargs.setdefault("blank", True)
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self) -> Any:
+        name, path, args, kwargs = super().deconstruct()
+        if kwargs.get("default") is list:
+            del kwargs["default"]
+        if kwargs.get("blank") is True:
+            del kwargs["blank"]
+        return name, path, args, kwargs
+
+    def db_type(self, connection: BaseDatabaseWrapper) -> str:
+        if connection.vendor == "postgresql":
+            return "varchar(50)[]"
+        return "text"
+
+    def from_db_value(self, value: Any, expression: Any, connection: BaseDatabaseWrapper) -> list[str] | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return list(json.loads(value))
+        return list(value)
+
+    def to_python(self, value: Any) -> list[str] | None:
+        if value is None or isinstance(value, list):
+            return value
+        if isinstance(value, str):
+            return list(json.loads(value))
+        return list(value)
+
+    def get_db_prep_value(self, value: Any, connection: BaseDatabaseWrapper, prepared: bool = False) -> Any:
+        if value is None:
+            return None
+        if connection.vendor == "postgresql":
+            return list(value)
+        return json.dumps(list(value))

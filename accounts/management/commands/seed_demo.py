@@ -1,0 +1,60 @@
+"""Create the demo accounts `make run` prints: a client, two engineers and a staff member."""
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from accounts import services
+from accounts.models import Role, User
+
+DEMO_USERS = [
+    ("client@vetted.test", Role.CLIENT, "Casey Client", False),
+    ("ada@vetted.test", Role.ENGINEER, "Ada Engineer", False),
+    ("linus@vetted.test", Role.ENGINEER, "Linus Engineer", False),
+    ("staff@vetted.test", "", "Sam Staff", True),
+]
+
+DEMO_ENGINEER_PROFILES = {
+    "ada@vetted.test": {
+        "headline": "Async Python backend engineer",
+        "skills": ["python", "django", "asyncio", "postgresql", "celery"],
+        "hourly_rate_minor": 9_000,
+        "weekly_hours_available": 30,
+        "time_zone": "Europe/Berlin",
+        "years_experience": 9,
+    },
+    "linus@vetted.test": {
+        "headline": "Backend engineer, APIs and data",
+        "skills": ["python", "fastapi", "asyncio", "redis"],
+        "hourly_rate_minor": 7_500,
+        "weekly_hours_available": 20,
+        "time_zone": "America/New_York",
+        "years_experience": 5,
+    },
+}
+
+
+class Command(BaseCommand):
+    help = "Create the demo accounts (idempotent) and print their logins. Development only."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            password = services.demo_password()
+        except RuntimeError as exc:
+            raise CommandError(str(exc)) from None
+        with transaction.atomic():
+            for email, role, name, is_staff in DEMO_USERS:
+                if User.objects.filter(email=email).exists():
+                    continue
+                if is_staff:
+                    User.objects.create_superuser(email, password, full_name=name)
+                    continue
+                user = services.user_register(email=email, password=password, role=Role(role), full_name=name)
+                if email in DEMO_ENGINEER_PROFILES:
+                    services.engineer_profile_update(
+                        user=user, profile_id=user.engineer_profile.pk, changes=dict(DEMO_ENGINEER_PROFILES[email])
+                    )
+        self.stdout.write("Demo logins (password for all: %s):" % password)
+        for email, role, _name, is_staff in DEMO_USERS:
+            self.stdout.write(f"  {email:<22} {'staff' if is_staff else role}")

@@ -1,0 +1,128 @@
+from typing import ClassVar
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.db import models
+from django.utils import timezone
+
+from accounts.fields import SkillListField
+
+
+class Role(models.TextChoices):
+    CLIENT = "client", "Client"
+    ENGINEER = "engineer", "Engineer"
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def create_user(self, email: str, password: str | None = None, **fields: object) -> "User":
+        user = self.model(email=self.normalize_email(email).lower(), **fields)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email: str, password: str | None = None, **fields: object) -> "User":
+        fields.setdefault("is_staff", True)
+        fields.setdefault("is_superuser", True)
+        return self.create_user(email, password, **fields)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """Someone who logs in with an email address.
+
+    Clients and engineers carry a role; staff are marked by `is_staff` and may
+    have no role at all.
+    """
+
+    email = models.EmailField(unique=True)
+    full_name = models.CharField(max_length=150, blank=True)
+    role = models.CharField(max_length=16, choices=Role.choices, blank=True)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False)
+    date_joined = models.DateTimeField(default=timezone.now)
+    welcome_sent_at = models.DateTimeField(null=True, blank=True)
+
+    objects: ClassVar[UserManager] = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: ClassVar[list[str]] = []
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(role__in=Role.values) | models.Q(is_staff=True),
+                name="accounts_user_role_or_staff",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+    @property
+    def is_client(self) -> bool:
+        return self.role == Role.CLIENT
+
+    @property
+    def is_engineer(self) -> bool:
+        return self.role == Role.ENGINEER
+
+
+class ClientProfile(models.Model):
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="client_profile")
+    company = models.CharField(max_length=200, blank=True)
+    time_zone = models.CharField(max_length=64, default="UTC")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"client profile of {self.user_id}"
+
+
+class EngineerProfile(models.Model):
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="engineer_profile")
+    headline = models.CharField(max_length=200, blank=True)
+    skills = SkillListField()
+    hourly_rate_minor = models.BigIntegerField(default=0)
+    currency = models.CharField(max_length=3, default="usd")
+    weekly_hours_available = models.PositiveSmallIntegerField(default=0)
+    time_zone = models.CharField(max_length=64, default="UTC")
+    years_experience = models.PositiveSmallIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(hourly_rate_minor__gte=0), name="accounts_engineer_rate_nonneg"),
+            models.CheckConstraint(
+                condition=models.Q(weekly_hours_available__lte=80), name="accounts_engineer_hours_max_80"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"engineer profile of {self.user_id}"
+
+
+class ApiToken(models.Model):
+    """A bearer token for programs. Only a SHA-256 digest of the secret is kept.
+
+    The token is random (256 bits), so a fast digest is enough: there is no
+    password to guess, only a value too long to enumerate.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12)
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "-created_at"], name="accounts_token_user_created")]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -1,0 +1,172 @@
+"""Writes for accounts: registration, API tokens and profile edits."""
+
+import hashlib
+import logging
+import secrets
+import zoneinfo
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import password_validation
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.errors import EmailTaken, InvalidProfile, ProfileNotFound, TokenNotFound, WeakPassword
+from accounts.models import ApiToken, ClientProfile, EngineerProfile, Role, User
+from accounts.skills import normalize_skills
+
+logger = logging.getLogger(__name__)
+
+TOKEN_PREFIX = "vt_"
+SUPPORTED_CURRENCIES = frozenset({"usd", "eur", "gbp", "cad", "aud", "chf", "sek", "pln"})
+
+
+def user_register(*, email: str, password: str, role: Role, full_name: str = "") -> User:
+    """Create a client or engineer with an empty profile, and send the welcome mail after commit."""
+    from accounts import tasks
+
+    email = email.strip().lower()
+    candidate = User(email=email, full_name=full_name, role=role)
+    try:
+        password_validation.validate_password(password, user=candidate)
+    except ValidationError as exc:
+        raise WeakPassword(" ".join(exc.messages)) from None
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(email, password, full_name=full_name, role=role)
+            if role == Role.CLIENT:
+                ClientProfile.objects.create(user=user)
+            else:
+                EngineerProfile.objects.create(user=user)
+            tasks.user_send_welcome.delay_on_commit(user.pk)
+    except IntegrityError:
+        raise EmailTaken() from None
+    logger.info("user.registered", extra={"user_id": user.pk, "role": role})
+    return user
+
+
+def user_send_welcome(*, user_id: int) -> bool:
+    """Send the welcome mail at most once: claimed by compare-and-set on `welcome_sent_at`."""
+    claimed = User.objects.filter(pk=user_id, welcome_sent_at=None).update(welcome_sent_at=timezone.now()) == 1
+    if not claimed:
+        return False
+    user = User.objects.get(pk=user_id)
+    try:
+        _send_welcome_mail(user)
+    except OSError:
+        # Give the claim back so the task's retry can send it.
+        User.objects.filter(pk=user_id).update(welcome_sent_at=None)
+        raise
+    return True
+
+
+def _send_welcome_mail(user: User) -> None:
+    send_mail(
+        subject="Welcome to Vetted",
+        message=(
+            "Your account is ready.\n\n"
+            "Clients: raise a request and we match vetted engineers within eight hours.\n"
+            "Engineers: apply for vetting to be matched with clients.\n"
+        ),
+        from_email=None,
+        recipient_list=[user.email],
+    )
+
+
+def _digest(raw_token: str) -> str:
+    return hashlib.sha256(raw_token.encode()).hexdigest()
+
+
+def api_token_create(*, user: User, name: str) -> tuple[ApiToken, str]:
+    """Return the token row and its secret. The secret is not stored and cannot be shown again."""
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(user=user, name=name, prefix=raw[:10], digest=_digest(raw))
+    logger.info("api_token.created", extra={"user_id": user.pk, "token_id": token.pk})
+    return token, raw
+
+
+def api_token_authenticate(raw_token: str) -> User | None:
+    """The active user behind a live token, or None. Records when the token was last used."""
+    if not raw_token.startswith(TOKEN_PREFIX):
+        return None
+    token = (
+        ApiToken.objects.select_related("user")
+        .filter(digest=_digest(raw_token), revoked_at=None, user__is_active=True)
+        .first()
+    )
+    if token is None:
+        return None
+    now = timezone.now()
+    # One write a minute at most, not one per request.
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token.user
+
+
+def api_token_revoke(*, user: User, token_id: int) -> ApiToken:
+    """Revoke one of the user's own tokens; revoking twice keeps the first time."""
+    token = ApiToken.objects.filter(pk=token_id, user=user).first()
+    if token is None:
+        raise TokenNotFound()
+    ApiToken.objects.filter(pk=token.pk, revoked_at=None).update(revoked_at=timezone.now())
+    token.refresh_from_db(fields=["revoked_at"])
+    logger.info("api_token.revoked", extra={"user_id": user.pk, "token_id": token.pk})
+    return token
+
+
+def tokens_purge_revoked(*, older_than: timedelta) -> int:
+    deleted, _ = ApiToken.objects.filter(revoked_at__lt=timezone.now() - older_than).delete()
+    return deleted
+
+
+def _check_time_zone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise InvalidProfile(f"time_zone: {value!r} is not an IANA time zone such as Europe/Berlin")
+
+
+def client_profile_update(*, user: User, profile_id: int, changes: dict[str, Any]) -> ClientProfile:
+    """Apply `changes` (already limited to the writable fields) to the user's own client profile."""
+    with transaction.atomic():
+        profile = ClientProfile.objects.select_for_update().filter(pk=profile_id, user=user).first()
+        if profile is None:
+            raise ProfileNotFound()
+        if "time_zone" in changes:
+            _check_time_zone(changes["time_zone"])
+        for field, value in changes.items():
+            setattr(profile, field, value)
+        profile.save(update_fields=[*changes, "updated_at"])
+    return profile
+
+
+def engineer_profile_update(*, user: User, profile_id: int, changes: dict[str, Any]) -> EngineerProfile:
+    """Apply `changes` (already limited to the writable fields) to the user's own engineer profile."""
+    with transaction.atomic():
+        profile = EngineerProfile.objects.select_for_update().filter(pk=profile_id, user=user).first()
+        if profile is None:
+            raise ProfileNotFound()
+        if "time_zone" in changes:
+            _check_time_zone(changes["time_zone"])
+        if "skills" in changes:
+            try:
+                changes["skills"] = normalize_skills(changes["skills"])
+            except ValueError as exc:
+                raise InvalidProfile(f"skills: {exc}") from None
+        if "currency" in changes:
+            changes["currency"] = changes["currency"].lower()
+            if changes["currency"] not in SUPPORTED_CURRENCIES:
+                supported = ", ".join(sorted(SUPPORTED_CURRENCIES))
+                raise InvalidProfile(f"currency: {changes['currency']!r} is not supported; use one of {supported}")
+        for field, value in changes.items():
+            setattr(profile, field, value)
+        profile.save(update_fields=[*changes, "updated_at"])
+    return profile
+
+
+def demo_password() -> str:
+    """The password of the demo accounts (development only; refused in production)."""
+    if settings.PRODUCTION:
+        raise RuntimeError("demo accounts are not created in production")
+    return "vetted-demo-pass"

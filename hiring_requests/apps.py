@@ -1,0 +1,5 @@
+from django.apps import AppConfig
+
+
+class HiringRequestsConfig(AppConfig):
+    name = "hiring_requests"

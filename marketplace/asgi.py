@@ -1,0 +1,26 @@
+"""ASGI entry point: HTTP goes to Django, websockets through the guard to consumers."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketplace.settings")
+# Build Django's app first: it sets up the app registry the imports below need.
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.urls import path  # noqa: E402
+
+from marketplace.notifications import NotificationConsumer  # noqa: E402
+from marketplace.websockets import guarded  # noqa: E402
+
+websocket_urlpatterns = [
+    path("ws/notifications/", NotificationConsumer.as_asgi()),
+]
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": guarded(URLRouter(websocket_urlpatterns)),
+    }
+)

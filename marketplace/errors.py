@@ -1,0 +1,114 @@
+"""Domain errors and the one place they become HTTP responses.
+
+Every error the API returns has the body `{"code": "...", "detail": "..."}`.
+`code` is stable and meant for programs; `detail` is for people and may change.
+Apps raise subclasses of `DomainError` from services; views never build error
+responses themselves.
+"""
+
+import logging
+from typing import Any, ClassVar
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
+
+logger = logging.getLogger(__name__)
+
+
+class DomainError(Exception):
+    """A refusal the caller can act on. Subclasses set `code` and `status`."""
+
+    code: ClassVar[str] = "domain_error"
+    status: ClassVar[int] = 400
+    default_detail: ClassVar[str] = "The request could not be carried out."
+
+    def __init__(self, detail: str | None = None) -> None:
+        self.detail = detail or self.default_detail
+        super().__init__(self.detail)
+
+
+class NotFound(DomainError):
+    code = "not_found"
+    status = 404
+    default_detail = "Not found."
+
+
+class Forbidden(DomainError):
+    code = "forbidden"
+    status = 403
+    default_detail = "You are not allowed to do this."
+
+
+class Conflict(DomainError):
+    code = "conflict"
+    status = 409
+    default_detail = "The object is not in a state that allows this."
+
+
+class CsrfFailed(DomainError):
+    code = "csrf_failed"
+    status = 403
+    default_detail = "CSRF check failed: send the csrftoken cookie's value in the X-CSRFToken header."
+
+
+_HTTP_ERROR_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    429: "rate_limited",
+}
+
+
+def _error(api: NinjaAPI, request: HttpRequest, status: int, code: str, detail: str, **extra: Any) -> HttpResponse:
+    return api.create_response(request, {"code": code, "detail": detail, **extra}, status=status)
+
+
+def install_error_handlers(api: NinjaAPI) -> None:
+    @api.exception_handler(DomainError)
+    def domain_error(request: HttpRequest, exc: DomainError) -> HttpResponse:
+        return _error(api, request, exc.status, exc.code, exc.detail)
+
+    @api.exception_handler(ValidationError)
+    def validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+        fields = []
+        for error in exc.errors:
+            # The first element of loc is where the value came from ("body", "query", ...).
+            location = [str(part) for part in error.get("loc", ())[1:]]
+            fields.append({"field": ".".join(location), "message": error.get("msg", "")})
+        summary = "; ".join(f"{f['field'] or 'body'}: {f['message']}" for f in fields)
+        return _error(api, request, 422, "validation_error", summary or "Invalid input.", errors=fields)
+
+    @api.exception_handler(Throttled)
+    def throttled(request: HttpRequest, exc: Throttled) -> HttpResponse:
+        return _error(api, request, 429, "rate_limited", "Too many attempts; wait a little and try again.")
+
+    @api.exception_handler(AuthenticationError)
+    def not_authenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+        return _error(api, request, 401, "not_authenticated", "Log in or send an API token.")
+
+    @api.exception_handler(HttpError)
+    def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+        code = _HTTP_ERROR_CODES.get(exc.status_code, "http_error")
+        return _error(api, request, exc.status_code, code, exc.message)
+
+    @api.exception_handler(Http404)
+    def not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+        return _error(api, request, 404, "not_found", "Not found.")
+
+    @api.exception_handler(PermissionDenied)
+    def permission_denied(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
+        return _error(api, request, 403, "forbidden", str(exc) or Forbidden.default_detail)
+
+    @api.exception_handler(Exception)
+    def server_error(request: HttpRequest, exc: Exception) -> HttpResponse:
+        from django.conf import settings
+
+        if settings.DEBUG:
+            raise exc
+        logger.exception("api.unhandled_error", extra={"path": request.path})
+        return _error(api, request, 500, "server_error", "Something went wrong on our side; it has been logged.")

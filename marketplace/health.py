@@ -1,0 +1,100 @@
+"""Liveness and readiness.
+
+`/health/live` answers while the process runs. `/health/ready` asks every
+dependency at once, each under the same timeout, and answers 503 naming the
+parts that failed, so a load balancer stops sending traffic and an operator
+knows where to look.
+"""
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connections
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.http import require_GET
+
+from marketplace.celery import app as celery_app
+
+logger = logging.getLogger(__name__)
+
+
+def _database() -> None:
+    try:
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT 1")
+    finally:
+        # This runs on a throwaway thread: give its connection back now.
+        connections["default"].close()
+
+
+def _cache() -> None:
+    key = f"health:{uuid.uuid4().hex}"
+    cache.set(key, "1", timeout=10)
+    if cache.get(key) != "1":
+        raise RuntimeError("cache did not return what was written")
+    cache.delete(key)
+
+
+async def _channel_layer() -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        raise RuntimeError("no channel layer configured")
+    channel = await layer.new_channel("health.")
+    await layer.send(channel, {"type": "health.ping"})
+    message = await layer.receive(channel)
+    if message.get("type") != "health.ping":
+        raise RuntimeError("channel layer returned a different message")
+
+
+def _broker() -> None:
+    with celery_app.connection_for_write() as connection:
+        connection.ensure_connection(max_retries=1, timeout=settings.HEALTH_CHECK_TIMEOUT)
+
+
+def _in_thread(check: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+    # thread_sensitive=False: a hung dependency must not hold the one thread
+    # that every other sync view shares.
+    return sync_to_async(check, thread_sensitive=False)
+
+
+CHECKS: dict[str, Callable[[], Awaitable[None]]] = {
+    "database": _in_thread(_database),
+    "cache": _in_thread(_cache),
+    "channel_layer": _channel_layer,
+    "broker": _in_thread(_broker),
+}
+
+
+async def _run(name: str, check: Callable[[], Awaitable[None]]) -> str:
+    try:
+        await asyncio.wait_for(check(), timeout=settings.HEALTH_CHECK_TIMEOUT)
+    except TimeoutError:
+        logger.warning("health.timeout", extra={"check": name})
+        return "timeout"
+    except Exception as exc:
+        logger.warning("health.failed", extra={"check": name, "error": repr(exc)})
+        return f"error: {type(exc).__name__}"
+    return "ok"
+
+
+@require_GET
+async def live(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"status": "ok"})
+
+
+@require_GET
+async def ready(request: HttpRequest) -> JsonResponse:
+    names = list(CHECKS)
+    results = await asyncio.gather(*(_run(name, CHECKS[name]) for name in names))
+    checks = dict(zip(names, results, strict=True))
+    failed = sorted(name for name, result in checks.items() if result != "ok")
+    if failed:
+        body = {"status": "unavailable", "code": "not_ready", "failed": failed, "checks": checks}
+        return JsonResponse(body, status=503)
+    return JsonResponse({"status": "ok", "checks": checks})

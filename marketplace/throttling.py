@@ -1,0 +1,61 @@
+"""Fixed-window rate limits kept in the cache.
+
+ninja's own throttles read a history list, change it and write it back, so two
+requests racing each other can both pass. Here the counter is a single atomic
+`incr` (Redis INCR in production), so a burst of parallel attempts is counted
+exactly.
+"""
+
+import json
+from typing import Literal
+
+from django.core.cache import cache
+from django.http import HttpRequest
+from ninja.throttling import BaseThrottle
+
+Key = Literal["address", "email"]
+
+
+def parse_rate(rate: str) -> tuple[int, int]:
+    """`"10/60"` means ten requests per sixty seconds."""
+    count, _, seconds = rate.partition("/")
+    return int(count), int(seconds)
+
+
+class FixedWindowThrottle(BaseThrottle):
+    def __init__(self, scope: str, rate_setting: str, *, key: Key = "address") -> None:
+        self.scope = scope
+        self.rate_setting = rate_setting
+        self.key = key
+        self._retry_after: float | None = None
+
+    def _ident(self, request: HttpRequest) -> str | None:
+        if self.key == "address":
+            return self.get_ident(request)
+        try:
+            email = json.loads(request.body or b"{}").get("email")
+        except (ValueError, AttributeError):
+            return None
+        return email.strip().lower() if isinstance(email, str) and email.strip() else None
+
+    def allow_request(self, request: HttpRequest) -> bool:
+        from django.conf import settings
+
+        limit, window = parse_rate(getattr(settings, self.rate_setting))
+        ident = self._ident(request)
+        if ident is None:
+            return True
+        cache_key = f"ratelimit:{self.scope}:{self.key}:{ident}"
+        # add() only sets a missing key, so the window starts at the first hit.
+        cache.add(cache_key, 0, timeout=window)
+        try:
+            hits = cache.incr(cache_key)
+        except ValueError:
+            # The key expired between add() and incr(): this hit opens a new window.
+            cache.add(cache_key, 1, timeout=window)
+            hits = 1
+        self._retry_after = float(window)
+        return hits <= limit
+
+    def wait(self) -> float | None:
+        return self._retry_after

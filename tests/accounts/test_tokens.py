@@ -1,0 +1,120 @@
+import json
+
+import pytest
+
+from accounts.models import ApiToken
+from tests.factories import PASSWORD, ClientFactory, EngineerFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def create_token(client, user, name="laptop"):
+    response = client.post(
+        "/api/auth/tokens",
+        json.dumps({"email": user.email, "password": PASSWORD, "name": name}),
+        content_type="application/json",
+    )
+    assert response.status_code == 201
+    return response.json()
+
+
+def bearer(raw):
+    return {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+
+
+def test_token_is_shown_once_and_stored_hashed(client):
+    user = ClientFactory()
+
+    body = create_token(client, user)
+
+    stored = ApiToken.objects.get(pk=body["id"])
+    assert body["token"].startswith("vt_")
+    assert body["token"].startswith(body["prefix"])
+    assert body["token"] not in stored.digest
+    assert len(stored.digest) == 64
+    listed = client.get("/api/auth/tokens", **bearer(body["token"])).json()
+    assert listed["count"] == 1
+    assert "token" not in listed["items"][0]
+
+
+def test_token_authenticates_api_calls(client):
+    user = EngineerFactory()
+    raw = create_token(client, user)["token"]
+
+    response = client.get("/api/me", **bearer(raw))
+
+    assert response.status_code == 200
+    assert response.json()["id"] == user.pk
+    assert ApiToken.objects.get(user=user).last_used_at is not None
+
+
+def test_token_creation_with_a_wrong_password_creates_nothing(client):
+    user = ClientFactory()
+
+    response = client.post(
+        "/api/auth/tokens",
+        json.dumps({"email": user.email, "password": "nope", "name": "x"}),
+        content_type="application/json",
+    )
+
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_credentials"
+    assert ApiToken.objects.count() == 0
+
+
+def test_a_revoked_token_is_refused(client):
+    user = ClientFactory()
+    raw = create_token(client, user)["token"]
+    token_id = ApiToken.objects.get(user=user).pk
+
+    revoked = client.delete(f"/api/auth/tokens/{token_id}", **bearer(raw))
+
+    assert revoked.status_code == 200
+    assert revoked.json()["revoked_at"] is not None
+    response = client.get("/api/me", **bearer(raw))
+    assert response.status_code == 401
+    assert response.json()["code"] == "not_authenticated"
+
+
+def test_an_unknown_token_is_refused(client):
+    response = client.get("/api/me", **bearer("vt_not-a-real-token"))
+
+    assert response.status_code == 401
+
+
+def test_another_user_cannot_revoke_my_token(client):
+    owner, outsider = ClientFactory(), ClientFactory()
+    create_token(client, owner)
+    outsider_raw = create_token(client, outsider)["token"]
+    owner_token = ApiToken.objects.get(user=owner)
+
+    response = client.delete(f"/api/auth/tokens/{owner_token.pk}", **bearer(outsider_raw))
+
+    assert response.status_code == 404
+    assert response.json()["code"] == "token_not_found"
+    owner_token.refresh_from_db()
+    assert owner_token.revoked_at is None
+
+
+def test_token_list_shows_only_my_tokens_with_fixed_queries(client, django_assert_num_queries):
+    owner, other = ClientFactory(), ClientFactory()
+    raw = create_token(client, owner, "one")["token"]
+    create_token(client, owner, "two")
+    create_token(client, other, "theirs")
+    client.get("/api/me", **bearer(raw))  # records last_used_at, which is written at most once a minute
+
+    # token lookup, count, page
+    with django_assert_num_queries(3):
+        response = client.get("/api/auth/tokens", **bearer(raw))
+
+    assert [item["name"] for item in response.json()["items"]] == ["two", "one"]
+
+
+def test_token_list_page_size_is_bounded(client):
+    user = ClientFactory()
+    raw = create_token(client, user)["token"]
+
+    response = client.get("/api/auth/tokens?limit=1000", **bearer(raw))
+
+    assert response.status_code == 422
+    assert response.json()["code"] == "validation_error"

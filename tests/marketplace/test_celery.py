@@ -1,0 +1,53 @@
+import uuid
+
+import pytest
+from django.db import transaction
+
+from accounts import tasks
+from accounts.models import User
+from marketplace.celery import app as celery_app
+from tests.factories import ClientFactory
+from tests.processes import running, current_database_url, wait_until
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
+
+
+class Rollback(Exception):
+    pass
+
+
+@pytest.fixture
+def worker(tmp_path):
+    """A real Celery worker on the configured broker, on a queue of its own."""
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    previous = celery_app.conf.task_default_queue
+    celery_app.conf.task_default_queue = queue
+    env = {"DATABASE_URL": current_database_url(), "CELERY_QUEUE": queue}
+    args = ["-m", "celery", "-A", "marketplace", "worker", "--pool", "solo", "--loglevel", "INFO"]
+    args += ["--without-gossip", "--without-mingle", "--without-heartbeat", "-Q", queue]
+    log = tmp_path / "worker.log"
+    try:
+        with running(args, env=env, log=log) as process:
+            wait_until(lambda: b"ready." in log.read_bytes(), timeout=60, what="the worker to start")
+            yield process
+    finally:
+        celery_app.conf.task_default_queue = previous
+
+
+def welcome_sent(user: User) -> bool:
+    user.refresh_from_db(fields=["welcome_sent_at"])
+    return user.welcome_sent_at is not None
+
+
+def test_worker_runs_a_committed_task_and_never_sees_a_rolled_back_one(worker):
+    rolled_back_user, committed_user = ClientFactory(), ClientFactory()
+
+    with pytest.raises(Rollback), transaction.atomic():
+        tasks.user_send_welcome.delay_on_commit(rolled_back_user.pk)
+        raise Rollback
+    with transaction.atomic():
+        tasks.user_send_welcome.delay_on_commit(committed_user.pk)
+
+    wait_until(lambda: welcome_sent(committed_user), timeout=30, what="the committed task to run")
+    # One worker, one queue, prefetch 1: had the first task been sent, it would have run first.
+    assert not welcome_sent(rolled_back_user)

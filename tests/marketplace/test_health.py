@@ -1,0 +1,46 @@
+import httpx
+import pytest
+
+from tests.processes import free_port, running, wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def test_live_answers_ok(async_client):
+    response = await async_client.get("/health/live")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_ready_checks_every_dependency(async_client):
+    response = await async_client.get("/health/ready")
+
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"database": "ok", "cache": "ok", "channel_layer": "ok", "broker": "ok"}
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.mark.live
+def test_ready_is_503_naming_the_database_when_it_is_unreachable(tmp_path):
+    port = free_port()
+    # Nothing listens on port 1: the connection is refused at once.
+    env = {"DATABASE_URL": "postgres://postgres@127.0.0.1:1/nowhere", "HEALTH_CHECK_TIMEOUT": "3"}
+    args = ["-m", "uvicorn", "marketplace.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
+
+    with running(args, env=env, log=tmp_path / "server.log"):
+        base = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _answers(f"{base}/health/live"), timeout=30, what="the server to start")
+        response = httpx.get(f"{base}/health/ready", timeout=10)
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["failed"] == ["database"]
+    assert body["code"] == "not_ready"
+    assert body["checks"]["cache"] == "ok"

@@ -1,0 +1,69 @@
+"""The production switch, checked in fresh processes: settings are read once at start-up."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.processes import ROOT
+
+pytestmark = pytest.mark.live
+
+SECURE = {
+    "DJANGO_ENV": "production",
+    "SECRET_KEY": "k" * 20 + "Zx9!q" + "w" * 30,
+    "ALLOWED_HOSTS": "vetted.example.com",
+}
+
+
+def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DJANGO_ENV"}}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_production_refuses_debug():
+    result = manage("check", **{**SECURE, "DEBUG": "true"})
+
+    assert result.returncode != 0
+    assert "DEBUG must be false when DJANGO_ENV=production" in result.stderr
+
+
+def test_production_refuses_the_default_secret_key():
+    env = {k: v for k, v in SECURE.items() if k != "SECRET_KEY"}
+
+    result = manage("check", **env)
+
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_production_refuses_empty_allowed_hosts():
+    env = {k: v for k, v in SECURE.items() if k != "ALLOWED_HOSTS"}
+
+    result = manage("check", **env)
+
+    assert result.returncode != 0
+    assert "ALLOWED_HOSTS must name the hosts" in result.stderr
+
+
+def test_a_bad_value_fails_loudly_naming_the_variable():
+    result = manage("check", HEALTH_CHECK_TIMEOUT="soon")
+
+    assert result.returncode != 0
+    assert "HEALTH_CHECK_TIMEOUT must be a number, got 'soon'" in result.stderr
+
+
+def test_secure_production_settings_pass_the_deploy_check_without_warnings():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", **SECURE)
+
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout

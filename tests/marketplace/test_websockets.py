@@ -1,0 +1,119 @@
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.db import transaction
+from django.test import Client
+
+from accounts import services
+from marketplace.asgi import application
+from marketplace.notifications import notify_user
+from tests.factories import ClientFactory, EngineerFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+LOCAL_ORIGIN = (b"origin", b"http://localhost:8000")
+
+
+def session_cookie(user) -> bytes:
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+async def open_socket(*headers):
+    communicator = WebsocketCommunicator(application, "/ws/notifications/", headers=list(headers))
+    connected, _ = await communicator.connect()
+    return communicator, connected
+
+
+async def test_handshake_without_authentication_is_refused():
+    communicator, connected = await open_socket(LOCAL_ORIGIN)
+
+    assert connected is False
+    await communicator.disconnect()
+
+
+async def test_handshake_with_session_cookie_is_accepted():
+    user = await sync_to_async(ClientFactory)()
+    cookie = await sync_to_async(session_cookie)(user)
+
+    communicator, connected = await open_socket(LOCAL_ORIGIN, (b"cookie", cookie))
+
+    assert connected is True
+    assert await communicator.receive_json_from() == {"event": "hello", "payload": {"user_id": user.pk}}
+    await communicator.disconnect()
+
+
+async def test_handshake_with_api_token_is_accepted_without_origin():
+    user = await sync_to_async(EngineerFactory)()
+    _, raw = await sync_to_async(services.api_token_create)(user=user, name="bot")
+
+    communicator, connected = await open_socket((b"authorization", f"Bearer {raw}".encode()))
+
+    assert connected is True
+    assert (await communicator.receive_json_from())["payload"]["user_id"] == user.pk
+    await communicator.disconnect()
+
+
+async def test_handshake_from_a_foreign_origin_is_refused_even_with_a_session():
+    user = await sync_to_async(ClientFactory)()
+    cookie = await sync_to_async(session_cookie)(user)
+
+    communicator, connected = await open_socket((b"origin", b"https://evil.example"), (b"cookie", cookie))
+
+    assert connected is False
+    await communicator.disconnect()
+
+
+async def test_session_cookie_without_origin_is_refused():
+    user = await sync_to_async(ClientFactory)()
+    cookie = await sync_to_async(session_cookie)(user)
+
+    communicator, connected = await open_socket((b"cookie", cookie))
+
+    assert connected is False
+    await communicator.disconnect()
+
+
+async def test_a_revoked_token_is_refused():
+    user = await sync_to_async(EngineerFactory)()
+    token, raw = await sync_to_async(services.api_token_create)(user=user, name="bot")
+    await sync_to_async(services.api_token_revoke)(user=user, token_id=token.pk)
+
+    communicator, connected = await open_socket((b"authorization", f"Bearer {raw}".encode()))
+
+    assert connected is False
+    await communicator.disconnect()
+
+
+def _notify_in_transaction(user_id: int, *, roll_back: bool) -> None:
+    class Rollback(Exception):
+        pass
+
+    try:
+        with transaction.atomic():
+            notify_user(user_id=user_id, event="invitation.created", payload={"request_id": 7})
+            if roll_back:
+                raise Rollback
+    except Rollback:
+        pass
+
+
+async def test_notifications_reach_only_their_user_and_only_after_commit():
+    alice, bob = await sync_to_async(EngineerFactory)(), await sync_to_async(EngineerFactory)()
+    _, alice_raw = await sync_to_async(services.api_token_create)(user=alice, name="a")
+    _, bob_raw = await sync_to_async(services.api_token_create)(user=bob, name="b")
+    alice_ws, _ = await open_socket((b"authorization", f"Bearer {alice_raw}".encode()))
+    bob_ws, _ = await open_socket((b"authorization", f"Bearer {bob_raw}".encode()))
+    await alice_ws.receive_json_from()
+    await bob_ws.receive_json_from()
+
+    await sync_to_async(_notify_in_transaction)(alice.pk, roll_back=True)
+    await sync_to_async(_notify_in_transaction)(alice.pk, roll_back=False)
+
+    received = await alice_ws.receive_json_from(timeout=2)
+    assert (received["event"], received["payload"]) == ("invitation.created", {"request_id": 7})
+    assert await alice_ws.receive_nothing(timeout=0.2)
+    assert await bob_ws.receive_nothing(timeout=0.2)
+    await alice_ws.disconnect()
+    await bob_ws.disconnect()
