@@ -5,7 +5,7 @@ from accounts.models import ApiToken, ClientProfile, EngineerProfile, User
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(DjangoUserAdmin[User]):
     ordering = ("email",)
     list_display = ("email", "full_name", "role", "is_staff", "is_active", "date_joined")
     list_filter = ("role", "is_staff", "is_active")

@@ -134,4 +134,3 @@ def client_profile_update(request: HttpRequest, profile_id: int, payload: Client
 def engineer_profile_update(request: HttpRequest, profile_id: int, payload: EngineerProfileIn) -> object:
     changes = payload.model_dump(exclude_unset=True, exclude_none=True)
     return services.engineer_profile_update(user=current_user(request), profile_id=profile_id, changes=changes)
-

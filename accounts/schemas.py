@@ -1,8 +1,8 @@
 from datetime import datetime
 from typing import Annotated, Literal
 
-from ninja import Schema
 from django.core.validators import validate_email
+from ninja import Schema
 from pydantic import AfterValidator, ConfigDict, Field
 
 

@@ -20,7 +20,7 @@ from accounts.skills import normalize_skills
 
 logger = logging.getLogger(__name__)
 
-TOKEN_PREFIX = "vt_"
+TOKEN_PREFIX = "vt_"  # noqa: S105 - a public marker, not a secret
 SUPPORTED_CURRENCIES = frozenset({"usd", "eur", "gbp", "cad", "aud", "chf", "sek", "pln"})
 
 

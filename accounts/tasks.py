@@ -22,4 +22,3 @@ def tokens_purge_revoked() -> int:
 def sessions_clear_expired() -> int:
     deleted, _ = Session.objects.filter(expire_date__lt=timezone.now()).delete()
     return deleted
-

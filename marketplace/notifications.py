@@ -38,7 +38,7 @@ def notify_user(*, user_id: int, event: str, payload: dict[str, Any]) -> None:
     transaction.on_commit(lambda: _send(user_id, event, payload))
 
 
-class NotificationConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
+class NotificationConsumer(AsyncJsonWebsocketConsumer):
     """Server-to-client only: each frame is `{"event": ..., "payload": {...}, "sent_at": ...}`."""
 
     async def connect(self) -> None:

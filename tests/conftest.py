@@ -35,4 +35,4 @@ def csrf_client() -> Client:
 
 def csrf_token(client: Client) -> str:
     response = client.get("/api/auth/csrf")
-    return response.json()["csrf_token"]
+    return str(response.json()["csrf_token"])

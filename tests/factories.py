@@ -1,5 +1,6 @@
-import factory
-from factory.django import DjangoModelFactory
+from factory.declarations import LazyFunction, RelatedFactory, Sequence, SubFactory
+from factory.django import DjangoModelFactory, Password
+from factory.faker import Faker
 
 from accounts.models import ClientProfile, EngineerProfile, Role, User
 
@@ -11,24 +12,24 @@ class UserFactory(DjangoModelFactory[User]):
         model = User
         skip_postgeneration_save = True
 
-    email = factory.Sequence(lambda n: f"user{n}@example.test")
-    full_name = factory.Faker("name")
+    email = Sequence(lambda n: f"user{n}@example.test")
+    full_name = Faker("name")
     role = Role.CLIENT
-    password = factory.django.Password(PASSWORD)
+    password = Password(PASSWORD)
 
 
 class ClientFactory(UserFactory):
     role = Role.CLIENT
-    client_profile = factory.RelatedFactory("tests.factories.ClientProfileFactory", factory_related_name="user")
+    client_profile = RelatedFactory("tests.factories.ClientProfileFactory", factory_related_name="user")
 
 
 class EngineerFactory(UserFactory):
     role = Role.ENGINEER
-    engineer_profile = factory.RelatedFactory("tests.factories.EngineerProfileFactory", factory_related_name="user")
+    engineer_profile = RelatedFactory("tests.factories.EngineerProfileFactory", factory_related_name="user")
 
 
 class StaffFactory(UserFactory):
-    role = ""
+    role = ""  # type: ignore[assignment]  # staff carry no client/engineer role
     is_staff = True
 
 
@@ -36,7 +37,7 @@ class ClientProfileFactory(DjangoModelFactory[ClientProfile]):
     class Meta:
         model = ClientProfile
 
-    user = factory.SubFactory(UserFactory, role=Role.CLIENT)
+    user = SubFactory(UserFactory, role=Role.CLIENT)
     company = "Acme Ltd"
     time_zone = "Europe/London"
 
@@ -45,9 +46,9 @@ class EngineerProfileFactory(DjangoModelFactory[EngineerProfile]):
     class Meta:
         model = EngineerProfile
 
-    user = factory.SubFactory(UserFactory, role=Role.ENGINEER)
+    user = SubFactory(UserFactory, role=Role.ENGINEER)
     headline = "Backend engineer"
-    skills = factory.LazyFunction(lambda: ["asyncio", "django", "python"])
+    skills = LazyFunction(lambda: ["asyncio", "django", "python"])
     hourly_rate_minor = 8_000
     currency = "usd"
     weekly_hours_available = 20

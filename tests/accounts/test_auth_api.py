@@ -5,7 +5,7 @@ from django.contrib.sessions.models import Session
 
 from accounts.models import ApiToken, ClientProfile, EngineerProfile, User
 from tests.conftest import csrf_token
-from tests.factories import PASSWORD, ClientFactory, EngineerFactory
+from tests.factories import PASSWORD, ClientFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +50,7 @@ def test_register_engineer_gets_engineer_profile(csrf_client):
 
 
 def test_register_refuses_a_taken_email_and_creates_nothing(csrf_client):
-    ClientFactory(email="taken@example.test")
+    ClientFactory.create(email="taken@example.test")
     token = csrf_token(csrf_client)
 
     response = post_json(
@@ -109,7 +109,7 @@ def test_register_without_csrf_token_is_refused(csrf_client):
 
 
 def test_login_sets_a_session(csrf_client):
-    user = ClientFactory(email="login@example.test")
+    user = ClientFactory.create(email="login@example.test")
     token = csrf_token(csrf_client)
 
     response = post_json(
@@ -122,7 +122,7 @@ def test_login_sets_a_session(csrf_client):
 
 
 def test_login_with_a_wrong_password_is_refused(csrf_client):
-    ClientFactory(email="login@example.test")
+    ClientFactory.create(email="login@example.test")
     token = csrf_token(csrf_client)
 
     response = post_json(
@@ -135,7 +135,7 @@ def test_login_with_a_wrong_password_is_refused(csrf_client):
 
 
 def test_login_without_csrf_token_is_refused(csrf_client):
-    ClientFactory(email="login@example.test")
+    ClientFactory.create(email="login@example.test")
     csrf_token(csrf_client)
 
     response = post_json(csrf_client, "/api/auth/login", {"email": "login@example.test", "password": PASSWORD})
@@ -146,7 +146,7 @@ def test_login_without_csrf_token_is_refused(csrf_client):
 
 
 def test_logout_ends_the_session(csrf_client):
-    user = ClientFactory()
+    user = ClientFactory.create()
     csrf_client.force_login(user)
     token = csrf_token(csrf_client)
 
@@ -157,7 +157,7 @@ def test_logout_ends_the_session(csrf_client):
 
 
 def test_logout_without_csrf_token_is_refused_and_the_session_stays(csrf_client):
-    user = ClientFactory()
+    user = ClientFactory.create()
     csrf_client.force_login(user)
     csrf_token(csrf_client)
 
@@ -170,7 +170,7 @@ def test_logout_without_csrf_token_is_refused_and_the_session_stays(csrf_client)
 
 def test_login_is_rate_limited_per_email(client, settings):
     settings.RATE_LIMIT_LOGIN = "3/60"
-    user = ClientFactory(email="target@example.test")
+    user = ClientFactory.create(email="target@example.test")
     for _ in range(3):
         assert post_json(client, "/api/auth/login", {"email": user.email, "password": "bad"}).status_code == 401
 
@@ -185,7 +185,7 @@ def test_login_is_rate_limited_per_email(client, settings):
 
 def test_token_creation_is_rate_limited(client, settings):
     settings.RATE_LIMIT_TOKEN_CREATE = "2/60"
-    user = ClientFactory()
+    user = ClientFactory.create()
     body = {"email": user.email, "password": PASSWORD, "name": "ci"}
     assert post_json(client, "/api/auth/tokens", body).status_code == 201
     assert post_json(client, "/api/auth/tokens", body).status_code == 201

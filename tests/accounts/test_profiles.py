@@ -13,7 +13,7 @@ def patch_json(client, path, body):
 
 
 def test_engineer_edits_own_profile_and_skills_are_normalized(client):
-    engineer = EngineerFactory()
+    engineer = EngineerFactory.create()
     client.force_login(engineer)
     profile = engineer.engineer_profile
 
@@ -32,11 +32,13 @@ def test_engineer_edits_own_profile_and_skills_are_normalized(client):
 
 
 def test_client_edits_own_profile(client):
-    user = ClientFactory()
+    user = ClientFactory.create()
     client.force_login(user)
 
     response = patch_json(
-        client, f"/api/accounts/client-profiles/{user.client_profile.pk}", {"company": "Globex", "time_zone": "Asia/Tokyo"}
+        client,
+        f"/api/accounts/client-profiles/{user.client_profile.pk}",
+        {"company": "Globex", "time_zone": "Asia/Tokyo"},
     )
 
     assert response.status_code == 200
@@ -44,7 +46,7 @@ def test_client_edits_own_profile(client):
 
 
 def test_it_validates_ownership_of_engineer_profiles(client):
-    owner, outsider = EngineerFactory(), EngineerFactory()
+    owner, outsider = EngineerFactory.create(), EngineerFactory.create()
     client.force_login(outsider)
 
     response = patch_json(client, f"/api/accounts/engineer-profiles/{owner.engineer_profile.pk}", {"headline": "pwned"})
@@ -55,7 +57,7 @@ def test_it_validates_ownership_of_engineer_profiles(client):
 
 
 def test_it_validates_ownership_of_client_profiles(client):
-    owner, outsider = ClientFactory(), ClientFactory()
+    owner, outsider = ClientFactory.create(), ClientFactory.create()
     client.force_login(outsider)
 
     response = patch_json(client, f"/api/accounts/client-profiles/{owner.client_profile.pk}", {"company": "pwned"})
@@ -65,7 +67,7 @@ def test_it_validates_ownership_of_client_profiles(client):
 
 
 def test_unwritable_fields_are_refused_and_nothing_changes(client):
-    engineer = EngineerFactory()
+    engineer = EngineerFactory.create()
     client.force_login(engineer)
     profile = engineer.engineer_profile
 
@@ -81,7 +83,7 @@ def test_unwritable_fields_are_refused_and_nothing_changes(client):
 
 
 def test_a_bad_time_zone_is_refused_and_nothing_changes(client):
-    engineer = EngineerFactory()
+    engineer = EngineerFactory.create()
     client.force_login(engineer)
     profile = engineer.engineer_profile
 
@@ -96,10 +98,12 @@ def test_a_bad_time_zone_is_refused_and_nothing_changes(client):
 
 
 def test_a_bad_skill_is_refused(client):
-    engineer = EngineerFactory()
+    engineer = EngineerFactory.create()
     client.force_login(engineer)
 
-    response = patch_json(client, f"/api/accounts/engineer-profiles/{engineer.engineer_profile.pk}", {"skills": ["<b>"]})
+    response = patch_json(
+        client, f"/api/accounts/engineer-profiles/{engineer.engineer_profile.pk}", {"skills": ["<b>"]}
+    )
 
     assert response.status_code == 422
     assert response.json()["code"] == "invalid_profile"
@@ -107,7 +111,7 @@ def test_a_bad_skill_is_refused(client):
 
 
 def test_a_negative_rate_is_refused(client):
-    engineer = EngineerFactory()
+    engineer = EngineerFactory.create()
     client.force_login(engineer)
 
     response = patch_json(
@@ -119,7 +123,7 @@ def test_a_negative_rate_is_refused(client):
 
 
 def test_a_client_cannot_edit_an_engineer_profile_through_its_own_id(client):
-    user = ClientFactory()
+    user = ClientFactory.create()
     client.force_login(user)
 
     response = patch_json(client, f"/api/accounts/engineer-profiles/{user.client_profile.pk}", {"headline": "x"})

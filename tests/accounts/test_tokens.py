@@ -23,7 +23,7 @@ def bearer(raw):
 
 
 def test_token_is_shown_once_and_stored_hashed(client):
-    user = ClientFactory()
+    user = ClientFactory.create()
 
     body = create_token(client, user)
 
@@ -38,7 +38,7 @@ def test_token_is_shown_once_and_stored_hashed(client):
 
 
 def test_token_authenticates_api_calls(client):
-    user = EngineerFactory()
+    user = EngineerFactory.create()
     raw = create_token(client, user)["token"]
 
     response = client.get("/api/me", **bearer(raw))
@@ -49,7 +49,7 @@ def test_token_authenticates_api_calls(client):
 
 
 def test_token_creation_with_a_wrong_password_creates_nothing(client):
-    user = ClientFactory()
+    user = ClientFactory.create()
 
     response = client.post(
         "/api/auth/tokens",
@@ -63,7 +63,7 @@ def test_token_creation_with_a_wrong_password_creates_nothing(client):
 
 
 def test_a_revoked_token_is_refused(client):
-    user = ClientFactory()
+    user = ClientFactory.create()
     raw = create_token(client, user)["token"]
     token_id = ApiToken.objects.get(user=user).pk
 
@@ -83,7 +83,7 @@ def test_an_unknown_token_is_refused(client):
 
 
 def test_another_user_cannot_revoke_my_token(client):
-    owner, outsider = ClientFactory(), ClientFactory()
+    owner, outsider = ClientFactory.create(), ClientFactory.create()
     create_token(client, owner)
     outsider_raw = create_token(client, outsider)["token"]
     owner_token = ApiToken.objects.get(user=owner)
@@ -97,7 +97,7 @@ def test_another_user_cannot_revoke_my_token(client):
 
 
 def test_token_list_shows_only_my_tokens_with_fixed_queries(client, django_assert_num_queries):
-    owner, other = ClientFactory(), ClientFactory()
+    owner, other = ClientFactory.create(), ClientFactory.create()
     raw = create_token(client, owner, "one")["token"]
     create_token(client, owner, "two")
     create_token(client, other, "theirs")
@@ -111,7 +111,7 @@ def test_token_list_shows_only_my_tokens_with_fixed_queries(client, django_asser
 
 
 def test_token_list_page_size_is_bounded(client):
-    user = ClientFactory()
+    user = ClientFactory.create()
     raw = create_token(client, user)["token"]
 
     response = client.get("/api/auth/tokens?limit=1000", **bearer(raw))

@@ -34,7 +34,7 @@ async def test_handshake_without_authentication_is_refused():
 
 
 async def test_handshake_with_session_cookie_is_accepted():
-    user = await sync_to_async(ClientFactory)()
+    user = await sync_to_async(ClientFactory.create)()
     cookie = await sync_to_async(session_cookie)(user)
 
     communicator, connected = await open_socket(LOCAL_ORIGIN, (b"cookie", cookie))
@@ -45,7 +45,7 @@ async def test_handshake_with_session_cookie_is_accepted():
 
 
 async def test_handshake_with_api_token_is_accepted_without_origin():
-    user = await sync_to_async(EngineerFactory)()
+    user = await sync_to_async(EngineerFactory.create)()
     _, raw = await sync_to_async(services.api_token_create)(user=user, name="bot")
 
     communicator, connected = await open_socket((b"authorization", f"Bearer {raw}".encode()))
@@ -56,7 +56,7 @@ async def test_handshake_with_api_token_is_accepted_without_origin():
 
 
 async def test_handshake_from_a_foreign_origin_is_refused_even_with_a_session():
-    user = await sync_to_async(ClientFactory)()
+    user = await sync_to_async(ClientFactory.create)()
     cookie = await sync_to_async(session_cookie)(user)
 
     communicator, connected = await open_socket((b"origin", b"https://evil.example"), (b"cookie", cookie))
@@ -66,7 +66,7 @@ async def test_handshake_from_a_foreign_origin_is_refused_even_with_a_session():
 
 
 async def test_session_cookie_without_origin_is_refused():
-    user = await sync_to_async(ClientFactory)()
+    user = await sync_to_async(ClientFactory.create)()
     cookie = await sync_to_async(session_cookie)(user)
 
     communicator, connected = await open_socket((b"cookie", cookie))
@@ -76,7 +76,7 @@ async def test_session_cookie_without_origin_is_refused():
 
 
 async def test_a_revoked_token_is_refused():
-    user = await sync_to_async(EngineerFactory)()
+    user = await sync_to_async(EngineerFactory.create)()
     token, raw = await sync_to_async(services.api_token_create)(user=user, name="bot")
     await sync_to_async(services.api_token_revoke)(user=user, token_id=token.pk)
 
@@ -87,20 +87,20 @@ async def test_a_revoked_token_is_refused():
 
 
 def _notify_in_transaction(user_id: int, *, roll_back: bool) -> None:
-    class Rollback(Exception):
+    class RollbackError(Exception):
         pass
 
     try:
         with transaction.atomic():
             notify_user(user_id=user_id, event="invitation.created", payload={"request_id": 7})
             if roll_back:
-                raise Rollback
-    except Rollback:
+                raise RollbackError
+    except RollbackError:
         pass
 
 
 async def test_notifications_reach_only_their_user_and_only_after_commit():
-    alice, bob = await sync_to_async(EngineerFactory)(), await sync_to_async(EngineerFactory)()
+    alice, bob = await sync_to_async(EngineerFactory.create)(), await sync_to_async(EngineerFactory.create)()
     _, alice_raw = await sync_to_async(services.api_token_create)(user=alice, name="a")
     _, bob_raw = await sync_to_async(services.api_token_create)(user=bob, name="b")
     alice_ws, _ = await open_socket((b"authorization", f"Bearer {alice_raw}".encode()))

@@ -55,6 +55,6 @@ class Command(BaseCommand):
                     services.engineer_profile_update(
                         user=user, profile_id=user.engineer_profile.pk, changes=dict(DEMO_ENGINEER_PROFILES[email])
                     )
-        self.stdout.write("Demo logins (password for all: %s):" % password)
+        self.stdout.write(f"Demo logins (password for all: {password}):")
         for email, role, _name, is_staff in DEMO_USERS:
             self.stdout.write(f"  {email:<22} {'staff' if is_staff else role}")
