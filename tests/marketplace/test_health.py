@@ -44,3 +44,11 @@ def test_ready_is_503_naming_the_database_when_it_is_unreachable(tmp_path):
     assert body["failed"] == ["database"]
     assert body["code"] == "not_ready"
     assert body["checks"]["cache"] == "ok"
+
+
+def test_api_docs_and_admin_are_served(client):
+    schema = client.get("/api/openapi.json").json()
+
+    assert client.get("/api/docs").status_code == 200
+    assert client.get("/admin/login/").status_code == 200
+    assert {"/api/me", "/api/auth/tokens", "/api/auth/login"} <= set(schema["paths"])

@@ -1,0 +1,66 @@
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.processes import ROOT, current_database_url, free_port, wait_until
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_runall_serves_and_stops_every_process_on_ctrl_c(tmp_path):
+    port = free_port()
+    log = (tmp_path / "runall.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "runall", "--port", str(port)],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": current_database_url(), "CELERY_QUEUE": f"runall-{port}"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until(lambda: _ready(f"http://127.0.0.1:{port}/health/ready"), timeout=60, what="the server")
+        children = _children(process.pid)
+        assert len(children) == 2
+
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+
+        assert process.returncode == 0
+        assert [pid for pid in children if _alive(pid)] == []
+        assert not _ready(f"http://127.0.0.1:{port}/health/live")
+    finally:
+        if process.poll() is None:
+            process.kill()
+        log.close()
