@@ -201,6 +201,13 @@ RATE_LIMIT_TOKEN_CREATE = env_str("RATE_LIMIT_TOKEN_CREATE", "10/60")
 RATE_LIMIT_REGISTER = env_str("RATE_LIMIT_REGISTER", "20/3600")
 API_TOKEN_PURGE_AFTER_DAYS = env_int("API_TOKEN_PURGE_AFTER_DAYS", 30, minimum=1)
 
+# --- Vetting ------------------------------------------------------------------
+
+VETTING_SCREENING_TARGET_DAYS = env_int("VETTING_SCREENING_TARGET_DAYS", 2, minimum=1)
+VETTING_DECISION_TARGET_DAYS = env_int("VETTING_DECISION_TARGET_DAYS", 7, minimum=1)
+VETTING_VALIDITY_DAYS = env_int("VETTING_VALIDITY_DAYS", 365, minimum=1)
+VETTING_REAPPLY_COOLDOWN_DAYS = env_int("VETTING_REAPPLY_COOLDOWN_DAYS", 90, minimum=0)
+
 # --- API, websockets, health --------------------------------------------------
 
 NINJA_PAGINATION_PER_PAGE = 20

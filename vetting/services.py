@@ -1,0 +1,319 @@
+"""Every write in vetting: applying, moving through the stages, scoring, deciding, revoking.
+
+Each stage change locks the application row, checks the move against
+`ALLOWED_MOVES`, saves only the fields it changes and records an
+`ApplicationEvent` (who, when, note). The admin and the API call these same
+functions.
+"""
+
+import logging
+from datetime import timedelta
+from typing import Any, cast
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import User
+from marketplace.errors import Forbidden
+from marketplace.notifications import notify_user
+from vetting import levels
+from vetting.errors import (
+    AlreadyRevoked,
+    AlreadyVetted,
+    ApplicationAlreadyOpen,
+    ApplicationNotFound,
+    BelowTheBar,
+    CooldownActive,
+    InvalidInterviewer,
+    InvalidRubric,
+    InvalidScore,
+    NotAnEngineer,
+    ReasonRequired,
+    RecordNotFound,
+    RubricNotFound,
+    ScoresIncomplete,
+    TransitionNotAllowed,
+)
+from vetting.models import (
+    Application,
+    ApplicationEvent,
+    ApplicationStatus,
+    Criterion,
+    Rubric,
+    RubricCategory,
+    Score,
+    VettedRecord,
+)
+from vetting.rubric_spec import DEFAULT_SPECIALTY, build_rubric, validate_spec
+
+logger = logging.getLogger(__name__)
+
+S = ApplicationStatus
+ALLOWED_MOVES: dict[str, frozenset[str]] = {
+    S.SUBMITTED: frozenset({S.SCREENING, S.REJECTED, S.WITHDRAWN}),
+    S.SCREENING: frozenset({S.INTERVIEW, S.REJECTED, S.WITHDRAWN}),
+    S.INTERVIEW: frozenset({S.APPROVED, S.REJECTED, S.WITHDRAWN}),
+    S.APPROVED: frozenset(),
+    S.REJECTED: frozenset(),
+    S.WITHDRAWN: frozenset(),
+}
+
+
+# --- rubrics ---------------------------------------------------------------------
+
+
+def rubric_current(*, specialty: str = DEFAULT_SPECIALTY) -> Rubric:
+    rubric = Rubric.objects.filter(specialty=specialty).order_by("-version").first()
+    if rubric is None:
+        raise RubricNotFound()
+    return rubric
+
+
+def rubric_create(*, spec: dict[str, Any], actor: User) -> Rubric:
+    """Store a new rubric, or the next version of an existing specialty's. Old versions stay as they were."""
+    try:
+        validate_spec(spec)
+    except ValueError as exc:
+        raise InvalidRubric(str(exc)) from None
+    with transaction.atomic():
+        # Lock the specialty's versions so two staff publishing at once get distinct numbers.
+        latest = Rubric.objects.select_for_update().filter(specialty=spec["specialty"]).order_by("-version").first()
+        rubric = build_rubric(
+            spec,
+            version=(latest.version + 1) if latest else 1,
+            created_by_id=actor.pk,
+            rubric_model=Rubric,
+            category_model=RubricCategory,
+            criterion_model=Criterion,
+        )
+    logger.info("rubric.created", extra={"rubric_id": rubric.pk, "specialty": rubric.specialty})
+    return cast(Rubric, rubric)
+
+
+# --- applying ----------------------------------------------------------------------
+
+
+def _current_record(engineer: User) -> VettedRecord | None:
+    return VettedRecord.objects.filter(
+        engineer=engineer, revoked_at=None, superseded_at=None, expires_at__gt=timezone.now()
+    ).first()
+
+
+def application_submit(
+    *, engineer: User, statement: str, links: list[str], specialty: str = DEFAULT_SPECIALTY
+) -> Application:
+    """An engineer applies; the profile's headline and skills are copied as they are now."""
+    if not engineer.is_engineer:
+        raise NotAnEngineer()
+    if _current_record(engineer) is not None:
+        raise AlreadyVetted()
+    last_rejection = Application.objects.filter(engineer=engineer, status=S.REJECTED).order_by("-decided_at").first()
+    if last_rejection is not None and last_rejection.decided_at is not None:
+        reapply_at = last_rejection.decided_at + timedelta(days=settings.VETTING_REAPPLY_COOLDOWN_DAYS)
+        if timezone.now() < reapply_at:
+            raise CooldownActive(f"You can apply again from {reapply_at:%Y-%m-%d %H:%M} UTC.")
+    rubric = rubric_current(specialty=specialty)
+    profile = engineer.engineer_profile
+    try:
+        with transaction.atomic():
+            application = Application.objects.create(
+                engineer=engineer,
+                rubric=rubric,
+                headline=profile.headline,
+                skills=list(profile.skills),
+                links=links,
+                statement=statement,
+            )
+            ApplicationEvent.objects.create(
+                application=application, from_status="", to_status=S.SUBMITTED, actor=engineer
+            )
+    except IntegrityError:
+        # The partial unique index, not a read-then-write check, is what stops a second open application.
+        raise ApplicationAlreadyOpen() from None
+    logger.info("application.submitted", extra={"application_id": application.pk, "engineer_id": engineer.pk})
+    return application
+
+
+# --- moving through the stages -----------------------------------------------------
+
+
+def _lock(application_id: int) -> Application:
+    application = Application.objects.select_for_update().filter(pk=application_id).first()
+    if application is None:
+        raise ApplicationNotFound()
+    return application
+
+
+def _move(application: Application, to: ApplicationStatus, *, actor: User, note: str, fields: list[str]) -> None:
+    if to not in ALLOWED_MOVES[application.status]:
+        raise TransitionNotAllowed(f"An application that is {application.status} cannot move to {to}.")
+    now = timezone.now()
+    from_status = application.status
+    application.status = to
+    application.stage_entered_at = now
+    application.save(update_fields=["status", "stage_entered_at", *fields])
+    ApplicationEvent.objects.create(
+        application=application, from_status=from_status, to_status=to, actor=actor, note=note, created_at=now
+    )
+    notify_user(
+        user_id=application.engineer_id,
+        event="vetting.stage_changed",
+        payload={"application_id": application.pk, "status": to},
+    )
+    logger.info(
+        "application.moved",
+        extra={"application_id": application.pk, "from": from_status, "to": to, "actor_id": actor.pk},
+    )
+
+
+def _require_staff(actor: User) -> None:
+    # The API and admin check this too; a service is also an entry point.
+    if not actor.is_staff:
+        raise Forbidden("Only staff move applications.")
+
+
+def application_start_screening(*, application_id: int, actor: User, note: str = "") -> Application:
+    _require_staff(actor)
+    with transaction.atomic():
+        application = _lock(application_id)
+        _move(application, S.SCREENING, actor=actor, note=note, fields=[])
+    return application
+
+
+def application_start_interview(
+    *, application_id: int, actor: User, interviewer: User | None = None, note: str = ""
+) -> Application:
+    """Move to interview and lay out one empty score per criterion of the application's rubric."""
+    _require_staff(actor)
+    interviewer = interviewer or actor
+    if not (interviewer.is_staff and interviewer.is_active):
+        raise InvalidInterviewer()
+    with transaction.atomic():
+        application = _lock(application_id)
+        application.interviewer = interviewer
+        _move(application, S.INTERVIEW, actor=actor, note=note, fields=["interviewer"])
+        criteria = Criterion.objects.filter(category__rubric_id=application.rubric_id)
+        Score.objects.bulk_create(
+            [Score(application=application, criterion=criterion) for criterion in criteria],
+            ignore_conflicts=True,
+        )
+    return application
+
+
+def interview_score(*, application_id: int, actor: User, scores: list[tuple[int, int, str]]) -> list[Score]:
+    """Record (criterion_id, value, note) scores. Allowed only while the application is in interview."""
+    _require_staff(actor)
+    with transaction.atomic():
+        application = _lock(application_id)
+        if application.status != S.INTERVIEW:
+            raise TransitionNotAllowed("Scores are given only while the application is in interview.")
+        rows = {row.criterion_id: row for row in Score.objects.select_for_update().filter(application=application)}
+        now = timezone.now()
+        changed = []
+        for criterion_id, value, note in scores:
+            row = rows.get(criterion_id)
+            if row is None:
+                raise InvalidScore(f"Criterion {criterion_id} is not part of this application's rubric.")
+            if not 0 <= value <= levels.MAX_SCORE:
+                raise InvalidScore(f"Score {value} for criterion {criterion_id} is outside 0-4.")
+            row.value, row.note, row.scored_by, row.scored_at = value, note, actor, now
+            changed.append(row)
+        Score.objects.bulk_update(changed, ["value", "note", "scored_by", "scored_at"])
+    return changed
+
+
+def _assess(application: Application) -> levels.Assessment:
+    scores = list(Score.objects.filter(application=application).select_related("criterion__category"))
+    unscored = [score.criterion.title for score in scores if score.value is None]
+    if unscored or not scores:
+        raise ScoresIncomplete(f"Not yet scored: {', '.join(unscored)}.")
+    return levels.assess(
+        levels.ScoredCriterion(
+            category_key=score.criterion.category.key, weight=score.criterion.weight, value=score.value or 0
+        )
+        for score in scores
+    )
+
+
+def application_approve(*, application_id: int, actor: User, note: str = "") -> VettedRecord:
+    """Decide yes: needs every criterion scored and a level; grants a vetted record."""
+    _require_staff(actor)
+    with transaction.atomic():
+        application = _lock(application_id)
+        if S.APPROVED not in ALLOWED_MOVES[application.status]:
+            raise TransitionNotAllowed(f"An application that is {application.status} cannot be approved.")
+        assessment = _assess(application)
+        if assessment.level is None:
+            raise BelowTheBar(f"Weighted score {assessment.score_bp / 100:.2f}% is below 40.00%.")
+        now = timezone.now()
+        application.decided_at, application.decided_by, application.decision_reason = now, actor, note
+        application.score_bp, application.level = assessment.score_bp, assessment.level
+        _move(
+            application,
+            S.APPROVED,
+            actor=actor,
+            note=note,
+            fields=["decided_at", "decided_by", "decision_reason", "score_bp", "level"],
+        )
+        VettedRecord.objects.filter(engineer_id=application.engineer_id, revoked_at=None, superseded_at=None).update(
+            superseded_at=now
+        )
+        categories = RubricCategory.objects.filter(rubric_id=application.rubric_id).order_by("position")
+        record = VettedRecord.objects.create(
+            engineer_id=application.engineer_id,
+            application=application,
+            level=assessment.level,
+            score_bp=assessment.score_bp,
+            category_scores=[
+                {"key": c.key, "name": c.name, "score_bp": assessment.category_bp[c.key]} for c in categories
+            ],
+            vetted_at=now,
+            expires_at=now + timedelta(days=settings.VETTING_VALIDITY_DAYS),
+        )
+    return record
+
+
+def application_reject(*, application_id: int, actor: User, reason: str) -> Application:
+    """Decide no. At the interview stage this also needs every criterion scored."""
+    _require_staff(actor)
+    if not reason.strip():
+        raise ReasonRequired("Say why the application is rejected; the engineer sees this.")
+    with transaction.atomic():
+        application = _lock(application_id)
+        if S.REJECTED not in ALLOWED_MOVES[application.status]:
+            raise TransitionNotAllowed(f"An application that is {application.status} cannot be rejected.")
+        fields = ["decided_at", "decided_by", "decision_reason"]
+        if application.status == S.INTERVIEW:
+            assessment = _assess(application)
+            application.score_bp, application.level = assessment.score_bp, assessment.level or ""
+            fields += ["score_bp", "level"]
+        application.decided_at, application.decided_by, application.decision_reason = timezone.now(), actor, reason
+        _move(application, S.REJECTED, actor=actor, note=reason, fields=fields)
+    return application
+
+
+def application_withdraw(*, application_id: int, engineer: User) -> Application:
+    with transaction.atomic():
+        application = Application.objects.select_for_update().filter(pk=application_id, engineer=engineer).first()
+        if application is None:
+            raise ApplicationNotFound()
+        _move(application, S.WITHDRAWN, actor=engineer, note="withdrawn by the engineer", fields=[])
+    return application
+
+
+def vetted_record_revoke(*, record_id: int, actor: User, reason: str) -> VettedRecord:
+    """Take an engineer out of matching now. The reason is kept with the record."""
+    _require_staff(actor)
+    if not reason.strip():
+        raise ReasonRequired("Say why the vetting is revoked.")
+    with transaction.atomic():
+        record = VettedRecord.objects.select_for_update().filter(pk=record_id).first()
+        if record is None:
+            raise RecordNotFound()
+        if record.revoked_at is not None:
+            raise AlreadyRevoked()
+        record.revoked_at, record.revoked_by, record.revoke_reason = timezone.now(), actor, reason
+        record.save(update_fields=["revoked_at", "revoked_by", "revoke_reason"])
+    logger.info("vetting.revoked", extra={"record_id": record.pk, "engineer_id": record.engineer_id})
+    return record
