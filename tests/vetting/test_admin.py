@@ -1,10 +1,13 @@
 """Staff take an engineer from application to approved entirely in Django admin."""
 
 import pytest
+from django.contrib.auth.models import Group
 
 from tests.factories import EngineerFactory, StaffFactory
-from tests.vetting.conftest import submit
+from tests.vetting.conftest import in_status, submit
+from vetting.apps import STAFF_GROUP, ensure_staff_group
 from vetting.models import Application, ApplicationStatus, Score, VettedRecord
+from vetting.selectors import matchable_engineers
 
 pytestmark = pytest.mark.django_db
 
@@ -112,3 +115,35 @@ def test_the_queue_shows_age_and_overdue(client, rubric):
     assert response.status_code == 200
     assert b"0d 0h" in response.content
     assert client.get(f"{CHANGELIST}?overdue=yes").context["cl"].result_count == 0
+
+
+def test_revoke_in_admin_asks_for_a_reason_and_records_it(client, rubric):
+    staff = StaffFactory.create(is_superuser=True)
+    engineer = EngineerFactory.create()
+    in_status(engineer, staff, ApplicationStatus.APPROVED)
+    record = VettedRecord.objects.get(engineer=engineer)
+    client.force_login(staff)
+    url = "/admin/vetting/vettedrecord/"
+
+    confirm = client.post(url, {"action": "revoke", "_selected_action": [record.pk]})
+    client.post(url, {"action": "revoke", "_selected_action": [record.pk], "apply": "1", "note": "fake references"})
+
+    assert b"Reason (required" in confirm.content
+    record.refresh_from_db()
+    assert (record.revoke_reason, record.revoked_by_id) == ("fake references", staff.pk)
+    assert list(matchable_engineers()) == []
+
+
+def test_a_staff_member_in_the_vetting_group_can_work_the_queue(client, rubric):
+    ensure_staff_group(sender=None)
+    staff = StaffFactory.create(is_superuser=False)
+    staff.groups.add(Group.objects.get(name=STAFF_GROUP))
+    application = submit(EngineerFactory.create())
+    client.force_login(staff)
+
+    run_action(client, "start_screening", application)
+
+    application.refresh_from_db()
+    assert application.status == ApplicationStatus.SCREENING
+    assert client.get("/admin/vetting/rubric/").status_code == 200
+    assert client.get("/admin/accounts/user/").status_code == 403
