@@ -1,6 +1,7 @@
 """Staff take an engineer from application to approved entirely in Django admin."""
 
 import pytest
+from django.apps import apps
 from django.contrib.auth.models import Group
 
 from tests.factories import EngineerFactory, StaffFactory
@@ -135,7 +136,7 @@ def test_revoke_in_admin_asks_for_a_reason_and_records_it(client, rubric):
 
 
 def test_a_staff_member_in_the_vetting_group_can_work_the_queue(client, rubric):
-    ensure_staff_group(sender=None)
+    ensure_staff_group(sender=apps.get_app_config("vetting"))
     staff = StaffFactory.create(is_superuser=False)
     staff.groups.add(Group.objects.get(name=STAFF_GROUP))
     application = submit(EngineerFactory.create())
