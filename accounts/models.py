@@ -87,6 +87,8 @@ class EngineerProfile(models.Model):
     currency = models.CharField(max_length=3, default="usd")
     weekly_hours_available = models.PositiveSmallIntegerField(default=0)
     time_zone = models.CharField(max_length=64, default="UTC")
+    # Derived from time_zone when it is set, so matching can compare offsets in SQL.
+    utc_offset_minutes = models.SmallIntegerField(default=0)
     years_experience = models.PositiveSmallIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -3,7 +3,6 @@
 import hashlib
 import logging
 import secrets
-import zoneinfo
 from datetime import timedelta
 from typing import Any
 
@@ -17,6 +16,7 @@ from django.utils import timezone
 from accounts.errors import EmailTaken, InvalidProfile, ProfileNotFound, TokenNotFound, WeakPassword
 from accounts.models import ApiToken, ClientProfile, EngineerProfile, Role, User
 from accounts.skills import normalize_skills
+from accounts.timezones import is_time_zone, utc_offset_minutes
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def tokens_purge_revoked(*, older_than: timedelta) -> int:
 
 
 def _check_time_zone(value: str) -> None:
-    if value not in zoneinfo.available_timezones():
+    if not is_time_zone(value):
         raise InvalidProfile(f"time_zone: {value!r} is not an IANA time zone such as Europe/Berlin")
 
 
@@ -149,6 +149,7 @@ def engineer_profile_update(*, user: User, profile_id: int, changes: dict[str, A
             raise ProfileNotFound()
         if "time_zone" in changes:
             _check_time_zone(changes["time_zone"])
+            changes["utc_offset_minutes"] = utc_offset_minutes(changes["time_zone"])
         if "skills" in changes:
             try:
                 changes["skills"] = normalize_skills(changes["skills"])

@@ -1,3 +1,146 @@
-from ninja import Router
+from typing import Any
 
-router = Router(tags=["hiring_requests"])
+from django.http import HttpRequest
+from ninja import Router, Status
+from ninja.pagination import paginate
+
+from hiring_requests import selectors, services
+from hiring_requests.errors import RequestNotFound
+from hiring_requests.models import Engagement, HiringRequest, Invitation, InvitationStatus
+from hiring_requests.schemas import (
+    DeclineIn,
+    EngagementOut,
+    HireIn,
+    InvitationOut,
+    MatchOut,
+    RequestDetailOut,
+    RequestIn,
+    RequestOut,
+    RequestPatch,
+    ShortlistEntryOut,
+)
+from marketplace.auth import api_auth, current_user
+from vetting.selectors import engineer_card
+
+router = Router(tags=["requests"], auth=api_auth)
+
+
+def _own(request: HttpRequest, request_id: int) -> HiringRequest:
+    hiring_request = selectors.request_of(client=current_user(request), request_id=request_id)
+    if hiring_request is None:
+        raise RequestNotFound()
+    return hiring_request
+
+
+def _detail(hiring_request: HiringRequest) -> dict[str, Any]:
+    data = RequestOut.model_validate(hiring_request).model_dump()
+    return {**data, "clock": selectors.clock(request=hiring_request)}
+
+
+# --- engineers: invitations ---------------------------------------------------------
+
+
+@router.get("/invitations", response=list[InvitationOut], summary="My invitations, newest first (engineers)")
+@paginate
+def my_invitations(request: HttpRequest) -> Any:
+    return selectors.invitations_of(engineer=current_user(request))
+
+
+@router.post("/invitations/{invitation_id}/accept", response=InvitationOut, summary="Accept an invitation")
+def invitation_accept(request: HttpRequest, invitation_id: int) -> Invitation:
+    invitation = services.invitation_accept(engineer=current_user(request), invitation_id=invitation_id)
+    return selectors.invitations_of(engineer=current_user(request)).get(pk=invitation.pk)
+
+
+@router.post("/invitations/{invitation_id}/decline", response=InvitationOut, summary="Decline, with a reason")
+def invitation_decline(request: HttpRequest, invitation_id: int, payload: DeclineIn) -> Invitation:
+    invitation = services.invitation_decline(
+        engineer=current_user(request), invitation_id=invitation_id, reason=payload.reason
+    )
+    return selectors.invitations_of(engineer=current_user(request)).get(pk=invitation.pk)
+
+
+# --- clients: requests ----------------------------------------------------------------
+
+
+@router.post("", response={201: RequestDetailOut}, summary="Draft a request (clients)")
+def request_create(request: HttpRequest, payload: RequestIn) -> Status[dict[str, Any]]:
+    created = services.request_create(client=current_user(request), fields=payload.model_dump())
+    return Status(201, _detail(created))
+
+
+@router.get("", response=list[RequestOut], summary="My requests, newest first")
+@paginate
+def my_requests(request: HttpRequest) -> Any:
+    return selectors.requests_of(client=current_user(request))
+
+
+@router.get("/{request_id}", response=RequestDetailOut, summary="A request with its clock")
+def request_detail(request: HttpRequest, request_id: int) -> dict[str, Any]:
+    return _detail(_own(request, request_id))
+
+
+@router.patch("/{request_id}", response=RequestDetailOut, summary="Edit a draft")
+def request_update(request: HttpRequest, request_id: int, payload: RequestPatch) -> dict[str, Any]:
+    updated = services.request_update(
+        client=current_user(request), request_id=request_id, fields=payload.model_dump(exclude_unset=True)
+    )
+    return _detail(updated)
+
+
+@router.post("/{request_id}/raise", response=RequestDetailOut, summary="Raise: start matching and the 8-hour clock")
+def request_raise(request: HttpRequest, request_id: int) -> dict[str, Any]:
+    return _detail(services.request_raise(client=current_user(request), request_id=request_id))
+
+
+@router.post("/{request_id}/cancel", response=RequestDetailOut, summary="Cancel a request")
+def request_cancel(request: HttpRequest, request_id: int) -> dict[str, Any]:
+    return _detail(services.request_cancel(client=current_user(request), request_id=request_id))
+
+
+@router.post("/{request_id}/close", response=RequestDetailOut, summary="Close a hired request")
+def request_close(request: HttpRequest, request_id: int) -> dict[str, Any]:
+    return _detail(services.request_close(client=current_user(request), request_id=request_id))
+
+
+@router.get("/{request_id}/matches", response=list[MatchOut], summary="Who was invited, and why")
+@paginate
+def request_matches(request: HttpRequest, request_id: int) -> Any:
+    return [
+        {
+            "invitation_id": invitation.pk,
+            # Who was invited stays private until they accept.
+            "engineer_id": invitation.engineer_id if invitation.status == InvitationStatus.ACCEPTED else None,
+            "wave": invitation.wave,
+            "rank": invitation.rank,
+            "status": invitation.status,
+            "score_bp": invitation.score_bp,
+            "breakdown": invitation.breakdown,
+            "sent_at": invitation.sent_at,
+            "expires_at": invitation.expires_at,
+        }
+        for invitation in selectors.matches_of(request=_own(request, request_id))
+    ]
+
+
+@router.get("/{request_id}/shortlist", response=list[ShortlistEntryOut], summary="Engineers who accepted")
+def request_shortlist(request: HttpRequest, request_id: int) -> list[dict[str, Any]]:
+    viewer = current_user(request)
+    return [
+        {
+            "invitation_id": invitation.pk,
+            "accepted_at": invitation.responded_at,
+            "score_bp": invitation.score_bp,
+            "breakdown": invitation.breakdown,
+            "card": engineer_card(viewer=viewer, engineer_id=invitation.engineer_id),
+        }
+        for invitation in selectors.shortlist_of(request=_own(request, request_id))
+    ]
+
+
+@router.post("/{request_id}/hire", response={201: EngagementOut}, summary="Hire one engineer from the shortlist")
+def request_hire(request: HttpRequest, request_id: int, payload: HireIn) -> Status[Engagement]:
+    engagement = services.request_hire(
+        client=current_user(request), request_id=request_id, engineer_id=payload.engineer_id
+    )
+    return Status(201, engagement)

@@ -1,10 +1,97 @@
+"""Reads for requests: each one scoped to the client or engineer asking."""
+
+from datetime import datetime
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
 from accounts.models import User
+from hiring_requests.models import (
+    ACTIVE_STATUSES,
+    HiringRequest,
+    Invitation,
+    InvitationStatus,
+    RequestStatus,
+)
+
+
+def requests_of(*, client: User) -> QuerySet[HiringRequest]:
+    return HiringRequest.objects.filter(client=client).order_by("-created_at", "-id")
+
+
+def request_of(*, client: User, request_id: int) -> HiringRequest | None:
+    return HiringRequest.objects.filter(client=client, pk=request_id).first()
+
+
+def matches_of(*, request: HiringRequest) -> QuerySet[Invitation]:
+    return Invitation.objects.filter(request=request).order_by("wave", "rank")
+
+
+def shortlist_of(*, request: HiringRequest) -> QuerySet[Invitation]:
+    return (
+        Invitation.objects.filter(request=request, status=InvitationStatus.ACCEPTED)
+        .select_related("engineer__engineer_profile")
+        .order_by("responded_at", "id")
+    )
+
+
+def invitations_of(*, engineer: User) -> QuerySet[Invitation]:
+    return Invitation.objects.filter(engineer=engineer).select_related("request").order_by("-sent_at", "-id")
 
 
 def client_has_shortlisted(*, client: User, engineer_id: int) -> bool:
-    """Whether the engineer is on a shortlist of one of the client's requests.
+    """Whether the engineer accepted an invitation to one of the client's requests."""
+    return Invitation.objects.filter(
+        request__client=client, engineer_id=engineer_id, status=InvitationStatus.ACCEPTED
+    ).exists()
 
-    Requests and shortlists arrive with matching (issue 4); until a client has
-    raised a request, no engineer is on any of their shortlists.
-    """
-    return False
+
+def requests_at_risk(*, now: datetime | None = None) -> QuerySet[HiringRequest]:
+    """Active requests without a shortlist yet, the closest deadline first."""
+    return HiringRequest.objects.filter(status__in=ACTIVE_STATUSES, shortlisted_at=None).order_by(
+        "match_deadline", "id"
+    )
+
+
+def _duration(seconds: int) -> str:
+    minutes = max(0, seconds) // 60
+    return f"{minutes // 60}h {minutes % 60:02d}m"
+
+
+def clock(*, request: HiringRequest, now: datetime | None = None) -> dict[str, Any]:
+    """The 8-hour promise as the client sees it: deadline, time left, and what is happening now."""
+    now = now or timezone.now()
+    if request.match_deadline is None:
+        return {"deadline": None, "seconds_left": None, "met": None, "breached": False, "now": "Draft: not raised yet."}
+    seconds_left = int((request.match_deadline - now).total_seconds())
+    met = request.shortlisted_at is not None and request.shortlisted_at <= request.match_deadline
+    counts = dict.fromkeys(InvitationStatus.values, 0)
+    for status in request.invitations.values_list("status", flat=True):
+        counts[status] += 1
+    pending, accepted = counts[InvitationStatus.PENDING], counts[InvitationStatus.ACCEPTED]
+    if request.status in (RequestStatus.HIRED, RequestStatus.CLOSED, RequestStatus.CANCELLED):
+        line = f"{request.get_status_display()}."
+    elif pending:
+        line = f"Wave {request.waves_sent}: waiting for {pending} invited engineer(s) to answer."
+    elif accepted:
+        line = f"{accepted} engineer(s) on your shortlist."
+    elif request.status == RequestStatus.OPEN:
+        line = "Finding the best vetted engineers for you."
+    else:
+        line = "Looking for more engineers; the filters are being widened."
+    if not met and request.status in ACTIVE_STATUSES:
+        line += (
+            f" {_duration(seconds_left)} left of the 8-hour promise."
+            if seconds_left > 0
+            else " The 8-hour promise was missed; our staff are on it."
+        )
+    return {
+        "deadline": request.match_deadline,
+        "seconds_left": max(0, seconds_left),
+        "met": met,
+        "breached": request.breached_at is not None,
+        "now": line,
+        "invitations": counts,
+        "widening_step": request.widening_step,
+    }

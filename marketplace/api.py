@@ -23,5 +23,5 @@ install_error_handlers(api)
 
 api.add_router("/", accounts_router)
 api.add_router("/vetting/", vetting_router)
-api.add_router("/requests/", hiring_requests_router)
+api.add_router("/requests", hiring_requests_router)
 api.add_router("/payments/", payments_router)

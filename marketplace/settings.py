@@ -172,6 +172,12 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 4
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
+    "hiring_requests.sweep": {
+        "task": "hiring_requests.tasks.sweep",
+        "schedule": 60.0,
+        # A sweep that waited longer than its period is superseded by the next one.
+        "options": {"expires": 55},
+    },
     "accounts.purge-revoked-tokens": {
         "task": "accounts.tasks.tokens_purge_revoked",
         "schedule": crontab(minute=17, hour=3),
@@ -207,6 +213,18 @@ VETTING_SCREENING_TARGET_DAYS = env_int("VETTING_SCREENING_TARGET_DAYS", 2, mini
 VETTING_DECISION_TARGET_DAYS = env_int("VETTING_DECISION_TARGET_DAYS", 7, minimum=1)
 VETTING_VALIDITY_DAYS = env_int("VETTING_VALIDITY_DAYS", 365, minimum=1)
 VETTING_REAPPLY_COOLDOWN_DAYS = env_int("VETTING_REAPPLY_COOLDOWN_DAYS", 90, minimum=0)
+
+# --- Matching -------------------------------------------------------------------
+
+MATCH_DEADLINE_HOURS = env_int("MATCH_DEADLINE_HOURS", 8, minimum=1)
+MATCH_WARN_BEFORE_MINUTES = env_int("MATCH_WARN_BEFORE_MINUTES", 120, minimum=1)
+MATCH_WAVE_SIZE = env_int("MATCH_WAVE_SIZE", 5, minimum=1)
+MATCH_SHORTLIST_TARGET = env_int("MATCH_SHORTLIST_TARGET", 3, minimum=1)
+MATCH_INVITATION_TTL_MINUTES = env_int("MATCH_INVITATION_TTL_MINUTES", 120, minimum=1)
+MATCH_TZ_RELAX_MINUTES = env_int("MATCH_TZ_RELAX_MINUTES", 120, minimum=0)
+MATCH_BUDGET_RELAX_BP = env_int("MATCH_BUDGET_RELAX_BP", 1000, minimum=0)
+if MATCH_BUDGET_RELAX_BP > 5000:
+    raise ImproperlyConfigured("MATCH_BUDGET_RELAX_BP is at most 5000 (a 50% raise of the client's budget)")
 
 # --- API, websockets, health --------------------------------------------------
 

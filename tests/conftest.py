@@ -1,6 +1,11 @@
+from typing import cast
+
 import pytest
 from django.core.cache import cache
 from django.test import Client
+
+from vetting.models import Criterion, Rubric, RubricCategory
+from vetting.rubric_spec import DEFAULT_SPECIALTY, build_rubric, load_spec
 
 
 @pytest.fixture(autouse=True)
@@ -36,3 +41,33 @@ def csrf_client() -> Client:
 def csrf_token(client: Client) -> str:
     response = client.get("/api/auth/csrf")
     return str(response.json()["csrf_token"])
+
+
+@pytest.fixture
+def rubric(db) -> Rubric:
+    """The shipped rubric. Installed by a migration, and again here if a transactional test flushed it."""
+    existing = Rubric.objects.filter(specialty=DEFAULT_SPECIALTY).order_by("version").first()
+    if existing is not None:
+        return existing
+    return cast(
+        Rubric,
+        build_rubric(
+            load_spec(),
+            version=1,
+            created_by_id=None,
+            rubric_model=Rubric,
+            category_model=RubricCategory,
+            criterion_model=Criterion,
+        ),
+    )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _tests_enqueue_apart():
+    """Tasks that tests enqueue go to a queue of their own, emptied at the end, never to a running dev worker."""
+    from marketplace.celery import app as celery_app
+
+    celery_app.conf.task_default_queue = "vetted-tests"
+    yield
+    with celery_app.connection_for_write() as connection:
+        connection.default_channel.queue_purge("vetted-tests")

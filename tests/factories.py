@@ -1,8 +1,9 @@
-from factory.declarations import LazyFunction, RelatedFactory, Sequence, SubFactory
+from factory.declarations import LazyAttribute, LazyFunction, RelatedFactory, Sequence, SubFactory
 from factory.django import DjangoModelFactory, Password
 from factory.faker import Faker
 
 from accounts.models import ClientProfile, EngineerProfile, Role, User
+from accounts.timezones import utc_offset_minutes
 
 PASSWORD = "correct-horse-battery"
 
@@ -53,4 +54,55 @@ class EngineerProfileFactory(DjangoModelFactory[EngineerProfile]):
     currency = "usd"
     weekly_hours_available = 20
     time_zone = "Europe/Berlin"
+    utc_offset_minutes = LazyAttribute(lambda profile: utc_offset_minutes(profile.time_zone))
     years_experience = 6
+
+
+def vetted_engineer(
+    *,
+    level: str = "senior",
+    score_bp: int = 8_000,
+    skills: list[str] | None = None,
+    hourly_rate_minor: int = 8_000,
+    currency: str = "usd",
+    weekly_hours_available: int = 40,
+    time_zone: str = "Europe/Berlin",
+    vetted_days_ago: int = 10,
+    **user_fields: object,
+) -> User:
+    """An engineer with a current vetted record, as approval leaves them. Needs a rubric in the database."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from vetting.models import Application, ApplicationStatus, Rubric, VettedRecord
+
+    engineer = UserFactory.create(role=Role.ENGINEER, **user_fields)
+    EngineerProfileFactory.create(
+        user=engineer,
+        skills=sorted(skills if skills is not None else ["asyncio", "django", "python"]),
+        hourly_rate_minor=hourly_rate_minor,
+        currency=currency,
+        weekly_hours_available=weekly_hours_available,
+        time_zone=time_zone,
+    )
+    vetted_at = timezone.now() - timedelta(days=vetted_days_ago)
+    application = Application.objects.create(
+        engineer=engineer,
+        rubric=Rubric.objects.earliest("version"),
+        status=ApplicationStatus.APPROVED,
+        statement="vetted for tests",
+        decided_at=vetted_at,
+        level=level,
+        score_bp=score_bp,
+    )
+    VettedRecord.objects.create(
+        engineer=engineer,
+        application=application,
+        level=level,
+        score_bp=score_bp,
+        category_scores=[],
+        vetted_at=vetted_at,
+        expires_at=vetted_at + timedelta(days=365),
+    )
+    return engineer

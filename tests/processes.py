@@ -53,3 +53,37 @@ def running(args: list[str], *, env: dict[str, str], log: Path) -> Iterator[subp
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def _answers(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@contextmanager
+def celery_worker(*, queue: str, log_dir: Path, beat: bool = False) -> Iterator[subprocess.Popen[bytes]]:
+    """A real worker on the configured broker, reading only `queue`, on the test database."""
+    args = ["-m", "celery", "-A", "marketplace", "worker", "--pool", "solo", "--loglevel", "INFO"]
+    args += ["--without-gossip", "--without-mingle", "--without-heartbeat", "-Q", queue]
+    if beat:
+        args += ["--beat", "--schedule", str(log_dir / "beat-schedule")]
+    log = log_dir / f"worker-{queue}.log"
+    env = {"DATABASE_URL": current_database_url(), "CELERY_QUEUE": queue}
+    with running(args, env=env, log=log) as process:
+        wait_until(lambda: b"ready." in log.read_bytes(), timeout=60, what="the Celery worker to start")
+        yield process
+
+
+@contextmanager
+def asgi_server(*, log_dir: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """uvicorn serving the project on a free port, on the test database; yields the base URL."""
+    port = free_port()
+    args = ["-m", "uvicorn", "marketplace.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
+    with running(args, env={"DATABASE_URL": current_database_url(), **(env or {})}, log=log_dir / "server.log"):
+        base = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _answers(f"{base}/health/live"), timeout=30, what="the server to start")
+        yield base

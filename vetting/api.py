@@ -74,21 +74,10 @@ def my_status(request: HttpRequest) -> Any:
 
 @router.get("/engineers/{engineer_id}/card", response=EngineerCardOut, summary="A vetted engineer's card")
 def engineer_card(request: HttpRequest, engineer_id: int) -> dict[str, Any]:
-    record = selectors.engineer_card_record(viewer=current_user(request), engineer_id=engineer_id)
-    if record is None:
+    card = selectors.engineer_card(viewer=current_user(request), engineer_id=engineer_id)
+    if card is None:
         raise CardNotVisible()
-    engineer = record.engineer
-    profile = engineer.engineer_profile
-    return {
-        "engineer_id": engineer.pk,
-        "full_name": engineer.full_name,
-        "headline": profile.headline,
-        "skills": profile.skills,
-        "level": record.level,
-        "category_scores": record.category_scores,
-        "vetted_at": record.vetted_at,
-        "expires_at": record.expires_at,
-    }
+    return card
 
 
 # --- staff --------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Reads for vetting: the staff queue, what an engineer sees, and who may be matched."""
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import BooleanField, Case, Exists, OuterRef, Q, QuerySet, Value, When
@@ -95,3 +96,22 @@ def engineer_card_record(*, viewer: User, engineer_id: int) -> VettedRecord | No
     if not allowed:
         return None
     return current_records().select_related("engineer__engineer_profile").filter(engineer_id=engineer_id).first()
+
+
+def engineer_card(*, viewer: User, engineer_id: int) -> dict[str, Any] | None:
+    """The card a client weighs an engineer by: level, per-category scores, vetting date, skills."""
+    record = engineer_card_record(viewer=viewer, engineer_id=engineer_id)
+    if record is None:
+        return None
+    engineer = record.engineer
+    profile = engineer.engineer_profile
+    return {
+        "engineer_id": engineer.pk,
+        "full_name": engineer.full_name,
+        "headline": profile.headline,
+        "skills": profile.skills,
+        "level": record.level,
+        "category_scores": record.category_scores,
+        "vetted_at": record.vetted_at,
+        "expires_at": record.expires_at,
+    }

@@ -7,7 +7,7 @@ from accounts import tasks
 from accounts.models import User
 from marketplace.celery import app as celery_app
 from tests.factories import ClientFactory
-from tests.processes import current_database_url, running, wait_until
+from tests.processes import celery_worker, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
@@ -27,17 +27,11 @@ def enqueue_welcome_then_roll_back(user_id: int) -> None:
 
 @pytest.fixture
 def worker(tmp_path):
-    """A real Celery worker on the configured broker, on a queue of its own."""
     queue = f"test-{uuid.uuid4().hex[:8]}"
     previous = celery_app.conf.task_default_queue
     celery_app.conf.task_default_queue = queue
-    env = {"DATABASE_URL": current_database_url(), "CELERY_QUEUE": queue}
-    args = ["-m", "celery", "-A", "marketplace", "worker", "--pool", "solo", "--loglevel", "INFO"]
-    args += ["--without-gossip", "--without-mingle", "--without-heartbeat", "-Q", queue]
-    log = tmp_path / "worker.log"
     try:
-        with running(args, env=env, log=log) as process:
-            wait_until(lambda: b"ready." in log.read_bytes(), timeout=60, what="the worker to start")
+        with celery_worker(queue=queue, log_dir=tmp_path) as process:
             yield process
     finally:
         celery_app.conf.task_default_queue = previous

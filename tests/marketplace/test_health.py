@@ -1,7 +1,7 @@
 import httpx
 import pytest
 
-from tests.processes import free_port, running, wait_until
+from tests.processes import asgi_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,23 +20,12 @@ async def test_ready_checks_every_dependency(async_client):
     assert response.json()["checks"] == {"database": "ok", "cache": "ok", "channel_layer": "ok", "broker": "ok"}
 
 
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 @pytest.mark.live
 def test_ready_is_503_naming_the_database_when_it_is_unreachable(tmp_path):
-    port = free_port()
     # Nothing listens on port 1: the connection is refused at once.
     env = {"DATABASE_URL": "postgres://postgres@127.0.0.1:1/nowhere", "HEALTH_CHECK_TIMEOUT": "3"}
-    args = ["-m", "uvicorn", "marketplace.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
 
-    with running(args, env=env, log=tmp_path / "server.log"):
-        base = f"http://127.0.0.1:{port}"
-        wait_until(lambda: _answers(f"{base}/health/live"), timeout=30, what="the server to start")
+    with asgi_server(log_dir=tmp_path, env=env) as base:
         response = httpx.get(f"{base}/health/ready", timeout=10)
 
     assert response.status_code == 503
@@ -51,4 +40,4 @@ def test_api_docs_and_admin_are_served(client):
 
     assert client.get("/api/docs").status_code == 200
     assert client.get("/admin/login/").status_code == 200
-    assert {"/api/me", "/api/auth/tokens", "/api/auth/login"} <= set(schema["paths"])
+    assert {"/api/me", "/api/auth/tokens", "/api/auth/login", "/api/requests"} <= set(schema["paths"])

@@ -3,20 +3,9 @@ import pytest
 from accounts.models import User
 from tests.factories import EngineerFactory, StaffFactory
 from vetting import services
-from vetting.models import Application, ApplicationStatus, Rubric, Score
-from vetting.rubric_spec import DEFAULT_SPECIALTY, load_spec
+from vetting.models import Application, ApplicationStatus, Score
 
 STATEMENT = "I have run asyncio services in production for six years."
-
-
-@pytest.fixture
-def rubric(db) -> Rubric:
-    """The shipped rubric. Installed by a migration, and again here if a transactional test flushed it."""
-    existing = Rubric.objects.filter(specialty=DEFAULT_SPECIALTY).order_by("version").first()
-    if existing is not None:
-        return existing
-    staff = StaffFactory.create()
-    return services.rubric_create(spec=load_spec(), actor=staff)
 
 
 @pytest.fixture

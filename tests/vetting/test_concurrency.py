@@ -1,40 +1,14 @@
 """Two staff members (or two clicks) at once: the row lock and the unique indexes decide, not luck."""
 
-import threading
-from collections.abc import Callable
-
 import pytest
-from django.db import connections
 
-from marketplace.errors import DomainError
+from tests.concurrency import race
 from tests.factories import EngineerFactory, StaffFactory
 from tests.vetting.conftest import STATEMENT, score_all, to_interview
 from vetting import services
 from vetting.models import Application, ApplicationEvent, VettedRecord
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def race(*calls: Callable[[], object]) -> list[object]:
-    """Start every call at the same moment, each on its own thread and database connection."""
-    barrier = threading.Barrier(len(calls))
-    outcomes: list[object] = [None] * len(calls)
-
-    def run(index: int, call: Callable[[], object]) -> None:
-        barrier.wait()
-        try:
-            outcomes[index] = call()
-        except DomainError as exc:
-            outcomes[index] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return outcomes
 
 
 def test_two_staff_approving_at_once_grant_one_record(rubric):

@@ -1,0 +1,101 @@
+"""The same ranking as hiring_requests.matching, as a plain Python loop over every engineer.
+
+It exists as a yardstick: the benchmark times it against the database version
+(bench/bench_matching.py), and the tests use it as an independent oracle for
+the filters and scores. Production code never calls it.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+
+from accounts.models import EngineerProfile
+from hiring_requests.matching import WEIGHTS, WORKDAY_MINUTES, Criteria
+from hiring_requests.models import Engagement, EngagementStatus, Invitation, InvitationStatus
+from vetting.models import VettedRecord
+
+
+def load_world(now: datetime | None = None) -> dict[str, Any]:
+    """Everything the loop needs, read once: profiles, current records, engagements, invitations."""
+    now = now or timezone.now()
+    records = {
+        r.engineer_id: r for r in VettedRecord.objects.filter(revoked_at=None, superseded_at=None, expires_at__gt=now)
+    }
+    profiles = list(
+        EngineerProfile.objects.filter(user__is_active=True, user__role="engineer").values(
+            "user_id", "skills", "hourly_rate_minor", "currency", "weekly_hours_available", "utc_offset_minutes"
+        )
+    )
+    committed: dict[int, int] = {}
+    active: dict[int, int] = {}
+    for engineer_id, hours in Engagement.objects.filter(status=EngagementStatus.ACTIVE).values_list(
+        "engineer_id", "hours_per_week"
+    ):
+        committed[engineer_id] = committed.get(engineer_id, 0) + hours
+        active[engineer_id] = active.get(engineer_id, 0) + 1
+    invitations = list(Invitation.objects.values_list("engineer_id", "request_id", "status"))
+    return {
+        "records": records,
+        "profiles": profiles,
+        "committed": committed,
+        "active": active,
+        "invitations": invitations,
+    }
+
+
+def rank_naive(
+    criteria: Criteria, *, limit: int, request_id: int | None, world: dict[str, Any]
+) -> list[tuple[int, int]]:
+    """[(engineer_id, score_bp)], best first."""
+    invited = {e for e, r, _ in world["invitations"] if r == request_id}
+    pending: dict[int, int] = {}
+    answered: dict[int, int] = {}
+    expired: dict[int, int] = {}
+    for engineer_id, _, status in world["invitations"]:
+        if status == InvitationStatus.PENDING:
+            pending[engineer_id] = pending.get(engineer_id, 0) + 1
+        elif status in (InvitationStatus.ACCEPTED, InvitationStatus.DECLINED):
+            answered[engineer_id] = answered.get(engineer_id, 0) + 1
+        elif status == InvitationStatus.EXPIRED:
+            expired[engineer_id] = expired.get(engineer_id, 0) + 1
+    required, nice = set(criteria.required), set(criteria.nice)
+    scored = []
+    for p in world["profiles"]:
+        engineer_id = p["user_id"]
+        record = world["records"].get(engineer_id)
+        skills = set(p["skills"])
+        gap = abs(p["utc_offset_minutes"] - criteria.client_offset)
+        gap = min(gap, 24 * 60 - gap)
+        if (
+            record is None
+            or record.level not in criteria.levels
+            or p["currency"] != criteria.currency
+            or not (skills & required)
+            or (criteria.nice_is_filter and not (skills & nice))
+            or (criteria.max_hourly_rate is not None and p["hourly_rate_minor"] > criteria.max_hourly_rate)
+            or gap > criteria.tz_slack
+            or p["weekly_hours_available"] - world["committed"].get(engineer_id, 0) < criteria.hours_per_week
+            or engineer_id in invited
+        ):
+            continue
+        skill_bp = len(skills & required) * 10_000 // len(required)
+        if nice:
+            skill_bp = (3 * skill_bp + len(skills & nice) * 10_000 // len(nice)) // 4
+        rate_bp = 5_000
+        if criteria.max_hourly_rate:
+            rate_bp = (criteria.max_hourly_rate - p["hourly_rate_minor"]) * 10_000 // criteria.max_hourly_rate
+        load = world["active"].get(engineer_id, 0) + pending.get(engineer_id, 0)
+        a, x = answered.get(engineer_id, 0), expired.get(engineer_id, 0)
+        components = {
+            "skills": skill_bp,
+            "vetting": record.score_bp,
+            "time_zone": max(WORKDAY_MINUTES - gap, 0) * 10_000 // WORKDAY_MINUTES,
+            "rate": rate_bp,
+            "load": 10_000 // (1 + load),
+            "responsiveness": (a * 10_000 + 10_000) // (a + x + 2),
+        }
+        total = sum(WEIGHTS[name] * value for name, value in components.items()) // 100
+        scored.append((engineer_id, total))
+    scored.sort(key=lambda item: (-item[1], item[0]))
+    return scored[:limit]

@@ -1,0 +1,149 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.fields import SkillListField
+from vetting.models import Level
+
+
+class RequestStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    OPEN = "open", "Open"
+    MATCHING = "matching", "Matching"
+    SHORTLISTED = "shortlisted", "Shortlisted"
+    HIRED = "hired", "Hired"
+    CLOSED = "closed", "Closed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+# Requests the clock still runs for: waves, expiry, warnings.
+ACTIVE_STATUSES = (RequestStatus.OPEN, RequestStatus.MATCHING, RequestStatus.SHORTLISTED)
+
+
+class BudgetKind(models.TextChoices):
+    HOURLY = "hourly", "Hourly maximum"
+    FIXED = "fixed", "Fixed total"
+
+
+class HiringRequest(models.Model):
+    client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="hiring_requests")
+    title = models.CharField(max_length=200)
+    description = models.TextField()
+    required_skills = SkillListField()
+    nice_to_have_skills = SkillListField()
+    min_level = models.CharField(max_length=16, choices=Level.choices, default=Level.MID)
+    budget_kind = models.CharField(max_length=8, choices=BudgetKind.choices)
+    budget_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    hours_per_week = models.PositiveSmallIntegerField()
+    time_zone = models.CharField(max_length=64, help_text="The client's working time zone.")
+    min_overlap_hours = models.PositiveSmallIntegerField(default=4, help_text="Shared working hours a day (0-8).")
+    start_date = models.DateField()
+    status = models.CharField(max_length=16, choices=RequestStatus.choices, default=RequestStatus.DRAFT)
+    created_at = models.DateTimeField(default=timezone.now)
+    raised_at = models.DateTimeField(null=True, blank=True)
+    match_deadline = models.DateTimeField(null=True, blank=True)
+    shortlisted_at = models.DateTimeField(null=True, blank=True, help_text="When the first engineer accepted.")
+    # How far the filters have been widened (see hiring_requests.matching.WIDENING_STEPS).
+    widening_step = models.PositiveSmallIntegerField(default=0)
+    waves_sent = models.PositiveSmallIntegerField(default=0)
+    warned_at = models.DateTimeField(null=True, blank=True)
+    breached_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(budget_minor__gt=0), name="requests_budget_positive"),
+            models.CheckConstraint(
+                condition=Q(hours_per_week__gte=1, hours_per_week__lte=80), name="requests_hours_1_80"
+            ),
+            models.CheckConstraint(condition=Q(min_overlap_hours__lte=8), name="requests_overlap_0_8"),
+        ]
+        indexes = [
+            models.Index(fields=["client", "-created_at"], name="requests_client_recent"),
+            models.Index(fields=["status", "match_deadline"], name="requests_clock"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class RequestEvent(models.Model):
+    """What happened to a request and when: raised, waves, widening, warnings, breach, hire."""
+
+    request = models.ForeignKey(HiringRequest, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=32)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.kind
+
+
+class InvitationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ACCEPTED = "accepted", "Accepted"
+    DECLINED = "declined", "Declined"
+    EXPIRED = "expired", "Expired"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+
+
+class Invitation(models.Model):
+    """A match sent to an engineer, with the score breakdown that put them there."""
+
+    request = models.ForeignKey(HiringRequest, on_delete=models.CASCADE, related_name="invitations")
+    engineer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="invitations")
+    wave = models.PositiveSmallIntegerField()
+    rank = models.PositiveSmallIntegerField()
+    score_bp = models.PositiveIntegerField()
+    breakdown = models.JSONField()
+    status = models.CharField(max_length=16, choices=InvitationStatus.choices, default=InvitationStatus.PENDING)
+    sent_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    responded_at = models.DateTimeField(null=True, blank=True)
+    decline_reason = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["request", "engineer"], name="requests_invite_engineer_once"),
+        ]
+        indexes = [
+            models.Index(fields=["engineer", "status"], name="requests_invite_engineer"),
+            models.Index(fields=["status", "expires_at"], name="requests_invite_expiry"),
+        ]
+        ordering = ["wave", "rank"]
+
+    def __str__(self) -> str:
+        return f"invitation {self.pk} ({self.status})"
+
+
+class EngagementStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    ENDED = "ended", "Ended"
+
+
+class Engagement(models.Model):
+    """The hire: who works for whom on which request, at what agreed rate."""
+
+    request = models.OneToOneField(HiringRequest, on_delete=models.PROTECT, related_name="engagement")
+    client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="engagements_as_client")
+    engineer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="engagements_as_engineer"
+    )
+    rate_kind = models.CharField(max_length=8, choices=BudgetKind.choices)
+    rate_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    hours_per_week = models.PositiveSmallIntegerField()
+    status = models.CharField(max_length=8, choices=EngagementStatus.choices, default=EngagementStatus.ACTIVE)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(rate_minor__gt=0), name="engagement_rate_positive")]
+        indexes = [models.Index(fields=["engineer", "status"], name="engagement_engineer_active")]
+
+    def __str__(self) -> str:
+        return f"engagement {self.pk}"

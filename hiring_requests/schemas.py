@@ -1,0 +1,141 @@
+from datetime import date, datetime
+from typing import Any, Literal
+
+from ninja import Schema
+from pydantic import Field
+
+from accounts.schemas import StrictIn
+from vetting.schemas import EngineerCardOut
+
+LevelName = Literal["junior", "mid", "senior", "staff"]
+
+
+class RequestIn(StrictIn):
+    title: str = Field(min_length=3, max_length=200)
+    description: str = Field(min_length=10, max_length=10_000)
+    required_skills: list[str] = Field(min_length=1, max_length=20)
+    nice_to_have_skills: list[str] = Field(default_factory=list, max_length=20)
+    min_level: LevelName = "mid"
+    budget_kind: Literal["hourly", "fixed"]
+    budget_minor: int = Field(gt=0, le=100_000_000_00)
+    currency: str = Field(min_length=3, max_length=3)
+    hours_per_week: int = Field(ge=1, le=80)
+    time_zone: str = Field(max_length=64)
+    min_overlap_hours: int = Field(default=4, ge=0, le=8)
+    start_date: date
+
+
+class RequestPatch(StrictIn):
+    title: str | None = Field(default=None, min_length=3, max_length=200)
+    description: str | None = Field(default=None, min_length=10, max_length=10_000)
+    required_skills: list[str] | None = Field(default=None, min_length=1, max_length=20)
+    nice_to_have_skills: list[str] | None = Field(default=None, max_length=20)
+    min_level: LevelName | None = None
+    budget_kind: Literal["hourly", "fixed"] | None = None
+    budget_minor: int | None = Field(default=None, gt=0, le=100_000_000_00)
+    currency: str | None = Field(default=None, min_length=3, max_length=3)
+    hours_per_week: int | None = Field(default=None, ge=1, le=80)
+    time_zone: str | None = Field(default=None, max_length=64)
+    min_overlap_hours: int | None = Field(default=None, ge=0, le=8)
+    start_date: date | None = None
+
+
+class ClockOut(Schema):
+    deadline: datetime | None
+    seconds_left: int | None
+    met: bool | None
+    breached: bool
+    now: str
+    invitations: dict[str, int] = Field(default_factory=dict)
+    widening_step: int = 0
+
+
+class RequestOut(Schema):
+    id: int
+    title: str
+    description: str
+    required_skills: list[str]
+    nice_to_have_skills: list[str]
+    min_level: str
+    budget_kind: str
+    budget_minor: int
+    currency: str
+    hours_per_week: int
+    time_zone: str
+    min_overlap_hours: int
+    start_date: date
+    status: str
+    created_at: datetime
+    raised_at: datetime | None
+
+
+class RequestDetailOut(RequestOut):
+    clock: ClockOut
+
+
+class MatchOut(Schema):
+    """One invitation as its client sees it; who it is shows once they accept."""
+
+    invitation_id: int
+    engineer_id: int | None
+    wave: int
+    rank: int
+    status: str
+    score_bp: int
+    breakdown: dict[str, Any]
+    sent_at: datetime
+    expires_at: datetime
+
+
+class ShortlistEntryOut(Schema):
+    invitation_id: int
+    accepted_at: datetime | None
+    score_bp: int
+    breakdown: dict[str, Any]
+    card: EngineerCardOut | None
+
+
+class RequestSummaryOut(Schema):
+    id: int
+    title: str
+    description: str
+    required_skills: list[str]
+    nice_to_have_skills: list[str]
+    budget_kind: str
+    budget_minor: int
+    currency: str
+    hours_per_week: int
+    time_zone: str
+    start_date: date
+
+
+class InvitationOut(Schema):
+    id: int
+    status: str
+    wave: int
+    score_bp: int
+    sent_at: datetime
+    expires_at: datetime
+    responded_at: datetime | None
+    request: RequestSummaryOut
+
+
+class DeclineIn(StrictIn):
+    reason: str = Field(min_length=1, max_length=2_000)
+
+
+class HireIn(StrictIn):
+    engineer_id: int
+
+
+class EngagementOut(Schema):
+    id: int
+    request_id: int
+    client_id: int
+    engineer_id: int
+    rate_kind: str
+    rate_minor: int
+    currency: str
+    hours_per_week: int
+    status: str
+    created_at: datetime

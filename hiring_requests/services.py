@@ -1,0 +1,426 @@
+"""Every write for requests: drafting, raising, waves, answers, the clock, hiring.
+
+The matching job and the sweep may run twice, or on two workers at once: each
+wave is decided under a lock on the request row, invitations are unique per
+(request, engineer) in the database, and every one-off mark (warning, breach,
+expiry) is a compare-and-set update that only one caller can win.
+"""
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import User
+from accounts.services import SUPPORTED_CURRENCIES
+from accounts.skills import normalize_skills
+from accounts.timezones import is_time_zone
+from hiring_requests import matching
+from hiring_requests.errors import (
+    InvalidRequest,
+    InvitationExpired,
+    InvitationNotFound,
+    InvitationNotPending,
+    NotAClient,
+    NotShortlisted,
+    PayoutsNotEnabled,
+    RequestNotFound,
+    RequestStateConflict,
+)
+from hiring_requests.models import (
+    ACTIVE_STATUSES,
+    BudgetKind,
+    Engagement,
+    HiringRequest,
+    Invitation,
+    InvitationStatus,
+    RequestEvent,
+    RequestStatus,
+)
+from marketplace.notifications import notify_user
+from payments.selectors import payouts_enabled
+from vetting.models import Level
+
+logger = logging.getLogger(__name__)
+
+R = RequestStatus
+EDITABLE_FIELDS = frozenset(
+    {
+        "title",
+        "description",
+        "required_skills",
+        "nice_to_have_skills",
+        "min_level",
+        "budget_kind",
+        "budget_minor",
+        "currency",
+        "hours_per_week",
+        "time_zone",
+        "min_overlap_hours",
+        "start_date",
+    }
+)
+
+
+def _record(request: HiringRequest, kind: str, **data: Any) -> None:
+    RequestEvent.objects.create(request=request, kind=kind, data=data)
+
+
+def _clean(fields: dict[str, Any]) -> dict[str, Any]:
+    """Normalize and check the domain rules the schema cannot express."""
+    unknown = set(fields) - EDITABLE_FIELDS
+    if unknown:
+        raise InvalidRequest(f"not writable: {', '.join(sorted(unknown))}")
+    cleaned = dict(fields)
+    for name in ("required_skills", "nice_to_have_skills"):
+        if name in cleaned:
+            try:
+                cleaned[name] = normalize_skills(cleaned[name])
+            except ValueError as exc:
+                raise InvalidRequest(f"{name}: {exc}") from None
+    if "required_skills" in cleaned and not cleaned["required_skills"]:
+        raise InvalidRequest("required_skills: name at least one skill")
+    if "currency" in cleaned:
+        cleaned["currency"] = cleaned["currency"].lower()
+        if cleaned["currency"] not in SUPPORTED_CURRENCIES:
+            raise InvalidRequest(f"currency: {cleaned['currency']!r} is not supported")
+    if "time_zone" in cleaned and not is_time_zone(cleaned["time_zone"]):
+        raise InvalidRequest(f"time_zone: {cleaned['time_zone']!r} is not an IANA time zone")
+    if "min_level" in cleaned and cleaned["min_level"] not in Level.values:
+        raise InvalidRequest(f"min_level: one of {', '.join(Level.values)}")
+    if "budget_kind" in cleaned and cleaned["budget_kind"] not in BudgetKind.values:
+        raise InvalidRequest("budget_kind: hourly or fixed")
+    return cleaned
+
+
+def _require_client(user: User) -> None:
+    if not user.is_client:
+        raise NotAClient()
+
+
+def request_create(*, client: User, fields: dict[str, Any]) -> HiringRequest:
+    """A draft; nothing is matched until it is raised."""
+    _require_client(client)
+    cleaned = _clean(fields)
+    overlap = set(cleaned.get("required_skills", [])) & set(cleaned.get("nice_to_have_skills", []))
+    if overlap:
+        raise InvalidRequest(f"nice_to_have_skills repeats required skills: {', '.join(sorted(overlap))}")
+    with transaction.atomic():
+        request = HiringRequest.objects.create(client=client, **cleaned)
+        _record(request, "created")
+    return request
+
+
+def _lock_own(client: User, request_id: int) -> HiringRequest:
+    request = HiringRequest.objects.select_for_update().filter(pk=request_id, client=client).first()
+    if request is None:
+        raise RequestNotFound()
+    return request
+
+
+def request_update(*, client: User, request_id: int, fields: dict[str, Any]) -> HiringRequest:
+    cleaned = _clean(fields)
+    with transaction.atomic():
+        request = _lock_own(client, request_id)
+        if request.status != R.DRAFT:
+            raise RequestStateConflict("Only a draft can be edited; cancel and raise a new request instead.")
+        for name, value in cleaned.items():
+            setattr(request, name, value)
+        request.save(update_fields=list(cleaned))
+    return request
+
+
+def request_raise(*, client: User, request_id: int) -> HiringRequest:
+    """Start the clock: the deadline is eight hours from now, and matching starts after commit."""
+    from hiring_requests import tasks
+
+    with transaction.atomic():
+        request = _lock_own(client, request_id)
+        if request.status != R.DRAFT:
+            raise RequestStateConflict("This request has been raised already.")
+        if request.start_date < timezone.localdate():
+            raise InvalidRequest("start_date: the start date has passed; move it before raising.")
+        now = timezone.now()
+        request.status = R.OPEN
+        request.raised_at = now
+        request.match_deadline = now + timedelta(hours=settings.MATCH_DEADLINE_HOURS)
+        request.save(update_fields=["status", "raised_at", "match_deadline"])
+        _record(request, "raised", deadline=request.match_deadline.isoformat())
+        tasks.match_request.delay_on_commit(request.pk)
+    logger.info("request.raised", extra={"request_id": request.pk})
+    return request
+
+
+def _withdraw_pending(request: HiringRequest, *, reason: str) -> None:
+    pending = list(request.invitations.filter(status=InvitationStatus.PENDING).values_list("pk", "engineer_id"))
+    Invitation.objects.filter(pk__in=[pk for pk, _ in pending]).update(
+        status=InvitationStatus.WITHDRAWN, responded_at=timezone.now()
+    )
+    for invitation_id, engineer_id in pending:
+        notify_user(
+            user_id=engineer_id,
+            event="invitation.withdrawn",
+            payload={"invitation_id": invitation_id, "request_id": request.pk, "reason": reason},
+        )
+
+
+def request_cancel(*, client: User, request_id: int) -> HiringRequest:
+    with transaction.atomic():
+        request = _lock_own(client, request_id)
+        if request.status not in (R.DRAFT, *ACTIVE_STATUSES):
+            raise RequestStateConflict(f"A {request.status} request cannot be cancelled.")
+        request.status, request.closed_at = R.CANCELLED, timezone.now()
+        request.save(update_fields=["status", "closed_at"])
+        _withdraw_pending(request, reason="cancelled")
+        _record(request, "cancelled")
+    return request
+
+
+def request_close(*, client: User, request_id: int) -> HiringRequest:
+    """The work is over: close a hired request."""
+    with transaction.atomic():
+        request = _lock_own(client, request_id)
+        if request.status != R.HIRED:
+            raise RequestStateConflict("Only a hired request can be closed.")
+        request.status, request.closed_at = R.CLOSED, timezone.now()
+        request.save(update_fields=["status", "closed_at"])
+        _record(request, "closed")
+    return request
+
+
+# --- waves ------------------------------------------------------------------------
+
+
+def _shortlist_size(request: HiringRequest) -> int:
+    return request.invitations.filter(status=InvitationStatus.ACCEPTED).count()
+
+
+def _send_wave(request: HiringRequest, now: datetime) -> list[Invitation]:
+    """Invite the best engineers not yet invited, widening the filters until some are found."""
+    while True:
+        criteria = matching.criteria_for(request)
+        candidates = matching.rank(criteria, limit=settings.MATCH_WAVE_SIZE, request_id=request.pk)
+        if candidates or request.widening_step >= len(matching.WIDENING_STEPS):
+            break
+        request.widening_step += 1
+        request.save(update_fields=["widening_step"])
+        _record(request, "widened", step=request.widening_step, what=matching.WIDENING_STEPS[request.widening_step - 1])
+    if not candidates:
+        return []
+    wave = request.waves_sent + 1
+    expires_at = now + timedelta(minutes=settings.MATCH_INVITATION_TTL_MINUTES)
+    invitations = Invitation.objects.bulk_create(
+        Invitation(
+            request=request,
+            engineer_id=candidate.engineer_id,
+            wave=wave,
+            rank=position,
+            score_bp=candidate.score_bp,
+            breakdown=candidate.breakdown,
+            sent_at=now,
+            expires_at=expires_at,
+        )
+        for position, candidate in enumerate(candidates, start=1)
+    )
+    request.waves_sent = wave
+    fields = ["waves_sent"]
+    if request.status == R.OPEN:
+        request.status = R.MATCHING
+        fields.append("status")
+    request.save(update_fields=fields)
+    _record(request, "wave_sent", wave=wave, engineers=[c.engineer_id for c in candidates])
+    for invitation in invitations:
+        notify_user(
+            user_id=invitation.engineer_id,
+            event="invitation.created",
+            payload={
+                "invitation_id": invitation.pk,
+                "request_id": request.pk,
+                "title": request.title,
+                "expires_at": expires_at.isoformat(),
+            },
+        )
+    return invitations
+
+
+def matching_run(*, request_id: int) -> int:
+    """Send a wave if the request needs one now. Safe to repeat: returns how many were invited.
+
+    A request needs a wave while it is active, has fewer accepted engineers
+    than the shortlist target, and has no invitations still waiting for an
+    answer.
+    """
+    with transaction.atomic():
+        request = HiringRequest.objects.select_for_update().filter(pk=request_id).first()
+        if request is None or request.status not in ACTIVE_STATUSES:
+            return 0
+        if request.invitations.filter(status=InvitationStatus.PENDING).exists():
+            return 0
+        if _shortlist_size(request) >= settings.MATCH_SHORTLIST_TARGET:
+            return 0
+        return len(_send_wave(request, timezone.now()))
+
+
+# --- the clock --------------------------------------------------------------------
+
+
+def _staff_ids() -> list[int]:
+    return list(User.objects.filter(is_staff=True, is_active=True).values_list("pk", flat=True))
+
+
+def invitations_expire(*, now: datetime) -> int:
+    """Mark every pending invitation past its expiry as expired; tell each engineer."""
+    due = list(
+        Invitation.objects.filter(status=InvitationStatus.PENDING, expires_at__lte=now).values_list(
+            "pk", "engineer_id", "request_id"
+        )
+    )
+    expired = 0
+    for invitation_id, engineer_id, request_id in due:
+        with transaction.atomic():
+            won = Invitation.objects.filter(pk=invitation_id, status=InvitationStatus.PENDING).update(
+                status=InvitationStatus.EXPIRED
+            )
+            if won:
+                expired += 1
+                notify_user(
+                    user_id=engineer_id,
+                    event="invitation.expired",
+                    payload={"invitation_id": invitation_id, "request_id": request_id},
+                )
+    return expired
+
+
+def request_check_deadline(*, request_id: int, now: datetime) -> None:
+    """Warn staff two hours before an unmet deadline, and mark the breach when it passes."""
+    request = HiringRequest.objects.filter(pk=request_id).first()
+    if request is None or request.match_deadline is None or request.shortlisted_at is not None:
+        return
+    payload = {"request_id": request.pk, "title": request.title, "deadline": request.match_deadline.isoformat()}
+    warn_at = request.match_deadline - timedelta(minutes=settings.MATCH_WARN_BEFORE_MINUTES)
+    with transaction.atomic():
+        if now >= warn_at and HiringRequest.objects.filter(pk=request.pk, warned_at=None).update(warned_at=now):
+            _record(request, "at_risk")
+            for staff_id in _staff_ids():
+                notify_user(user_id=staff_id, event="request.at_risk", payload=payload)
+            logger.warning("request.at_risk", extra={"request_id": request.pk})
+    with transaction.atomic():
+        if now >= request.match_deadline and HiringRequest.objects.filter(pk=request.pk, breached_at=None).update(
+            breached_at=now
+        ):
+            _record(request, "deadline_breached")
+            for user_id in [*_staff_ids(), request.client_id]:
+                notify_user(user_id=user_id, event="request.deadline_breached", payload=payload)
+            logger.error("request.deadline_breached", extra={"request_id": request.pk})
+
+
+def clock_sweep(*, now: datetime | None = None) -> dict[str, int]:
+    """The periodic pass over every active request. Each request is handled on its own."""
+    now = now or timezone.now()
+    expired = invitations_expire(now=now)
+    invited = 0
+    for request_id in HiringRequest.objects.filter(status__in=ACTIVE_STATUSES).values_list("pk", flat=True):
+        try:
+            invited += matching_run(request_id=request_id)
+            request_check_deadline(request_id=request_id, now=now)
+        except Exception:
+            # One broken request must not stop the clock for all the others.
+            logger.exception("sweep.request_failed", extra={"request_id": request_id})
+    return {"expired": expired, "invited": invited}
+
+
+# --- answers and hiring -----------------------------------------------------------
+
+
+def _shortlist_payload(request: HiringRequest) -> dict[str, Any]:
+    accepted = request.invitations.filter(status=InvitationStatus.ACCEPTED).order_by("responded_at", "pk")
+    return {
+        "request_id": request.pk,
+        "shortlist": [{"engineer_id": i.engineer_id, "score_bp": i.score_bp} for i in accepted],
+    }
+
+
+def _lock_invitation(engineer: User, invitation_id: int) -> Invitation:
+    invitation = Invitation.objects.select_for_update().filter(pk=invitation_id, engineer=engineer).first()
+    if invitation is None:
+        raise InvitationNotFound()
+    if invitation.status != InvitationStatus.PENDING:
+        raise InvitationNotPending()
+    if invitation.expires_at <= timezone.now():
+        # Past its expiry even if the sweep has not marked it yet.
+        raise InvitationExpired()
+    return invitation
+
+
+def invitation_accept(*, engineer: User, invitation_id: int) -> Invitation:
+    """Join the shortlist; the client sees the new shortlist at once."""
+    with transaction.atomic():
+        # Lock order: request, then invitation (the same order as matching_run).
+        request_id = Invitation.objects.filter(pk=invitation_id, engineer=engineer).values_list("request_id", flat=True)
+        request = HiringRequest.objects.select_for_update().filter(pk__in=request_id).first()
+        invitation = _lock_invitation(engineer, invitation_id)
+        if request is None or request.status not in ACTIVE_STATUSES:
+            raise RequestStateConflict("This request is no longer looking for engineers.")
+        now = timezone.now()
+        invitation.status, invitation.responded_at = InvitationStatus.ACCEPTED, now
+        invitation.save(update_fields=["status", "responded_at"])
+        if request.status != R.SHORTLISTED:
+            request.status = R.SHORTLISTED
+            request.shortlisted_at = request.shortlisted_at or now
+            request.save(update_fields=["status", "shortlisted_at"])
+        _record(request, "accepted", engineer_id=engineer.pk)
+        notify_user(user_id=request.client_id, event="shortlist.changed", payload=_shortlist_payload(request))
+    return invitation
+
+
+def invitation_decline(*, engineer: User, invitation_id: int, reason: str) -> Invitation:
+    if not reason.strip():
+        raise InvalidRequest("reason: say why you decline; it helps us match better")
+    with transaction.atomic():
+        invitation = _lock_invitation(engineer, invitation_id)
+        invitation.status, invitation.responded_at = InvitationStatus.DECLINED, timezone.now()
+        invitation.decline_reason = reason
+        invitation.save(update_fields=["status", "responded_at", "decline_reason"])
+        _record(invitation.request, "declined", engineer_id=engineer.pk)
+    return invitation
+
+
+def request_hire(*, client: User, request_id: int, engineer_id: int) -> Engagement:
+    """Hire one shortlisted engineer; everyone else on the shortlist is told."""
+    with transaction.atomic():
+        request = _lock_own(client, request_id)
+        if request.status != R.SHORTLISTED:
+            raise RequestStateConflict(f"A {request.status} request cannot hire.")
+        chosen = request.invitations.filter(engineer_id=engineer_id, status=InvitationStatus.ACCEPTED).first()
+        if chosen is None:
+            raise NotShortlisted()
+        if not payouts_enabled(engineer_id=engineer_id):
+            raise PayoutsNotEnabled()
+        profile = User.objects.select_related("engineer_profile").get(pk=engineer_id).engineer_profile
+        hourly = request.budget_kind == BudgetKind.HOURLY
+        engagement = Engagement.objects.create(
+            request=request,
+            client=client,
+            engineer_id=engineer_id,
+            rate_kind=request.budget_kind,
+            rate_minor=profile.hourly_rate_minor if hourly else request.budget_minor,
+            currency=request.currency,
+            hours_per_week=request.hours_per_week,
+        )
+        request.status = R.HIRED
+        request.save(update_fields=["status"])
+        _withdraw_pending(request, reason="filled")
+        _record(request, "hired", engineer_id=engineer_id, engagement_id=engagement.pk)
+        others = request.invitations.filter(status=InvitationStatus.ACCEPTED).exclude(engineer_id=engineer_id)
+        for other_id in others.values_list("engineer_id", flat=True):
+            notify_user(user_id=other_id, event="request.filled", payload={"request_id": request.pk})
+        notify_user(
+            user_id=engineer_id,
+            event="engagement.created",
+            payload={"request_id": request.pk, "engagement_id": engagement.pk},
+        )
+    logger.info("request.hired", extra={"request_id": request.pk, "engagement_id": engagement.pk})
+    return engagement

@@ -1,0 +1,63 @@
+"""Two workers at once: the request row lock and the unique index keep every wave whole and single."""
+
+from typing import cast
+
+import pytest
+
+from hiring_requests import services
+from hiring_requests.models import Invitation, RequestEvent
+from tests.concurrency import race
+from tests.factories import ClientFactory, vetted_engineer
+from tests.hiring_requests.conftest import raised
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_two_workers_running_the_same_job_send_one_wave(rubric):
+    engineers = [vetted_engineer() for _ in range(8)]
+    request = raised(ClientFactory.create())
+
+    outcomes = race(
+        lambda: services.matching_run(request_id=request.pk),
+        lambda: services.matching_run(request_id=request.pk),
+    )
+
+    assert sorted(cast(list[int], outcomes)) == [0, 5]
+    assert Invitation.objects.filter(request=request).count() == 5
+    assert set(Invitation.objects.values_list("wave", flat=True)) == {1}
+    assert set(Invitation.objects.values_list("engineer_id", flat=True)) == {e.pk for e in engineers[:5]}
+
+
+def test_two_sweeps_at_once_invite_each_engineer_once(rubric):
+    for _ in range(6):
+        vetted_engineer()
+    requests = [raised(ClientFactory.create()) for _ in range(3)]
+
+    race(services.clock_sweep, services.clock_sweep, services.clock_sweep)
+
+    for request in requests:
+        assert Invitation.objects.filter(request=request).count() == 5
+        assert RequestEvent.objects.filter(request=request, kind="wave_sent").count() == 1
+
+
+def test_a_job_killed_mid_wave_leaves_nothing_and_the_next_run_finishes_it(rubric, monkeypatch):
+    for _ in range(5):
+        vetted_engineer()
+    request = raised(ClientFactory.create())
+    real_record = services._record
+
+    def die_after_inviting(req, kind, **data):
+        if kind == "wave_sent":
+            raise SystemExit("worker killed")
+        real_record(req, kind, **data)
+
+    monkeypatch.setattr(services, "_record", die_after_inviting)
+    with pytest.raises(SystemExit):
+        services.matching_run(request_id=request.pk)
+    assert Invitation.objects.filter(request=request).count() == 0
+    monkeypatch.setattr(services, "_record", real_record)
+
+    invited = services.matching_run(request_id=request.pk)
+
+    assert invited == 5
+    assert Invitation.objects.filter(request=request).count() == 5
