@@ -7,6 +7,8 @@ from django.db import transaction
 
 from accounts import services
 from accounts.models import Role, User
+from vetting import services as vetting
+from vetting.models import Score, VettedRecord
 
 DEMO_USERS = [
     ("client@vetted.test", Role.CLIENT, "Casey Client", False),
@@ -14,6 +16,9 @@ DEMO_USERS = [
     ("linus@vetted.test", Role.ENGINEER, "Linus Engineer", False),
     ("staff@vetted.test", "", "Sam Staff", True),
 ]
+
+# The demo engineers arrive vetted, scored through the real services by the demo staff member.
+DEMO_VETTING_SCORES = {"ada@vetted.test": 4, "linus@vetted.test": 3}
 
 DEMO_ENGINEER_PROFILES = {
     "ada@vetted.test": {
@@ -55,6 +60,23 @@ class Command(BaseCommand):
                     services.engineer_profile_update(
                         user=user, profile_id=user.engineer_profile.pk, changes=dict(DEMO_ENGINEER_PROFILES[email])
                     )
+            staff = User.objects.get(email="staff@vetted.test")
+            for email, value in DEMO_VETTING_SCORES.items():
+                self._vet(User.objects.get(email=email), staff, value)
         self.stdout.write(f"Demo logins (password for all: {password}):")
         for email, role, _name, is_staff in DEMO_USERS:
             self.stdout.write(f"  {email:<22} {'staff' if is_staff else role}")
+
+    def _vet(self, engineer: User, staff: User, value: int) -> None:
+        if VettedRecord.objects.filter(engineer=engineer).exists():
+            return
+        application = vetting.application_submit(
+            engineer=engineer, statement="Demo engineer: async Python in production for years.", links=[]
+        )
+        vetting.application_start_screening(application_id=application.pk, actor=staff)
+        vetting.application_start_interview(application_id=application.pk, actor=staff)
+        criteria = Score.objects.filter(application=application).values_list("criterion_id", flat=True)
+        vetting.interview_score(
+            application_id=application.pk, actor=staff, scores=[(c, value, "demo") for c in criteria]
+        )
+        vetting.application_approve(application_id=application.pk, actor=staff, note="Demo vetting")
