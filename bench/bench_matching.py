@@ -23,6 +23,7 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -137,7 +138,7 @@ def seed() -> None:
     print(f"seed: {ENGINEERS - have} engineers in {time.perf_counter() - started:.0f} s")
 
 
-def random_requests(count: int, seed_value: int) -> list:
+def random_requests(count: int, seed_value: int) -> list[Any]:
     from hiring_requests.models import HiringRequest
 
     rng = random.Random(seed_value)
