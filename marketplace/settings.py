@@ -205,6 +205,7 @@ CSRF_COOKIE_SAMESITE = "Lax"
 RATE_LIMIT_LOGIN = env_str("RATE_LIMIT_LOGIN", "10/60")
 RATE_LIMIT_TOKEN_CREATE = env_str("RATE_LIMIT_TOKEN_CREATE", "10/60")
 RATE_LIMIT_REGISTER = env_str("RATE_LIMIT_REGISTER", "20/3600")
+RATE_LIMIT_CHAT_REST = env_str("RATE_LIMIT_CHAT_REST", "60/60")
 API_TOKEN_PURGE_AFTER_DAYS = env_int("API_TOKEN_PURGE_AFTER_DAYS", 30, minimum=1)
 
 # --- Vetting ------------------------------------------------------------------
@@ -225,6 +226,16 @@ MATCH_TZ_RELAX_MINUTES = env_int("MATCH_TZ_RELAX_MINUTES", 120, minimum=0)
 MATCH_BUDGET_RELAX_BP = env_int("MATCH_BUDGET_RELAX_BP", 1000, minimum=0)
 if MATCH_BUDGET_RELAX_BP > 5000:
     raise ImproperlyConfigured("MATCH_BUDGET_RELAX_BP is at most 5000 (a 50% raise of the client's budget)")
+
+# --- Chat -----------------------------------------------------------------------
+
+CHAT_MAX_BODY_CHARS = 4_000
+CHAT_MAX_FRAME_BYTES = env_int("CHAT_MAX_FRAME_BYTES", 16_384, minimum=4_096)
+CHAT_RATE_PER_SECOND = env_float("CHAT_RATE_PER_SECOND", 10.0, minimum=0.1)
+CHAT_RATE_BURST = env_int("CHAT_RATE_BURST", 20, minimum=1)
+CHAT_MAX_CONNECTIONS_PER_USER = env_int("CHAT_MAX_CONNECTIONS_PER_USER", 10, minimum=1)
+CHAT_ERRORS_BEFORE_CLOSE = env_int("CHAT_ERRORS_BEFORE_CLOSE", 10, minimum=1)
+CHAT_PAGE_SIZE = 50
 
 # --- API, websockets, health --------------------------------------------------
 

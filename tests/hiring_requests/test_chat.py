@@ -1,0 +1,225 @@
+"""Chat services and REST: ordering, idempotency, read markers, staff visibility."""
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hiring_requests import errors, selectors, services
+from hiring_requests.models import Message, MessageKind
+from tests.factories import ClientFactory, StaffFactory, vetted_engineer
+from tests.hiring_requests.conftest import conversation_between, enable_payouts
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def chat(rubric):
+    client, engineer = ClientFactory.create(), vetted_engineer()
+    return client, engineer, conversation_between(client, engineer)
+
+
+def bodies(conversation) -> list[tuple[int, str]]:
+    return list(Message.objects.filter(conversation=conversation).order_by("seq").values_list("seq", "body"))
+
+
+def test_accepting_opens_the_conversation_with_a_system_message(chat):
+    client, engineer, conversation = chat
+
+    first = Message.objects.get(conversation=conversation)
+
+    assert (conversation.client_id, conversation.engineer_id) == (client.pk, engineer.pk)
+    assert (first.seq, first.kind, first.payload["event"]) == (1, MessageKind.SYSTEM, "invitation.accepted")
+
+
+def test_messages_take_consecutive_seqs_in_send_order(chat):
+    client, engineer, conversation = chat
+
+    for sender, body in [(client, "hi"), (engineer, "hello"), (client, "when can you start?")]:
+        services.message_send(sender=sender, conversation_id=conversation.pk, body=body, client_msg_id=None)
+
+    assert bodies(conversation)[1:] == [(2, "hi"), (3, "hello"), (4, "when can you start?")]
+
+
+def test_a_resent_client_msg_id_returns_the_stored_message(chat):
+    client, _, conversation = chat
+
+    first, created = services.message_send(
+        sender=client, conversation_id=conversation.pk, body="hi", client_msg_id="c-1"
+    )
+    again, created_again = services.message_send(
+        sender=client, conversation_id=conversation.pk, body="hi", client_msg_id="c-1"
+    )
+
+    assert (created, created_again) == (True, False)
+    assert again.pk == first.pk
+    assert Message.objects.filter(conversation=conversation, kind="text").count() == 1
+
+
+@pytest.mark.parametrize("body", ["", "   ", "x" * 4_001])
+def test_bodies_are_1_to_4000_characters(chat, body):
+    client, _, conversation = chat
+
+    with pytest.raises(errors.InvalidMessage):
+        services.message_send(sender=client, conversation_id=conversation.pk, body=body, client_msg_id=None)
+
+    assert Message.objects.filter(conversation=conversation).count() == 1
+
+
+def test_an_outsider_cannot_send_and_nothing_is_stored(chat):
+    _, _, conversation = chat
+
+    with pytest.raises(errors.ConversationNotFound):
+        services.message_send(
+            sender=ClientFactory.create(), conversation_id=conversation.pk, body="hi", client_msg_id=None
+        )
+
+    assert Message.objects.filter(conversation=conversation).count() == 1
+
+
+def test_staff_read_but_do_not_write(chat):
+    _, _, conversation = chat
+
+    with pytest.raises(errors.ReadOnlyConversation):
+        services.message_send(
+            sender=StaffFactory.create(), conversation_id=conversation.pk, body="hi", client_msg_id=None
+        )
+
+    assert Message.objects.filter(conversation=conversation).count() == 1
+
+
+def test_unread_counts_follow_the_read_marker_and_skip_my_own(chat):
+    client, engineer, conversation = chat
+    for body in ("one", "two", "three"):
+        services.message_send(sender=engineer, conversation_id=conversation.pk, body=body, client_msg_id=None)
+    services.message_send(sender=client, conversation_id=conversation.pk, body="mine", client_msg_id=None)
+
+    before = selectors.conversations_of(user=client).values_list("unread", flat=True).get()  # type: ignore[misc]
+    services.conversation_mark_read(user=client, conversation_id=conversation.pk, up_to_seq=3)
+    after = selectors.conversations_of(user=client).values("unread", "last_body").get()  # type: ignore[misc]
+    services.conversation_mark_read(user=client, conversation_id=conversation.pk, up_to_seq=1)
+
+    assert (before, after["unread"]) == (4, 1)  # the system message counts; my own never does
+    assert after["last_body"] == "mine"
+    assert services.conversation_mark_read(user=client, conversation_id=conversation.pk, up_to_seq=0) == 3
+
+
+def test_hiring_records_an_event_in_the_conversation(chat):
+    client, engineer, conversation = chat
+    enable_payouts(engineer)
+
+    services.request_hire(client=client, request_id=conversation.request_id, engineer_id=engineer.pk)
+
+    events = [m.payload.get("event") for m in Message.objects.filter(conversation=conversation, kind="system")]
+    assert events == ["invitation.accepted", "hired"]
+
+
+class Rollback(Exception):
+    pass
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    total=st.integers(1, 60),
+    seen_fraction=st.floats(0, 1),
+    page=st.integers(1, 25),
+    arriving=st.lists(st.integers(0, 3), max_size=10),
+)
+def test_sync_after_the_last_seen_seq_yields_every_missed_message_once_in_order(
+    chat, total, seen_fraction, page, arriving
+):
+    """A client drops at a random point, reconnects, and pages through sync while others keep talking."""
+    client, engineer, conversation = chat
+    try:
+        from django.db import transaction
+
+        with transaction.atomic():
+            for n in range(total):
+                services.message_send(
+                    sender=engineer, conversation_id=conversation.pk, body=f"m{n}", client_msg_id=None
+                )
+            all_seqs = [seq for seq, _ in bodies(conversation)]
+            last_seen = all_seqs[int(seen_fraction * (len(all_seqs) - 1))]
+
+            received, cursor, more = [], last_seen, True
+            while more:
+                messages, more = selectors.messages_page(conversation=conversation, after=cursor, limit=page)
+                received += [m.seq for m in messages]
+                cursor = messages[-1].seq if messages else cursor
+                for _ in range(arriving.pop() if arriving else 0):
+                    services.message_send(
+                        sender=client, conversation_id=conversation.pk, body="new", client_msg_id=None
+                    )
+                    more = True
+
+            assert received == [seq for seq, _ in bodies(conversation) if seq > last_seen]
+            raise Rollback
+    except Rollback:
+        pass
+
+
+# --- REST --------------------------------------------------------------------------
+
+
+def post(client, path, body):
+    return client.post(path, json.dumps(body), content_type="application/json")
+
+
+def test_rest_send_is_idempotent_and_pages_by_cursor(client, chat):
+    owner, _, conversation = chat
+    client.force_login(owner)
+    url = f"/api/requests/conversations/{conversation.pk}/messages"
+
+    first = post(client, url, {"body": "hello", "client_msg_id": "a1"})
+    repeat = post(client, url, {"body": "hello", "client_msg_id": "a1"})
+    for n in range(3):
+        post(client, url, {"body": f"n{n}"})
+    older = client.get(f"{url}?before=4&limit=2").json()
+    newer = client.get(f"{url}?after=3").json()
+
+    assert (first.status_code, repeat.status_code) == (201, 200)
+    assert first.json()["id"] == repeat.json()["id"]
+    assert [m["seq"] for m in older["messages"]] == [2, 3]
+    assert older["has_more"] is True
+    assert [m["body"] for m in newer["messages"]] == ["n1", "n2"]
+
+
+def test_rest_lists_my_conversations_with_last_message_and_unread(client, chat):
+    owner, engineer, conversation = chat
+    services.message_send(sender=engineer, conversation_id=conversation.pk, body="ping", client_msg_id=None)
+    client.force_login(owner)
+
+    items = client.get("/api/requests/conversations").json()["items"]
+
+    assert [(i["id"], i["last_message"], i["unread"]) for i in items] == [(conversation.pk, "ping", 2)]
+
+
+@pytest.mark.parametrize("who", ["other_client", "other_engineer"])
+def test_rest_hides_other_peoples_conversations(client, chat, who):
+    _, _, conversation = chat
+    outsider = ClientFactory.create() if who == "other_client" else vetted_engineer()
+    client.force_login(outsider)
+    url = f"/api/requests/conversations/{conversation.pk}"
+
+    read = client.get(f"{url}/messages")
+    sent = post(client, f"{url}/messages", {"body": "hi"})
+
+    assert (read.status_code, sent.status_code) == (404, 404)
+    assert sent.json()["code"] == "conversation_not_found"
+    assert Message.objects.filter(conversation=conversation).count() == 1
+    assert client.get("/api/requests/conversations").json()["count"] == 0
+
+
+def test_staff_reading_shows_up_in_the_conversation_once_a_day(client, chat):
+    owner, _, conversation = chat
+    staff = StaffFactory.create(full_name="Sam Staff")
+    client.force_login(staff)
+
+    client.get(f"/api/requests/conversations/{conversation.pk}/messages")
+    client.get(f"/api/requests/conversations/{conversation.pk}/messages")
+    client.force_login(owner)
+    seen = client.get(f"/api/requests/conversations/{conversation.pk}/messages").json()["messages"]
+
+    assert [m["payload"].get("event") for m in seen] == ["invitation.accepted", "staff.viewed"]
+    assert seen[1]["payload"] == {"event": "staff.viewed", "staff_id": staff.pk, "name": "Sam Staff"}
