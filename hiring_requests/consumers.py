@@ -20,6 +20,7 @@ from hiring_requests import selectors, services
 from hiring_requests.errors import ReadOnlyConversation
 from hiring_requests.models import Conversation
 from marketplace.errors import DomainError
+from marketplace.notifications import leave_group
 from marketplace.throttling import TokenBucket
 
 logger = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+            await leave_group(self.channel_layer, self.group, self.channel_name)
         if self.counted:
             self.counted = False
             # ValueError: the count expired meanwhile; there is nothing to give back.

@@ -6,7 +6,9 @@ The channel layer delivers at most once: a notification is a nudge to reload,
 and the database stays the record.
 """
 
+import asyncio
 import logging
+import weakref
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -34,6 +36,27 @@ def _send(user_id: int, event: str, payload: dict[str, Any]) -> None:
         logger.exception("notification.send_failed", extra={"user_id": user_id, "event": event})
 
 
+# At most this many group_discard calls in flight per event loop: when thousands of sockets
+# close at once, the rest wait their turn instead of exhausting the layer's connection pool.
+LEAVE_CONCURRENCY = 50
+_leave_slots: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]" = weakref.WeakKeyDictionary()
+
+
+async def leave_group(layer: Any, group: str, channel: str) -> None:
+    """Leave a group on disconnect, with backpressure, never letting the layer crash the closing consumer.
+
+    A membership that cannot be removed lapses by itself after the layer's group expiry,
+    so a failure is logged, not raised.
+    """
+    loop = asyncio.get_running_loop()
+    slots = _leave_slots.setdefault(loop, asyncio.Semaphore(LEAVE_CONCURRENCY))
+    try:
+        async with slots:
+            await layer.group_discard(group, channel)
+    except Exception:
+        logger.warning("channel_layer.group_discard_failed", extra={"group": group}, exc_info=True)
+
+
 def notify_user(*, user_id: int, event: str, payload: dict[str, Any]) -> None:
     transaction.on_commit(lambda: _send(user_id, event, payload))
 
@@ -49,7 +72,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+            await leave_group(self.channel_layer, self.group, self.channel_name)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         await self.send_json({"event": "error", "payload": {"code": "read_only", "detail": "This stream is one-way."}})

@@ -129,7 +129,18 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # channels-redis blocks in BZPOPMIN for 5 s; redis-py's default socket timeout is
+                # also 5 s, so an idle read could time out and kill a consumer. Read for longer.
+                # redis-py's pool also refuses (rather than waits) past 100 connections, which
+                # a burst of thousands of websockets closing at once exceeds.
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": 15,
+                        "socket_connect_timeout": 5,
+                        "max_connections": env_int("CHANNEL_LAYER_MAX_CONNECTIONS", 500, minimum=10),
+                    }
+                ],
                 "prefix": env_str("CHANNEL_LAYER_PREFIX", "vetted-ws"),
                 "capacity": 1000,
                 "expiry": 60,

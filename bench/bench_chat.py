@@ -1,0 +1,219 @@
+"""Chat through a real ASGI server: delivery latency and throughput, Redis against in-memory, idle connections.
+
+For rooms of 2, 10 and 50 connections, one member sends messages (each persisted
+in PostgreSQL, then broadcast); every connection in the room times each
+delivery. The same run is repeated with the in-memory channel layer as the
+baseline, so the ratio shows what Redis costs. Then one server process holds
+2,000 idle connections: memory per connection and handshake p99.
+
+Run with `make bench`, or:
+  BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/vetted_bench \
+  BENCH_REDIS_URL=redis://127.0.0.1:6379/2 .venv/bin/python bench/bench_chat.py
+"""
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/vetted_bench")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2")
+os.environ["DATABASE_URL"] = DATABASE_URL
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketplace.settings")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+ROOMS = [2, 10, 50]
+MESSAGES = 200
+IDLE_CONNECTIONS = 2_000
+PORT = 8766
+SERVER_ENV = {
+    "CHAT_MAX_CONNECTIONS_PER_USER": "5000",
+    "CHAT_RATE_PER_SECOND": "10000",
+    "CHAT_RATE_BURST": "10000",
+    "DATABASE_POOL_MAX_SIZE": "20",
+    "LOG_LEVEL": "WARNING",
+}
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def prepare() -> tuple[int, str, str]:
+    """A conversation between a bench client and a bench engineer, and a token for each.
+
+    The bench's Redis database is emptied first: group memberships left by an earlier,
+    interrupted run would make every broadcast fan out to dead channels.
+    """
+    import django
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+
+    os.environ["REDIS_URL"] = REDIS_URL
+    from bench.bench_matching import ensure_database
+
+    ensure_database()
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from accounts.models import Role, User
+    from accounts.services import api_token_create
+    from hiring_requests.models import Conversation, HiringRequest
+
+    client, _ = User.objects.get_or_create(email="chat-client@vetted.test", defaults={"role": Role.CLIENT})
+    engineer, _ = User.objects.get_or_create(email="chat-engineer@vetted.test", defaults={"role": Role.ENGINEER})
+    request, _ = HiringRequest.objects.get_or_create(
+        client=client,
+        title="chat bench",
+        defaults={
+            "description": "chat bench", "required_skills": ["python"], "budget_kind": "hourly",
+            "budget_minor": 10_000, "currency": "usd", "hours_per_week": 10, "time_zone": "UTC",
+            "start_date": "2099-01-01",
+        },
+    )  # fmt: skip
+    conversation, _ = Conversation.objects.get_or_create(request=request, engineer=engineer, client=client)
+    return conversation.pk, api_token_create(user=client, name="b")[1], api_token_create(user=engineer, name="b")[1]
+
+
+@contextmanager
+def server(redis: bool) -> Iterator[subprocess.Popen[bytes]]:
+    env = {**os.environ, **SERVER_ENV}
+    if redis:
+        env["REDIS_URL"] = REDIS_URL
+    else:
+        env.pop("REDIS_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "marketplace.asgi:application", "--port", str(PORT), "--log-level",
+         "warning", "--ws-max-queue", "64"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    import httpx
+
+    for _ in range(150):
+        try:
+            if httpx.get(f"http://127.0.0.1:{PORT}/health/live", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    try:
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+async def room(conversation_id: int, members: int, tokens: tuple[str, str]) -> tuple[list[float], float]:
+    import websockets
+
+    url = f"ws://127.0.0.1:{PORT}/ws/conversations/{conversation_id}/"
+    sockets = [
+        await websockets.connect(url, additional_headers={"Authorization": f"Bearer {tokens[i % 2]}"}, max_queue=None)
+        for i in range(members)
+    ]
+    latencies: list[float] = []
+    done = asyncio.Event()
+    expected = MESSAGES * members
+
+    async def receive(socket: Any) -> None:
+        async for raw in socket:
+            frame = json.loads(raw)
+            if frame["type"] == "message" and frame["message"]["body"].startswith("t="):
+                latencies.append((time.perf_counter() - float(frame["message"]["body"][2:])) * 1000)
+                if len(latencies) >= expected:
+                    done.set()
+
+    sender = sockets[0]
+    readers = [asyncio.create_task(receive(s)) for s in sockets[1:]]
+    acks: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def sender_reader() -> None:
+        async for raw in sender:
+            frame = json.loads(raw)
+            if frame["type"] == "ack":
+                await acks.put(frame)
+            elif frame["type"] == "message" and frame["message"]["body"].startswith("t="):
+                latencies.append((time.perf_counter() - float(frame["message"]["body"][2:])) * 1000)
+                if len(latencies) >= expected:
+                    done.set()
+
+    readers.append(asyncio.create_task(sender_reader()))
+    started = time.perf_counter()
+    for _ in range(MESSAGES):
+        await sender.send(json.dumps({"type": "send", "body": f"t={time.perf_counter()}"}))
+        await acks.get()
+    await asyncio.wait_for(done.wait(), timeout=120)
+    elapsed = time.perf_counter() - started
+    for task in readers:
+        task.cancel()
+    for socket in sockets:
+        await socket.close()
+    return latencies, len(latencies) / elapsed
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+async def idle(token: str, pid: int) -> tuple[int, float, float]:
+    import websockets
+
+    url = f"ws://127.0.0.1:{PORT}/ws/notifications/"
+    before = rss_kib(pid)
+    handshakes, sockets = [], []
+    for _ in range(IDLE_CONNECTIONS):
+        t0 = time.perf_counter()
+        socket = await websockets.connect(url, additional_headers={"Authorization": f"Bearer {token}"})
+        await socket.recv()  # the hello frame: the connection is fully set up
+        handshakes.append((time.perf_counter() - t0) * 1000)
+        sockets.append(socket)
+    await asyncio.sleep(2)
+    alive = sum(1 for s in sockets if s.state.name == "OPEN")
+    after = rss_kib(pid)
+    for socket in sockets:
+        await socket.close()
+    return alive, (after - before) / IDLE_CONNECTIONS, percentile(handshakes, 0.99)
+
+
+def main() -> None:
+    conversation_id, client_token, engineer_token = prepare()
+    results: dict[tuple[str, int], tuple[float, float, float]] = {}
+    for layer, redis in (("redis", True), ("in-memory", False)):
+        with server(redis):
+            for members in ROOMS:
+                latencies, rate = asyncio.run(room(conversation_id, members, (client_token, engineer_token)))
+                results[(layer, members)] = (statistics.median(latencies), percentile(latencies, 0.99), rate)
+    print(f"{'layer':<10} {'room':>4}  {'p50 ms':>7} {'p99 ms':>7} {'delivered/s':>11}")
+    for (layer, members), (p50, p99, rate) in results.items():
+        print(f"{layer:<10} {members:>4}  {p50:7.1f} {p99:7.1f} {rate:11.0f}")
+    for members in ROOMS:
+        redis_p50, in_memory_p50 = results[("redis", members)][0], results[("in-memory", members)][0]
+        redis_rate, in_memory_rate = results[("redis", members)][2], results[("in-memory", members)][2]
+        print(
+            f"room {members}: Redis / in-memory p50 latency {redis_p50 / in_memory_p50:.2f}x,"
+            f" throughput {redis_rate / in_memory_rate:.2f}x"
+        )
+    with server(True) as process:
+        alive, per_connection, handshake_p99 = asyncio.run(idle(engineer_token, process.pid))
+    print(
+        f"idle connections held by one server process: {alive}/{IDLE_CONNECTIONS};"
+        f" memory {per_connection:.1f} KiB each; handshake p99 {handshake_p99:.1f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()
