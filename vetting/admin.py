@@ -1,6 +1,7 @@
 """Where staff vet engineers. Every change goes through vetting.services, as the API's do."""
 
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -45,21 +46,42 @@ def _run_each(
         modeladmin.message_user(request, f"Done for {done} of {len(queryset)}.", messages.SUCCESS)
 
 
-def _ask_for_note(
-    request: HttpRequest, queryset: QuerySet[Any], *, action: str, title: str, label: str, required: bool, why: str
+@dataclass(frozen=True)
+class NotePrompt:
+    action: str
+    title: str
+    label: str
+    required: bool
+    why: str
+
+
+def _with_note(
+    modeladmin: admin.ModelAdmin[Any],
+    request: HttpRequest,
+    queryset: QuerySet[Any],
+    prompt: NotePrompt,
+    call: Callable[[Any, str], object],
 ) -> HttpResponse | None:
-    """Show a page asking for a note or reason, or return None once it has been given."""
-    if request.POST.get("apply"):
-        return None
-    context = {
-        "title": title,
-        "label": label,
-        "required": required,
-        "explanation": why,
-        "queryset": queryset,
-        "action": action,
-    }
-    return TemplateResponse(request, "admin/vetting/action_note.html", context)
+    """First ask for a note or reason on a page of its own; once given, apply `call(obj, note)` to each row."""
+    if not request.POST.get("apply"):
+        context = {**asdict(prompt), "explanation": prompt.why, "queryset": queryset}
+        return TemplateResponse(request, "admin/vetting/action_note.html", context)
+    note = request.POST.get("note", "")
+    _run_each(modeladmin, request, queryset, lambda obj: call(obj, note))
+    return None
+
+
+class ReadOnlyAdmin(admin.ModelAdmin[Any]):
+    """For records that never change by hand: rubrics are versioned, criteria belong to them."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 class OverdueFilter(admin.SimpleListFilter):
@@ -191,47 +213,37 @@ class ApplicationAdmin(admin.ModelAdmin[Application]):
 
     @admin.action(description="Approve (needs every criterion scored)")
     def approve(self, request: HttpRequest, queryset: QuerySet[Application]) -> HttpResponse | None:
-        page = _ask_for_note(
-            request,
-            queryset,
+        prompt = NotePrompt(
             action="approve",
             title="Approve",
             label="Note for the engineer (optional)",
             required=False,
             why="The level follows from the scores; approval makes the engineer matchable.",
         )
-        if page is not None:
-            return page
-        note = request.POST.get("note", "")
-        _run_each(
+        return _with_note(
             self,
             request,
             queryset,
-            lambda a: services.application_approve(application_id=a.pk, actor=_actor(request), note=note),
+            prompt,
+            lambda a, note: services.application_approve(application_id=a.pk, actor=_actor(request), note=note),
         )
-        return None
 
     @admin.action(description="Reject")
     def reject(self, request: HttpRequest, queryset: QuerySet[Application]) -> HttpResponse | None:
-        page = _ask_for_note(
-            request,
-            queryset,
+        prompt = NotePrompt(
             action="reject",
             title="Reject",
             label="Reason (the engineer sees it)",
             required=True,
             why="The engineer can apply again after the cool-down.",
         )
-        if page is not None:
-            return page
-        reason = request.POST.get("note", "")
-        _run_each(
+        return _with_note(
             self,
             request,
             queryset,
-            lambda a: services.application_reject(application_id=a.pk, actor=_actor(request), reason=reason),
+            prompt,
+            lambda a, note: services.application_reject(application_id=a.pk, actor=_actor(request), reason=note),
         )
-        return None
 
 
 @admin.register(VettedRecord)
@@ -266,25 +278,20 @@ class VettedRecordAdmin(admin.ModelAdmin[VettedRecord]):
 
     @admin.action(description="Revoke (takes the engineer out of matching now)")
     def revoke(self, request: HttpRequest, queryset: QuerySet[VettedRecord]) -> HttpResponse | None:
-        page = _ask_for_note(
-            request,
-            queryset,
+        prompt = NotePrompt(
             action="revoke",
             title="Revoke",
             label="Reason (required, kept with the record)",
             required=True,
             why="Revoked engineers drop out of matching at once.",
         )
-        if page is not None:
-            return page
-        reason = request.POST.get("note", "")
-        _run_each(
+        return _with_note(
             self,
             request,
             queryset,
-            lambda r: services.vetted_record_revoke(record_id=r.pk, actor=_actor(request), reason=reason),
+            prompt,
+            lambda r, note: services.vetted_record_revoke(record_id=r.pk, actor=_actor(request), reason=note),
         )
-        return None
 
 
 class CategoryInline(admin.TabularInline[RubricCategory, Rubric]):
@@ -296,24 +303,15 @@ class CategoryInline(admin.TabularInline[RubricCategory, Rubric]):
 
 
 @admin.register(Rubric)
-class RubricAdmin(admin.ModelAdmin[Rubric]):
-    """Read-only: a rubric never changes; add a version through the API or `manage.py load_rubric`."""
+class RubricAdmin(ReadOnlyAdmin):
+    """A rubric never changes; add a version through the API or `manage.py load_rubric`."""
 
     list_display = ("specialty", "version", "title", "created_at", "created_by")
     inlines = (CategoryInline,)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(Criterion)
-class CriterionAdmin(admin.ModelAdmin[Criterion]):
+class CriterionAdmin(ReadOnlyAdmin):
     list_display = ("title", "category", "weight", "rubric")
     list_filter = ("category__rubric",)
     list_select_related = ("category__rubric",)
@@ -321,12 +319,3 @@ class CriterionAdmin(admin.ModelAdmin[Criterion]):
     @admin.display(description="rubric")
     def rubric(self, criterion: Criterion) -> Rubric:
         return criterion.category.rubric
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
