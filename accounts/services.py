@@ -60,6 +60,7 @@ def user_send_welcome(*, user_id: int) -> bool:
         # Give the claim back so the task's retry can send it.
         User.objects.filter(pk=user_id).update(welcome_sent_at=None)
         raise
+    logger.info("user.welcome_sent", extra={"user_id": user_id})
     return True
 
 

@@ -22,6 +22,7 @@ from channels.security.websocket import OriginValidator, WebsocketDenier
 from django.conf import settings
 
 from accounts.services import api_token_authenticate
+from marketplace.tracing import accept_or_new, request_id
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,12 @@ class WebsocketGuard:
         if user is None:
             logger.info("websocket.denied", extra={"reason": "unauthenticated", "path": scope.get("path")})
             return await WebsocketDenier.as_asgi()(scope, receive, send)
-        return await self.inner({**scope, "user": user, "auth_method": method}, receive, send)
+        # The connection's log lines (and the tasks it enqueues) share one request id.
+        token = request_id.set(accept_or_new(_header(scope, b"x-request-id")))
+        try:
+            return await self.inner({**scope, "user": user, "auth_method": method}, receive, send)
+        finally:
+            request_id.reset(token)
 
 
 def guarded(inner: Any) -> Any:

@@ -6,6 +6,7 @@ from django.db import transaction
 from accounts import tasks
 from accounts.models import User
 from marketplace.celery import app as celery_app
+from marketplace.tracing import request_id
 from tests.factories import ClientFactory
 from tests.processes import celery_worker, wait_until
 
@@ -52,3 +53,19 @@ def test_worker_runs_a_committed_task_and_never_sees_a_rolled_back_one(worker):
     wait_until(lambda: welcome_sent(committed_user), timeout=30, what="the committed task to run")
     # One worker, one queue, prefetch 1: had the first task been sent, it would have run first.
     assert not welcome_sent(rolled_back_user)
+
+
+def test_the_request_id_travels_with_the_task_into_the_worker_logs(worker, tmp_path):
+    user = ClientFactory.create()
+    token = request_id.set("trace-abc-123")
+    try:
+        with transaction.atomic():
+            tasks.user_send_welcome.delay_on_commit(user.pk)
+    finally:
+        request_id.reset(token)
+
+    log = tmp_path / next(p.name for p in tmp_path.glob("worker-*.log"))
+    wait_until(lambda: "user.welcome_sent" in log.read_text(), timeout=30, what="the task's log line")
+    line = next(row for row in log.read_text().splitlines() if "user.welcome_sent" in row)
+    assert f"user_id={user.pk}" in line
+    assert line.endswith("request_id=trace-abc-123")

@@ -1,0 +1,113 @@
+"""One id per request, carried wherever the work goes: logs, Celery tasks, websocket sessions.
+
+An incoming `X-Request-ID` is kept (when it looks like an id), otherwise one is
+made. It is echoed in the response, attached to every log record as
+`request_id`, and sent with every Celery task the request enqueues, so a wave
+of invitations can be followed from the HTTP raise to the worker's log lines.
+"""
+
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from celery.signals import before_task_publish, task_postrun, task_prerun
+from django.http import HttpRequest, HttpResponseBase
+
+HEADER = "X-Request-ID"
+TASK_HEADER = "request_id"
+_VALID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def accept_or_new(candidate: str | None) -> str:
+    """Keep a caller's id if it is a plain token of at most 64 characters; otherwise make one."""
+    return candidate if candidate and _VALID.match(candidate) else new_id()
+
+
+class RequestIdMiddleware:
+    """Django middleware, sync and async: set the id for the request, echo it in the response."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if iscoroutinefunction(self):
+            return self.__acall__(request)
+        token = request_id.set(accept_or_new(request.headers.get(HEADER)))
+        try:
+            response: HttpResponseBase = self.get_response(request)
+            response[HEADER] = request_id.get() or ""
+            return response
+        finally:
+            request_id.reset(token)
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        token = request_id.set(accept_or_new(request.headers.get(HEADER)))
+        try:
+            get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]] = self.get_response
+            response = await get_response(request)
+            response[HEADER] = request_id.get() or ""
+            return response
+        finally:
+            request_id.reset(token)
+
+
+class RequestIdFilter(logging.Filter):
+    """Put the current id on every record (`-` outside a request or task)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id.get() or "-"
+        return True
+
+
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "request_id"}
+
+
+class EventFormatter(logging.Formatter):
+    """`time level logger event key=value ...`: the event name, then whatever was passed in `extra`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        extras = " ".join(f"{key}={value}" for key, value in vars(record).items() if key not in _STANDARD)
+        suffix = f" request_id={getattr(record, 'request_id', '-')}"
+        if extras:
+            suffix = f" {extras}{suffix}"
+        head, sep, trace = line.partition("\n")
+        return f"{head}{suffix}{sep}{trace}"
+
+
+@before_task_publish.connect(dispatch_uid="tracing.publish")
+def _send_id_with_task(headers: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    if headers is not None:
+        headers[TASK_HEADER] = request_id.get() or new_id()
+
+
+_task_tokens: dict[str, Any] = {}
+
+
+@task_prerun.connect(dispatch_uid="tracing.prerun")
+def _take_id_in_worker(task_id: str | None = None, task: Any = None, **kwargs: Any) -> None:
+    incoming = getattr(task.request, TASK_HEADER, None) if task is not None else None
+    if task_id is not None:
+        _task_tokens[task_id] = request_id.set(accept_or_new(incoming))
+
+
+@task_postrun.connect(dispatch_uid="tracing.postrun")
+def _drop_id_after_task(task_id: str | None = None, **kwargs: Any) -> None:
+    token = _task_tokens.pop(task_id or "", None)
+    if token is not None:
+        request_id.reset(token)
