@@ -45,14 +45,19 @@ def test_runall_serves_and_stops_every_process_on_ctrl_c(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "manage.py", "runall", "--port", str(port)],
         cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": current_database_url(), "CELERY_QUEUE": f"runall-{port}"},
+        env={
+            **os.environ,
+            "DATABASE_URL": current_database_url(),
+            "CELERY_QUEUE": f"runall-{port}",
+            "STRIPE_API_BASE": f"http://127.0.0.1:{free_port()}",
+        },
         stdout=log,
         stderr=subprocess.STDOUT,
     )
     try:
         wait_until(lambda: _ready(f"http://127.0.0.1:{port}/health/ready"), timeout=60, what="the server")
         children = _children(process.pid)
-        assert len(children) == 2
+        assert len(children) == 3  # server, worker with beat, Stripe double
 
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)

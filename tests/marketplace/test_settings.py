@@ -14,11 +14,13 @@ SECURE = {
     "DJANGO_ENV": "production",
     "SECRET_KEY": "k" * 20 + "Zx9!q" + "w" * 30,
     "ALLOWED_HOSTS": "vetted.example.com",
+    "STRIPE_SECRET_KEY": "sk_live_from_the_operator",
+    "STRIPE_WEBHOOK_SECRET": "whsec_from_the_operator",
 }
 
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DJANGO_ENV"}}
+    clean = {k: v for k, v in os.environ.items() if k not in {*SECURE, "DEBUG"}}
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
@@ -53,6 +55,15 @@ def test_production_refuses_empty_allowed_hosts():
 
     assert result.returncode != 0
     assert "ALLOWED_HOSTS must name the hosts" in result.stderr
+
+
+def test_production_refuses_the_stripe_double_placeholders():
+    env = {k: v for k, v in SECURE.items() if not k.startswith("STRIPE_")}
+
+    result = manage("check", **env)
+
+    assert result.returncode != 0
+    assert "STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET must be set in production" in result.stderr
 
 
 def test_a_bad_value_fails_loudly_naming_the_variable():

@@ -35,6 +35,13 @@ class Command(BaseCommand):
                 "--concurrency", "2", "--schedule", str(settings.VAR_DIR / "celerybeat-schedule"),
             ],
         }  # fmt: skip
+        if settings.STRIPE_SECRET_KEY == "sk_test_double":  # noqa: S105 - the double's placeholder key
+            # No real Stripe keys: serve the double, and have it send webhooks to this server.
+            port_of_double = settings.STRIPE_API_BASE.rsplit(":", 1)[-1].strip("/")
+            webhook = f"http://{host}:{port}/api/payments/stripe/webhook"
+            commands["stripe"] = [
+                python, "manage.py", "stripe_double", "--port", port_of_double, "--webhook-url", webhook,
+            ]  # fmt: skip
         children = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
         self.stdout.write(f"Vetted on http://{host}:{port}/  (API docs: /api/docs, admin: /admin/). Ctrl-C stops.")
 

@@ -1,0 +1,489 @@
+"""The double as an ASGI application: routes, state, idempotency, webhooks."""
+
+import asyncio
+import copy
+import hashlib
+import hmac
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from payments.stripe_double import objects
+from payments.stripe_double.forms import parse
+
+logger = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+Scope = dict[str, Any]
+
+SUCCEEDING_CARDS = {"pm_card_visa", "pm_card_mastercard"}
+DECLINING_CARDS = {
+    "pm_card_chargeDeclined": "Your card was declined.",
+    "pm_card_chargeDeclinedInsufficientFunds": "Your card has insufficient funds.",
+}
+
+
+class StripeError(Exception):
+    def __init__(self, status: int, type_: str, message: str, *, code: str | None = None, param: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.body = {"error": {"type": type_, "message": message, "code": code, "param": param}}
+
+
+def _missing(resource: str, object_id: str) -> StripeError:
+    return StripeError(404, "invalid_request_error", f"No such {resource}: '{object_id}'", code="resource_missing")
+
+
+def sign(payload: str, secret: str, timestamp: int | None = None) -> str:
+    """The Stripe-Signature header: HMAC-SHA256 of "<t>.<payload>" with the endpoint secret."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    digest = hmac.new(secret.encode(), f"{timestamp}.{payload}".encode(), hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+@dataclass
+class Delivery:
+    """How webhooks go out. Tests hold them back and release them duplicated or in reverse."""
+
+    url: str | None
+    secret: str | None
+    retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
+    hold: bool = False
+    held: list[Json] = field(default_factory=list)
+
+
+class StripeDouble:
+    def __init__(
+        self,
+        *,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+        public_url: str = "http://127.0.0.1:12111",
+        retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0),
+    ) -> None:
+        self.public_url = public_url.rstrip("/")
+        self.delivery = Delivery(webhook_url, webhook_secret, retry_delays)
+        self.objects: dict[str, dict[str, Json]] = {
+            kind: {}
+            for kind in ("customers", "payment_intents", "charges", "refunds", "accounts", "transfers", "disputes")
+        }
+        self.events: list[Json] = []
+        self.delivered: dict[str, bool] = {}
+        self.idempotency: dict[str, tuple[str, int, Json]] = {}
+        self.platform_balance: dict[str, int] = {}
+        self.account_balance: dict[tuple[str, str], int] = {}
+        self.mode, self.delay = "normal", 0.0
+        self.requests: list[tuple[str, str]] = []
+        self._queue: asyncio.Queue[Json] | None = None
+        self._sender: asyncio.Task[None] | None = None
+        self._routes: list[tuple[str, re.Pattern[str], Callable[..., Json]]] = [
+            ("POST", re.compile(r"^/v1/customers$"), self.create_customer),
+            ("GET", re.compile(r"^/v1/customers/(?P<id>[\w]+)$"), self.get("customers", "customer")),
+            ("POST", re.compile(r"^/v1/payment_intents$"), self.create_payment_intent),
+            ("GET", re.compile(r"^/v1/payment_intents/(?P<id>[\w]+)$"), self.get("payment_intents", "payment_intent")),
+            ("POST", re.compile(r"^/v1/payment_intents/(?P<id>[\w]+)/confirm$"), self.confirm_payment_intent),
+            ("POST", re.compile(r"^/v1/payment_intents/(?P<id>[\w]+)/cancel$"), self.cancel_payment_intent),
+            ("GET", re.compile(r"^/v1/charges/(?P<id>[\w]+)$"), self.get("charges", "charge")),
+            ("POST", re.compile(r"^/v1/refunds$"), self.create_refund),
+            ("GET", re.compile(r"^/v1/refunds/(?P<id>[\w]+)$"), self.get("refunds", "refund")),
+            ("POST", re.compile(r"^/v1/accounts$"), self.create_account),
+            ("GET", re.compile(r"^/v1/accounts/(?P<id>[\w]+)$"), self.get("accounts", "account")),
+            ("POST", re.compile(r"^/v1/account_links$"), self.create_account_link),
+            ("POST", re.compile(r"^/v1/transfers$"), self.create_transfer),
+            ("GET", re.compile(r"^/v1/transfers/(?P<id>[\w]+)$"), self.get("transfers", "transfer")),
+            ("POST", re.compile(r"^/v1/transfers/(?P<id>[\w]+)/reversals$"), self.create_reversal),
+            ("GET", re.compile(r"^/v1/disputes/(?P<id>[\w]+)$"), self.get("disputes", "dispute")),
+            ("GET", re.compile(r"^/v1/events$"), self.list_events),
+            ("GET", re.compile(r"^/v1/events/(?P<id>[\w]+)$"), self.get_event),
+            # Test hooks: what a person or the card network would do on Stripe's side.
+            ("POST", re.compile(r"^/_test/accounts/(?P<id>[\w]+)/complete_onboarding$"), self.complete_onboarding),
+            ("GET", re.compile(r"^/_test/onboarding/(?P<id>[\w]+)$"), self.complete_onboarding),
+            ("POST", re.compile(r"^/_test/charges/(?P<id>[\w]+)/dispute$"), self.open_dispute),
+            ("POST", re.compile(r"^/_test/mode$"), self.set_mode),
+            ("POST", re.compile(r"^/_test/webhooks/hold$"), self.hold_webhooks),
+            ("POST", re.compile(r"^/_test/webhooks/release$"), self.release_webhooks),
+        ]
+
+    # --- ASGI -----------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        status, payload, headers = await self.handle(
+            scope["method"], scope["path"], scope.get("query_string", b"").decode(), body, dict(scope["headers"])
+        )
+        encoded = json.dumps(payload).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), *headers]})  # fmt: skip
+        await send({"type": "http.response.body", "body": encoded})
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._sender is not None:
+                    self._sender.cancel()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def handle(
+        self, method: str, path: str, query: str, body: bytes, headers: dict[bytes, bytes]
+    ) -> tuple[int, Json, list[tuple[bytes, bytes]]]:
+        self.requests.append((method, path))
+        if path.startswith("/v1/"):
+            if self.mode == "down":
+                return 503, {"error": {"type": "api_error", "message": "The double is down (test mode)."}}, []
+            if self.mode == "slow":
+                await asyncio.sleep(self.delay)
+        params = parse(body if method == "POST" else query)
+        key = headers.get(b"idempotency-key", b"").decode() or None
+        if key is not None and method == "POST":
+            fingerprint = json.dumps([method, path, params], sort_keys=True)
+            if key in self.idempotency:
+                seen, status, payload = self.idempotency[key]
+                if seen != fingerprint:
+                    message = (
+                        "Keys for idempotent requests can only be used with the same parameters they were first "
+                        "used with. Try using a key other than '" + key + "' if you meant to execute a different "
+                        "request."
+                    )
+                    error = StripeError(400, "idempotency_error", message)
+                    return error.status, error.body, []
+                return status, copy.deepcopy(payload), [(b"idempotent-replayed", b"true")]
+        status, payload = self._dispatch(method, path, params, key)
+        if key is not None and method == "POST" and status < 500:
+            self.idempotency[key] = (json.dumps([method, path, params], sort_keys=True), status, copy.deepcopy(payload))
+        self._start_sender()
+        return status, payload, []
+
+    def _dispatch(self, method: str, path: str, params: Json, key: str | None) -> tuple[int, Json]:
+        for route_method, pattern, handler in self._routes:
+            match = pattern.match(path)
+            if match and route_method == method:
+                try:
+                    return 200, handler(params=params, key=key, **match.groupdict())
+                except StripeError as exc:
+                    return exc.status, exc.body
+        return 404, {
+            "error": {"type": "invalid_request_error", "message": f"Unrecognized request URL ({method}: {path})."}
+        }
+
+    # --- helpers ----------------------------------------------------------------------
+
+    def get(self, kind: str, name: str) -> Callable[..., Json]:
+        def read(*, id: str, **_: Any) -> Json:
+            if id not in self.objects[kind]:
+                raise _missing(name, id)
+            return self.objects[kind][id]
+
+        return read
+
+    def _find(self, kind: str, name: str, object_id: str) -> Json:
+        found = self.objects[kind].get(object_id)
+        if found is None:
+            raise _missing(name, object_id)
+        return found
+
+    @staticmethod
+    def _amount(params: Json, name: str = "amount") -> int:
+        try:
+            amount = int(params[name])
+        except (KeyError, ValueError):
+            raise StripeError(400, "invalid_request_error", f"Missing required param: {name}.", param=name) from None
+        if amount <= 0:
+            raise StripeError(400, "invalid_request_error", "This value must be greater than 0.", param=name)
+        return amount
+
+    def _emit(self, type_: str, obj: Json, key: str | None) -> None:
+        event = objects.event(type_=type_, obj=copy.deepcopy(obj), idempotency_key=key)
+        self.events.append(event)
+        self.delivered[event["id"]] = False
+        if self.delivery.url is None:
+            event["pending_webhooks"] = 0
+            return
+        if self.delivery.hold:
+            self.delivery.held.append(event)
+        else:
+            self._enqueue(event)
+
+    # --- resources --------------------------------------------------------------------
+
+    def create_customer(self, *, params: Json, key: str | None) -> Json:
+        created = objects.customer(
+            email=params.get("email"), name=params.get("name"), metadata=params.get("metadata", {})
+        )
+        self.objects["customers"][created["id"]] = created
+        return created
+
+    def create_payment_intent(self, *, params: Json, key: str | None) -> Json:
+        currency = params.get("currency", "").lower()
+        if len(currency) != 3:
+            raise StripeError(400, "invalid_request_error", "Missing required param: currency.", param="currency")
+        intent = objects.payment_intent(
+            amount=self._amount(params), currency=currency, customer=params.get("customer"),
+            transfer_group=params.get("transfer_group"), metadata=params.get("metadata", {}),
+            description=params.get("description"),
+        )  # fmt: skip
+        self.objects["payment_intents"][intent["id"]] = intent
+        if params.get("payment_method"):
+            intent["payment_method"] = params["payment_method"]
+            intent["status"] = "requires_confirmation"
+        if params.get("confirm") == "true":
+            return self._confirm(intent, params.get("payment_method"), key)
+        return intent
+
+    def confirm_payment_intent(self, *, id: str, params: Json, key: str | None) -> Json:
+        intent = self._find("payment_intents", "payment_intent", id)
+        return self._confirm(intent, params.get("payment_method") or intent["payment_method"], key)
+
+    def _confirm(self, intent: Json, payment_method: str | None, key: str | None) -> Json:
+        if intent["status"] not in ("requires_payment_method", "requires_confirmation"):
+            raise StripeError(
+                400, "invalid_request_error",
+                f"This PaymentIntent's status is {intent['status']}; it cannot be confirmed.",
+                code="payment_intent_unexpected_state",
+            )  # fmt: skip
+        if payment_method not in SUCCEEDING_CARDS and payment_method not in DECLINING_CARDS:
+            raise StripeError(400, "invalid_request_error", f"No such PaymentMethod: '{payment_method}'",
+                              code="resource_missing", param="payment_method")  # fmt: skip
+        intent["payment_method"] = payment_method
+        failure = DECLINING_CARDS.get(payment_method or "")
+        made = objects.charge(intent=intent, payment_method=payment_method or "", paid=failure is None, failure=failure)
+        self.objects["charges"][made["id"]] = made
+        intent["latest_charge"] = made["id"]
+        if failure:
+            intent["status"] = "requires_payment_method"
+            intent["last_payment_error"] = {"type": "card_error", "code": "card_declined", "message": failure}
+            self._emit("payment_intent.payment_failed", intent, key)
+            raise StripeError(402, "card_error", failure, code="card_declined")
+        intent["status"], intent["amount_received"], intent["last_payment_error"] = "succeeded", intent["amount"], None
+        currency = intent["currency"]
+        self.platform_balance[currency] = self.platform_balance.get(currency, 0) + intent["amount"]
+        self._emit("charge.succeeded", made, key)
+        self._emit("payment_intent.succeeded", intent, key)
+        return intent
+
+    def cancel_payment_intent(self, *, id: str, params: Json, key: str | None) -> Json:
+        intent = self._find("payment_intents", "payment_intent", id)
+        if intent["status"] in ("succeeded", "canceled"):
+            raise StripeError(400, "invalid_request_error",
+                              f"You cannot cancel this PaymentIntent because it has a status of {intent['status']}.",
+                              code="payment_intent_unexpected_state")  # fmt: skip
+        intent["status"], intent["canceled_at"] = "canceled", objects.now()
+        intent["cancellation_reason"] = params.get("cancellation_reason", "requested_by_customer")
+        self._emit("payment_intent.canceled", intent, key)
+        return intent
+
+    def _charge_for(self, params: Json) -> Json:
+        if params.get("charge"):
+            return self._find("charges", "charge", params["charge"])
+        if params.get("payment_intent"):
+            intent = self._find("payment_intents", "payment_intent", params["payment_intent"])
+            if not intent["latest_charge"]:
+                raise StripeError(400, "invalid_request_error", "This PaymentIntent has no charge to refund.")
+            return self._find("charges", "charge", intent["latest_charge"])
+        raise StripeError(400, "invalid_request_error", "One of charge or payment_intent is required.")
+
+    def create_refund(self, *, params: Json, key: str | None) -> Json:
+        paid = self._charge_for(params)
+        left = paid["amount_captured"] - paid["amount_refunded"]
+        amount = self._amount(params) if "amount" in params else left
+        if amount > left:
+            raise StripeError(400, "invalid_request_error",
+                              f"Refund amount ({amount}) is greater than unrefunded amount on charge ({left})",
+                              code="amount_too_large", param="amount")  # fmt: skip
+        currency = paid["currency"]
+        if self.platform_balance.get(currency, 0) < amount:
+            raise StripeError(
+                400, "invalid_request_error", "Insufficient funds in the platform balance for this refund.",
+                code="balance_insufficient",
+            )  # fmt: skip
+        made = objects.refund(
+            charge=paid, amount=amount, reason=params.get("reason"), metadata=params.get("metadata", {})
+        )
+        self.objects["refunds"][made["id"]] = made
+        paid["amount_refunded"] += amount
+        paid["refunded"] = paid["amount_refunded"] == paid["amount_captured"]
+        paid["refunds"]["data"].insert(0, made)
+        self.platform_balance[currency] -= amount
+        self._emit("charge.refunded", paid, key)
+        return made
+
+    def create_account(self, *, params: Json, key: str | None) -> Json:
+        if params.get("type", "express") != "express":
+            raise StripeError(400, "invalid_request_error", "Only express accounts are supported here.", param="type")
+        made = objects.account(email=params.get("email"), country=params.get("country", "US"),
+                               metadata=params.get("metadata", {}))  # fmt: skip
+        self.objects["accounts"][made["id"]] = made
+        return made
+
+    def create_account_link(self, *, params: Json, key: str | None) -> Json:
+        self._find("accounts", "account", params.get("account", ""))
+        return objects.account_link(url=f"{self.public_url}/_test/onboarding/{params['account']}")
+
+    def complete_onboarding(self, *, id: str, params: Json, key: str | None) -> Json:
+        made = self._find("accounts", "account", id)
+        made.update(charges_enabled=True, payouts_enabled=True, details_submitted=True)
+        made["capabilities"] = {"transfers": "active"}
+        made["requirements"] = {"currently_due": [], "disabled_reason": None}
+        self._emit("account.updated", made, key)
+        return made
+
+    def create_transfer(self, *, params: Json, key: str | None) -> Json:
+        amount, currency = self._amount(params), params.get("currency", "").lower()
+        destination = self._find("accounts", "account", params.get("destination", ""))
+        if not destination["payouts_enabled"]:
+            raise StripeError(400, "invalid_request_error", "The destination account cannot receive transfers yet.",
+                              code="account_invalid")  # fmt: skip
+        source = params.get("source_transaction")
+        if source:
+            paid = self._find("charges", "charge", source)
+            sent = sum(t["amount"] - t["amount_reversed"] for t in self.objects["transfers"].values()
+                       if t["source_transaction"] == source)  # fmt: skip
+            if amount > paid["amount_captured"] - paid["amount_refunded"] - sent:
+                raise StripeError(400, "invalid_request_error",
+                                  "The transfer amount exceeds what is left of the source transaction.",
+                                  code="balance_insufficient")  # fmt: skip
+        if self.platform_balance.get(currency, 0) < amount:
+            raise StripeError(400, "invalid_request_error", "Insufficient funds in the platform balance.",
+                              code="balance_insufficient")  # fmt: skip
+        made = objects.transfer(
+            amount=amount, currency=currency, destination=destination["id"], source_transaction=source,
+            transfer_group=params.get("transfer_group"), metadata=params.get("metadata", {}),
+            description=params.get("description"),
+        )  # fmt: skip
+        self.objects["transfers"][made["id"]] = made
+        self.platform_balance[currency] -= amount
+        balance_key = (destination["id"], currency)
+        self.account_balance[balance_key] = self.account_balance.get(balance_key, 0) + amount
+        self._emit("transfer.created", made, key)
+        return made
+
+    def create_reversal(self, *, id: str, params: Json, key: str | None) -> Json:
+        sent = self._find("transfers", "transfer", id)
+        left = sent["amount"] - sent["amount_reversed"]
+        amount = self._amount(params) if "amount" in params else left
+        balance_key = (sent["destination"], sent["currency"])
+        if amount > left or self.account_balance.get(balance_key, 0) < amount:
+            raise StripeError(400, "invalid_request_error",
+                              "The connected account's balance is too short to reverse this amount.",
+                              code="balance_insufficient")  # fmt: skip
+        made = objects.transfer_reversal(transfer=sent, amount=amount, metadata=params.get("metadata", {}))
+        sent["amount_reversed"] += amount
+        sent["reversed"] = sent["amount_reversed"] == sent["amount"]
+        sent["reversals"]["data"].insert(0, made)
+        self.account_balance[balance_key] -= amount
+        self.platform_balance[sent["currency"]] = self.platform_balance.get(sent["currency"], 0) + amount
+        self._emit("transfer.reversed", sent, key)
+        return made
+
+    def open_dispute(self, *, id: str, params: Json, key: str | None) -> Json:
+        paid = self._find("charges", "charge", id)
+        made = objects.dispute(charge=paid, reason=params.get("reason", "fraudulent"))
+        self.objects["disputes"][made["id"]] = made
+        paid["disputed"] = True
+        self._emit("charge.dispute.created", made, key)
+        return made
+
+    def list_events(self, *, params: Json, key: str | None) -> Json:
+        found = list(reversed(self.events))
+        if "type" in params:
+            found = [e for e in found if e["type"] == params["type"]]
+        if params.get("delivery_success") == "false":
+            found = [e for e in found if not self.delivered.get(e["id"], False)]
+        if params.get("starting_after"):
+            ids = [e["id"] for e in found]
+            found = found[ids.index(params["starting_after"]) + 1 :] if params["starting_after"] in ids else []
+        limit = min(int(params.get("limit", 10)), 100)
+        return {"object": "list", "data": found[:limit], "has_more": len(found) > limit, "url": "/v1/events"}
+
+    def get_event(self, *, id: str, params: Json, key: str | None) -> Json:
+        for event in self.events:
+            if event["id"] == id:
+                return event
+        raise _missing("event", id)
+
+    # --- test controls ------------------------------------------------------------------
+
+    def set_mode(self, *, params: Json, key: str | None) -> Json:
+        self.mode = params.get("mode", "normal")
+        self.delay = float(params.get("delay_seconds", 0))
+        return {"mode": self.mode, "delay_seconds": self.delay}
+
+    def hold_webhooks(self, *, params: Json, key: str | None) -> Json:
+        self.delivery.hold = params.get("hold", "true") == "true"
+        return {"hold": self.delivery.hold, "held": len(self.delivery.held)}
+
+    def release_webhooks(self, *, params: Json, key: str | None) -> Json:
+        """Send what was held: `order=reverse` for out of order, `duplicates=N` for each N times."""
+        held, self.delivery.held, self.delivery.hold = self.delivery.held, [], False
+        if params.get("order") == "reverse":
+            held.reverse()
+        copies = int(params.get("duplicates", 1))
+        for event in held:
+            for _ in range(copies):
+                self._enqueue(event)
+        return {"released": len(held) * copies}
+
+    # --- webhook delivery ---------------------------------------------------------------
+
+    def _enqueue(self, event: Json) -> None:
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+        self._queue.put_nowait(event)
+
+    def _start_sender(self) -> None:
+        if self._sender is None and self._queue is not None:
+            self._sender = asyncio.get_running_loop().create_task(self._send_forever())
+
+    async def _send_forever(self) -> None:
+        assert self._queue is not None  # noqa: S101 - set before the sender starts
+        async with httpx.AsyncClient(timeout=10) as client:
+            while True:
+                event = await self._queue.get()
+                try:
+                    await self._deliver(client, event)
+                finally:
+                    self._queue.task_done()
+
+    async def _deliver(self, client: httpx.AsyncClient, event: Json) -> None:
+        payload = json.dumps(event)
+        for attempt, delay in enumerate((0.0, *self.delivery.retry_delays)):
+            if delay:
+                await asyncio.sleep(delay)
+            headers = {
+                "Stripe-Signature": sign(payload, self.delivery.secret or ""),
+                "Content-Type": "application/json",
+            }
+            try:
+                response = await client.post(self.delivery.url or "", content=payload, headers=headers)
+            except httpx.HTTPError as exc:
+                logger.info(
+                    "stripe_double.webhook_failed", extra={"event": event["id"], "attempt": attempt, "error": repr(exc)}
+                )
+                continue
+            if 200 <= response.status_code < 300:
+                self.delivered[event["id"]] = True
+                event["pending_webhooks"] = 0
+                return
+            logger.info("stripe_double.webhook_refused", extra={"event": event["id"], "status": response.status_code})
+
+    async def drain(self, within: float = 10) -> None:
+        """Wait until every queued webhook has been sent (tests use this instead of sleeping)."""
+        if self._queue is not None:
+            await asyncio.wait_for(self._queue.join(), within)
