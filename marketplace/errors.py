@@ -71,7 +71,11 @@ def _error(api: NinjaAPI, request: HttpRequest, status: int, code: str, detail: 
 def install_error_handlers(api: NinjaAPI) -> None:
     @api.exception_handler(DomainError)
     def domain_error(request: HttpRequest, exc: DomainError) -> HttpResponse:
-        return _error(api, request, exc.status, exc.code, exc.detail)
+        response = _error(api, request, exc.status, exc.code, exc.detail)
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            response["Retry-After"] = str(retry_after)
+        return response
 
     @api.exception_handler(ValidationError)
     def validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:

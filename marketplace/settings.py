@@ -184,6 +184,8 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 4
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
+    "payments.sweep": {"task": "payments.tasks.sweep", "schedule": 60.0, "options": {"expires": 55}},
+    "payments.reconcile": {"task": "payments.tasks.reconcile", "schedule": 600.0, "options": {"expires": 590}},
     "hiring_requests.sweep": {
         "task": "hiring_requests.tasks.sweep",
         "schedule": 60.0,
@@ -247,6 +249,14 @@ STRIPE_API_BASE = env_str("STRIPE_API_BASE", "http://127.0.0.1:12111")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET", "whsec_double")
 if PRODUCTION and (STRIPE_SECRET_KEY == "sk_test_double" or STRIPE_WEBHOOK_SECRET == "whsec_double"):  # noqa: S105
     raise ImproperlyConfigured("STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET must be set in production")
+
+STRIPE_TIMEOUT_SECONDS = env_float("STRIPE_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+STRIPE_RETRY_ATTEMPTS = env_int("STRIPE_RETRY_ATTEMPTS", 3, minimum=1)
+STRIPE_BREAKER_FAILURES = env_int("STRIPE_BREAKER_FAILURES", 5, minimum=1)
+STRIPE_BREAKER_RESET_SECONDS = env_float("STRIPE_BREAKER_RESET_SECONDS", 30.0, minimum=1.0)
+PLATFORM_FEE_BP = env_int("PLATFORM_FEE_BP", 1000, minimum=0)
+MILESTONE_REVIEW_DAYS = env_int("MILESTONE_REVIEW_DAYS", 7, minimum=1)
+MILESTONE_MAX_CHANGE_ROUNDS = env_int("MILESTONE_MAX_CHANGE_ROUNDS", 3, minimum=0)
 
 # --- Chat -----------------------------------------------------------------------
 

@@ -1,3 +1,154 @@
-from ninja import Router
+from typing import Any
 
-router = Router(tags=["payments"])
+from django.http import HttpRequest
+from ninja import Router, Status
+
+from marketplace.auth import api_auth, current_user, staff_user
+from payments import selectors, services
+from payments.errors import MilestoneNotFound
+from payments.models import Milestone, PayoutAccount
+from payments.schemas import (
+    FundingOut,
+    MilestoneIn,
+    MilestoneOut,
+    NoteIn,
+    OnboardingIn,
+    OnboardingOut,
+    PayoutAccountOut,
+    ReasonIn,
+    SettleIn,
+    WebhookOut,
+)
+
+router = Router(tags=["payments"], auth=api_auth)
+
+
+def _visible(request: HttpRequest, milestone_id: int) -> Milestone:
+    milestone = selectors.milestone_for(user=current_user(request), milestone_id=milestone_id)
+    if milestone is None:
+        raise MilestoneNotFound()
+    return milestone
+
+
+def _replayable(request: HttpRequest, milestone_id: int, action: str, run: Any, schema: Any) -> Status[Any]:
+    """Money endpoints take an Idempotency-Key header: the same key and request replay the first answer."""
+    user = current_user(request)
+    _visible(request, milestone_id)
+    status, body = services.idempotent(
+        user=user,
+        key=request.headers.get("Idempotency-Key"),
+        fingerprint_of=[action, milestone_id, request.body.decode(errors="replace")],
+        run=lambda: (200, schema.model_validate(run(user)).model_dump(mode="json")),
+    )
+    return Status(status, body)
+
+
+@router.post(
+    "/payout-account/onboarding", response=OnboardingOut, summary="Start or resume payout onboarding (engineers)"
+)
+def payout_onboarding(request: HttpRequest, payload: OnboardingIn) -> dict[str, str]:
+    return {"url": services.payout_onboarding_start(engineer=current_user(request), return_url=payload.return_url)}
+
+
+@router.get("/payout-account", response={200: PayoutAccountOut, 204: None}, summary="My payout account")
+def payout_account(request: HttpRequest) -> PayoutAccount | Status[None]:
+    account = selectors.payout_account_of(engineer=current_user(request))
+    return account if account is not None else Status(204, None)
+
+
+@router.post(
+    "/engagements/{engagement_id}/milestones", response={201: MilestoneOut}, summary="Add a milestone (client)"
+)
+def milestone_create(request: HttpRequest, engagement_id: int, payload: MilestoneIn) -> Status[Milestone]:
+    milestone = services.milestone_create(
+        client=current_user(request), engagement_id=engagement_id, title=payload.title,
+        amount_minor=payload.amount_minor, due_date=payload.due_date,
+    )  # fmt: skip
+    return Status(201, milestone)
+
+
+@router.get(
+    "/engagements/{engagement_id}/milestones", response=list[MilestoneOut], summary="An engagement's milestones"
+)
+def milestone_list(request: HttpRequest, engagement_id: int) -> list[Milestone]:
+    return list(selectors.milestones_of(user=current_user(request), engagement_id=engagement_id))
+
+
+@router.get("/milestones/{milestone_id}", response=MilestoneOut, summary="A milestone")
+def milestone_detail(request: HttpRequest, milestone_id: int) -> Milestone:
+    return _visible(request, milestone_id)
+
+
+@router.post("/milestones/{milestone_id}/fund", response={200: FundingOut}, summary="Fund into escrow (client)")
+def milestone_fund(request: HttpRequest, milestone_id: int) -> Status[Any]:
+    return _replayable(
+        request,
+        milestone_id,
+        "fund",
+        lambda user: services.milestone_fund(client=user, milestone_id=milestone_id),
+        FundingOut,
+    )
+
+
+@router.post("/milestones/{milestone_id}/submit", response=MilestoneOut, summary="Submit the work (engineer)")
+def milestone_submit(request: HttpRequest, milestone_id: int, payload: NoteIn) -> Milestone:
+    return services.milestone_submit(engineer=current_user(request), milestone_id=milestone_id, note=payload.note)
+
+
+@router.post("/milestones/{milestone_id}/request-changes", response=MilestoneOut, summary="Ask for changes (client)")
+def milestone_request_changes(request: HttpRequest, milestone_id: int, payload: ReasonIn) -> Milestone:
+    return services.milestone_request_changes(
+        client=current_user(request), milestone_id=milestone_id, note=payload.reason
+    )
+
+
+@router.post("/milestones/{milestone_id}/approve", response={200: MilestoneOut}, summary="Approve and release (client)")
+def milestone_approve(request: HttpRequest, milestone_id: int) -> Status[Any]:
+    return _replayable(
+        request,
+        milestone_id,
+        "approve",
+        lambda user: services.milestone_approve(client=user, milestone_id=milestone_id),
+        MilestoneOut,
+    )
+
+
+@router.post(
+    "/milestones/{milestone_id}/refund",
+    response={200: MilestoneOut},
+    summary="Refund an unsubmitted milestone (client)",
+)
+def milestone_refund(request: HttpRequest, milestone_id: int) -> Status[Any]:
+    return _replayable(
+        request,
+        milestone_id,
+        "refund",
+        lambda user: services.milestone_refund(client=user, milestone_id=milestone_id),
+        MilestoneOut,
+    )
+
+
+@router.post(
+    "/milestones/{milestone_id}/cancel", response=MilestoneOut, summary="Cancel an unfunded milestone (client)"
+)
+def milestone_cancel(request: HttpRequest, milestone_id: int) -> Milestone:
+    return services.milestone_cancel(client=current_user(request), milestone_id=milestone_id)
+
+
+@router.post("/milestones/{milestone_id}/dispute", response=MilestoneOut, summary="Open a dispute (client or engineer)")
+def milestone_dispute(request: HttpRequest, milestone_id: int, payload: ReasonIn) -> Milestone:
+    return services.milestone_dispute(user=current_user(request), milestone_id=milestone_id, reason=payload.reason)
+
+
+@router.post("/staff/milestones/{milestone_id}/settle", response=MilestoneOut, summary="Settle a dispute (staff)")
+def milestone_settle(request: HttpRequest, milestone_id: int, payload: SettleIn) -> Milestone:
+    return services.milestone_settle(
+        staff=staff_user(request), milestone_id=milestone_id, engineer_share_minor=payload.engineer_share_minor
+    )
+
+
+@router.post("/stripe/webhook", response=WebhookOut, auth=None, summary="Stripe webhooks (signed)")
+def stripe_webhook(request: HttpRequest) -> dict[str, bool]:
+    # Stored first, processed by a task: Stripe gets its 2xx at once.
+    _, created = services.stripe_event_receive(payload=request.body, signature=request.headers.get("Stripe-Signature"))
+    return {"received": True, "duplicate": not created}

@@ -1,5 +1,70 @@
-from payments.models import PayoutAccount
+from django.db.models import Q, QuerySet, Sum
+
+from accounts.models import User
+from payments.models import LedgerAccount, LedgerEntry, LedgerTransaction, Milestone, MilestoneStatus, PayoutAccount
 
 
 def payouts_enabled(*, engineer_id: int) -> bool:
     return PayoutAccount.objects.filter(engineer_id=engineer_id, payouts_enabled=True).exists()
+
+
+def payout_account_of(*, engineer: User) -> PayoutAccount | None:
+    return PayoutAccount.objects.filter(engineer=engineer).first()
+
+
+def milestones_of(*, user: User, engagement_id: int) -> QuerySet[Milestone]:
+    return Milestone.objects.filter(
+        Q(engagement__client=user) | Q(engagement__engineer=user), engagement_id=engagement_id
+    ).order_by("created_at", "id")
+
+
+def milestone_for(*, user: User, milestone_id: int) -> Milestone | None:
+    """Visible to the engagement's client and engineer, and to staff."""
+    queryset = Milestone.objects.select_related("engagement").filter(pk=milestone_id)
+    if not user.is_staff:
+        queryset = queryset.filter(Q(engagement__client=user) | Q(engagement__engineer=user))
+    return queryset.first()
+
+
+HELD = (
+    MilestoneStatus.FUNDED,
+    MilestoneStatus.SUBMITTED,
+    MilestoneStatus.CHANGES_REQUESTED,
+    MilestoneStatus.APPROVED,
+    MilestoneStatus.DISPUTED,
+)
+
+
+def ledger_problems() -> list[str]:
+    """Every broken invariant of the ledger, in words. Empty means the books are right."""
+    problems = []
+    unbalanced = (
+        LedgerEntry.objects.values("transaction__reference", "currency").annotate(total=Sum("amount")).exclude(total=0)
+    )
+    problems += [
+        f"transaction {row['transaction__reference']} sums to {row['total']} {row['currency']}" for row in unbalanced
+    ]
+    for account in LedgerAccount.objects.annotate(total=Sum("entries__amount")):
+        total = account.total or 0
+        if total != account.balance:
+            problems.append(f"account {account.code} says {account.balance} but its entries sum to {total}")
+        if account.kind == "escrow" and total < 0:
+            problems.append(f"escrow {account.code} is negative: {total}")
+    for milestone in Milestone.objects.all():
+        escrow = LedgerAccount.objects.filter(code=f"escrow:milestone-{milestone.pk}:{milestone.currency}").first()
+        held = escrow.balance if escrow else 0
+        expected = milestone.amount_minor if milestone.status in HELD else 0
+        if held != expected:
+            problems.append(f"milestone {milestone.pk} is {milestone.status} but escrow holds {held}, not {expected}")
+        payouts = LedgerTransaction.objects.filter(milestone=milestone, kind__in=["release", "settle"]).count()
+        if payouts > 1:
+            problems.append(f"milestone {milestone.pk} was paid out {payouts} times")
+        paid = (
+            LedgerEntry.objects.filter(
+                transaction__milestone=milestone, account__kind__in=["engineer_payout", "platform_fee"]
+            ).aggregate(total=Sum("amount"))["total"]
+            or 0
+        )
+        if paid > milestone.amount_minor:
+            problems.append(f"milestone {milestone.pk} paid out {paid}, more than its {milestone.amount_minor}")
+    return problems

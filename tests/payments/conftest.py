@@ -84,3 +84,41 @@ def stripe_double() -> Iterator[DoubleRun]:
                 max_network_retries=0,
             )
             yield DoubleRun(double, base, collector, client)
+
+
+@pytest.fixture
+def stripe_settings(settings, stripe_double):
+    """The service's gateway pointed at this test's double, with a fresh breaker."""
+    from payments.gateway import gateway
+
+    settings.STRIPE_API_BASE = stripe_double.base
+    settings.STRIPE_WEBHOOK_SECRET = SECRET
+    settings.STRIPE_RETRY_ATTEMPTS = 2
+    gateway.cache_clear()
+    yield stripe_double
+    gateway.cache_clear()
+
+
+def deliver_webhooks(run: DoubleRun, client) -> list[Any]:
+    """Forward what the double sent, byte for byte with its signature, to our endpoint; then process it."""
+    from payments import services
+    from payments.models import StripeEvent
+
+    run.drain()
+    responses = []
+    for body, signature in run.collector.received:
+        response = client.post(
+            "/api/payments/stripe/webhook", body, content_type="application/json", HTTP_STRIPE_SIGNATURE=signature
+        )
+        responses.append(response)
+    run.collector.received.clear()
+    for event in StripeEvent.objects.filter(processed_at=None).order_by("pk"):
+        services.stripe_event_process(event_id=event.pk)
+    return responses
+
+
+@pytest.fixture
+def staff(db):
+    from tests.factories import StaffFactory
+
+    return StaffFactory.create()
