@@ -245,7 +245,10 @@ if MATCH_BUDGET_RELAX_BP > 5000:
 
 # Without STRIPE_SECRET_KEY the service talks to the in-repo Stripe double (make run serves it).
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY", "sk_test_double")
-STRIPE_API_BASE = env_str("STRIPE_API_BASE", "http://127.0.0.1:12111")
+STRIPE_API_BASE = env_str(
+    "STRIPE_API_BASE",
+    "http://127.0.0.1:12111" if STRIPE_SECRET_KEY == "sk_test_double" else "https://api.stripe.com",  # noqa: S105
+)
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET", "whsec_double")
 if PRODUCTION and (STRIPE_SECRET_KEY == "sk_test_double" or STRIPE_WEBHOOK_SECRET == "whsec_double"):  # noqa: S105
     raise ImproperlyConfigured("STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET must be set in production")

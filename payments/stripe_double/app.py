@@ -110,6 +110,21 @@ class StripeDouble:
             ("POST", re.compile(r"^/_test/webhooks/release$"), self.release_webhooks),
         ]
 
+    def reset(self, *, keep_accounts: bool = False) -> None:
+        """Forget objects and events (tests that run many stories against one server)."""
+        for name, kind in self.objects.items():
+            if not (keep_accounts and name == "accounts"):
+                kind.clear()
+        self.events.clear()
+        self.delivered.clear()
+        self.idempotency.clear()
+        self.platform_balance.clear()
+        self.account_balance.clear()
+        self.requests.clear()
+        self.delivery.held.clear()
+        self.delivery.hold = False
+        self.mode, self.delay = "normal", 0.0
+
     # --- ASGI -----------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:

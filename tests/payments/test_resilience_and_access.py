@@ -1,0 +1,170 @@
+"""Stripe slow or down, Idempotency-Key on our API, and who may see which milestone."""
+
+import json
+
+import httpx
+import pytest
+
+from payments import services
+from payments.models import LedgerTransaction, Milestone
+from payments.selectors import ledger_problems
+from tests.factories import ClientFactory, vetted_engineer
+from tests.payments.helpers import engagement, funded, milestone
+
+pytestmark = pytest.mark.django_db
+
+
+def post(client, path, body=None, **headers):
+    return client.post(path, json.dumps(body or {}), content_type="application/json", **headers)
+
+
+def submitted(run, client, made):
+    paid = funded(run, client, made)
+    return services.milestone_submit(engineer=made.engineer, milestone_id=paid.pk)
+
+
+def test_stripe_down_answers_503_with_retry_after_and_changes_nothing(client, rubric, stripe_settings):
+    made = engagement()
+    work = submitted(stripe_settings, client, made)
+    httpx.post(f"{stripe_settings.base}/_test/mode", data={"mode": "down"})
+    client.force_login(made.client)
+
+    response = post(client, f"/api/payments/milestones/{work.pk}/approve")
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "payments_unavailable"
+    assert int(response["Retry-After"]) >= 1
+    assert Milestone.objects.get(pk=work.pk).status == "submitted"
+    assert stripe_settings.double.objects["transfers"] == {}
+    assert ledger_problems() == []
+
+
+def test_the_breaker_opens_fails_fast_and_recovers(client, rubric, stripe_settings, settings):
+    settings.STRIPE_BREAKER_FAILURES = 2
+    settings.STRIPE_BREAKER_RESET_SECONDS = 1
+    from payments.gateway import gateway
+
+    gateway.cache_clear()
+    made = engagement()
+    work = submitted(stripe_settings, client, made)
+    clock = [0.0]
+    gateway().breaker.clock = lambda: clock[0]
+    httpx.post(f"{stripe_settings.base}/_test/mode", data={"mode": "slow", "delay_seconds": "3"})
+    settings.STRIPE_TIMEOUT_SECONDS = 0.2
+    gateway().client = type(gateway())().client  # a client with the short timeout
+    client.force_login(made.client)
+    for _ in range(2):
+        assert post(client, f"/api/payments/milestones/{work.pk}/approve").status_code == 503
+    calls_before = len(stripe_settings.double.requests)
+
+    fast = post(client, f"/api/payments/milestones/{work.pk}/approve")
+    calls_after = len(stripe_settings.double.requests)
+    httpx.post(f"{stripe_settings.base}/_test/mode", data={"mode": "normal"})
+    clock[0] = 2.0
+    recovered = post(client, f"/api/payments/milestones/{work.pk}/approve")
+
+    assert fast.status_code == 503
+    assert calls_after == calls_before  # open: Stripe was not even asked
+    assert recovered.json()["status"] == "released"
+    assert gateway().breaker.state == "closed"
+    assert len(stripe_settings.double.objects["transfers"]) == 1
+
+
+def test_a_crash_between_stripes_answer_and_our_write_is_finished_by_the_retry(
+    client, rubric, stripe_settings, monkeypatch
+):
+    made = engagement()
+    work = submitted(stripe_settings, client, made)
+    real_post = services.ledger_post
+
+    def crash(**kwargs):
+        raise RuntimeError("worker killed after the transfer")
+
+    monkeypatch.setattr(services, "ledger_post", crash)
+    with pytest.raises(RuntimeError):
+        services.milestone_approve(client=made.client, milestone_id=work.pk)
+    monkeypatch.setattr(services, "ledger_post", real_post)
+    assert Milestone.objects.get(pk=work.pk).status == "submitted"
+
+    services.milestone_approve(client=made.client, milestone_id=work.pk)
+
+    assert Milestone.objects.get(pk=work.pk).status == "released"
+    assert len(stripe_settings.double.objects["transfers"]) == 1  # the same idempotency key: one Transfer
+    assert ledger_problems() == []
+
+
+def test_idempotency_key_replays_the_first_answer(client, rubric, stripe_settings):
+    made = engagement()
+    created = milestone(made)
+    client.force_login(made.client)
+    url = f"/api/payments/milestones/{created.pk}/fund"
+
+    first = post(client, url, HTTP_IDEMPOTENCY_KEY="fund-1")
+    again = post(client, url, HTTP_IDEMPOTENCY_KEY="fund-1")
+    other_body = post(client, url, {"note": "different"}, HTTP_IDEMPOTENCY_KEY="fund-1")
+
+    assert first.json() == again.json()
+    assert other_body.status_code == 409
+    assert other_body.json()["code"] == "idempotency_key_reused"
+    assert len(stripe_settings.double.objects["payment_intents"]) == 1
+
+
+def test_reconciliation_fetches_events_stripe_could_not_deliver(client, rubric, stripe_settings):
+    made = engagement()
+    created = milestone(made)
+    services.milestone_fund(client=made.client, milestone_id=created.pk)
+    created.refresh_from_db()
+    stripe_settings.collector.status = 500  # our endpoint "down": every delivery fails
+    stripe_settings.client.v1.payment_intents.confirm(
+        created.payment_intent_id, params={"payment_method": "pm_card_visa"}
+    )
+    stripe_settings.drain()
+
+    missing = services.stripe_events_reconcile()
+    from payments.models import StripeEvent
+
+    for event in StripeEvent.objects.filter(processed_at=None):
+        services.stripe_event_process(event_id=event.pk)
+
+    assert missing >= 2
+    assert Milestone.objects.get(pk=created.pk).status == "funded"
+    assert LedgerTransaction.objects.filter(kind="fund").count() == 1
+
+
+@pytest.mark.parametrize("outsider", ["client", "engineer"])
+def test_people_outside_the_engagement_get_404_and_change_nothing(client, rubric, stripe_settings, outsider):
+    made = engagement()
+    work = submitted(stripe_settings, client, made)
+    stranger = ClientFactory.create() if outsider == "client" else vetted_engineer()
+    client.force_login(stranger)
+    before = Milestone.objects.values().get(pk=work.pk)
+
+    responses = [
+        client.get(f"/api/payments/milestones/{work.pk}"),
+        post(client, f"/api/payments/milestones/{work.pk}/approve"),
+        post(client, f"/api/payments/milestones/{work.pk}/refund"),
+        post(client, f"/api/payments/milestones/{work.pk}/dispute", {"reason": "not mine"}),
+        post(client, f"/api/payments/milestones/{work.pk}/submit"),
+        post(
+            client,
+            f"/api/payments/engagements/{made.pk}/milestones",
+            {"title": "Sneaky", "amount_minor": 1, "due_date": "2099-01-01"},
+        ),
+    ]
+    listed = client.get(f"/api/payments/engagements/{made.pk}/milestones").json()
+
+    assert [r.status_code for r in responses] == [404, 404, 404, 404, 404, 404]
+    assert listed == []
+    assert Milestone.objects.values().get(pk=work.pk) == before
+    assert Milestone.objects.count() == 1
+
+
+def test_the_engineer_cannot_approve_their_own_work(client, rubric, stripe_settings):
+    made = engagement()
+    work = submitted(stripe_settings, client, made)
+    client.force_login(made.engineer)
+
+    response = post(client, f"/api/payments/milestones/{work.pk}/approve")
+
+    assert response.status_code == 403
+    assert Milestone.objects.get(pk=work.pk).status == "submitted"

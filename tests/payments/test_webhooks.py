@@ -1,0 +1,70 @@
+"""The webhook endpoint: verify the signature on the raw body, store once, answer fast."""
+
+import json
+import time
+
+import pytest
+
+from payments.models import StripeEvent
+from payments.stripe_double.app import sign
+from tests.payments.conftest import SECRET
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/payments/stripe/webhook"
+
+
+@pytest.fixture(autouse=True)
+def _secret(settings):
+    settings.STRIPE_WEBHOOK_SECRET = SECRET
+
+
+def event_body(event_id: str = "evt_1") -> str:
+    return json.dumps(
+        {"id": event_id, "object": "event", "type": "customer.created", "data": {"object": {"id": "cus_1"}}}
+    )
+
+
+def send(client, body: str, signature: str | None):
+    headers = {"HTTP_STRIPE_SIGNATURE": signature} if signature is not None else {}
+    return client.post(URL, body, content_type="application/json", **headers)
+
+
+def test_a_signed_event_is_stored_once(client):
+    body = event_body()
+
+    first = send(client, body, sign(body, SECRET))
+    again = send(client, body, sign(body, SECRET))
+
+    assert (first.status_code, first.json()) == (200, {"received": True, "duplicate": False})
+    assert again.json()["duplicate"] is True
+    assert StripeEvent.objects.get().stripe_id == "evt_1"
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["wrong secret", "tampered body", "missing header", "stale timestamp", "garbage header"],
+)
+def test_bad_signatures_get_400_and_store_nothing(client, case):
+    body = event_body()
+    signature = {
+        "wrong secret": sign(body, "whsec_someone_else"),
+        "tampered body": sign(body.replace("cus_1", "cus_2"), SECRET),
+        "missing header": None,
+        "stale timestamp": sign(body, SECRET, timestamp=int(time.time()) - 301),
+        "garbage header": "t=abc,v1=zzz",
+    }[case]
+
+    response = send(client, body, signature)
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_signature"
+    assert not StripeEvent.objects.exists()
+
+
+def test_a_timestamp_inside_the_tolerance_is_accepted(client):
+    body = event_body()
+
+    response = send(client, body, sign(body, SECRET, timestamp=int(time.time()) - 290))
+
+    assert response.status_code == 200
