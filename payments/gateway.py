@@ -88,6 +88,9 @@ class StripeGateway:
             what="transfer.create",
         )
 
+    def retrieve_transfer(self, transfer_id: str) -> Any:
+        return self._call(lambda: self.client.v1.transfers.retrieve(transfer_id), what="transfer.retrieve")
+
     def create_refund(self, *, payment_intent: str, amount: int, key: str) -> Any:
         params: Any = {"payment_intent": payment_intent, "amount": amount}
         return self._call(

@@ -593,6 +593,39 @@ def stripe_events_reconcile() -> int:
     return missing
 
 
+def ledger_compare_with_stripe() -> list[str]:
+    """Differences between our books and Stripe's objects, in words (empty: they agree).
+
+    Funded milestones must have a succeeded PaymentIntent for their amount;
+    released ones a Transfer for what the ledger paid the engineer; refunded
+    ones a refund on their charge.
+    """
+    differences = []
+    held = Milestone.objects.filter(status__in=[M.FUNDED, M.SUBMITTED, M.CHANGES_REQUESTED, M.APPROVED, M.RELEASED])
+    for milestone in held.exclude(payment_intent_id=""):
+        intent = gateway().retrieve_payment_intent(milestone.payment_intent_id)
+        if intent.status != "succeeded" or intent.amount_received != milestone.amount_minor:
+            differences.append(
+                f"milestone {milestone.pk}: Stripe's PaymentIntent is {intent.status} for {intent.amount_received}, "
+                f"the ledger holds {milestone.amount_minor}"
+            )
+    for milestone in Milestone.objects.filter(status=M.RELEASED).exclude(transfer_id=""):
+        transfer = gateway().retrieve_transfer(milestone.transfer_id)
+        paid = sum(
+            LedgerEntry.objects.filter(
+                transaction__milestone=milestone, account__kind=LedgerAccountKind.ENGINEER_PAYOUT
+            ).values_list("amount", flat=True)
+        )
+        at_stripe = transfer.amount - transfer.amount_reversed
+        if at_stripe != paid:
+            differences.append(
+                f"milestone {milestone.pk}: Stripe's Transfer {transfer.id} is {at_stripe}, the ledger paid {paid}"
+            )
+    for difference in differences:
+        logger.error("reconcile.difference", extra={"difference": difference})
+    return differences
+
+
 # --- our own idempotency ------------------------------------------------------------------
 
 

@@ -22,5 +22,7 @@ def sweep() -> dict[str, Any]:
 
 
 @shared_task(name="payments.tasks.reconcile")
-def reconcile() -> int:
-    return services.stripe_events_reconcile()
+def reconcile() -> dict[str, Any]:
+    """Fetch the events Stripe could not deliver, then compare the books with Stripe (differences are logged)."""
+    missing = services.stripe_events_reconcile()
+    return {"missing_events": missing, "differences": services.ledger_compare_with_stripe()}

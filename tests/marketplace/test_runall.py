@@ -1,3 +1,4 @@
+import contextlib
 import os
 import signal
 import subprocess
@@ -21,6 +22,13 @@ def _children(pid: int) -> list[int]:
             continue
         if int(fields[1]) == pid:
             found.append(int(stat.parent.name))
+    return found
+
+
+def _descendants(pid: int) -> list[int]:
+    found = []
+    for child in _children(pid):
+        found += [child, *_descendants(child)]
     return found
 
 
@@ -56,16 +64,22 @@ def test_runall_serves_and_stops_every_process_on_ctrl_c(tmp_path):
     )
     try:
         wait_until(lambda: _ready(f"http://127.0.0.1:{port}/health/ready"), timeout=60, what="the server")
-        children = _children(process.pid)
-        assert len(children) == 3  # server, worker with beat, Stripe double
+        assert len(_children(process.pid)) == 3  # server, worker with beat, Stripe double
+        # The worker's pool (2) and embedded beat come up a moment after the server answers.
+        wait_until(lambda: len(_descendants(process.pid)) >= 6, timeout=60, what="the worker's pool and beat")
+        everything = _descendants(process.pid)
 
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
 
         assert process.returncode == 0
-        assert [pid for pid in children if _alive(pid)] == []
+        assert [pid for pid in everything if _alive(pid)] == []
         assert not _ready(f"http://127.0.0.1:{port}/health/live")
     finally:
+        leftovers = _descendants(process.pid)
         if process.poll() is None:
             process.kill()
+        for pid in leftovers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         log.close()

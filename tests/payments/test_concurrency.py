@@ -6,7 +6,7 @@ from payments import services
 from payments.models import LedgerTransaction, Milestone
 from payments.selectors import ledger_problems
 from tests.concurrency import race
-from tests.payments.helpers import engagement, funded
+from tests.payments.helpers import engagement, funded, milestone
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,3 +25,23 @@ def test_twenty_concurrent_approvals_make_one_transfer(client, rubric, stripe_se
     assert len(stripe_settings.double.objects["transfers"]) == 1
     assert LedgerTransaction.objects.filter(kind="release").count() == 1
     assert ledger_problems() == []
+
+
+def test_the_same_idempotency_key_sent_concurrently_runs_once(rubric, stripe_settings):
+    made = engagement()
+    created = milestone(made)
+
+    def fund():
+        return services.idempotent(
+            user=made.client,
+            key="same-key",
+            fingerprint_of=["fund", created.pk],
+            run=lambda: (200, services.milestone_fund(client=made.client, milestone_id=created.pk).payment_intent_id),
+        )
+
+    outcomes = race(fund, fund, fund)
+
+    replies = [o for o in outcomes if isinstance(o, tuple)]
+    assert len(stripe_settings.double.objects["payment_intents"]) == 1
+    assert {type(o).__name__ for o in outcomes} <= {"tuple", "IdempotencyKeyInFlight"}
+    assert len({reply[1] for reply in replies}) == 1

@@ -168,3 +168,16 @@ def test_the_engineer_cannot_approve_their_own_work(client, rubric, stripe_setti
 
     assert response.status_code == 403
     assert Milestone.objects.get(pk=work.pk).status == "submitted"
+
+
+def test_the_ledger_is_compared_with_stripe(client, rubric, stripe_settings):
+    made = engagement()
+    work = submitted(stripe_settings, client, made)
+    released = services.milestone_approve(client=made.client, milestone_id=work.pk)
+    assert services.ledger_compare_with_stripe() == []
+
+    stripe_settings.double.objects["transfers"][released.transfer_id]["amount"] = 1  # Stripe and we now disagree
+
+    differences = services.ledger_compare_with_stripe()
+    assert len(differences) == 1
+    assert f"milestone {work.pk}: Stripe's Transfer" in differences[0]

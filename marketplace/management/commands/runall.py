@@ -5,6 +5,7 @@ finish what it is doing, then SIGKILL. If one of them dies on its own, the
 others are stopped too, so a half-running service never goes unnoticed.
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -16,6 +17,12 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 GRACE_SECONDS = 15
+
+
+def _signal_group(child: "subprocess.Popen[bytes]", signum: int) -> None:
+    # ProcessLookupError: the whole group is gone already.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signum)
 
 
 class Command(BaseCommand):
@@ -42,7 +49,9 @@ class Command(BaseCommand):
             commands["stripe"] = [
                 python, "manage.py", "stripe_double", "--port", port_of_double, "--webhook-url", webhook,
             ]  # fmt: skip
-        children = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
+        # Each child leads its own process group, so stopping it stops what it forked too
+        # (the worker's pool processes and its embedded beat).
+        children = {name: subprocess.Popen(cmd, start_new_session=True) for name, cmd in commands.items()}
         self.stdout.write(f"Vetted on http://{host}:{port}/  (API docs: /api/docs, admin: /admin/). Ctrl-C stops.")
 
         stopping = False
@@ -67,14 +76,15 @@ class Command(BaseCommand):
 
     def _stop(self, children: dict[str, subprocess.Popen[bytes]]) -> None:
         for child in children.values():
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
+            _signal_group(child, signal.SIGTERM)
         deadline = time.monotonic() + GRACE_SECONDS
         for name, child in children.items():
             try:
                 child.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 self.stderr.write(f"{name} did not stop within {GRACE_SECONDS}s; killing it.")
-                child.kill()
+                _signal_group(child, signal.SIGKILL)
                 child.wait()
+            # Whatever the child left behind in its group goes too.
+            _signal_group(child, signal.SIGKILL)
         self.stdout.write("Stopped.")
