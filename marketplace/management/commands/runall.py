@@ -76,7 +76,9 @@ class Command(BaseCommand):
 
     def _stop(self, children: dict[str, subprocess.Popen[bytes]]) -> None:
         for child in children.values():
-            _signal_group(child, signal.SIGTERM)
+            # The leader only: Celery's main process shuts its pool down itself (a warm shutdown).
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + GRACE_SECONDS
         for name, child in children.items():
             try:

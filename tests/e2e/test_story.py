@@ -1,0 +1,136 @@
+"""The whole story on live processes: the ASGI server, a Celery worker with beat, the Stripe double,
+on PostgreSQL and Redis, with staff, a client and two engineers acting over HTTP and websockets."""
+
+import asyncio
+import json
+import os
+import threading
+import uuid
+from collections import defaultdict
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+from django.conf import global_settings
+from django.core.management import call_command
+
+from marketplace.demo import Story
+from tests.processes import current_database_url, free_port, running, wait_until
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.live,
+    pytest.mark.skipif(
+        not os.environ.get("REDIS_URL"),
+        reason="needs REDIS_URL: the worker's notifications reach websockets only through the Redis channel layer",
+    ),
+]
+
+
+class Listener:
+    """Websockets held open on a background loop, every frame kept per name."""
+
+    def __init__(self) -> None:
+        self.frames: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.tasks: list[Any] = []
+
+    def listen(self, name: str, url: str, token: str) -> None:
+        ready = threading.Event()
+
+        async def run() -> None:
+            async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {token}"}) as socket:
+                ready.set()
+                async for raw in socket:
+                    self.frames[name].append(json.loads(raw))
+
+        self.tasks.append(asyncio.run_coroutine_threadsafe(run(), self.loop))
+        assert ready.wait(10), f"{name}'s websocket did not open"
+
+    def events(self, name: str) -> list[str]:
+        return [str(frame.get("event") or frame.get("type")) for frame in self.frames[name]]
+
+    def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def token_of(actor: Any) -> str:
+    return str(actor.http.headers["Authorization"].split(" ", 1)[1])
+
+
+def test_the_whole_story(rubric, tmp_path, settings):
+    # The server checks passwords with the production hashers; seed with those, not the tests' fast one.
+    settings.PASSWORD_HASHERS = global_settings.PASSWORD_HASHERS
+    call_command("seed_demo")
+    server_port, stripe_port, queue = free_port(), free_port(), f"e2e-{uuid.uuid4().hex[:8]}"
+    base, stripe_base = f"http://127.0.0.1:{server_port}", f"http://127.0.0.1:{stripe_port}"
+    env = {"DATABASE_URL": current_database_url(), "CELERY_QUEUE": queue, "STRIPE_API_BASE": stripe_base}
+    listener = Listener()
+    try:
+        with (
+            running(
+                ["manage.py", "stripe_double", "--port", str(stripe_port),
+                 "--webhook-url", f"{base}/api/payments/stripe/webhook"],
+                env=env, log=tmp_path / "stripe.log",
+            ),
+            running(
+                ["-m", "uvicorn", "marketplace.asgi:application", "--port", str(server_port)],
+                env=env, log=tmp_path / "server.log",
+            ),
+            running(
+                ["-m", "celery", "-A", "marketplace", "worker", "--beat", "--pool", "solo", "-Q", queue,
+                 "--schedule", str(tmp_path / "beat"), "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
+                env=env, log=tmp_path / "worker.log",
+            ),
+        ):  # fmt: skip
+            wait_until(lambda: b"ready." in (tmp_path / "worker.log").read_bytes(), timeout=60, what="the worker")
+            wait_until(lambda: _answers(f"{base}/health/ready"), timeout=60, what="the server")
+            wait_until(lambda: _answers(f"{stripe_base}/v1/events"), timeout=30, what="the Stripe double")
+            story = Story(base_url=base, stripe_base=stripe_base, say=lambda line: None)
+            ws = base.replace("http", "ws")
+
+            story.cast()
+            story.vet()
+            for actor in (story.client, story.first, story.second):
+                listener.listen(actor.name, f"{ws}/ws/notifications/", token_of(actor))
+            story.raise_request()
+            story.accept()
+            for engineer in (story.first, story.second):
+                conversation = story.client.call("GET", "/api/requests/conversations")["items"]
+                conversation_id = next(c["id"] for c in conversation if c["engineer_id"] == engineer.user_id)
+                listener.listen(
+                    f"chat-{engineer.name}", f"{ws}/ws/conversations/{conversation_id}/", token_of(engineer)
+                )
+            story.chat()
+            story.hire()
+            story.pay()
+            wait_until(lambda: "milestone.changed" in listener.events("Client"), timeout=10, what="milestone events")
+
+        assert story.timings["raise_to_invitations_seconds"] < 10
+        for name in ("Grace", "Edsger"):
+            assert "invitation.created" in listener.events(name)
+            chat = [f["message"]["body"] for f in listener.frames[f"chat-{name}"] if f.get("type") == "message"]
+            assert any(body.startswith(f"Hi {name}") for body in chat)
+            assert "A semaphore per dependency, timeouts on every call." in chat
+        assert listener.events("Client").count("shortlist.changed") >= 2
+        assert {"engagement.created", "payouts.updated", "milestone.changed"} <= set(listener.events("Grace"))
+        assert "request.filled" in listener.events("Edsger")
+        statuses = [f["payload"]["status"] for f in listener.frames["Client"] if f.get("event") == "milestone.changed"]
+        assert statuses[-1] == "released"
+        assert story.transfer["amount"] == 135_000
+        assert story.transfer["source_transaction"].startswith("ch_")
+        call_command("ledger_check")
+    finally:
+        listener.close()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1, headers={"Authorization": "Bearer sk_test_double"}).status_code == 200
+    except httpx.HTTPError:
+        return False
