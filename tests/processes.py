@@ -1,6 +1,8 @@
 """Start the project's real processes for a test and always stop them."""
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -41,8 +43,14 @@ def wait_until(condition: Callable[[], bool], *, timeout: float, what: str) -> N
 @contextmanager
 def running(args: list[str], *, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:
+        # Its own process group, so whatever it forks (a worker's beat, its pool) is stopped with it.
         process = subprocess.Popen(
-            [sys.executable, *args], cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, *args],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         try:
             yield process
@@ -53,6 +61,8 @@ def running(args: list[str], *, env: dict[str, str], log: Path) -> Iterator[subp
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
 
 
 def _answers(url: str) -> bool:
