@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from django.db import connection
 
@@ -97,3 +98,10 @@ def asgi_server(*, log_dir: Path, env: dict[str, str] | None = None) -> Iterator
         base = f"http://127.0.0.1:{port}"
         wait_until(lambda: _answers(f"{base}/health/live"), timeout=30, what="the server to start")
         yield base
+
+
+def needs_redis(why: str) -> Any:
+    """Skip unless REDIS_URL is set; `why` says what the test needs Redis for."""
+    import pytest
+
+    return pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason=f"needs REDIS_URL: {why}")

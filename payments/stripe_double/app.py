@@ -47,6 +47,16 @@ def sign(payload: str, secret: str, timestamp: int | None = None) -> str:
     return f"t={timestamp},v1={digest}"
 
 
+async def read_body(receive: Any) -> bytes:
+    """The whole request body of an ASGI HTTP request."""
+    body = b""
+    while True:
+        message = await receive()
+        body += bytes(message.get("body", b""))
+        if not message.get("more_body"):
+            return body
+
+
 @dataclass
 class Delivery:
     """How webhooks go out. Tests hold them back and release them duplicated or in reverse."""
@@ -131,12 +141,7 @@ class StripeDouble:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         status, payload, headers = await self.handle(
             scope["method"], scope["path"], scope.get("query_string", b"").decode(), body, dict(scope["headers"])
         )

@@ -3,7 +3,6 @@ on PostgreSQL and Redis, with staff, a client and two engineers acting over HTTP
 
 import asyncio
 import json
-import os
 import threading
 import uuid
 from collections import defaultdict
@@ -16,15 +15,12 @@ from django.conf import global_settings
 from django.core.management import call_command
 
 from marketplace.demo import Story
-from tests.processes import current_database_url, free_port, running, wait_until
+from tests.processes import current_database_url, free_port, needs_redis, running, wait_until
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.live,
-    pytest.mark.skipif(
-        not os.environ.get("REDIS_URL"),
-        reason="needs REDIS_URL: the worker's notifications reach websockets only through the Redis channel layer",
-    ),
+    needs_redis("the worker's notifications reach websockets only through the Redis channel layer"),
 ]
 
 

@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-import os
 from typing import Any
 
 import pytest
@@ -11,15 +10,12 @@ import websockets
 from accounts.services import api_token_create
 from tests.factories import ClientFactory, vetted_engineer
 from tests.hiring_requests.conftest import conversation_between
-from tests.processes import asgi_server
+from tests.processes import asgi_server, needs_redis
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.live,
-    pytest.mark.skipif(
-        not os.environ.get("REDIS_URL"),
-        reason="needs REDIS_URL: two server processes share chat only through the Redis channel layer",
-    ),
+    needs_redis("two server processes share chat only through the Redis channel layer"),
 ]
 
 

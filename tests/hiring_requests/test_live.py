@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-import os
 import uuid
 from typing import Any
 
@@ -13,15 +12,12 @@ import websockets
 from accounts import services as accounts_services
 from tests.factories import ClientFactory, vetted_engineer
 from tests.hiring_requests.conftest import request_fields
-from tests.processes import asgi_server, celery_worker
+from tests.processes import asgi_server, celery_worker, needs_redis
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.live,
-    pytest.mark.skipif(
-        not os.environ.get("REDIS_URL"),
-        reason="needs REDIS_URL: the worker reaches the server's websockets only through a shared channel layer",
-    ),
+    needs_redis("the worker reaches the server's websockets only through a shared channel layer"),
 ]
 
 

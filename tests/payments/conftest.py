@@ -10,6 +10,7 @@ import stripe
 import uvicorn
 
 from payments.stripe_double import StripeDouble
+from payments.stripe_double.app import read_body
 from tests.processes import free_port, wait_until
 
 SECRET = "whsec_test_secret"
@@ -25,12 +26,7 @@ class Collector:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         signature = dict(scope["headers"]).get(b"stripe-signature", b"").decode()
         self.received.append((body, signature))
         await send({"type": "http.response.start", "status": self.status, "headers": []})
