@@ -14,6 +14,7 @@ The 100,000 engineers are seeded once into their own database and reused.
 """
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -241,11 +242,9 @@ def bench_raise_to_invitation() -> None:
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):
-            try:
+            with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
                     break
-            except httpx.HTTPError:
-                pass
             time.sleep(0.2)
         time.sleep(3)  # the worker's start-up
         latencies = asyncio.run(_raise_and_wait(base, client_token, probes))

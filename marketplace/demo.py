@@ -20,7 +20,7 @@ STRONG_PASSWORD = "engineer-demo-pass-2026"  # noqa: S105 - for the engineers th
 
 
 class StoryError(RuntimeError):
-    pass
+    """A step of the story could not be carried out; the message says which and why."""
 
 
 @dataclass

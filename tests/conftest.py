@@ -1,7 +1,10 @@
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import cast
 
 import pytest
 from django.core.cache import cache
+from django.db import transaction
 from django.test import Client
 
 from vetting.models import Criterion, Rubric, RubricCategory
@@ -71,3 +74,11 @@ def _tests_enqueue_apart():
     yield
     with celery_app.connection_for_write() as connection:
         connection.default_channel.queue_purge("vetted-tests")
+
+
+@contextmanager
+def rolled_back() -> Iterator[None]:
+    """Run the block in a transaction, then roll it back (its on-commit hooks never run)."""
+    with transaction.atomic():
+        yield
+        transaction.set_rollback(True)

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from hiring_requests import errors, selectors, services
 from hiring_requests.models import Message, MessageKind
+from tests.conftest import rolled_back
 from tests.factories import ClientFactory, StaffFactory, vetted_engineer
 from tests.hiring_requests.conftest import conversation_between, enable_payouts
 
@@ -115,10 +116,6 @@ def test_hiring_records_an_event_in_the_conversation(chat):
     assert events == ["invitation.accepted", "hired"]
 
 
-class Rollback(Exception):
-    pass
-
-
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     total=st.integers(1, 60),
@@ -131,32 +128,22 @@ def test_sync_after_the_last_seen_seq_yields_every_missed_message_once_in_order(
 ):
     """A client drops at a random point, reconnects, and pages through sync while others keep talking."""
     client, engineer, conversation = chat
-    try:
-        from django.db import transaction
+    with rolled_back():
+        for n in range(total):
+            services.message_send(sender=engineer, conversation_id=conversation.pk, body=f"m{n}", client_msg_id=None)
+        all_seqs = [seq for seq, _ in bodies(conversation)]
+        last_seen = all_seqs[int(seen_fraction * (len(all_seqs) - 1))]
 
-        with transaction.atomic():
-            for n in range(total):
-                services.message_send(
-                    sender=engineer, conversation_id=conversation.pk, body=f"m{n}", client_msg_id=None
-                )
-            all_seqs = [seq for seq, _ in bodies(conversation)]
-            last_seen = all_seqs[int(seen_fraction * (len(all_seqs) - 1))]
+        received, cursor, more = [], last_seen, True
+        while more:
+            messages, more = selectors.messages_page(conversation=conversation, after=cursor, limit=page)
+            received += [m.seq for m in messages]
+            cursor = messages[-1].seq if messages else cursor
+            for _ in range(arriving.pop() if arriving else 0):
+                services.message_send(sender=client, conversation_id=conversation.pk, body="new", client_msg_id=None)
+                more = True
 
-            received, cursor, more = [], last_seen, True
-            while more:
-                messages, more = selectors.messages_page(conversation=conversation, after=cursor, limit=page)
-                received += [m.seq for m in messages]
-                cursor = messages[-1].seq if messages else cursor
-                for _ in range(arriving.pop() if arriving else 0):
-                    services.message_send(
-                        sender=client, conversation_id=conversation.pk, body="new", client_msg_id=None
-                    )
-                    more = True
-
-            assert received == [seq for seq, _ in bodies(conversation) if seq > last_seen]
-            raise Rollback
-    except Rollback:
-        pass
+        assert received == [seq for seq, _ in bodies(conversation) if seq > last_seen]
 
 
 # --- REST --------------------------------------------------------------------------

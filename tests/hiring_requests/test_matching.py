@@ -13,6 +13,7 @@ from accounts.timezones import utc_offset_minutes
 from hiring_requests import matching
 from hiring_requests.matching_naive import load_world, rank_naive
 from hiring_requests.models import Engagement, HiringRequest, Invitation, InvitationStatus
+from tests.conftest import rolled_back
 from tests.factories import ClientFactory, vetted_engineer
 from tests.hiring_requests.conftest import request_fields
 from vetting.models import VettedRecord
@@ -106,30 +107,22 @@ def allowed(spec, criteria: matching.Criteria) -> bool:
     )
 
 
-class Rollback(Exception):
-    pass
-
-
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(population=st.lists(engineers, min_size=1, max_size=12), wanted=requests)
 def test_hard_filters_are_never_broken_and_everyone_eligible_is_found(rubric, population, wanted):
     step = wanted.pop("step")
     wanted["nice_to_have_skills"] = [s for s in wanted["nice_to_have_skills"] if s not in wanted["required_skills"]]
-    try:
-        with transaction.atomic():
-            by_id = {make(spec): spec for spec in population}
-            request = draft(**wanted)
-            criteria = matching.criteria_for(request, step=step)
+    with rolled_back():
+        by_id = {make(spec): spec for spec in population}
+        request = draft(**wanted)
+        criteria = matching.criteria_for(request, step=step)
 
-            ranked = matching.rank(criteria, limit=100, request_id=request.pk)
+        ranked = matching.rank(criteria, limit=100, request_id=request.pk)
 
-            expected = {engineer_id for engineer_id, spec in by_id.items() if allowed(spec, criteria)}
-            assert set(ids(ranked)) == expected
-            naive = rank_naive(criteria, limit=100, request_id=request.pk, world=load_world())
-            assert [(c.engineer_id, c.score_bp) for c in ranked] == naive
-            raise Rollback
-    except Rollback:
-        pass
+        expected = {engineer_id for engineer_id, spec in by_id.items() if allowed(spec, criteria)}
+        assert set(ids(ranked)) == expected
+        naive = rank_naive(criteria, limit=100, request_id=request.pk, world=load_world())
+        assert [(c.engineer_id, c.score_bp) for c in ranked] == naive
 
 
 BETTER_WORSE: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {

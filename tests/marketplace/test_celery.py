@@ -7,23 +7,16 @@ from accounts import tasks
 from accounts.models import User
 from marketplace.celery import app as celery_app
 from marketplace.tracing import request_id
+from tests.conftest import rolled_back
 from tests.factories import ClientFactory
 from tests.processes import celery_worker, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
 
-class RollbackError(Exception):
-    pass
-
-
 def enqueue_welcome_then_roll_back(user_id: int) -> None:
-    try:
-        with transaction.atomic():
-            tasks.user_send_welcome.delay_on_commit(user_id)
-            raise RollbackError
-    except RollbackError:
-        pass
+    with rolled_back():
+        tasks.user_send_welcome.delay_on_commit(user_id)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from marketplace.resilience import CircuitBreaker, CircuitOpen, retrying
 
 
 class Boom(Exception):
-    pass
+    """A dependency's failure."""
 
 
 class Clock:

@@ -7,6 +7,7 @@ from django.test import Client
 from accounts import services
 from marketplace.asgi import application
 from marketplace.notifications import notify_user
+from tests.conftest import rolled_back
 from tests.factories import ClientFactory, EngineerFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -86,17 +87,18 @@ async def test_a_revoked_token_is_refused():
     await communicator.disconnect()
 
 
-def _notify_in_transaction(user_id: int, *, roll_back: bool) -> None:
-    class RollbackError(Exception):
-        pass
+def _notify(user_id: int) -> None:
+    notify_user(user_id=user_id, event="invitation.created", payload={"request_id": 7})
 
-    try:
-        with transaction.atomic():
-            notify_user(user_id=user_id, event="invitation.created", payload={"request_id": 7})
-            if roll_back:
-                raise RollbackError
-    except RollbackError:
-        pass
+
+def _notify_then_roll_back(user_id: int) -> None:
+    with rolled_back():
+        _notify(user_id)
+
+
+def _notify_and_commit(user_id: int) -> None:
+    with transaction.atomic():
+        _notify(user_id)
 
 
 async def test_notifications_reach_only_their_user_and_only_after_commit():
@@ -108,8 +110,8 @@ async def test_notifications_reach_only_their_user_and_only_after_commit():
     await alice_ws.receive_json_from()
     await bob_ws.receive_json_from()
 
-    await sync_to_async(_notify_in_transaction)(alice.pk, roll_back=True)
-    await sync_to_async(_notify_in_transaction)(alice.pk, roll_back=False)
+    await sync_to_async(_notify_then_roll_back)(alice.pk)
+    await sync_to_async(_notify_and_commit)(alice.pk)
 
     received = await alice_ws.receive_json_from(timeout=2)
     assert (received["event"], received["payload"]) == ("invitation.created", {"request_id": 7})
