@@ -13,6 +13,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from accounts.models import User
+from marketplace.admin import ReadOnlyAdmin
 from marketplace.errors import DomainError
 from vetting import selectors, services
 from vetting.models import Application, ApplicationEvent, Criterion, Rubric, RubricCategory, Score, VettedRecord
@@ -69,19 +70,6 @@ def _with_note(
     note = request.POST.get("note", "")
     _run_each(modeladmin, request, queryset, lambda obj: call(obj, note))
     return None
-
-
-class ReadOnlyAdmin(admin.ModelAdmin[Any]):
-    """For records that never change by hand: rubrics are versioned, criteria belong to them."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class OverdueFilter(admin.SimpleListFilter):

@@ -13,6 +13,7 @@ from payments import services
 from payments.errors import MilestoneStateConflict, TooManyChangeRounds
 from payments.models import LedgerTransaction, Milestone, StripeEvent
 from payments.selectors import ledger_problems
+from tests.factories import StaffFactory
 from tests.payments.conftest import deliver_webhooks
 from tests.payments.helpers import engagement, funded, milestone, pay_at_stripe
 
@@ -193,4 +194,22 @@ def test_duplicated_and_reversed_webhooks_end_in_the_same_state(client, rubric, 
 
     assert Milestone.objects.get(pk=created.pk).status == "funded"
     assert LedgerTransaction.objects.filter(kind="fund").count() == 1
+    assert ledger_problems() == []
+
+
+def test_staff_settle_a_dispute_in_admin(client, rubric, stripe_settings):
+    made = engagement()
+    paid = funded(stripe_settings, client, made)
+    services.milestone_submit(engineer=made.engineer, milestone_id=paid.pk)
+    services.milestone_dispute(user=made.engineer, milestone_id=paid.pk, reason="client stopped answering")
+    client.force_login(StaffFactory.create(is_superuser=True))
+    url = "/admin/payments/milestone/"
+
+    form = client.post(url, {"action": "settle", "_selected_action": [paid.pk]})
+    client.post(url, {"action": "settle", "_selected_action": [paid.pk], "apply": "1", f"share_{paid.pk}": "50000"})
+
+    assert b"Engineer&#x27;s share" in form.content or b"Engineer's share" in form.content
+    assert Milestone.objects.get(pk=paid.pk).status == "released"
+    assert client.get(f"{url}{paid.pk}/change/").status_code == 200
+    assert client.get("/admin/payments/ledgertransaction/").status_code == 200
     assert ledger_problems() == []
