@@ -33,6 +33,9 @@ def escrow_machine(run, http_client, made, staff):
 
         def __init__(self) -> None:
             super().__init__()
+            # Webhooks the previous story left in flight must land before the slate is wiped,
+            # or they would arrive in this story about objects that no longer exist.
+            run.drain()
             run.double.reset(keep_accounts=True)
             run.collector.received.clear()
             self.atomic = transaction.atomic()
