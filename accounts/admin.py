@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
 from accounts.models import ApiToken, ClientProfile, EngineerProfile, User
+from marketplace.admin import money_column
 
 
 @admin.register(User)
@@ -29,7 +30,8 @@ class ClientProfileAdmin(admin.ModelAdmin[ClientProfile]):
 
 @admin.register(EngineerProfile)
 class EngineerProfileAdmin(admin.ModelAdmin[EngineerProfile]):
-    list_display = ("user", "headline", "hourly_rate_minor", "currency", "weekly_hours_available", "time_zone")
+    list_display = ("user", "headline", "hourly_rate", "weekly_hours_available", "time_zone")
+    hourly_rate = money_column("hourly_rate_minor", description="Hourly rate")
     search_fields = ("user__email", "headline")
     list_select_related = ("user",)
 

@@ -76,7 +76,7 @@ class ClientProfile(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
-        return f"client profile of {self.user_id}"
+        return f"Client profile of {self.user.email}"
 
 
 class EngineerProfile(models.Model):
@@ -101,7 +101,7 @@ class EngineerProfile(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"engineer profile of {self.user_id}"
+        return f"Engineer profile of {self.user.email}"
 
 
 class ApiToken(models.Model):
@@ -120,6 +120,7 @@ class ApiToken(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = "API token"
         indexes = [models.Index(fields=["user", "-created_at"], name="accounts_token_user_created")]
 
     def __str__(self) -> str:

@@ -9,6 +9,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from hiring_requests.models import ACTIVE_STATUSES, Engagement, HiringRequest, Invitation, RequestEvent
+from marketplace.admin import money_column
 
 
 class AtRiskFilter(admin.SimpleListFilter):
@@ -92,7 +93,8 @@ class HiringRequestAdmin(admin.ModelAdmin[HiringRequest]):
 
 @admin.register(Engagement)
 class EngagementAdmin(admin.ModelAdmin[Engagement]):
-    list_display = ("id", "request", "client", "engineer", "rate_minor", "currency", "status", "created_at")
+    list_display = ("id", "request", "client", "engineer", "hourly_rate", "status", "created_at")
+    hourly_rate = money_column("rate_minor", description="Hourly rate")
     list_select_related = ("request", "client", "engineer")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:

@@ -118,7 +118,7 @@ class Invitation(models.Model):
         ordering = ["wave", "rank"]
 
     def __str__(self) -> str:
-        return f"invitation {self.pk} ({self.status})"
+        return f"Invitation of {self.engineer.email} to {self.request.title} ({self.get_status_display().lower()})"
 
 
 class EngagementStatus(models.TextChoices):
@@ -146,7 +146,7 @@ class Engagement(models.Model):
         indexes = [models.Index(fields=["engineer", "status"], name="engagement_engineer_active")]
 
     def __str__(self) -> str:
-        return f"engagement {self.pk}"
+        return f"{self.request.title}: {self.engineer.email} for {self.client.email}"
 
 
 class Conversation(models.Model):
@@ -171,7 +171,7 @@ class Conversation(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"conversation {self.pk}"
+        return f"Conversation on {self.request.title} with {self.engineer.email}"
 
     def is_member(self, user_id: int) -> bool:
         return user_id in (self.client_id, self.engineer_id)
@@ -209,7 +209,7 @@ class Message(models.Model):
         ordering = ["conversation", "seq"]
 
     def __str__(self) -> str:
-        return f"message {self.conversation_id}/{self.seq}"
+        return f"Message {self.seq} in conversation #{self.conversation_id}"
 
 
 class ReadMarker(models.Model):
@@ -224,4 +224,4 @@ class ReadMarker(models.Model):
         constraints = [models.UniqueConstraint(fields=["conversation", "user"], name="chat_read_marker_once")]
 
     def __str__(self) -> str:
-        return f"read {self.conversation_id} by {self.user_id} to {self.last_read_seq}"
+        return f"{self.user.email} has read conversation #{self.conversation_id} up to message {self.last_read_seq}"

@@ -3,3 +3,4 @@ from django.apps import AppConfig
 
 class MarketplaceConfig(AppConfig):
     name = "marketplace"
+    verbose_name = "Marketplace"

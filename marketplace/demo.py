@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 
+from marketplace.money import format_money
+
 DEMO_PASSWORD = "vetted-demo-pass"  # noqa: S105 - the demo accounts' published password
 STRONG_PASSWORD = "engineer-demo-pass-2026"  # noqa: S105 - for the engineers the story registers
 
@@ -198,7 +200,7 @@ class Story:
         else:
             attempt.raise_for_status()
             self.engagement = attempt.json()
-        rate = f"{self.engagement['rate_minor'] / 100:.2f} {self.engagement['currency']}/h"
+        rate = f"{format_money(self.engagement['rate_minor'], self.engagement['currency'])}/h"
         self.say(f"  hired: engagement {self.engagement['id']} at {rate}")
 
     def pay(self) -> None:
@@ -236,8 +238,9 @@ class Story:
         ).json()
         self.transfer = transfer
         self.milestone = released
+        paid = format_money(transfer["amount"], transfer["currency"])
         self.say(
-            f"  approved and released: Transfer {transfer['id']} of {transfer['amount'] / 100:.2f} usd"
+            f"  approved and released: Transfer {transfer['id']} of {paid}"
             f" to {transfer['destination']} (source {transfer['source_transaction']})"
         )
 

@@ -6,6 +6,7 @@ broker. DATABASE_URL and REDIS_URL move it onto PostgreSQL and Redis. The README
 lists every variable.
 """
 
+import warnings
 from datetime import timedelta
 from pathlib import Path
 
@@ -66,6 +67,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "marketplace.tracing.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Right after security, before anything that reads sessions or the database: assets cost nothing.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -321,8 +324,30 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
-STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+
+# Static files are served by whitenoise's middleware in every mode (uvicorn serves none).
+# Production: `collectstatic` (part of the deploy, docs/operations.md) writes hashed, compressed
+# copies to STATIC_ROOT, served with far-future cache headers. Development: the same middleware
+# finds the assets in the apps directly, so `make run` needs no collectstatic.
+STATIC_URL = "/static/"
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "static")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if PRODUCTION
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = not PRODUCTION
+# whitenoise answers with a file iterator that Django's ASGI handler reads whole in a thread
+# (with a warning per file). Assets are small and, in production, cached far-future by
+# browsers and proxies; our own responses never stream, so the warning says nothing new.
+warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume synchronous iterators")
+WHITENOISE_AUTOREFRESH = DEBUG and not PRODUCTION
+if not PRODUCTION:
+    # whitenoise warns at start-up when STATIC_ROOT is missing; development never collects into it.
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 LOGGING = {
     "version": 1,

@@ -8,8 +8,9 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from accounts.models import User
-from marketplace.admin import ReadOnlyAdmin
+from marketplace.admin import ReadOnlyAdmin, money_column
 from marketplace.errors import DomainError
+from marketplace.money import format_money
 from payments import services
 from payments.models import (
     LedgerAccount,
@@ -45,18 +46,36 @@ class MilestoneEventInline(admin.TabularInline[MilestoneEvent, Milestone]):
 
 @admin.register(Milestone)
 class MilestoneAdmin(ReadOnlyAdmin):
-    list_display = ("id", "title", "status", "amount_minor", "currency", "engagement", "review_deadline", "disputed_at")
+    list_display = ("id", "title", "status", "amount", "engagement", "review_deadline", "disputed_at")
+    list_select_related = ("engagement__request", "engagement__engineer", "engagement__client")
     list_filter = ("status",)
     search_fields = ("title", "engagement__client__email", "engagement__engineer__email")
     inlines = (MilestoneEventInline,)
     actions = ("settle",)
+    amount = money_column("amount_minor", description="Amount")
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Viewing and the settle action need it; every field stays read-only.
         return bool(request.user.is_staff)
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [field.name for field in Milestone._meta.fields]
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        # The amount is shown once, as money, in place of the raw minor units and currency code.
+        names = [field.name for field in Milestone._meta.fields]
+        names[names.index("amount_minor")] = "amount"
+        # Stripe.js's key to this PaymentIntent belongs to the paying client, not on staff screens.
+        names.remove("currency")
+        names.remove("client_secret")
+        return names
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        # Every field is read-only: no save buttons that would save nothing.
+        extra_context = {**(extra_context or {}), "show_save": False, "show_save_and_continue": False}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        return self.get_fields(request, obj)
 
     @admin.action(description="Settle a dispute (split between engineer and client)")
     def settle(self, request: HttpRequest, queryset: QuerySet[Milestone]) -> HttpResponse | None:
@@ -75,14 +94,19 @@ class MilestoneAdmin(ReadOnlyAdmin):
             except DomainError as exc:
                 self.message_user(request, f"{milestone}: {exc.detail}", messages.ERROR)
             else:
-                self.message_user(request, f"{milestone}: settled, {share} to the engineer.", messages.SUCCESS)
+                self.message_user(
+                    request,
+                    f"{milestone}: settled, {format_money(share, milestone.currency)} to the engineer.",
+                    messages.SUCCESS,
+                )
         return None
 
 
 class LedgerEntryInline(admin.TabularInline[LedgerEntry, LedgerTransaction]):
     model = LedgerEntry
-    fields = ("account", "amount", "currency")
+    fields = ("account", "money")
     readonly_fields = fields
+    money = money_column("amount", description="Amount")
     extra = 0
     can_delete = False
 
@@ -93,6 +117,11 @@ class LedgerEntryInline(admin.TabularInline[LedgerEntry, LedgerTransaction]):
 @admin.register(LedgerTransaction)
 class LedgerTransactionAdmin(ReadOnlyAdmin):
     list_display = ("reference", "kind", "milestone", "created_at")
+    list_select_related = (
+        "milestone__engagement__request",
+        "milestone__engagement__engineer",
+        "milestone__engagement__client",
+    )
     list_filter = ("kind",)
     search_fields = ("reference",)
     inlines = (LedgerEntryInline,)
@@ -100,7 +129,8 @@ class LedgerTransactionAdmin(ReadOnlyAdmin):
 
 @admin.register(LedgerAccount)
 class LedgerAccountAdmin(ReadOnlyAdmin):
-    list_display = ("code", "kind", "currency", "balance")
+    list_display = ("code", "kind", "money_balance")
+    money_balance = money_column("balance", description="Balance")
     list_filter = ("kind", "currency")
     search_fields = ("code",)
 

@@ -2,6 +2,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from marketplace.money import format_money
+
 
 class PayoutAccount(models.Model):
     """Where an engineer is paid. Hiring requires `payouts_enabled`.
@@ -16,7 +18,7 @@ class PayoutAccount(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
-        return f"payout account of {self.engineer_id}"
+        return f"Payout account of {self.engineer.email}"
 
 
 class LedgerAccountKind(models.TextChoices):
@@ -69,10 +71,11 @@ class LedgerEntry(models.Model):
     currency = models.CharField(max_length=3)
 
     class Meta:
+        verbose_name_plural = "ledger entries"
         constraints = [models.CheckConstraint(condition=~models.Q(amount=0), name="ledger_entry_not_zero")]
 
     def __str__(self) -> str:
-        return f"{self.account_id} {self.amount} {self.currency}"
+        return f"{self.account.code}: {format_money(self.amount, self.currency)}"
 
 
 class MilestoneStatus(models.TextChoices):
@@ -119,7 +122,7 @@ class Milestone(models.Model):
         indexes = [models.Index(fields=["status", "review_deadline"], name="milestone_review_clock")]
 
     def __str__(self) -> str:
-        return self.title
+        return f"{self.title} ({self.engagement})"
 
 
 class MilestoneEvent(models.Model):
@@ -149,6 +152,9 @@ class StripeEvent(models.Model):
     processed_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name = "Stripe event"
 
     def __str__(self) -> str:
         return f"{self.type} {self.stripe_id}"

@@ -29,6 +29,7 @@ def ensure_staff_group(sender: AppConfig, **kwargs: Any) -> None:
 
 class VettingConfig(AppConfig):
     name = "vetting"
+    verbose_name = "Vetting"
 
     def ready(self) -> None:
         post_migrate.connect(ensure_staff_group, sender=self, dispatch_uid="vetting.ensure_staff_group")

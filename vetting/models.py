@@ -119,7 +119,7 @@ class Application(models.Model):
         indexes = [models.Index(fields=["status", "submitted_at"], name="vetting_app_queue")]
 
     def __str__(self) -> str:
-        return f"application {self.pk} ({self.status})"
+        return f"Application #{self.pk} by {self.engineer.email} ({self.get_status_display().lower()})"
 
 
 class ApplicationEvent(models.Model):
@@ -157,7 +157,7 @@ class Score(models.Model):
         ordering = ["criterion__category__position", "criterion__position"]
 
     def __str__(self) -> str:
-        return f"{self.criterion_id}: {self.value}"
+        return f"{self.criterion.title}: {self.value}"
 
 
 class Level(models.TextChoices):
@@ -199,4 +199,4 @@ class VettedRecord(models.Model):
         indexes = [models.Index(fields=["engineer", "expires_at"], name="vetting_record_current")]
 
     def __str__(self) -> str:
-        return f"vetted {self.level} until {self.expires_at:%Y-%m-%d}"
+        return f"{self.engineer.email}: vetted {self.level} until {self.expires_at:%Y-%m-%d}"

@@ -1,0 +1,52 @@
+"""The two server-rendered pages a newcomer meets first: `/` and the demo story."""
+
+from pathlib import Path
+
+import markdown
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.templatetags.static import static
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_safe
+
+from accounts.demo import DEMO_USERS
+from accounts.services import demo_password
+
+DEMO_STORY = Path(settings.BASE_DIR) / "docs" / "demo.md"
+
+
+@require_safe
+def landing(request: HttpRequest) -> HttpResponse:
+    """What Vetted is and where to go next; the demo logins only outside production."""
+    demo_logins = []
+    if not settings.PRODUCTION:
+        demo_logins = [(email, "staff" if is_staff else str(role)) for email, role, _name, is_staff in DEMO_USERS]
+    return render(
+        request,
+        "marketplace/landing.html",
+        {
+            "demo_logins": demo_logins,
+            "demo_password": demo_password() if demo_logins else "",
+            "deadline_hours": settings.MATCH_DEADLINE_HOURS,
+        },
+    )
+
+
+@require_safe
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico on every page (the admin's and the API docs' too)."""
+    # Resolved per request: in production the hashed name exists only after collectstatic.
+    return redirect(static("marketplace/favicon.svg"), permanent=True)
+
+
+@require_safe
+def demo_story(request: HttpRequest) -> HttpResponse:
+    """docs/demo.md as a page: the whole story by hand, for a reader who found `/` first."""
+    try:
+        text = DEMO_STORY.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise Http404("docs/demo.md is not part of this deployment") from None
+    # Our own file from the repository, not user input: rendering its HTML is safe.
+    body = mark_safe(markdown.markdown(text, extensions=["fenced_code", "tables"]))  # noqa: S308
+    return render(request, "marketplace/document.html", {"title": "The demo story", "body": body})
