@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench migrate demo clean lock
+.PHONY: run test lint format bench migrate demo clean lock screenshots
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.13 is needed ($(PYTHON) not found; pyenv reads .python-version)"; exit 1; }
@@ -49,3 +49,10 @@ lock: $(BIN)/python
 
 clean:
 	rm -rf $(VENV) var
+
+# PNGs of /, /api/docs and the admin for docs/screenshots/, from a throwaway SQLite database.
+SHOTS_VAR := var/screenshots
+screenshots: $(STAMP)
+	rm -rf $(SHOTS_VAR)
+	env -u REDIS_URL VETTED_VAR_DIR=$(SHOTS_VAR) DATABASE_URL=sqlite:///$(CURDIR)/$(SHOTS_VAR)/vetted.sqlite3 \
+		sh -c '$(BIN)/python manage.py migrate --no-input -v0 && $(BIN)/python manage.py seed_demo >/dev/null && $(BIN)/python manage.py screenshots'

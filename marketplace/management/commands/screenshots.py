@@ -1,0 +1,136 @@
+"""Photograph what a newcomer sees: `/`, the API docs, and the admin (login, a milestone, an application).
+
+`make screenshots` runs this on a throwaway SQLite database under var/screenshots, seeded with
+the demo cast; it adds a sample engagement and milestone, serves the project with uvicorn on a
+free port, logs in through the admin's own form in chromium, and writes PNGs to docs/screenshots/.
+Needs Debian's chromium (or CHROMIUM_PATH) and the dev extras (Playwright).
+"""
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from accounts.models import User
+from accounts.services import demo_password
+from hiring_requests.models import Engagement, HiringRequest
+from marketplace.chromium import LAUNCH_ARGS, MISSING, chromium_path
+from payments.models import Milestone
+from vetting.models import Application
+
+if TYPE_CHECKING:
+    from playwright.async_api import ViewportSize
+
+VIEWPORT: "ViewportSize" = {"width": 1280, "height": 860}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _sample_milestone() -> Milestone:
+    """An engagement between the demo client and Ada, with one milestone awaiting funding."""
+    client = User.objects.get(email="client@vetted.test")
+    engineer = User.objects.get(email="ada@vetted.test")
+    existing = Milestone.objects.filter(engagement__client=client).first()
+    if existing is not None:
+        return existing
+    request = HiringRequest.objects.create(
+        client=client, status="hired", title="Async payments service",
+        description="An asyncio service that talks to Stripe with timeouts, retries and a breaker.",
+        required_skills=["asyncio", "python"], nice_to_have_skills=[], min_level="mid", budget_kind="fixed",
+        budget_minor=150_000, currency="usd", hours_per_week=20, time_zone="Europe/London", min_overlap_hours=4,
+        start_date=timezone.localdate() + timedelta(days=7),
+    )  # fmt: skip
+    engagement = Engagement.objects.create(
+        request=request, client=client, engineer=engineer, rate_kind="fixed", rate_minor=150_000, currency="usd",
+        hours_per_week=20,
+    )  # fmt: skip
+    return Milestone.objects.create(
+        engagement=engagement, title="Worker pool with backpressure", amount_minor=150_000, currency="usd",
+        due_date=timezone.localdate() + timedelta(days=21), status="awaiting_funding",
+    )  # fmt: skip
+
+
+class Command(BaseCommand):
+    help = "Write PNGs of /, /api/docs and the admin into docs/screenshots/ (make screenshots)."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--out", default=str(Path(settings.BASE_DIR) / "docs" / "screenshots"))
+
+    def handle(self, *args: Any, out: str, **options: Any) -> None:
+        chromium = chromium_path()
+        if not chromium:
+            raise CommandError(MISSING)
+        milestone = _sample_milestone()
+        application = Application.objects.order_by("pk").first()
+        if application is None:
+            raise CommandError("no vetting application: run `manage.py seed_demo` first")
+        pages = {
+            "landing": "/",
+            "api-docs": "/api/docs",
+            "admin-milestone": f"/admin/payments/milestone/{milestone.pk}/change/",
+            "admin-application": f"/admin/vetting/application/{application.pk}/change/",
+        }
+        port = _free_port()
+        base = f"http://127.0.0.1:{port}"
+        server = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no outside input
+            [sys.executable, "-m", "uvicorn", "marketplace.asgi:application", "--port", str(port)],
+            start_new_session=True,
+        )
+        Path(out).mkdir(parents=True, exist_ok=True)
+        try:
+            self._wait_for(base)
+            written = asyncio.run(self._shoot(chromium, base, pages, Path(out)))
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=15)
+        for path in written:
+            self.stdout.write(f"wrote {path}")
+
+    def _wait_for(self, base: str) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/health/live", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise CommandError("the server did not start within 30 s")
+
+    async def _shoot(self, chromium: str, base: str, pages: dict[str, str], out: Path) -> list[Path]:
+        from playwright.async_api import async_playwright
+
+        written = []
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=chromium, args=LAUNCH_ARGS)
+            page = await (await browser.new_context(base_url=base, viewport=VIEWPORT)).new_page()
+            await page.goto("/admin/login/")
+            written.append(out / "admin-login.png")
+            await page.screenshot(path=written[-1])
+            await page.fill("#id_username", "staff@vetted.test")
+            await page.fill("#id_password", demo_password())
+            await page.click("input[type=submit]")
+            await page.wait_for_url("**/admin/")
+            for name, path in pages.items():
+                await page.goto(path)
+                if name == "api-docs":
+                    await page.locator(".opblock").first.wait_for(timeout=15_000)
+                written.append(out / f"{name}.png")
+                await page.screenshot(path=written[-1], full_page=name == "landing")
+            await browser.close()
+        return written
