@@ -1,7 +1,11 @@
+from typing import Any
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.http import HttpRequest
 
 from accounts.models import ApiToken, ClientProfile, EngineerProfile, User
+from accounts.timezones import utc_offset_minutes
 from marketplace.admin import money_column
 
 
@@ -32,6 +36,13 @@ class ClientProfileAdmin(admin.ModelAdmin[ClientProfile]):
 class EngineerProfileAdmin(admin.ModelAdmin[EngineerProfile]):
     list_display = ("user", "headline", "hourly_rate", "weekly_hours_available", "time_zone")
     hourly_rate = money_column("hourly_rate_minor", description="Hourly rate")
+    # Derived from the time zone, as the API's profile update does.
+    readonly_fields = ("utc_offset_minutes",)
+
+    def save_model(self, request: HttpRequest, obj: EngineerProfile, form: Any, change: bool) -> None:
+        obj.utc_offset_minutes = utc_offset_minutes(obj.time_zone)
+        super().save_model(request, obj, form, change)
+
     search_fields = ("user__email", "headline")
     list_select_related = ("user",)
 

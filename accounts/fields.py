@@ -8,8 +8,31 @@ arrays; there the same list is stored as JSON text.
 import json
 from typing import Any
 
+from django import forms
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.backends.base.base import BaseDatabaseWrapper
+
+from accounts.skills import normalize_skills
+
+
+class SkillListFormField(forms.CharField):
+    """Skills typed as "python, django, asyncio" in forms (the admin), stored normalized."""
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return ", ".join(value)
+        return value
+
+    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
+        if isinstance(value, list):
+            raw = value
+        else:
+            raw = [part for part in (super().to_python(value) or "").split(",") if part.strip()]
+        try:
+            return normalize_skills(raw)
+        except ValueError as exc:
+            raise ValidationError(str(exc), code="invalid_skill") from None
 
 
 class SkillListField(models.Field):  # type: ignore[type-arg]
@@ -46,6 +69,12 @@ class SkillListField(models.Field):  # type: ignore[type-arg]
         if isinstance(value, str):
             return list(json.loads(value))
         return list(value)
+
+    def formfield(self, **kwargs: Any) -> Any:
+        return super().formfield(**{"form_class": SkillListFormField, **kwargs})
+
+    def value_to_string(self, obj: Any) -> str:
+        return json.dumps(self.value_from_object(obj))
 
     def get_db_prep_value(self, value: Any, connection: BaseDatabaseWrapper, prepared: bool = False) -> Any:
         if value is None:

@@ -9,7 +9,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from hiring_requests.models import ACTIVE_STATUSES, Engagement, HiringRequest, Invitation, RequestEvent
-from marketplace.admin import money_column
+from marketplace.admin import MoneyFieldsAdmin
 
 
 class AtRiskFilter(admin.SimpleListFilter):
@@ -55,7 +55,7 @@ class EventInline(admin.TabularInline[RequestEvent, HiringRequest]):
 
 
 @admin.register(HiringRequest)
-class HiringRequestAdmin(admin.ModelAdmin[HiringRequest]):
+class HiringRequestAdmin(MoneyFieldsAdmin):
     list_display = ("title", "client", "status", "time_left", "waves_sent", "widening_step", "warned", "breached")
     list_filter = (AtRiskFilter, "status")
     search_fields = ("title", "client__email")
@@ -63,9 +63,7 @@ class HiringRequestAdmin(admin.ModelAdmin[HiringRequest]):
     # Soonest deadline first: what needs attention is on top.
     ordering = ("match_deadline", "id")
     inlines = (InvitationInline, EventInline)
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [field.name for field in HiringRequest._meta.fields]
+    money_fields = {"budget_minor": ("currency", "Budget")}
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -92,13 +90,10 @@ class HiringRequestAdmin(admin.ModelAdmin[HiringRequest]):
 
 
 @admin.register(Engagement)
-class EngagementAdmin(admin.ModelAdmin[Engagement]):
-    list_display = ("id", "request", "client", "engineer", "hourly_rate", "status", "created_at")
-    hourly_rate = money_column("rate_minor", description="Hourly rate")
+class EngagementAdmin(MoneyFieldsAdmin):
+    list_display = ("id", "request", "client", "engineer", "rate_minor_money", "status", "created_at")
+    money_fields = {"rate_minor": ("currency", "Rate")}
     list_select_related = ("request", "client", "engineer")
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [field.name for field in Engagement._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

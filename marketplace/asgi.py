@@ -12,6 +12,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from hiring_requests.consumers import ChatConsumer  # noqa: E402
+from marketplace.lifespan import lifespan  # noqa: E402
 from marketplace.notifications import NotificationConsumer  # noqa: E402
 from marketplace.websockets import guarded  # noqa: E402
 
@@ -23,6 +24,7 @@ websocket_urlpatterns = [
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
+        "lifespan": lifespan,
         "websocket": guarded(URLRouter(websocket_urlpatterns)),
     }
 )

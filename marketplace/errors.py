@@ -112,6 +112,12 @@ def install_error_handlers(api: NinjaAPI) -> None:
     def server_error(request: HttpRequest, exc: Exception) -> HttpResponse:
         from django.conf import settings
 
+        from marketplace.db import classify
+
+        # A database guard that fired (lock or statement timeout, an exhausted pool) is a 409 or 503.
+        guard = classify(exc)
+        if guard is not None:
+            return domain_error(request, guard)
         if settings.DEBUG:
             raise exc
         logger.exception("api.unhandled_error", extra={"path": request.path})

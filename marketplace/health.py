@@ -4,12 +4,21 @@
 dependency at once, each under the same timeout, and answers 503 naming the
 parts that failed, so a load balancer stops sending traffic and an operator
 knows where to look.
+
+What is not our process's health is reported under `info` and never fails
+readiness: Stripe's breaker (Stripe being down is not a reason to pull a healthy
+instance), how busy the connection pool is (a saturated pool sheds load with 503s
+on its own; pulling the instance would move its load onto the others), and
+money waiting on Stripe (stuck webhook events, payment steps in flight).
+The database check opens its own connection, outside the pool, so "the database
+is down" and "the pool is saturated" are told apart.
 """
 
 import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
@@ -17,6 +26,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connections
 from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from marketplace.celery import app as celery_app
@@ -25,12 +35,66 @@ logger = logging.getLogger(__name__)
 
 
 def _database() -> None:
+    connection = connections["default"]
+    if connection.vendor != "postgresql":
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+        finally:
+            # This runs on a throwaway thread: give its connection back now.
+            connection.close()
+        return
+    import psycopg
+
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params["connect_timeout"] = max(1, int(settings.HEALTH_CHECK_TIMEOUT))
+    with psycopg.connect(**params, autocommit=True) as direct:
+        direct.execute("SELECT 1")
+
+
+def _pool() -> dict[str, object]:
+    pool = getattr(connections["default"], "pool", None)
+    if pool is None:
+        return {"pooled": False}
+    stats = pool.get_stats()
+    available, waiting = stats.get("pool_available", 0), stats.get("requests_waiting", 0)
+    return {
+        "size": stats.get("pool_size", 0),
+        "max": pool.max_size,
+        "available": available,
+        "waiting": waiting,
+        "saturated": available == 0 and waiting > 0,
+    }
+
+
+def _money_waiting() -> dict[str, object]:
+    from payments.models import STEP_STATES, Milestone
+    from payments.services.webhooks import stripe_events_stuck
+
     try:
-        with connections["default"].cursor() as cursor:
-            cursor.execute("SELECT 1")
+        stale_before = timezone.now() - timedelta(seconds=settings.PAYMENT_STEP_STALE_SECONDS)
+        return {
+            "stripe_events_stuck": stripe_events_stuck().count(),
+            "payment_steps_stale": Milestone.objects.filter(
+                status__in=STEP_STATES, step_claimed_at__lt=stale_before
+            ).count(),
+        }
     finally:
-        # This runs on a throwaway thread: give its connection back now.
         connections["default"].close()
+
+
+async def _info() -> dict[str, object]:
+    from payments import gateway
+
+    info: dict[str, object] = {"stripe": {"breaker": gateway.breaker.state, "failures": gateway.breaker.failures}}
+    info["database_pool"] = _pool()
+    try:
+        async with asyncio.timeout(settings.HEALTH_CHECK_TIMEOUT):
+            info |= await sync_to_async(_money_waiting, thread_sensitive=False)()
+    except Exception as exc:  # reported, never fatal: this is information
+        info["money_waiting"] = f"unknown: {type(exc).__name__}"
+    return info
 
 
 def _cache() -> None:
@@ -93,8 +157,9 @@ async def ready(request: HttpRequest) -> JsonResponse:
     names = list(CHECKS)
     results = await asyncio.gather(*(_run(name, CHECKS[name]) for name in names))
     checks = dict(zip(names, results, strict=True))
+    info = await _info()
     failed = sorted(name for name, result in checks.items() if result != "ok")
     if failed:
-        body = {"status": "unavailable", "code": "not_ready", "failed": failed, "checks": checks}
+        body = {"status": "unavailable", "code": "not_ready", "failed": failed, "checks": checks, "info": info}
         return JsonResponse(body, status=503)
-    return JsonResponse({"status": "ok", "checks": checks})
+    return JsonResponse({"status": "ok", "checks": checks, "info": info})

@@ -75,6 +75,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "marketplace.db.DatabaseGuardMiddleware",
 ]
 
 ROOT_URLCONF = "marketplace.urls"
@@ -101,12 +102,20 @@ TEMPLATES = [
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'vetted.sqlite3'}")
 _database = dj_database_url.parse(DATABASE_URL, conn_max_age=0)
 if _database["ENGINE"] == "django.db.backends.postgresql":
+    # Every connection carries its own deadlines, so nothing waits on PostgreSQL for ever:
+    # a statement, a row lock, or a transaction left open by a stuck request.
+    _pg_guards = {
+        "statement_timeout": env_int("DATABASE_STATEMENT_TIMEOUT_MS", 15_000, minimum=0),
+        "lock_timeout": env_int("DATABASE_LOCK_TIMEOUT_MS", 3_000, minimum=0),
+        "idle_in_transaction_session_timeout": env_int("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS", 30_000, minimum=0),
+    }
     _database["OPTIONS"] = {
         "connect_timeout": env_int("DATABASE_CONNECT_TIMEOUT", 5, minimum=1),
+        "options": " ".join(f"-c {name}={value}" for name, value in _pg_guards.items()),
         "pool": {
             "min_size": env_int("DATABASE_POOL_MIN_SIZE", 1, minimum=0),
             "max_size": env_int("DATABASE_POOL_MAX_SIZE", 10, minimum=1),
-            "timeout": env_float("DATABASE_POOL_TIMEOUT", 10.0, minimum=0.1),
+            "timeout": env_float("DATABASE_POOL_TIMEOUT", 5.0, minimum=0.1),
         },
     }
 elif _database["ENGINE"] == "django.db.backends.sqlite3":
@@ -261,8 +270,20 @@ if PRODUCTION and (STRIPE_SECRET_KEY == "sk_test_double" or STRIPE_WEBHOOK_SECRE
 
 STRIPE_TIMEOUT_SECONDS = env_float("STRIPE_TIMEOUT_SECONDS", 10.0, minimum=0.1)
 STRIPE_RETRY_ATTEMPTS = env_int("STRIPE_RETRY_ATTEMPTS", 3, minimum=1)
+# One operation's whole budget at Stripe, retries included.
+STRIPE_DEADLINE_SECONDS = env_float("STRIPE_DEADLINE_SECONDS", 25.0, minimum=0.1)
 STRIPE_BREAKER_FAILURES = env_int("STRIPE_BREAKER_FAILURES", 5, minimum=1)
 STRIPE_BREAKER_RESET_SECONDS = env_float("STRIPE_BREAKER_RESET_SECONDS", 30.0, minimum=1.0)
+STRIPE_SLOW_CALL_SECONDS = env_float("STRIPE_SLOW_CALL_SECONDS", 5.0, minimum=0.1)
+# The bulkhead: Stripe calls one process makes at once, well below the database pool's size.
+STRIPE_MAX_CONCURRENCY = env_int("STRIPE_MAX_CONCURRENCY", 4, minimum=1)
+STRIPE_BULKHEAD_WAIT_SECONDS = env_float("STRIPE_BULKHEAD_WAIT_SECONDS", 1.0, minimum=0.0)
+# A step claimed this long ago and not recorded is taken as abandoned; the sweep finishes it.
+PAYMENT_STEP_STALE_SECONDS = env_int("PAYMENT_STEP_STALE_SECONDS", 60, minimum=1)
+# Stripe retries a webhook for up to three days; a stored event is ours to retry as long, and after.
+STRIPE_EVENT_STUCK_SECONDS = env_int("STRIPE_EVENT_STUCK_SECONDS", 3_600, minimum=60)
+# An Idempotency-Key left in flight by a process that died is released after this long.
+IDEMPOTENCY_IN_FLIGHT_SECONDS = env_int("IDEMPOTENCY_IN_FLIGHT_SECONDS", 120, minimum=1)
 PLATFORM_FEE_BP = env_int("PLATFORM_FEE_BP", 1000, minimum=0)
 MILESTONE_REVIEW_DAYS = env_int("MILESTONE_REVIEW_DAYS", 7, minimum=1)
 MILESTONE_MAX_CHANGE_ROUNDS = env_int("MILESTONE_MAX_CHANGE_ROUNDS", 3, minimum=0)

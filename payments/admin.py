@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from accounts.models import User
-from marketplace.admin import ReadOnlyAdmin, money_column
+from marketplace.admin import MoneyFieldsAdmin, ReadOnlyAdmin, money_column
 from marketplace.errors import DomainError
 from marketplace.money import format_money
 from payments import services
@@ -45,7 +45,7 @@ class MilestoneEventInline(admin.TabularInline[MilestoneEvent, Milestone]):
 
 
 @admin.register(Milestone)
-class MilestoneAdmin(ReadOnlyAdmin):
+class MilestoneAdmin(MoneyFieldsAdmin):
     list_display = ("id", "title", "status", "amount", "engagement", "review_deadline", "disputed_at")
     list_select_related = ("engagement__request", "engagement__engineer", "engagement__client")
     list_filter = ("status",)
@@ -53,29 +53,19 @@ class MilestoneAdmin(ReadOnlyAdmin):
     inlines = (MilestoneEventInline,)
     actions = ("settle",)
     amount = money_column("amount_minor", description="Amount")
+    money_fields = {"amount_minor": ("currency", "Amount"), "settle_share_minor": ("currency", "Engineer's share")}
+    # Stripe.js's key to this PaymentIntent belongs to the paying client, not on staff screens.
+    hidden_fields = ("client_secret",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Viewing and the settle action need it; every field stays read-only.
         return bool(request.user.is_staff)
-
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
-        # The amount is shown once, as money, in place of the raw minor units and currency code.
-        names = [field.name for field in Milestone._meta.fields]
-        names[names.index("amount_minor")] = "amount"
-        # Stripe.js's key to this PaymentIntent belongs to the paying client, not on staff screens.
-        names.remove("currency")
-        names.remove("client_secret")
-        return names
-
-    def change_view(
-        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        # Every field is read-only: no save buttons that would save nothing.
-        extra_context = {**(extra_context or {}), "show_save": False, "show_save_and_continue": False}
-        return super().change_view(request, object_id, form_url, extra_context)
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
-        return self.get_fields(request, obj)
 
     @admin.action(description="Settle a dispute (split between engineer and client)")
     def settle(self, request: HttpRequest, queryset: QuerySet[Milestone]) -> HttpResponse | None:
@@ -128,9 +118,9 @@ class LedgerTransactionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(LedgerAccount)
-class LedgerAccountAdmin(ReadOnlyAdmin):
-    list_display = ("code", "kind", "money_balance")
-    money_balance = money_column("balance", description="Balance")
+class LedgerAccountAdmin(MoneyFieldsAdmin, ReadOnlyAdmin):
+    list_display = ("code", "kind", "balance_money")
+    money_fields = {"balance": ("currency", "Balance")}
     list_filter = ("kind", "currency")
     search_fields = ("code",)
 

@@ -1,9 +1,13 @@
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from django.http import HttpRequest
 from ninja import Router, Status
 
+from accounts.models import User
 from marketplace.auth import api_auth, current_user, staff_user
+from marketplace.db import atomic_phase
+from marketplace.idempotency import aidempotent
 from payments import selectors, services
 from payments.errors import MilestoneNotFound
 from payments.models import Milestone, PayoutAccount
@@ -30,15 +34,25 @@ def _visible(request: HttpRequest, milestone_id: int) -> Milestone:
     return milestone
 
 
-def _replayable(request: HttpRequest, milestone_id: int, action: str, run: Any, schema: Any) -> Status[Any]:
-    """Money endpoints take an Idempotency-Key header: the same key and request replay the first answer."""
+async def _replayable(
+    request: HttpRequest, milestone_id: int, action: str, run: Callable[[User], Awaitable[Milestone]], schema: Any
+) -> Status[Any]:
+    """Money endpoints take an Idempotency-Key header: the same key and request replay the first answer.
+
+    Async: the view holds no database connection while Stripe answers (each
+    database step is an `atomic_phase` that gives its connection back).
+    """
     user = current_user(request)
-    _visible(request, milestone_id)
-    status, body = services.idempotent(
+    await atomic_phase(_visible)(request, milestone_id)
+
+    async def answer() -> tuple[int, Any]:
+        return 200, schema.model_validate(await run(user)).model_dump(mode="json")
+
+    status, body = await aidempotent(
         user=user,
         key=request.headers.get("Idempotency-Key"),
         fingerprint_of=[action, milestone_id, request.body.decode(errors="replace")],
-        run=lambda: (200, schema.model_validate(run(user)).model_dump(mode="json")),
+        run=answer,
     )
     return Status(status, body)
 
@@ -46,8 +60,9 @@ def _replayable(request: HttpRequest, milestone_id: int, action: str, run: Any, 
 @router.post(
     "/payout-account/onboarding", response=OnboardingOut, summary="Start or resume payout onboarding (engineers)"
 )
-def payout_onboarding(request: HttpRequest, payload: OnboardingIn) -> dict[str, str]:
-    return {"url": services.payout_onboarding_start(engineer=current_user(request), return_url=payload.return_url)}
+async def payout_onboarding(request: HttpRequest, payload: OnboardingIn) -> dict[str, str]:
+    url = await services.apayout_onboarding_start(engineer=current_user(request), return_url=payload.return_url)
+    return {"url": url}
 
 
 @router.get("/payout-account", response={200: PayoutAccountOut, 204: None}, summary="My payout account")
@@ -80,12 +95,12 @@ def milestone_detail(request: HttpRequest, milestone_id: int) -> Milestone:
 
 
 @router.post("/milestones/{milestone_id}/fund", response={200: FundingOut}, summary="Fund into escrow (client)")
-def milestone_fund(request: HttpRequest, milestone_id: int) -> Status[Any]:
-    return _replayable(
+async def milestone_fund(request: HttpRequest, milestone_id: int) -> Status[Any]:
+    return await _replayable(
         request,
         milestone_id,
         "fund",
-        lambda user: services.milestone_fund(client=user, milestone_id=milestone_id),
+        lambda user: services.amilestone_fund(client=user, milestone_id=milestone_id),
         FundingOut,
     )
 
@@ -103,12 +118,12 @@ def milestone_request_changes(request: HttpRequest, milestone_id: int, payload: 
 
 
 @router.post("/milestones/{milestone_id}/approve", response={200: MilestoneOut}, summary="Approve and release (client)")
-def milestone_approve(request: HttpRequest, milestone_id: int) -> Status[Any]:
-    return _replayable(
+async def milestone_approve(request: HttpRequest, milestone_id: int) -> Status[Any]:
+    return await _replayable(
         request,
         milestone_id,
         "approve",
-        lambda user: services.milestone_approve(client=user, milestone_id=milestone_id),
+        lambda user: services.amilestone_approve(client=user, milestone_id=milestone_id),
         MilestoneOut,
     )
 
@@ -118,21 +133,29 @@ def milestone_approve(request: HttpRequest, milestone_id: int) -> Status[Any]:
     response={200: MilestoneOut},
     summary="Refund an unsubmitted milestone (client)",
 )
-def milestone_refund(request: HttpRequest, milestone_id: int) -> Status[Any]:
-    return _replayable(
+async def milestone_refund(request: HttpRequest, milestone_id: int) -> Status[Any]:
+    return await _replayable(
         request,
         milestone_id,
         "refund",
-        lambda user: services.milestone_refund(client=user, milestone_id=milestone_id),
+        lambda user: services.amilestone_refund(client=user, milestone_id=milestone_id),
         MilestoneOut,
     )
 
 
 @router.post(
-    "/milestones/{milestone_id}/cancel", response=MilestoneOut, summary="Cancel an unfunded milestone (client)"
+    "/milestones/{milestone_id}/cancel",
+    response={200: MilestoneOut},
+    summary="Cancel an unfunded milestone; its PaymentIntent is cancelled too (client)",
 )
-def milestone_cancel(request: HttpRequest, milestone_id: int) -> Milestone:
-    return services.milestone_cancel(client=current_user(request), milestone_id=milestone_id)
+async def milestone_cancel(request: HttpRequest, milestone_id: int) -> Status[Any]:
+    return await _replayable(
+        request,
+        milestone_id,
+        "cancel",
+        lambda user: services.amilestone_cancel(client=user, milestone_id=milestone_id),
+        MilestoneOut,
+    )
 
 
 @router.post("/milestones/{milestone_id}/dispute", response=MilestoneOut, summary="Open a dispute (client or engineer)")
@@ -141,8 +164,8 @@ def milestone_dispute(request: HttpRequest, milestone_id: int, payload: ReasonIn
 
 
 @router.post("/staff/milestones/{milestone_id}/settle", response=MilestoneOut, summary="Settle a dispute (staff)")
-def milestone_settle(request: HttpRequest, milestone_id: int, payload: SettleIn) -> Milestone:
-    return services.milestone_settle(
+async def milestone_settle(request: HttpRequest, milestone_id: int, payload: SettleIn) -> Milestone:
+    return await services.amilestone_settle(
         staff=staff_user(request), milestone_id=milestone_id, engineer_share_minor=payload.engineer_share_minor
     )
 

@@ -32,37 +32,50 @@ class TooManyChangeRounds(DomainError):
 
 
 class PaymentsUnavailable(DomainError):
+    """Stripe did not answer in time or at all. `sent`: the request may have reached Stripe (outcome unknown)."""
+
     code = "payments_unavailable"
     status = 503
-    default_detail = "Payments are unavailable for a moment; nothing was charged or paid. Try again shortly."
+    default_detail = "Payments are unavailable for a moment. Try again shortly; nothing will happen twice."
 
-    def __init__(self, detail: str | None = None, *, retry_after: int = 30) -> None:
+    def __init__(self, detail: str | None = None, *, retry_after: int = 30, sent: bool = True) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+        self.sent = sent
+
+
+class PaymentsBusy(PaymentsUnavailable):
+    """Too many Stripe calls in flight in this process; this one was never sent."""
+
+    code = "payments_busy"
+    default_detail = "Too many payment operations are in flight; nothing was sent. Try again in a moment."
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 2) -> None:
+        super().__init__(detail, retry_after=retry_after, sent=False)
 
 
 class PaymentRefused(DomainError):
+    """Stripe answered and refused; `stripe_code` is Stripe's error code (https://docs.stripe.com/error-codes)."""
+
     code = "payment_refused"
     status = 402
     default_detail = "Stripe refused the payment operation."
+
+    def __init__(self, detail: str | None = None, *, stripe_code: str | None = None) -> None:
+        super().__init__(detail)
+        self.stripe_code = stripe_code
+
+
+class AmountOutOfRange(DomainError):
+    code = "amount_out_of_range"
+    status = 422
+    default_detail = "The amount is outside what Stripe can charge in this currency."
 
 
 class PayoutAccountMissing(DomainError):
     code = "payout_account_missing"
     status = 409
     default_detail = "The engineer has no payout account with payouts enabled."
-
-
-class IdempotencyKeyReused(DomainError):
-    code = "idempotency_key_reused"
-    status = 409
-    default_detail = "This Idempotency-Key was used with a different request."
-
-
-class IdempotencyKeyInFlight(DomainError):
-    code = "idempotency_key_in_flight"
-    status = 409
-    default_detail = "A request with this Idempotency-Key is still running; retry in a moment."
 
 
 class InvalidSignature(DomainError):

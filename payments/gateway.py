@@ -1,130 +1,224 @@
-"""Every call to Stripe goes through here: a timeout, bounded retries with the same idempotency key, a breaker.
+"""Every call to Stripe goes through here, as a coroutine that holds no database connection.
 
-While the breaker is open, calls fail at once with PaymentsUnavailable (503 and
-Retry-After), so no request waits on a Stripe that is down.
+Each call passes, outermost first, a per-process bulkhead (`STRIPE_MAX_CONCURRENCY`
+calls in flight), the circuit breaker (which also counts calls slower than
+`STRIPE_SLOW_CALL_SECONDS`), a deadline over all attempts (`STRIPE_DEADLINE_SECONDS`),
+and bounded retries of transient errors with the same idempotency key. See
+`marketplace.resilience` for why each exists.
+
+What a caller learns, and what it means for its recorded step:
+- `PaymentsUnavailable(sent=False)`: nothing reached Stripe (breaker open, bulkhead
+  full). The step may be given back.
+- `PaymentsUnavailable(sent=True)`: Stripe may or may not have acted (timeouts,
+  5xx after retries, the deadline). The step stays claimed; replaying the same
+  idempotency key later returns what Stripe did (Stripe keeps keys 24 hours:
+  https://docs.stripe.com/api/idempotent_requests).
+- `PaymentRefused`: Stripe answered and refused (a 4xx). Nothing happened there.
+
+One `StripeClient` (and its httpx `AsyncClient`) per event loop: the ASGI server
+has one loop per process and closes its client at shutdown (`aclose`); a worker's
+`async_to_sync` runs get theirs, dropped with their loop.
 """
 
-import functools
+import asyncio
 import logging
-from collections.abc import Callable
+import time
+import weakref
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import stripe
 from django.conf import settings
 
-from marketplace.resilience import CircuitBreaker, CircuitOpen, retrying
-from payments.errors import PaymentRefused, PaymentsUnavailable
+from marketplace.resilience import Bulkhead, BulkheadFull, CircuitBreaker, CircuitOpen, retrying
+from payments.errors import PaymentRefused, PaymentsBusy, PaymentsUnavailable
 
 logger = logging.getLogger(__name__)
 
 _TRANSIENT = (stripe.APIConnectionError, stripe.APIError, stripe.RateLimitError)
 
 
-def _is_transient(exc: Exception) -> bool:
+def _is_transient(exc: BaseException) -> bool:
     return isinstance(exc, _TRANSIENT)
 
 
-class StripeGateway:
-    def __init__(self) -> None:
-        self.client = stripe.StripeClient(
+def _counts_against_stripe(exc: BaseException) -> bool:
+    return isinstance(exc, (*_TRANSIENT, TimeoutError))
+
+
+breaker = CircuitBreaker(
+    "stripe",
+    failure_threshold=settings.STRIPE_BREAKER_FAILURES,
+    reset_after=settings.STRIPE_BREAKER_RESET_SECONDS,
+    slow_call_seconds=settings.STRIPE_SLOW_CALL_SECONDS,
+)
+bulkhead = Bulkhead("stripe", limit=settings.STRIPE_MAX_CONCURRENCY, wait_seconds=settings.STRIPE_BULKHEAD_WAIT_SECONDS)
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[stripe.StripeClient, stripe.HTTPXClient]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _client() -> stripe.StripeClient:
+    loop = asyncio.get_running_loop()
+    made = _clients.get(loop)
+    if made is None:
+        http = stripe.HTTPXClient(timeout=settings.STRIPE_TIMEOUT_SECONDS)
+        client = stripe.StripeClient(
             settings.STRIPE_SECRET_KEY,
             base_addresses={"api": settings.STRIPE_API_BASE},
-            http_client=stripe.HTTPXClient(timeout=settings.STRIPE_TIMEOUT_SECONDS, allow_sync_methods=True),
-            max_network_retries=0,  # ours below: jittered, bounded, behind the breaker
+            http_client=http,
+            max_network_retries=0,  # ours: jittered, bounded, inside the deadline, behind the breaker
         )
-        self.breaker = CircuitBreaker(
-            "stripe",
-            failure_threshold=settings.STRIPE_BREAKER_FAILURES,
-            reset_after=settings.STRIPE_BREAKER_RESET_SECONDS,
-        )
+        made = _clients[loop] = (client, http)
+    return made[0]
 
-    def _call[T](self, operation: Callable[[], T], *, what: str) -> T:
-        try:
-            return self.breaker.call(
-                lambda: retrying(operation, attempts=settings.STRIPE_RETRY_ATTEMPTS, is_retryable=_is_transient),
-                counts_as_failure=_is_transient,
+
+async def aclose() -> None:
+    """Close this event loop's Stripe client (its connection pool). Called at ASGI shutdown."""
+    made = _clients.pop(asyncio.get_running_loop(), None)
+    if made is not None:
+        await made[1].close_async()  # type: ignore[no-untyped-call]  # stripe-python leaves it untyped
+
+
+def reset() -> None:
+    """Forget clients and close the breaker: for tests that point Stripe somewhere new."""
+    _clients.clear()
+    breaker.failures, breaker.opened_at = 0, None
+    bulkhead.limit = settings.STRIPE_MAX_CONCURRENCY
+    bulkhead.wait_seconds = settings.STRIPE_BULKHEAD_WAIT_SECONDS
+    breaker.failure_threshold = settings.STRIPE_BREAKER_FAILURES
+    breaker.reset_after = settings.STRIPE_BREAKER_RESET_SECONDS
+    breaker.slow_call_seconds = settings.STRIPE_SLOW_CALL_SECONDS
+    bulkhead._semaphores.clear()
+
+
+async def _call[T](operation: Callable[[stripe.StripeClient], Awaitable[T]], *, what: str) -> T:
+    client = _client()
+
+    async def attempts() -> T:
+        async with asyncio.timeout(settings.STRIPE_DEADLINE_SECONDS):
+            return await retrying(
+                lambda: operation(client), attempts=settings.STRIPE_RETRY_ATTEMPTS, is_retryable=_is_transient
             )
-        except CircuitOpen as exc:
-            raise PaymentsUnavailable(retry_after=int(exc.retry_after) + 1) from None
-        except _TRANSIENT as exc:
-            logger.warning("stripe.unavailable", extra={"what": what, "error": type(exc).__name__})
-            raise PaymentsUnavailable() from None
-        except stripe.StripeError as exc:
-            logger.info("stripe.refused", extra={"what": what, "code": getattr(exc, "code", None)})
-            raise PaymentRefused(str(exc.user_message or exc)) from None
 
-    # Every write carries an idempotency key derived from our own row, so a retry cannot act twice.
-
-    def create_payment_intent(
-        self, *, amount: int, currency: str, transfer_group: str, metadata: dict[str, str], key: str
-    ) -> Any:
-        params: Any = {
-            "amount": amount,
-            "currency": currency,
-            "transfer_group": transfer_group,
-            "metadata": metadata,
-            "capture_method": "automatic",
-        }
-        return self._call(
-            lambda: self.client.v1.payment_intents.create(params=params, options={"idempotency_key": key}),
-            what="payment_intent.create",
-        )
-
-    def retrieve_payment_intent(self, intent_id: str) -> Any:
-        return self._call(lambda: self.client.v1.payment_intents.retrieve(intent_id), what="payment_intent.retrieve")
-
-    def create_transfer(
-        self, *, amount: int, currency: str, destination: str, source_transaction: str, transfer_group: str, key: str
-    ) -> Any:
-        params: Any = {
-            "amount": amount,
-            "currency": currency,
-            "destination": destination,
-            "source_transaction": source_transaction,
-            "transfer_group": transfer_group,
-        }
-        return self._call(
-            lambda: self.client.v1.transfers.create(params=params, options={"idempotency_key": key}),
-            what="transfer.create",
-        )
-
-    def retrieve_transfer(self, transfer_id: str) -> Any:
-        return self._call(lambda: self.client.v1.transfers.retrieve(transfer_id), what="transfer.retrieve")
-
-    def create_refund(self, *, payment_intent: str, amount: int, key: str) -> Any:
-        params: Any = {"payment_intent": payment_intent, "amount": amount}
-        return self._call(
-            lambda: self.client.v1.refunds.create(params=params, options={"idempotency_key": key}), what="refund.create"
-        )
-
-    def create_account(self, *, email: str, key: str) -> Any:
-        params: Any = {"type": "express", "email": email}
-        return self._call(
-            lambda: self.client.v1.accounts.create(params=params, options={"idempotency_key": key}),
-            what="account.create",
-        )
-
-    def retrieve_account(self, account_id: str) -> Any:
-        return self._call(lambda: self.client.v1.accounts.retrieve(account_id), what="account.retrieve")
-
-    def create_account_link(self, *, account_id: str, refresh_url: str, return_url: str) -> Any:
-        params: Any = {
-            "account": account_id,
-            "refresh_url": refresh_url,
-            "return_url": return_url,
-            "type": "account_onboarding",
-        }
-        return self._call(lambda: self.client.v1.account_links.create(params=params), what="account_link.create")
-
-    def undelivered_events(self) -> list[Any]:
-        page = self._call(
-            lambda: self.client.v1.events.list(params={"delivery_success": False, "limit": 100}),
-            what="events.list",
-        )
-        return list(page.data)
+    started = time.monotonic()
+    try:
+        return await bulkhead.run(lambda: breaker.acall(attempts, counts_as_failure=_counts_against_stripe))
+    except CircuitOpen as exc:
+        raise PaymentsUnavailable(retry_after=int(exc.retry_after) + 1, sent=False) from None
+    except BulkheadFull as exc:
+        raise PaymentsBusy(retry_after=int(exc.retry_after) + 1) from None
+    except TimeoutError:
+        logger.warning("stripe.deadline", extra={"what": what, "seconds": round(time.monotonic() - started, 3)})
+        raise PaymentsUnavailable(sent=True) from None
+    except _TRANSIENT as exc:
+        logger.warning("stripe.unavailable", extra={"what": what, "error": type(exc).__name__})
+        raise PaymentsUnavailable(sent=True) from None
+    except stripe.StripeError as exc:
+        logger.info("stripe.refused", extra={"what": what, "code": getattr(exc, "code", None)})
+        raise PaymentRefused(str(exc.user_message or exc), stripe_code=getattr(exc, "code", None)) from None
 
 
-@functools.cache
-def gateway() -> StripeGateway:
-    """One per process, so the breaker sees every call this process makes."""
-    return StripeGateway()
+# Every write carries an idempotency key derived from our own row, so a retry or a replay cannot act twice.
+
+
+async def create_payment_intent(
+    *, amount: int, currency: str, transfer_group: str, metadata: dict[str, str], key: str
+) -> stripe.PaymentIntent:
+    """A PaymentIntent on the platform for `amount` minor units of `currency`, captured when confirmed.
+
+    https://docs.stripe.com/connect/separate-charges-and-transfers (the platform charges, transfers later).
+    """
+    params: Any = {
+        "amount": amount,
+        "currency": currency,
+        "transfer_group": transfer_group,
+        "metadata": metadata,
+        "capture_method": "automatic",
+    }
+    return await _call(
+        lambda c: c.v1.payment_intents.create_async(params=params, options={"idempotency_key": key}),
+        what="payment_intent.create",
+    )
+
+
+async def retrieve_payment_intent(intent_id: str) -> stripe.PaymentIntent:
+    return await _call(lambda c: c.v1.payment_intents.retrieve_async(intent_id), what="payment_intent.retrieve")
+
+
+async def cancel_payment_intent(intent_id: str, *, key: str) -> stripe.PaymentIntent:
+    """Cancel a PaymentIntent that has not succeeded (https://docs.stripe.com/api/payment_intents/cancel)."""
+    params: Any = {"cancellation_reason": "abandoned"}
+    return await _call(
+        lambda c: c.v1.payment_intents.cancel_async(intent_id, params=params, options={"idempotency_key": key}),
+        what="payment_intent.cancel",
+    )
+
+
+async def create_transfer(
+    *, amount: int, currency: str, destination: str, source_transaction: str, transfer_group: str, key: str
+) -> stripe.Transfer:
+    """Move `amount` minor units to a connected account, tied to the charge that funded it.
+
+    `source_transaction` lets the Transfer use funds not yet available
+    (https://docs.stripe.com/connect/separate-charges-and-transfers#transfer-availability).
+    """
+    params: Any = {
+        "amount": amount,
+        "currency": currency,
+        "destination": destination,
+        "source_transaction": source_transaction,
+        "transfer_group": transfer_group,
+    }
+    return await _call(
+        lambda c: c.v1.transfers.create_async(params=params, options={"idempotency_key": key}),
+        what="transfer.create",
+    )
+
+
+async def retrieve_transfer(transfer_id: str) -> stripe.Transfer:
+    return await _call(lambda c: c.v1.transfers.retrieve_async(transfer_id), what="transfer.retrieve")
+
+
+async def create_refund(*, payment_intent: str, amount: int, key: str) -> stripe.Refund:
+    params: Any = {"payment_intent": payment_intent, "amount": amount}
+    return await _call(
+        lambda c: c.v1.refunds.create_async(params=params, options={"idempotency_key": key}), what="refund.create"
+    )
+
+
+async def retrieve_refund(refund_id: str) -> stripe.Refund:
+    return await _call(lambda c: c.v1.refunds.retrieve_async(refund_id), what="refund.retrieve")
+
+
+async def retrieve_dispute(dispute_id: str) -> stripe.Dispute:
+    return await _call(lambda c: c.v1.disputes.retrieve_async(dispute_id), what="dispute.retrieve")
+
+
+async def create_account(*, email: str, key: str) -> stripe.Account:
+    params: Any = {"type": "express", "email": email}
+    return await _call(
+        lambda c: c.v1.accounts.create_async(params=params, options={"idempotency_key": key}),
+        what="account.create",
+    )
+
+
+async def retrieve_account(account_id: str) -> stripe.Account:
+    return await _call(lambda c: c.v1.accounts.retrieve_async(account_id), what="account.retrieve")
+
+
+async def create_account_link(*, account_id: str, refresh_url: str, return_url: str) -> stripe.AccountLink:
+    params: Any = {
+        "account": account_id,
+        "refresh_url": refresh_url,
+        "return_url": return_url,
+        "type": "account_onboarding",
+    }
+    return await _call(lambda c: c.v1.account_links.create_async(params=params), what="account_link.create")
+
+
+async def undelivered_events() -> list[stripe.Event]:
+    page = await _call(
+        lambda c: c.v1.events.list_async(params={"delivery_success": False, "limit": 100}), what="events.list"
+    )
+    return list(page.data)

@@ -30,6 +30,8 @@ class LedgerAccountKind(models.TextChoices):
     ENGINEER_PAYOUT = "engineer_payout", "Engineer payout"
     # The platform's fee on released milestones.
     PLATFORM_FEE = "platform_fee", "Platform fee"
+    # Money a card dispute took back after it left escrow: the platform's loss until recovered.
+    DISPUTE_EXPOSURE = "dispute_exposure", "Dispute exposure"
 
 
 class LedgerAccount(models.Model):
@@ -79,16 +81,61 @@ class LedgerEntry(models.Model):
 
 
 class MilestoneStatus(models.TextChoices):
+    """Where a milestone's money is. The -ing states are Stripe steps claimed and not yet recorded.
+
+    Each of those is a recovery point (Brandur Leach, "Implementing Stripe-like
+    Idempotency Keys in Postgres"): the step's idempotency key is derived from the
+    row, so the sweep finishes an abandoned step by replaying it.
+    """
+
     DRAFT = "draft", "Draft"
+    FUNDING = "funding", "Funding (creating the PaymentIntent)"
     AWAITING_FUNDING = "awaiting_funding", "Awaiting funding"
     FUNDED = "funded", "Funded"
     SUBMITTED = "submitted", "Submitted"
     CHANGES_REQUESTED = "changes_requested", "Changes requested"
     APPROVED = "approved", "Approved"
+    RELEASING = "releasing", "Releasing (creating the Transfer)"
     RELEASED = "released", "Released"
+    REFUNDING = "refunding", "Refunding (creating the Refund)"
     REFUNDED = "refunded", "Refunded"
     DISPUTED = "disputed", "Disputed"
+    SETTLING = "settling", "Settling (Transfer and Refund)"
+    CANCELLING = "cancelling", "Cancelling (cancelling the PaymentIntent)"
     CANCELLED = "cancelled", "Cancelled"
+
+
+_S = MilestoneStatus
+
+# Every move a milestone may make; anything else is refused (MilestoneStateConflict).
+ALLOWED_MOVES: dict[str, frozenset[str]] = {
+    _S.DRAFT: frozenset({_S.FUNDING, _S.CANCELLED}),
+    # The PaymentIntent was created (or Stripe said no, or never heard of it); a webhook may beat the record.
+    _S.FUNDING: frozenset({_S.AWAITING_FUNDING, _S.DRAFT, _S.FUNDED}),
+    _S.AWAITING_FUNDING: frozenset({_S.FUNDED, _S.CANCELLING}),
+    _S.FUNDED: frozenset({_S.SUBMITTED, _S.REFUNDING, _S.DISPUTED}),
+    _S.SUBMITTED: frozenset({_S.CHANGES_REQUESTED, _S.APPROVED, _S.RELEASING, _S.DISPUTED}),
+    _S.CHANGES_REQUESTED: frozenset({_S.SUBMITTED, _S.DISPUTED}),
+    # Approved while the engineer cannot be paid yet; the sweep releases it once they can.
+    _S.APPROVED: frozenset({_S.RELEASING, _S.DISPUTED}),
+    # A refused Transfer goes back where it came from; nothing moved at Stripe.
+    _S.RELEASING: frozenset({_S.RELEASED, _S.SUBMITTED, _S.APPROVED}),
+    _S.REFUNDING: frozenset({_S.REFUNDED, _S.FUNDED}),
+    _S.DISPUTED: frozenset({_S.SETTLING}),
+    _S.SETTLING: frozenset({_S.RELEASED, _S.REFUNDED, _S.DISPUTED}),
+    # Money that arrives for a cancelled milestone is booked and refunded.
+    _S.CANCELLING: frozenset({_S.CANCELLED, _S.REFUNDING}),
+    _S.CANCELLED: frozenset({_S.REFUNDING}),
+    _S.RELEASED: frozenset(),
+    _S.REFUNDED: frozenset(),
+}
+
+# The money is in escrow in these states (the ledger's escrow account holds the full amount).
+ESCROW_HELD: frozenset[str] = frozenset(
+    {_S.FUNDED, _S.SUBMITTED, _S.CHANGES_REQUESTED, _S.APPROVED, _S.RELEASING, _S.REFUNDING, _S.DISPUTED, _S.SETTLING}
+)
+# Stripe steps in flight: claimed, not yet recorded.
+STEP_STATES: frozenset[str] = frozenset({_S.FUNDING, _S.RELEASING, _S.REFUNDING, _S.SETTLING, _S.CANCELLING})
 
 
 class Milestone(models.Model):
@@ -99,6 +146,12 @@ class Milestone(models.Model):
     due_date = models.DateField()
     status = models.CharField(max_length=20, choices=MilestoneStatus.choices, default=MilestoneStatus.DRAFT)
     created_at = models.DateTimeField(default=timezone.now)
+    # When the Stripe step in flight (a STEP_STATES status) was claimed; the sweep resumes stale ones.
+    step_claimed_at = models.DateTimeField(null=True, blank=True)
+    # Bumped when Stripe refuses a step, so the next try is a new request under a new idempotency key.
+    step_attempt = models.PositiveSmallIntegerField(default=0)
+    # Staff's split while a settlement is in flight: what the engineer gets, before the fee.
+    settle_share_minor = models.BigIntegerField(null=True, blank=True)
     payment_intent_id = models.CharField(max_length=64, blank=True)
     client_secret = models.CharField(max_length=128, blank=True)
     charge_id = models.CharField(max_length=64, blank=True)
@@ -119,7 +172,10 @@ class Milestone(models.Model):
         constraints = [
             models.CheckConstraint(condition=models.Q(amount_minor__gt=0), name="milestone_amount_positive"),
         ]
-        indexes = [models.Index(fields=["status", "review_deadline"], name="milestone_review_clock")]
+        indexes = [
+            models.Index(fields=["status", "review_deadline"], name="milestone_review_clock"),
+            models.Index(fields=["status", "step_claimed_at"], name="milestone_step_in_flight"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.title} ({self.engagement})"
@@ -150,28 +206,34 @@ class StripeEvent(models.Model):
     payload = models.JSONField()
     received_at = models.DateTimeField(default=timezone.now)
     processed_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    # When processing is next tried after a failure; retried with backoff for as long as it takes.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # When staff were told this event is stuck (once).
+    alerted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = "Stripe event"
+        indexes = [models.Index(fields=["processed_at", "next_attempt_at"], name="stripe_event_retry_due")]
 
     def __str__(self) -> str:
         return f"{self.type} {self.stripe_id}"
 
 
-class IdempotencyRecord(models.Model):
-    """Our own API's Idempotency-Key: the first response, replayed for the same key and body."""
+class Dispute(models.Model):
+    """A card dispute (chargeback) Stripe told us of, kept under Stripe's id whatever the milestone's state."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    key = models.CharField(max_length=255)
-    fingerprint = models.CharField(max_length=64)
-    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    body = models.JSONField(null=True, blank=True)
+    stripe_id = models.CharField(max_length=64, unique=True)
+    milestone = models.ForeignKey(Milestone, null=True, blank=True, on_delete=models.PROTECT, related_name="disputes")
+    charge_id = models.CharField(max_length=64)
+    amount_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    reason = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=32)
+    # True when the money had already left escrow: the platform carries the loss until it is recovered.
+    platform_exposed = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_once_per_user")]
-
     def __str__(self) -> str:
-        return self.key
+        return f"Dispute {self.stripe_id} for {format_money(self.amount_minor, self.currency)} ({self.status})"

@@ -21,7 +21,8 @@ class PayoutAccountOut(Schema):
 
 class MilestoneIn(StrictIn):
     title: str = Field(min_length=3, max_length=200)
-    amount_minor: int = Field(gt=0, le=100_000_000_00)
+    # Stripe's per-currency limits are checked by the service (payments.limits): amount_out_of_range.
+    amount_minor: int = Field(gt=0)
     due_date: date
 
 

@@ -1,7 +1,7 @@
 from django.db.models import Q, QuerySet, Sum
 
 from accounts.models import User
-from payments.models import LedgerAccount, LedgerEntry, LedgerTransaction, Milestone, MilestoneStatus, PayoutAccount
+from payments.models import ESCROW_HELD, LedgerAccount, LedgerEntry, LedgerTransaction, Milestone, PayoutAccount
 
 
 def payouts_enabled(*, engineer_id: int) -> bool:
@@ -26,15 +26,6 @@ def milestone_for(*, user: User, milestone_id: int) -> Milestone | None:
     return queryset.first()
 
 
-HELD = (
-    MilestoneStatus.FUNDED,
-    MilestoneStatus.SUBMITTED,
-    MilestoneStatus.CHANGES_REQUESTED,
-    MilestoneStatus.APPROVED,
-    MilestoneStatus.DISPUTED,
-)
-
-
 def ledger_problems() -> list[str]:
     """Every broken invariant of the ledger, in words. Empty means the books are right."""
     problems = []
@@ -53,7 +44,7 @@ def ledger_problems() -> list[str]:
     for milestone in Milestone.objects.all():
         escrow = LedgerAccount.objects.filter(code=f"escrow:milestone-{milestone.pk}:{milestone.currency}").first()
         held = escrow.balance if escrow else 0
-        expected = milestone.amount_minor if milestone.status in HELD else 0
+        expected = milestone.amount_minor if milestone.status in ESCROW_HELD else 0
         if held != expected:
             problems.append(f"milestone {milestone.pk} is {milestone.status} but escrow holds {held}, not {expected}")
         payouts = LedgerTransaction.objects.filter(milestone=milestone, kind__in=["release", "settle"]).count()

@@ -5,24 +5,21 @@ from celery import shared_task
 from payments import services
 
 
-@shared_task(
-    name="payments.tasks.process_stripe_event",
-    autoretry_for=(Exception,),
-    retry_backoff=True,
-    retry_jitter=True,
-    max_retries=8,
-)
+@shared_task(name="payments.tasks.process_stripe_event")
 def process_stripe_event(event_id: int) -> bool:
+    """Process one stored event. A failure is retried from the database by the sweep (never given up)."""
     return services.stripe_event_process(event_id=event_id)
 
 
 @shared_task(name="payments.tasks.sweep")
 def sweep() -> dict[str, Any]:
-    return services.payments_sweep()
+    """Finish abandoned Stripe steps, approve and release what is due, retry due events."""
+    return {**services.payments_sweep(), "events": services.stripe_events_retry()}
 
 
 @shared_task(name="payments.tasks.reconcile")
 def reconcile() -> dict[str, Any]:
-    """Fetch the events Stripe could not deliver, then compare the books with Stripe (differences are logged)."""
+    """Fetch the events Stripe could not deliver, catch up with what Stripe did, compare the books with Stripe."""
     missing = services.stripe_events_reconcile()
-    return {"missing_events": missing, "differences": services.ledger_compare_with_stripe()}
+    caught_up = services.catch_up_with_stripe()
+    return {"missing_events": missing, "caught_up": caught_up, "differences": services.ledger_compare_with_stripe()}

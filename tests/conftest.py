@@ -82,3 +82,13 @@ def rolled_back() -> Iterator[None]:
     with transaction.atomic():
         yield
         transaction.set_rollback(True)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_stripe_gateway():
+    """The breaker and bulkhead are per process: no test inherits another's open circuit."""
+    from payments import gateway
+
+    gateway.reset()
+    yield
+    gateway.reset()

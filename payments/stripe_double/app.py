@@ -36,6 +36,11 @@ class StripeError(Exception):
         self.body = {"error": {"type": type_, "message": message, "code": code, "param": param}}
 
 
+# Stripe's minimum charge amounts for the currencies the tests use (https://docs.stripe.com/currencies);
+# written out here, apart from the service's own table, so a test can catch the service getting it wrong.
+MINIMUM_CHARGE = {"usd": 50, "eur": 50, "gbp": 30, "jpy": 50, "chf": 50, "cad": 50, "aud": 50}
+
+
 def _missing(resource: str, object_id: str) -> StripeError:
     return StripeError(404, "invalid_request_error", f"No such {resource}: '{object_id}'", code="resource_missing")
 
@@ -96,6 +101,7 @@ class StripeDouble:
             ("POST", re.compile(r"^/v1/customers$"), self.create_customer),
             ("GET", re.compile(r"^/v1/customers/(?P<id>[\w]+)$"), self.get("customers", "customer")),
             ("POST", re.compile(r"^/v1/payment_intents$"), self.create_payment_intent),
+            ("GET", re.compile(r"^/v1/payment_intents$"), self.list_payment_intents),
             ("GET", re.compile(r"^/v1/payment_intents/(?P<id>[\w]+)$"), self.get("payment_intents", "payment_intent")),
             ("POST", re.compile(r"^/v1/payment_intents/(?P<id>[\w]+)/confirm$"), self.confirm_payment_intent),
             ("POST", re.compile(r"^/v1/payment_intents/(?P<id>[\w]+)/cancel$"), self.cancel_payment_intent),
@@ -116,6 +122,7 @@ class StripeDouble:
             ("GET", re.compile(r"^/_test/onboarding/(?P<id>[\w]+)$"), self.complete_onboarding),
             ("POST", re.compile(r"^/_test/charges/(?P<id>[\w]+)/dispute$"), self.open_dispute),
             ("POST", re.compile(r"^/_test/mode$"), self.set_mode),
+            ("GET", re.compile(r"^/_test/requests$"), self.count_requests),
             ("POST", re.compile(r"^/_test/webhooks/hold$"), self.hold_webhooks),
             ("POST", re.compile(r"^/_test/webhooks/release$"), self.release_webhooks),
         ]
@@ -254,8 +261,20 @@ class StripeDouble:
         currency = params.get("currency", "").lower()
         if len(currency) != 3:
             raise StripeError(400, "invalid_request_error", "Missing required param: currency.", param="currency")
+        amount = self._amount(params)
+        minimum = MINIMUM_CHARGE.get(currency, 50)
+        if amount < minimum:
+            raise StripeError(
+                400, "invalid_request_error", f"Amount must be at least {minimum} {currency} minor units.",
+                code="amount_too_small", param="amount",
+            )  # fmt: skip
+        if amount > 99_999_999:
+            raise StripeError(
+                400, "invalid_request_error", "Amount must be no more than 99999999.",
+                code="amount_too_large", param="amount",
+            )  # fmt: skip
         intent = objects.payment_intent(
-            amount=self._amount(params), currency=currency, customer=params.get("customer"),
+            amount=amount, currency=currency, customer=params.get("customer"),
             transfer_group=params.get("transfer_group"), metadata=params.get("metadata", {}),
             description=params.get("description"),
         )  # fmt: skip
@@ -266,6 +285,12 @@ class StripeDouble:
         if params.get("confirm") == "true":
             return self._confirm(intent, params.get("payment_method"), key)
         return intent
+
+    def list_payment_intents(self, *, params: Json, key: str | None) -> Json:
+        """Newest first; `limit` up to 100 (no paging: the double never holds that many in a test)."""
+        found = list(reversed(self.objects["payment_intents"].values()))
+        limit = min(int(params.get("limit", 10)), 100)
+        return {"object": "list", "data": found[:limit], "has_more": len(found) > limit, "url": "/v1/payment_intents"}
 
     def confirm_payment_intent(self, *, id: str, params: Json, key: str | None) -> Json:
         intent = self._find("payment_intents", "payment_intent", id)
@@ -439,6 +464,10 @@ class StripeDouble:
         raise _missing("event", id)
 
     # --- test controls ------------------------------------------------------------------
+
+    def count_requests(self, *, params: Json, key: str | None) -> Json:
+        """How many API calls (/v1/...) reached the double: proof that a breaker kept one away."""
+        return {"count": sum(1 for _, path in self.requests if path.startswith("/v1/"))}
 
     def set_mode(self, *, params: Json, key: str | None) -> Json:
         self.mode = params.get("mode", "normal")

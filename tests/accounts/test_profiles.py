@@ -129,3 +129,28 @@ def test_a_client_cannot_edit_an_engineer_profile_through_its_own_id(client):
     response = patch_json(client, f"/api/accounts/engineer-profiles/{user.client_profile.pk}", {"headline": "x"})
 
     assert response.status_code == 404
+
+
+def test_staff_edit_an_engineers_skills_in_admin_as_comma_separated_text(client, db):
+    from tests.factories import EngineerProfileFactory, StaffFactory
+
+    profile = EngineerProfileFactory.create(skills=["django", "python"])
+    client.force_login(StaffFactory.create(is_superuser=True))
+    url = f"/admin/accounts/engineerprofile/{profile.pk}/change/"
+    page = client.get(url).content.decode()
+    form = {
+        "user": profile.user_id, "headline": profile.headline, "skills": "Python, Async IO,  django",
+        "hourly_rate_minor": profile.hourly_rate_minor, "currency": profile.currency,
+        "weekly_hours_available": profile.weekly_hours_available, "time_zone": profile.time_zone,
+        "years_experience": profile.years_experience, "bio": "",
+    }  # fmt: skip
+
+    saved = client.post(url, form)
+    refused = client.post(url, {**form, "skills": "python, not a skill!"})
+
+    assert 'value="django, python"' in page
+    assert saved.status_code == 302, saved.content.decode()[:2000]
+    profile.refresh_from_db()
+    assert profile.skills == ["async-io", "django", "python"]
+    assert refused.status_code == 200
+    assert "is not a skill name" in refused.content.decode()

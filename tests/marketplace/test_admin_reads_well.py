@@ -70,3 +70,15 @@ def test_milestone_page_hides_the_client_secret_and_has_nothing_to_save(rubric, 
     assert "$1,500.00" in page
     assert "pi_123_secret_456" not in page
     assert 'name="_save"' not in page
+
+
+def test_engagement_and_request_pages_show_rates_and_budgets_as_money(rubric, staff_client):
+    made = engagement(onboarded=False)
+
+    engagement_page = staff_client.get(f"/admin/hiring_requests/engagement/{made.pk}/change/").content.decode()
+    request_page = staff_client.get(f"/admin/hiring_requests/hiringrequest/{made.request_id}/change/").content.decode()
+
+    assert "$1,000.00" in engagement_page
+    assert "Rate minor" not in engagement_page
+    assert "$100.00" in request_page
+    assert "Budget minor" not in request_page

@@ -37,5 +37,17 @@ def test_demo_story_renders_the_docs_page(client):
 def test_favicon_points_at_a_served_icon(client):
     response = client.get("/favicon.ico")
 
-    assert response.status_code == 301
+    assert response.status_code == 302
     assert response["Location"] == "/static/marketplace/favicon.svg"
+
+
+def test_the_demo_story_is_not_served_in_production(client, settings):
+    settings.PRODUCTION = True
+
+    response = client.get("/docs/demo")
+    landing = client.get("/").content.decode()
+
+    assert response.status_code == 404
+    assert "vetted-demo-pass" not in response.content.decode()
+    assert 'href="/docs/demo"' not in landing
+    assert "vetted-demo-pass" not in landing

@@ -1,6 +1,9 @@
+import asyncio
+import time
+
 import pytest
 
-from marketplace.resilience import CircuitBreaker, CircuitOpen, retrying
+from marketplace.resilience import Bulkhead, BulkheadFull, CircuitBreaker, CircuitOpen, retrying
 
 
 class Boom(Exception):
@@ -19,45 +22,108 @@ def fail() -> None:
     raise Boom
 
 
-def test_retries_are_bounded_and_the_last_error_surfaces():
+async def test_retries_are_bounded_and_the_last_error_surfaces():
     calls: list[int] = []
-    sleeps: list[float] = []
 
-    def flaky():
+    async def flaky():
         calls.append(1)
         raise Boom
 
     with pytest.raises(Boom):
-        retrying(flaky, attempts=3, is_retryable=lambda e: True, base_delay=0.1, max_delay=1, sleep=sleeps.append)
+        await retrying(flaky, attempts=3, is_retryable=lambda e: True, base_delay=0.001, max_delay=0.01)
 
     assert len(calls) == 3
-    assert len(sleeps) == 2
-    assert all(0 <= delay <= 0.1 * 2**i for i, delay in enumerate(sleeps))
 
 
-def test_a_non_retryable_error_is_not_retried():
+async def test_a_non_retryable_error_is_not_retried():
     calls = []
 
-    def refused():
+    async def refused():
         calls.append(1)
         raise ValueError
 
     with pytest.raises(ValueError):  # noqa: PT011
-        retrying(refused, attempts=5, is_retryable=lambda e: isinstance(e, Boom), sleep=lambda d: None)
+        await retrying(refused, attempts=5, is_retryable=lambda e: isinstance(e, Boom), base_delay=0.001)
 
     assert len(calls) == 1
 
 
-def test_retrying_returns_the_first_success():
+async def test_retrying_returns_the_first_success():
     results = iter([Boom(), Boom(), "ok"])
 
-    def third_time():
+    async def third_time():
         value = next(results)
         if isinstance(value, Exception):
             raise value
         return value
 
-    assert retrying(third_time, attempts=3, is_retryable=lambda e: True, sleep=lambda d: None) == "ok"
+    assert await retrying(third_time, attempts=3, is_retryable=lambda e: True, base_delay=0.001) == "ok"
+
+
+async def test_a_deadline_bounds_all_attempts_together():
+    calls = []
+
+    async def hangs():
+        calls.append(1)
+        await asyncio.sleep(10)
+
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.2):
+            await retrying(hangs, attempts=5, is_retryable=lambda e: True)
+
+    assert time.monotonic() - started < 5
+    assert calls == [1]
+
+
+async def test_slow_calls_open_the_breaker_even_when_they_succeed():
+    clock = Clock()
+    breaker = CircuitBreaker("stripe", failure_threshold=2, reset_after=30, slow_call_seconds=5, clock=clock)
+
+    async def slow_but_fine():
+        clock.now += 9
+        return "ok"
+
+    results = [await breaker.acall(slow_but_fine, counts_as_failure=lambda e: True) for _ in range(2)]
+
+    assert results == ["ok", "ok"]
+    assert breaker.state == "open"
+    with pytest.raises(CircuitOpen):
+        await breaker.acall(slow_but_fine, counts_as_failure=lambda e: True)
+
+
+async def test_a_cancelled_call_neither_opens_nor_closes_the_breaker():
+    breaker = CircuitBreaker("stripe", failure_threshold=1, reset_after=30)
+
+    async def cancelled():
+        raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        await breaker.acall(cancelled, counts_as_failure=lambda e: True)
+
+    assert breaker.state == "closed"
+    assert breaker.failures == 0
+
+
+async def test_the_bulkhead_refuses_at_once_when_every_slot_is_taken():
+    bulkhead = Bulkhead("stripe", limit=2, wait_seconds=0.05)
+    release = asyncio.Event()
+    entered = []
+
+    async def holds_a_slot():
+        entered.append(1)
+        await release.wait()
+        return "done"
+
+    holders = [asyncio.create_task(bulkhead.run(holds_a_slot)) for _ in range(2)]
+    await asyncio.sleep(0.01)
+    with pytest.raises(BulkheadFull):
+        await bulkhead.run(holds_a_slot)
+    release.set()
+
+    assert await asyncio.gather(*holders) == ["done", "done"]
+    assert len(entered) == 2
+    assert await bulkhead.run(holds_a_slot) == "done"
 
 
 def test_the_breaker_opens_after_the_threshold_and_fails_fast():
@@ -83,9 +149,10 @@ def test_half_open_lets_one_trial_through_and_success_closes():
         breaker.call(fail, counts_as_failure=lambda e: True)
     clock.now = 10
 
-    assert breaker.state == "half_open"
+    before = breaker.state
     assert breaker.call(lambda: "pong", counts_as_failure=lambda e: True) == "pong"
-    assert breaker.state == "closed"
+    after = breaker.state
+    assert (before, after) == ("half_open", "closed")
 
 
 def test_a_failed_trial_opens_the_circuit_again():

@@ -76,6 +76,7 @@ def test_production_serves_hashed_assets_with_far_future_caching(tmp_path):
     with asgi_server(log_dir=tmp_path, env=env) as base:
         served = _assets(base)
         landing = httpx.get(f"{base}/", timeout=10)
+        demo_story = httpx.get(f"{base}/docs/demo", timeout=10)
 
     _assert_all_served(served)
     for path, response in served.items():
@@ -83,5 +84,6 @@ def test_production_serves_hashed_assets_with_far_future_caching(tmp_path):
         assert "immutable" in response.headers["cache-control"], path
     assert landing.status_code == 200
     assert "/api/docs" in landing.text
+    assert demo_story.status_code == 404
     assert "vetted-demo-pass" not in landing.text
     assert "client@vetted.test" not in landing.text

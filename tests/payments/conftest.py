@@ -88,14 +88,14 @@ def stripe_double() -> Iterator[DoubleRun]:
 @pytest.fixture
 def stripe_settings(settings, stripe_double):
     """The service's gateway pointed at this test's double, with a fresh breaker."""
-    from payments.gateway import gateway
+    from payments import gateway
 
     settings.STRIPE_API_BASE = stripe_double.base
     settings.STRIPE_WEBHOOK_SECRET = SECRET
     settings.STRIPE_RETRY_ATTEMPTS = 2
-    gateway.cache_clear()
+    gateway.reset()
     yield stripe_double
-    gateway.cache_clear()
+    gateway.reset()
 
 
 def deliver_webhooks(run: DoubleRun, client) -> list[Any]:

@@ -1,7 +1,9 @@
 """Twenty approvals of one milestone at the same moment make exactly one Transfer."""
 
 import pytest
+from asgiref.sync import async_to_sync
 
+from marketplace.idempotency import aidempotent
 from payments import services
 from payments.models import LedgerTransaction, Milestone
 from payments.selectors import ledger_problems
@@ -31,12 +33,13 @@ def test_the_same_idempotency_key_sent_concurrently_runs_once(rubric, stripe_set
     made = engagement()
     created = milestone(made)
 
+    async def run():
+        funded = await services.amilestone_fund(client=made.client, milestone_id=created.pk)
+        return 200, funded.payment_intent_id
+
     def fund():
-        return services.idempotent(
-            user=made.client,
-            key="same-key",
-            fingerprint_of=["fund", created.pk],
-            run=lambda: (200, services.milestone_fund(client=made.client, milestone_id=created.pk).payment_intent_id),
+        return async_to_sync(aidempotent)(
+            user=made.client, key="same-key", fingerprint_of=["fund", created.pk], run=run
         )
 
     outcomes = race(fund, fund, fund)

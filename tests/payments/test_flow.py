@@ -100,9 +100,9 @@ def test_the_sweep_approves_after_the_review_window(client, rubric, stripe_setti
     with time_machine.travel(timezone.now(), tick=False) as traveller:
         services.milestone_submit(engineer=made.engineer, milestone_id=paid.pk)
         traveller.shift(timedelta(days=6, hours=23))
-        assert services.payments_sweep() == {"auto_approved": 0, "released": 0}
+        assert services.payments_sweep() == {"resumed": 0, "failed": 0, "auto_approved": 0, "released": 0}
         traveller.shift(timedelta(hours=2))
-        assert services.payments_sweep() == {"auto_approved": 1, "released": 0}
+        assert services.payments_sweep() == {"resumed": 0, "failed": 0, "auto_approved": 1, "released": 0}
 
     assert Milestone.objects.get(pk=paid.pk).status == "released"
     assert ledger_problems() == []

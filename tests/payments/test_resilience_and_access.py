@@ -1,13 +1,17 @@
 """Stripe slow or down, Idempotency-Key on our API, and who may see which milestone."""
 
 import json
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
+from django.conf import settings as django_settings
+from django.utils import timezone
 
-from payments import services
+from payments import gateway, services
 from payments.models import LedgerTransaction, Milestone
 from payments.selectors import ledger_problems
+from payments.services import ledger
 from tests.factories import ClientFactory, vetted_engineer
 from tests.payments.helpers import engagement, funded, milestone
 
@@ -23,7 +27,11 @@ def submitted(run, client, made):
     return services.milestone_submit(engineer=made.engineer, milestone_id=paid.pk)
 
 
-def test_stripe_down_answers_503_with_retry_after_and_changes_nothing(client, rubric, stripe_settings):
+def _later() -> datetime:
+    return timezone.now() + timedelta(seconds=django_settings.PAYMENT_STEP_STALE_SECONDS + 1)
+
+
+def test_stripe_down_answers_503_and_the_sweep_finishes_the_payout_once(client, rubric, stripe_settings):
     made = engagement()
     work = submitted(stripe_settings, client, made)
     httpx.post(f"{stripe_settings.base}/_test/mode", data={"mode": "down"})
@@ -34,63 +42,81 @@ def test_stripe_down_answers_503_with_retry_after_and_changes_nothing(client, ru
     assert response.status_code == 503
     assert response.json()["code"] == "payments_unavailable"
     assert int(response["Retry-After"]) >= 1
-    assert Milestone.objects.get(pk=work.pk).status == "submitted"
+    # Stripe answered 5xx: it may have acted. The step stays claimed, to be replayed under its key.
+    assert Milestone.objects.get(pk=work.pk).status == "releasing"
     assert stripe_settings.double.objects["transfers"] == {}
+    assert ledger_problems() == []
+
+    httpx.post(f"{stripe_settings.base}/_test/mode", data={"mode": "normal"})
+    assert services.steps_resume(now=_later()) == {"resumed": 1, "failed": 0}
+    assert services.steps_resume(now=_later()) == {"resumed": 0, "failed": 0}
+
+    assert Milestone.objects.get(pk=work.pk).status == "released"
+    assert len(stripe_settings.double.objects["transfers"]) == 1
     assert ledger_problems() == []
 
 
 def test_the_breaker_opens_fails_fast_and_recovers(client, rubric, stripe_settings, settings):
     settings.STRIPE_BREAKER_FAILURES = 2
     settings.STRIPE_BREAKER_RESET_SECONDS = 1
-    from payments.gateway import gateway
-
-    gateway.cache_clear()
-    made = engagement()
-    work = submitted(stripe_settings, client, made)
-    clock = [0.0]
-    gateway().breaker.clock = lambda: clock[0]
-    httpx.post(f"{stripe_settings.base}/_test/mode", data={"mode": "slow", "delay_seconds": "3"})
     settings.STRIPE_TIMEOUT_SECONDS = 0.2
-    gateway().client = type(gateway())().client  # a client with the short timeout
+    gateway.reset()
+    made = engagement()
+    first, second, third = (submitted(stripe_settings, client, made) for _ in range(3))
+    clock = [0.0]
+    gateway.breaker.clock = lambda: clock[0]
+    httpx.post(f"{stripe_settings.base}/_test/mode", data={"mode": "slow", "delay_seconds": "3"})
     client.force_login(made.client)
-    for _ in range(2):
-        assert post(client, f"/api/payments/milestones/{work.pk}/approve").status_code == 503
+    failing = [post(client, f"/api/payments/milestones/{m.pk}/approve").status_code for m in (first, second)]
     calls_before = len(stripe_settings.double.requests)
 
-    fast = post(client, f"/api/payments/milestones/{work.pk}/approve")
+    fast = post(client, f"/api/payments/milestones/{third.pk}/approve")
     calls_after = len(stripe_settings.double.requests)
+    untouched = Milestone.objects.get(pk=third.pk).status
     httpx.post(f"{stripe_settings.base}/_test/mode", data={"mode": "normal"})
     clock[0] = 2.0
-    recovered = post(client, f"/api/payments/milestones/{work.pk}/approve")
+    recovered = post(client, f"/api/payments/milestones/{third.pk}/approve")
+    services.steps_resume(now=_later())
 
+    assert failing == [503, 503]
     assert fast.status_code == 503
     assert calls_after == calls_before  # open: Stripe was not even asked
+    assert untouched == "submitted"  # nothing was sent, so the approval was given back
     assert recovered.json()["status"] == "released"
-    assert gateway().breaker.state == "closed"
-    assert len(stripe_settings.double.objects["transfers"]) == 1
+    assert gateway.breaker.state == "closed"
+    assert set(Milestone.objects.values_list("status", flat=True)) == {"released"}
+    assert len(stripe_settings.double.objects["transfers"]) == 3
+    assert ledger_problems() == []
 
 
-def test_a_crash_between_stripes_answer_and_our_write_is_finished_by_the_retry(
+def test_a_crash_between_stripes_answer_and_our_write_is_finished_by_the_sweep(
     client, rubric, stripe_settings, monkeypatch
 ):
     made = engagement()
     work = submitted(stripe_settings, client, made)
-    real_post = services.ledger_post
 
-    def crash(**kwargs):
+    def killed(milestone):
         raise RuntimeError("worker killed after the transfer")
 
-    monkeypatch.setattr(services, "ledger_post", crash)
+    monkeypatch.setattr(ledger, "book_release", killed)
     with pytest.raises(RuntimeError):
         services.milestone_approve(client=made.client, milestone_id=work.pk)
-    monkeypatch.setattr(services, "ledger_post", real_post)
-    assert Milestone.objects.get(pk=work.pk).status == "submitted"
+    monkeypatch.undo()
+    assert Milestone.objects.get(pk=work.pk).status == "releasing"
+    retried = post_as(client, made.client, f"/api/payments/milestones/{work.pk}/approve")
 
-    services.milestone_approve(client=made.client, milestone_id=work.pk)
+    services.steps_resume(now=_later())
 
+    assert retried.status_code == 409  # the payout is in flight: a second approval cannot start another
     assert Milestone.objects.get(pk=work.pk).status == "released"
     assert len(stripe_settings.double.objects["transfers"]) == 1  # the same idempotency key: one Transfer
+    assert LedgerTransaction.objects.filter(kind="release").count() == 1
     assert ledger_problems() == []
+
+
+def post_as(client, user, path, body=None):
+    client.force_login(user)
+    return post(client, path, body)
 
 
 def test_idempotency_key_replays_the_first_answer(client, rubric, stripe_settings):

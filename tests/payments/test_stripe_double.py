@@ -247,3 +247,22 @@ def test_objects_have_the_fields_and_types_of_stripes_own_examples(stripe_double
     problems = [p for name, obj in ours.items() for p in _same_shape(obj, fixtures[name], name)]
 
     assert problems == []
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "code"),
+    [(49, "usd", "amount_too_small"), (29, "gbp", "amount_too_small"), (100_000_000, "usd", "amount_too_large")],
+)
+def test_payment_intents_outside_stripes_limits_are_refused(stripe_double, amount, currency, code):
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        stripe_double.client.v1.payment_intents.create(params={"amount": amount, "currency": currency})
+
+    assert refused.value.code == code
+    assert stripe_double.double.objects["payment_intents"] == {}
+
+
+def test_the_smallest_and_largest_amounts_are_accepted(stripe_double):
+    for amount in (50, 99_999_999):
+        stripe_double.client.v1.payment_intents.create(params={"amount": amount, "currency": "usd"})
+
+    assert len(stripe_double.double.objects["payment_intents"]) == 2

@@ -1,0 +1,26 @@
+"""The ASGI lifespan protocol: what a server process does when it starts and when it stops.
+
+At shutdown (uvicorn has stopped taking requests and finished the ones in hand)
+the process's outbound clients are closed, so no connection to Stripe is left
+half-open. https://asgi.readthedocs.io/en/latest/specs/lifespan.html
+"""
+
+import logging
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+async def lifespan(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    from payments import gateway
+
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            logger.info("server.started")
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await gateway.aclose()
+            logger.info("server.stopped")
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,136 @@
+"""The double-entry ledger: every movement of money, booked once, balanced per currency.
+
+Accounts are named `<kind>:<owner>:<currency>`. Signs: money a client pays in is
+-amount on their `client_funding` account and +amount on the milestone's
+`escrow`; every transaction's entries sum to zero per currency, and escrow never
+goes below zero (a database constraint).
+"""
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from payments.models import LedgerAccount, LedgerAccountKind, LedgerEntry, LedgerTransaction, Milestone
+
+
+def ledger_account(kind: LedgerAccountKind, owner: str, currency: str) -> LedgerAccount:
+    account, _ = LedgerAccount.objects.get_or_create(
+        code=f"{kind}:{owner}:{currency}", defaults={"kind": kind, "currency": currency}
+    )
+    return account
+
+
+def ledger_post(
+    *, reference: str, kind: str, milestone: Milestone | None, lines: list[tuple[LedgerAccount, int]]
+) -> LedgerTransaction | None:
+    """Book one movement (`lines`: account and signed minor units). None if `reference` was booked before.
+
+    Raises ValueError when the lines do not sum to zero per currency; an escrow
+    going below zero violates a constraint (IntegrityError) and undoes all of it.
+    """
+    totals: dict[str, int] = {}
+    for account, amount in lines:
+        totals[account.currency] = totals.get(account.currency, 0) + amount
+    if any(totals.values()) or not lines:
+        raise ValueError(f"ledger lines for {reference} do not balance: {totals}")
+    try:
+        with transaction.atomic():
+            booked = LedgerTransaction.objects.create(reference=reference, kind=kind, milestone=milestone)
+    except IntegrityError:
+        return None
+    for account, amount in lines:
+        if amount == 0:
+            continue
+        LedgerEntry.objects.create(transaction=booked, account=account, amount=amount, currency=account.currency)
+        LedgerAccount.objects.filter(pk=account.pk).update(balance=F("balance") + amount)
+    return booked
+
+
+def escrow(milestone: Milestone) -> LedgerAccount:
+    return ledger_account(LedgerAccountKind.ESCROW, f"milestone-{milestone.pk}", milestone.currency)
+
+
+def client_funding(milestone: Milestone) -> LedgerAccount:
+    return ledger_account(
+        LedgerAccountKind.CLIENT_FUNDING, f"client-{milestone.engagement.client_id}", milestone.currency
+    )
+
+
+def engineer_payout(milestone: Milestone) -> LedgerAccount:
+    return ledger_account(
+        LedgerAccountKind.ENGINEER_PAYOUT, f"engineer-{milestone.engagement.engineer_id}", milestone.currency
+    )
+
+
+def platform_fee(currency: str) -> LedgerAccount:
+    return ledger_account(LedgerAccountKind.PLATFORM_FEE, "platform", currency)
+
+
+def dispute_exposure(currency: str) -> LedgerAccount:
+    return ledger_account(LedgerAccountKind.DISPUTE_EXPOSURE, "platform", currency)
+
+
+def fee_for(amount_minor: int) -> int:
+    """The platform's fee on `amount_minor`: PLATFORM_FEE_BP basis points, rounded down to a whole minor unit.
+
+    Rounding down is the rule: a fraction of a minor unit always stays with the
+    engineer (10% of 1,005 cents is 100 cents, not 101).
+    """
+    return amount_minor * settings.PLATFORM_FEE_BP // 10_000
+
+
+def book_fund(milestone: Milestone) -> None:
+    """The client's money arrived in escrow (once per milestone)."""
+    ledger_post(
+        reference=f"fund:{milestone.pk}",
+        kind="fund",
+        milestone=milestone,
+        lines=[(escrow(milestone), milestone.amount_minor), (client_funding(milestone), -milestone.amount_minor)],
+    )
+
+
+def book_release(milestone: Milestone) -> None:
+    """Escrow paid out: the engineer's Transfer and the platform's fee."""
+    fee = fee_for(milestone.amount_minor)
+    ledger_post(
+        reference=f"release:{milestone.pk}",
+        kind="release",
+        milestone=milestone,
+        lines=[
+            (escrow(milestone), -milestone.amount_minor),
+            (engineer_payout(milestone), milestone.amount_minor - fee),
+            (platform_fee(milestone.currency), fee),
+        ],
+    )
+
+
+def book_refund(milestone: Milestone) -> None:
+    """Escrow given back to the client in full."""
+    ledger_post(
+        reference=f"refund:{milestone.pk}",
+        kind="refund",
+        milestone=milestone,
+        lines=[(escrow(milestone), -milestone.amount_minor), (client_funding(milestone), milestone.amount_minor)],
+    )
+
+
+def book_settlement(milestone: Milestone, *, engineer_share_minor: int) -> None:
+    """Escrow split by staff: the engineer's share (less the fee) paid out, the rest refunded."""
+    fee = fee_for(engineer_share_minor)
+    refund = milestone.amount_minor - engineer_share_minor
+    lines = [(escrow(milestone), -milestone.amount_minor)]
+    if engineer_share_minor:
+        lines += [(engineer_payout(milestone), engineer_share_minor - fee), (platform_fee(milestone.currency), fee)]
+    if refund:
+        lines.append((client_funding(milestone), refund))
+    ledger_post(reference=f"settle:{milestone.pk}", kind="settle", milestone=milestone, lines=lines)
+
+
+def book_dispute_exposure(milestone: Milestone, *, dispute_id: str, amount_minor: int) -> None:
+    """A chargeback after the money left escrow: the client got it back; the platform carries the loss."""
+    ledger_post(
+        reference=f"dispute:{dispute_id}",
+        kind="dispute",
+        milestone=milestone,
+        lines=[(client_funding(milestone), amount_minor), (dispute_exposure(milestone.currency), -amount_minor)],
+    )

@@ -1,0 +1,87 @@
+"""Moving a milestone from one state to another: the one table of allowed moves, the audit trail, who is told."""
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import User
+from hiring_requests.models import Conversation
+from hiring_requests.services import system_message_post
+from marketplace.errors import Forbidden
+from marketplace.notifications import notify_user
+from payments.errors import MilestoneStateConflict
+from payments.models import ALLOWED_MOVES, STEP_STATES, Milestone, MilestoneEvent, MilestoneStatus
+
+logger = logging.getLogger(__name__)
+
+M = MilestoneStatus
+# States the engagement's chat hears about.
+_TOLD_IN_CHAT = (M.FUNDED, M.SUBMITTED, M.RELEASED, M.REFUNDED, M.DISPUTED)
+
+
+def move(milestone: Milestone, to: MilestoneStatus, *, actor: User | None, fields: list[str], note: str = "") -> None:
+    """Save `milestone` in state `to` with `fields`, if ALLOWED_MOVES allows it; record and announce the move.
+
+    The caller holds the row lock (`payments.locks`). Entering a Stripe step stamps
+    `step_claimed_at`; leaving one clears it. Raises MilestoneStateConflict.
+    """
+    if to not in ALLOWED_MOVES[milestone.status]:
+        raise MilestoneStateConflict(f"A {milestone.status} milestone cannot become {to}.")
+    from_status = milestone.status
+    milestone.status = to
+    milestone.step_claimed_at = timezone.now() if to in STEP_STATES else None
+    milestone.save(update_fields=["status", "step_claimed_at", *fields])
+    MilestoneEvent.objects.create(milestone=milestone, from_status=from_status, to_status=to, actor=actor, note=note)
+    _announce(milestone)
+    logger.info("milestone.moved", extra={"milestone_id": milestone.pk, "from": from_status, "to": to})
+
+
+def _announce(milestone: Milestone) -> None:
+    engagement = milestone.engagement
+    payload = {"milestone_id": milestone.pk, "status": milestone.status, "amount_minor": milestone.amount_minor}
+    for user_id in (engagement.client_id, engagement.engineer_id):
+        notify_user(user_id=user_id, event="milestone.changed", payload=payload)
+    if milestone.status not in _TOLD_IN_CHAT:
+        return
+    conversation = Conversation.objects.filter(
+        request_id=engagement.request_id, engineer_id=engagement.engineer_id
+    ).first()
+    if conversation is not None:
+        # robust: a failing chat post is logged; it cannot undo the money step that committed before it.
+        transaction.on_commit(
+            lambda: system_message_post(
+                conversation_id=conversation.pk, payload={"event": f"milestone.{milestone.status}", **payload}
+            ),
+            robust=True,
+        )
+
+
+def require_party(user: User | None, milestone: Milestone, side: str) -> None:
+    """Refuse (Forbidden) unless `user` is the engagement's `side` ("client" or "engineer"); None is the system."""
+    if user is None:
+        return
+    expected = milestone.engagement.client_id if side == "client" else milestone.engagement.engineer_id
+    if user.pk != expected:
+        raise Forbidden(f"Only the engagement's {side} can do this.")
+
+
+def visible_to(user: User | None, milestone: Milestone) -> bool:
+    if user is None or user.is_staff:
+        return True
+    return user.pk in (milestone.engagement.client_id, milestone.engagement.engineer_id)
+
+
+def alert_staff(*, event: str, payload: dict[str, Any]) -> None:
+    """Tell every active staff member (notification stream) and log an error for the operator's alerting."""
+    logger.error(event, extra=payload)
+    for staff_id in User.objects.filter(is_staff=True, is_active=True).values_list("pk", flat=True):
+        notify_user(user_id=staff_id, event=event, payload=payload)
+
+
+def blocking[**P, T](operation: Callable[P, Awaitable[T]]) -> Callable[P, T]:
+    """The sync face of an async operation, for Celery tasks, admin actions and sync tests."""
+    return async_to_sync(operation)

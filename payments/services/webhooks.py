@@ -1,0 +1,226 @@
+"""Stripe's webhooks: verified, stored before anything else, acted on in any state, never given up.
+
+The view stores the event under Stripe's id and answers 2xx at once; a task
+processes it. Handlers read the object again from Stripe (an event's copy may be
+stale, and events arrive out of order or twice), so processing is idempotent.
+A failed attempt is retried with exponential backoff from the database (the
+sweep), not from the broker, for as long as it takes: Stripe itself retries for
+up to three days (https://docs.stripe.com/webhooks#retries). An event unprocessed
+for STRIPE_EVENT_STUCK_SECONDS is stuck: readiness reports it and staff are told.
+"""
+
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import stripe
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from marketplace.db import atomic_phase
+from payments import gateway, locks
+from payments.errors import InvalidSignature
+from payments.models import Dispute, MilestoneStatus, StripeEvent
+from payments.services import ledger
+from payments.services.milestones import amilestone_mark_funded
+from payments.services.onboarding import apayout_account_sync
+from payments.services.transitions import alert_staff, blocking, move
+
+logger = logging.getLogger(__name__)
+
+M = MilestoneStatus
+WEBHOOK_TOLERANCE_SECONDS = 300
+RETRY_CAP_SECONDS = 3_600
+# Escrow still holds the money: a dispute freezes the milestone until staff settle it.
+_FREEZES = (M.FUNDED, M.SUBMITTED, M.CHANGES_REQUESTED, M.APPROVED)
+
+
+def stripe_event_receive(*, payload: bytes, signature: str | None) -> tuple[StripeEvent, bool]:
+    """Verify the signature on the raw body (300 s tolerance), then store under Stripe's event id.
+
+    Returns (event, new). Raises InvalidSignature. https://docs.stripe.com/webhooks#verify-events
+    """
+    from payments import tasks
+
+    if not signature:
+        raise InvalidSignature("The Stripe-Signature header is missing.")
+    try:
+        event = stripe.Webhook.construct_event(
+            payload.decode(), signature, settings.STRIPE_WEBHOOK_SECRET, tolerance=WEBHOOK_TOLERANCE_SECONDS
+        )
+    except (ValueError, stripe.SignatureVerificationError) as exc:
+        raise InvalidSignature(str(exc)) from None
+    with transaction.atomic():
+        stored, created = StripeEvent.objects.get_or_create(
+            stripe_id=event.id, defaults={"type": event.type, "payload": json.loads(payload)}
+        )
+        if created:
+            tasks.process_stripe_event.delay_on_commit(stored.pk)
+    return stored, created
+
+
+# --- disputes: recorded whatever the milestone's state -----------------------------------------
+
+
+def _dispute_record(
+    *, dispute_id: str, charge_id: str, amount: int, currency: str, reason: str, status: str
+) -> Dispute | None:
+    milestone = locks.milestone_by_charge(charge_id)
+    dispute, created = Dispute.objects.get_or_create(
+        stripe_id=dispute_id,
+        defaults={
+            "milestone": milestone, "charge_id": charge_id, "amount_minor": amount, "currency": currency,
+            "reason": reason, "status": status,
+        },
+    )  # fmt: skip
+    if not created:
+        Dispute.objects.filter(pk=dispute.pk).update(status=status)
+        return dispute
+    if milestone is None:
+        alert_staff(event="dispute.unmatched", payload={"dispute_id": dispute_id, "charge_id": charge_id})
+        return dispute
+    if milestone.status in _FREEZES:
+        milestone.disputed_at, milestone.dispute_reason = timezone.now(), f"card dispute: {reason}"
+        move(milestone, M.DISPUTED, actor=None, fields=["disputed_at", "dispute_reason"], note=milestone.dispute_reason)
+    elif milestone.status != M.DISPUTED:
+        # The money already left escrow (released, refunded, or on its way): the platform is exposed.
+        ledger.book_dispute_exposure(milestone, dispute_id=dispute_id, amount_minor=amount)
+        Dispute.objects.filter(pk=dispute.pk).update(platform_exposed=True)
+    alert_staff(
+        event="milestone.disputed",
+        payload={
+            "milestone_id": milestone.pk, "dispute_id": dispute_id, "reason": f"card dispute: {reason}",
+            "milestone_status": milestone.status, "amount_minor": amount,
+        },
+    )  # fmt: skip
+    return dispute
+
+
+async def adispute_sync(*, dispute_id: str) -> Dispute | None:
+    """Read a dispute from Stripe and record it; see docs/payments.md for who carries the loss."""
+    remote = await gateway.retrieve_dispute(dispute_id)
+    charge = remote.charge if isinstance(remote.charge, str) else remote.charge.id
+    return await atomic_phase(_dispute_record)(
+        dispute_id=remote.id, charge_id=charge, amount=remote.amount, currency=remote.currency,
+        reason=remote.reason or "", status=remote.status,
+    )  # fmt: skip
+
+
+# --- processing -------------------------------------------------------------------------------
+
+
+HANDLERS: dict[str, Callable[[dict[str, Any]], Awaitable[object]]] = {
+    "payment_intent.succeeded": lambda obj: amilestone_mark_funded(payment_intent_id=obj["id"]),
+    "account.updated": lambda obj: apayout_account_sync(stripe_account_id=obj["id"]),
+    "charge.dispute.created": lambda obj: adispute_sync(dispute_id=obj["id"]),
+    "charge.dispute.closed": lambda obj: adispute_sync(dispute_id=obj["id"]),
+}
+
+
+def _run_handler(handler: Callable[[dict[str, Any]], Awaitable[object]], obj: dict[str, Any]) -> None:
+    async def run() -> None:
+        await handler(obj)
+
+    blocking(run)()
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Backoff after `attempts` failures: 10 s doubling, capped at an hour, with full jitter."""
+    ceiling = min(RETRY_CAP_SECONDS, 10 * 2 ** min(attempts, 20))
+    return timedelta(seconds=random.uniform(ceiling / 2, ceiling))  # noqa: S311 - jitter, not crypto
+
+
+def stripe_event_process(*, event_id: int) -> bool:
+    """Apply a stored event once. On failure, schedule the next attempt and return False (never raises).
+
+    Returns True when this call processed it.
+    """
+    event = StripeEvent.objects.get(pk=event_id)
+    if event.processed_at is not None:
+        return False
+    StripeEvent.objects.filter(pk=event.pk).update(attempts=F("attempts") + 1)
+    handler = HANDLERS.get(event.type)
+    try:
+        if handler is not None:
+            _run_handler(handler, event.payload["data"]["object"])
+    except Exception as exc:
+        next_at = timezone.now() + retry_delay(event.attempts + 1)
+        StripeEvent.objects.filter(pk=event.pk).update(last_error=repr(exc)[:2000], next_attempt_at=next_at)
+        logger.warning(
+            "stripe_event.failed",
+            extra={"event": event.stripe_id, "attempts": event.attempts + 1, "error": type(exc).__name__},
+        )
+        return False
+    return StripeEvent.objects.filter(pk=event.pk, processed_at=None).update(processed_at=timezone.now()) == 1
+
+
+def _unprocessed() -> Q:
+    return Q(processed_at__isnull=True)
+
+
+def stripe_events_due(*, now: datetime | None = None, limit: int = 100) -> list[int]:
+    """Events to try now: failed ones whose backoff has passed, and any whose first task was lost (a minute on)."""
+    now = now or timezone.now()
+    due = Q(next_attempt_at__lte=now) | Q(next_attempt_at__isnull=True, received_at__lte=now - timedelta(minutes=1))
+    return list(
+        StripeEvent.objects.filter(_unprocessed(), due).order_by("received_at").values_list("pk", flat=True)[:limit]
+    )
+
+
+def stripe_events_retry(*, now: datetime | None = None) -> dict[str, int]:
+    """The sweep's part: process due events and tell staff (once) of any stuck one."""
+    counts = {"processed": 0, "failed": 0, "stuck": 0}
+    for event_id in stripe_events_due(now=now):
+        counts["processed" if stripe_event_process(event_id=event_id) else "failed"] += 1
+    stuck = stripe_events_stuck(now=now).filter(alerted_at__isnull=True)
+    for event in stuck:
+        alert_staff(
+            event="stripe_event.stuck",
+            payload={
+                "event": event.stripe_id,
+                "type": event.type,
+                "attempts": event.attempts,
+                "error": event.last_error,
+            },
+        )
+        counts["stuck"] += 1
+    stuck.update(alerted_at=timezone.now())
+    return counts
+
+
+def stripe_events_stuck(*, now: datetime | None = None) -> Any:
+    """Events unprocessed for longer than STRIPE_EVENT_STUCK_SECONDS (a QuerySet)."""
+    now = now or timezone.now()
+    return StripeEvent.objects.filter(
+        _unprocessed(), received_at__lte=now - timedelta(seconds=settings.STRIPE_EVENT_STUCK_SECONDS)
+    )
+
+
+async def astripe_events_reconcile() -> int:
+    """Store and process events Stripe could not deliver to us. Returns how many were missing here."""
+    missing = 0
+    for remote in await gateway.undelivered_events():
+        data = remote.to_dict()
+        stored, created = await atomic_phase(_store_event)(data)
+        missing += int(created)
+        if stored.processed_at is None:
+            await atomic_phase(_enqueue)(stored.pk)
+    return missing
+
+
+def _store_event(data: dict[str, Any]) -> tuple[StripeEvent, bool]:
+    return StripeEvent.objects.get_or_create(stripe_id=data["id"], defaults={"type": data["type"], "payload": data})
+
+
+def _enqueue(event_id: int) -> None:
+    from payments import tasks
+
+    tasks.process_stripe_event.delay_on_commit(event_id)
+
+
+stripe_events_reconcile = blocking(astripe_events_reconcile)
