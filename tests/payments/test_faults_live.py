@@ -181,6 +181,50 @@ def test_a_row_lock_held_elsewhere_gets_409_within_lock_timeout_and_other_rows_a
     assert Milestone.objects.get(pk=other_id).status == "submitted"
 
 
+def test_an_exhausted_pool_answers_503_database_busy_within_the_pool_timeout(rubric, tmp_path):
+    with stripe_double(log_dir=tmp_path) as double:
+        who, (locked_id,) = party(milestones=1, status="funded")
+        env = _server_env(
+            double.base, DATABASE_POOL_MAX_SIZE="2", DATABASE_POOL_TIMEOUT="1", DATABASE_LOCK_TIMEOUT_MS="8000"
+        )
+        engineer_token = api_token_create(user=who.engineer, name="e")[1]
+        with (
+            asgi_server(log_dir=tmp_path, env=env) as base,
+            psycopg.connect(current_database_url().replace("postgres://", "postgresql://")) as holder,
+        ):
+            holder.execute("SELECT id FROM payments_milestone WHERE id = %s FOR UPDATE", [locked_id])
+
+            async def exhaust():
+                async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+                    # Two requests wait on the lock, each holding one of the pool's two connections.
+                    waiting = [
+                        asyncio.create_task(
+                            http.post(
+                                f"/api/payments/milestones/{locked_id}/submit",
+                                json={},
+                                headers={"Authorization": f"Bearer {engineer_token}"},
+                            )
+                        )
+                        for _ in range(2)
+                    ]
+                    await asyncio.sleep(1)
+                    started = time.monotonic()
+                    read = await http.get("/api/me", headers={"Authorization": f"Bearer {who.client_token}"})
+                    read_in = time.monotonic() - started
+                    holder.rollback()
+                    return read, read_in, await asyncio.gather(*waiting)
+
+            read, read_in, waited = asyncio.run(exhaust())
+
+    assert read.status_code == 503
+    assert read.json()["code"] == "database_busy"
+    assert int(read.headers["Retry-After"]) >= 1
+    assert read_in < 4  # the pool timeout (1 s), not a hang
+    # Once the lock is gone, one submit wins and the other finds the work already submitted.
+    assert sorted(r.status_code for r in waited) == [200, 409]
+    assert Milestone.objects.get(pk=locked_id).status == "submitted"
+
+
 def test_a_server_killed_between_claim_and_record_is_finished_once_by_the_sweep(rubric, tmp_path, settings):
     with stripe_double(log_dir=tmp_path) as double:
         who, (pk,) = party(milestones=1)
