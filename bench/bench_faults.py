@@ -90,15 +90,13 @@ def prepare() -> tuple[str, str, list[list[int]]]:
             request=request, client=client, engineer=engineer, rate_kind="fixed", rate_minor=100_000,
             currency="usd", hours_per_week=20,
         )  # fmt: skip
-        runs.append(
-            [
-                Milestone.objects.create(
-                    engagement=engagement, title=f"part {n}", amount_minor=20_000, currency="usd",
-                    due_date=date(2099, 1, 1),
-                ).pk
-                for n in range(FUNDS)
-            ]  # fmt: skip
-        )
+        parts = [
+            Milestone(
+                engagement=engagement, title=f"part {n}", amount_minor=20_000, currency="usd", due_date=date(2099, 1, 1)
+            )
+            for n in range(FUNDS)
+        ]
+        runs.append([made.pk for made in Milestone.objects.bulk_create(parts)])
     return api_token_create(user=bystander, name="bench")[1], api_token_create(user=client, name="bench")[1], runs
 
 
