@@ -12,6 +12,7 @@ from django.conf import settings as django_settings
 from django.db import connections
 from django.utils import timezone
 
+from accounts.models import User
 from payments import gateway, services
 from payments.errors import PaymentsUnavailable
 from payments.models import Milestone
@@ -26,7 +27,7 @@ async def _close_thread_connections():
     await sync_to_async(connections.close_all)()
 
 
-def _draft() -> tuple[object, int]:
+def _draft() -> tuple[User, int]:
     who, (pk,) = party(milestones=1)
     return who.client, pk
 
@@ -53,6 +54,7 @@ async def test_a_client_that_disconnects_mid_fund_leaves_no_half_state(rubric, m
 
     stored = await Milestone.objects.aget(pk=pk)
     assert stripe_call.await_count == 1
+    assert stripe_call.await_args is not None
     assert stripe_call.await_args.kwargs["key"] == f"milestone-{pk}-fund-0"
     assert (stored.status, stored.payment_intent_id) == ("awaiting_funding", "pi_from_mock")
 
