@@ -18,7 +18,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invar
 
 from marketplace.errors import DomainError
 from marketplace.idempotency import aidempotent
-from payments import services
+from payments import gateway, services
 from payments.errors import PaymentRefused
 from payments.models import STEP_STATES, LedgerTransaction, Milestone
 from payments.selectors import ledger_problems
@@ -132,15 +132,27 @@ def escrow_machine(run, http_client, made, staff):
 
         @rule(
             milestone_id=milestones,
-            step=st.sampled_from(["_fund_record", "_release_record", "_refund_record", "_settle_record"]),
+            step=st.sampled_from(
+                # Killed after the claim committed, before Stripe heard of it ...
+                ["gateway.create_payment_intent", "gateway.create_transfer", "gateway.create_refund"]
+                # ... or after Stripe answered, before the record committed.
+                + ["steps._fund_record", "steps._release_record", "steps._refund_record", "steps._settle_record"]
+            ),
             operation=st.sampled_from(["fund", "approve", "refund", "settle"]),
         )
         def killed_between_phases(self, milestone_id, step, operation):
-            """The process dies after Stripe answered and before the record phase committed."""
-            real = getattr(steps, step)
+            """The process dies between two phases of a Stripe step."""
+            module_name, name = step.split(".")
+            module = {"gateway": gateway, "steps": steps}[module_name]
+            real = getattr(module, name)
 
-            def killed(**kwargs):
+            async def killed_before_the_call(**kwargs):
+                raise RuntimeError("killed after the claim, before the call")
+
+            def killed_before_the_record(**kwargs):
                 raise RuntimeError("killed between Stripe's answer and our write")
+
+            killed = killed_before_the_call if module_name == "gateway" else killed_before_the_record
 
             calls = {
                 "fund": lambda: services.milestone_fund(client=self.engagement.client, milestone_id=milestone_id),
@@ -150,12 +162,12 @@ def escrow_machine(run, http_client, made, staff):
                     staff=self.staff, milestone_id=milestone_id, engineer_share_minor=0
                 ),
             }
-            setattr(steps, step, killed)
+            setattr(module, name, killed)
             try:
                 with contextlib.suppress(RuntimeError, DomainError):
                     calls[operation]()
             finally:
-                setattr(steps, step, real)
+                setattr(module, name, real)
 
         @rule()
         def sweep_after_the_crash(self):

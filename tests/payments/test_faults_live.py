@@ -209,17 +209,24 @@ def test_an_exhausted_pool_answers_503_database_busy_within_the_pool_timeout(rub
                     ]
                     await asyncio.sleep(1)
                     started = time.monotonic()
-                    read = await http.get("/api/me", headers={"Authorization": f"Bearer {who.client_token}"})
+                    read, ready = await asyncio.gather(
+                        http.get("/api/me", headers={"Authorization": f"Bearer {who.client_token}"}),
+                        http.get("/health/ready"),
+                    )
                     read_in = time.monotonic() - started
                     holder.rollback()
-                    return read, read_in, await asyncio.gather(*waiting)
+                    return read, read_in, ready, await asyncio.gather(*waiting)
 
-            read, read_in, waited = asyncio.run(exhaust())
+            read, read_in, ready, waited = asyncio.run(exhaust())
 
     assert read.status_code == 503
     assert read.json()["code"] == "database_busy"
     assert int(read.headers["Retry-After"]) >= 1
     assert read_in < 4  # the pool timeout (1 s), not a hang
+    # The database itself answers (readiness asks it over its own connection): a busy pool is not "down".
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["database"] == "ok"
+    assert ready.json()["info"]["database_pool"]["available"] == 0
     # Once the lock is gone, one submit wins and the other finds the work already submitted.
     assert sorted(r.status_code for r in waited) == [200, 409]
     assert Milestone.objects.get(pk=locked_id).status == "submitted"
