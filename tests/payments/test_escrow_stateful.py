@@ -133,10 +133,17 @@ def escrow_machine(run, http_client, made, staff):
         @rule(
             milestone_id=milestones,
             step=st.sampled_from(
-                # Killed after the claim committed, before Stripe heard of it ...
-                ["gateway.create_payment_intent", "gateway.create_transfer", "gateway.create_refund"]
-                # ... or after Stripe answered, before the record committed.
-                + ["steps._fund_record", "steps._release_record", "steps._refund_record", "steps._settle_record"]
+                [
+                    # Killed after the claim committed, before Stripe heard of it ...
+                    "gateway.create_payment_intent",
+                    "gateway.create_transfer",
+                    "gateway.create_refund",
+                    # ... or after Stripe answered, before the record committed.
+                    "steps._fund_record",
+                    "steps._release_record",
+                    "steps._refund_record",
+                    "steps._settle_record",
+                ]  # fmt: skip
             ),
             operation=st.sampled_from(["fund", "approve", "refund", "settle"]),
         )
