@@ -30,6 +30,10 @@ from tests.payments.helpers import engagement, milestone, pay_at_stripe
 pytestmark = pytest.mark.django_db
 
 EXAMPLES = int(os.environ.get("ESCROW_EXAMPLES", "500"))
+# Where a process dies mid-step: after the claim committed, before Stripe heard of it ...
+KILL_POINTS = ["gateway.create_payment_intent", "gateway.create_transfer", "gateway.create_refund"]
+# ... or after Stripe answered, before the record committed.
+KILL_POINTS += ["steps._fund_record", "steps._release_record", "steps._refund_record", "steps._settle_record"]
 # One client for the test hooks: a new one per call would build a TLS context each time.
 HOOKS = httpx.Client(timeout=10)
 
@@ -132,19 +136,7 @@ def escrow_machine(run, http_client, made, staff):
 
         @rule(
             milestone_id=milestones,
-            step=st.sampled_from(
-                [
-                    # Killed after the claim committed, before Stripe heard of it ...
-                    "gateway.create_payment_intent",
-                    "gateway.create_transfer",
-                    "gateway.create_refund",
-                    # ... or after Stripe answered, before the record committed.
-                    "steps._fund_record",
-                    "steps._release_record",
-                    "steps._refund_record",
-                    "steps._settle_record",
-                ]  # fmt: skip
-            ),
+            step=st.sampled_from(KILL_POINTS),
             operation=st.sampled_from(["fund", "approve", "refund", "settle"]),
         )
         def killed_between_phases(self, milestone_id, step, operation):
