@@ -8,6 +8,7 @@ from hiring_requests import selectors, services
 from hiring_requests.errors import ConversationNotFound, RequestNotFound
 from hiring_requests.models import Conversation, Engagement, HiringRequest, Invitation, InvitationStatus, Message
 from hiring_requests.schemas import (
+    AcceptIn,
     ConversationOut,
     DeclineIn,
     EngagementOut,
@@ -54,9 +55,25 @@ def my_invitations(request: HttpRequest) -> Any:
     return selectors.invitations_of(engineer=current_user(request))
 
 
-@router.post("/invitations/{invitation_id}/accept", response=InvitationOut, summary="Accept an invitation")
-def invitation_accept(request: HttpRequest, invitation_id: int) -> Invitation:
-    invitation = services.invitation_accept(engineer=current_user(request), invitation_id=invitation_id)
+@router.post(
+    "/invitations/{invitation_id}/accept",
+    response=InvitationOut,
+    summary="Accept an invitation on its terms, or propose another hourly rate",
+)
+def invitation_accept(request: HttpRequest, invitation_id: int, payload: AcceptIn | None = None) -> Invitation:
+    invitation = services.invitation_accept(
+        engineer=current_user(request), invitation_id=invitation_id, rate_minor=payload.rate_minor if payload else None
+    )
+    return selectors.invitations_of(engineer=current_user(request)).get(pk=invitation.pk)
+
+
+@router.post(
+    "/invitations/{invitation_id}/withdraw", response=InvitationOut, summary="Leave a shortlist, with a reason"
+)
+def invitation_withdraw(request: HttpRequest, invitation_id: int, payload: DeclineIn) -> Invitation:
+    invitation = services.invitation_withdraw(
+        engineer=current_user(request), invitation_id=invitation_id, reason=payload.reason
+    )
     return selectors.invitations_of(engineer=current_user(request)).get(pk=invitation.pk)
 
 
@@ -196,6 +213,8 @@ def request_shortlist(request: HttpRequest, request_id: int) -> list[dict[str, A
             "accepted_at": invitation.responded_at,
             "score_bp": invitation.score_bp,
             "breakdown": invitation.breakdown,
+            "offered_rate_minor": invitation.offered_rate_minor,
+            "agreed_rate_minor": invitation.agreed_rate_minor,
             "card": engineer_card(viewer=viewer, engineer_id=invitation.engineer_id),
         }
         for invitation in selectors.shortlist_of(request=_own(request, request_id))
@@ -205,6 +224,9 @@ def request_shortlist(request: HttpRequest, request_id: int) -> list[dict[str, A
 @router.post("/{request_id}/hire", response={201: EngagementOut}, summary="Hire one engineer from the shortlist")
 def request_hire(request: HttpRequest, request_id: int, payload: HireIn) -> Status[Engagement]:
     engagement = services.request_hire(
-        client=current_user(request), request_id=request_id, engineer_id=payload.engineer_id
+        client=current_user(request),
+        request_id=request_id,
+        engineer_id=payload.engineer_id,
+        accept_over_budget=payload.accept_over_budget,
     )
     return Status(201, engagement)

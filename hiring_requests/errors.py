@@ -71,3 +71,27 @@ class InvalidMessage(DomainError):
     code = "invalid_message"
     status = 422
     default_detail = "A message needs a body of 1 to 4,000 characters."
+
+
+class EngineerNotVetted(DomainError):
+    code = "engineer_not_vetted"
+    status = 409
+    default_detail = "The engineer's vetting is no longer current; they cannot be accepted or hired."
+
+
+class EngineerAtCapacity(DomainError):
+    code = "engineer_at_capacity"
+    status = 409
+    default_detail = "The engineer has no free hours left for this request's hours per week."
+
+
+class OverBudget(DomainError):
+    code = "over_budget"
+    status = 409
+    default_detail = "The agreed rate is above the request's budget; hire with accept_over_budget to agree to it."
+
+
+class InvalidOffer(DomainError):
+    code = "invalid_offer"
+    status = 422
+    default_detail = "The offer has an invalid value."

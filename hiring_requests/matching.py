@@ -3,8 +3,9 @@
 Filters (never broken, whatever the widening step):
   - a current vetted record (not expired, not revoked) at or above the minimum level;
   - an active engineer account, quoting in the request's currency;
-  - weekly hours available, less hours already committed to active engagements,
-    at least the request's hours per week;
+  - weekly hours available, less hours held by active engagements and by offers
+    still open (pending or accepted), at least the request's hours per week;
+  - fewer pending offers than MATCH_MAX_PENDING_INVITATIONS;
   - for an hourly budget, an hourly rate at most the budget (raised by the
     budget step of widening);
   - the time-zone gap (in minutes, around the clock) at most the window's slack;
@@ -30,6 +31,8 @@ from accounts.lookups import SkillHits
 from accounts.models import EngineerProfile
 from accounts.timezones import utc_offset_minutes
 from hiring_requests.models import (
+    ACTIVE_STATUSES,
+    HOLDING_STATUSES,
     BudgetKind,
     Engagement,
     EngagementStatus,
@@ -107,12 +110,17 @@ def _candidates(criteria: Criteria, *, request_id: int | None) -> QuerySet[Engin
     current = VettedRecord.objects.filter(
         engineer=engineer, revoked_at=None, superseded_at=None, expires_at__gt=now
     ).order_by("-vetted_at")
-    committed = (
+    engaged = (
         Engagement.objects.filter(engineer=engineer, status=EngagementStatus.ACTIVE)
         .values("engineer")
         .annotate(hours=Sum("hours_per_week"))
         .values("hours")
     )
+    # Offers still open hold hours too (hiring_requests.capacity), and pending ones are capped per engineer.
+    holding = Invitation.objects.filter(
+        engineer=engineer, status__in=HOLDING_STATUSES, request__status__in=ACTIVE_STATUSES
+    )
+    offered = holding.values("engineer").annotate(hours=Sum("offered_hours_per_week")).values("hours")
     gap = Abs(F("utc_offset_minutes") - Value(criteria.client_offset))
 
     queryset = EngineerProfile.objects.filter(
@@ -130,10 +138,13 @@ def _candidates(criteria: Criteria, *, request_id: int | None) -> QuerySet[Engin
         queryset = queryset.exclude(Exists(Invitation.objects.filter(request_id=request_id, engineer=engineer)))
     return queryset.annotate(
         tz_gap=Least(gap, Value(24 * 60) - gap),
-        committed_hours=Coalesce(Subquery(committed, output_field=IntegerField()), Value(0)),
+        committed_hours=Coalesce(Subquery(engaged, output_field=IntegerField()), Value(0))
+        + Coalesce(Subquery(offered, output_field=IntegerField()), Value(0)),
+        pending_offers=_count(holding.filter(status=InvitationStatus.PENDING)),
     ).filter(
         tz_gap__lte=criteria.tz_slack,
         weekly_hours_available__gte=F("committed_hours") + Value(criteria.hours_per_week),
+        pending_offers__lt=settings.MATCH_MAX_PENDING_INVITATIONS,
     )
 
 

@@ -8,11 +8,19 @@ the filters and scores. Production code never calls it.
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import EngineerProfile
 from hiring_requests.matching import WEIGHTS, WORKDAY_MINUTES, Criteria
-from hiring_requests.models import Engagement, EngagementStatus, Invitation, InvitationStatus
+from hiring_requests.models import (
+    ACTIVE_STATUSES,
+    HOLDING_STATUSES,
+    Engagement,
+    EngagementStatus,
+    Invitation,
+    InvitationStatus,
+)
 from vetting.models import VettedRecord
 
 
@@ -35,12 +43,20 @@ def load_world(now: datetime | None = None) -> dict[str, Any]:
         committed[engineer_id] = committed.get(engineer_id, 0) + hours
         active[engineer_id] = active.get(engineer_id, 0) + 1
     invitations = list(Invitation.objects.values_list("engineer_id", "request_id", "status"))
+    # Offers that hold hours: pending or accepted, on a request still open.
+    offers = Invitation.objects.filter(status__in=HOLDING_STATUSES, request__status__in=ACTIVE_STATUSES)
+    pending_offers: dict[int, int] = {}
+    for engineer_id, hours, status in offers.values_list("engineer_id", "offered_hours_per_week", "status"):
+        committed[engineer_id] = committed.get(engineer_id, 0) + hours
+        if status == InvitationStatus.PENDING:
+            pending_offers[engineer_id] = pending_offers.get(engineer_id, 0) + 1
     return {
         "records": records,
         "profiles": profiles,
         "committed": committed,
         "active": active,
         "invitations": invitations,
+        "pending_offers": pending_offers,
     }
 
 
@@ -76,6 +92,7 @@ def rank_naive(
             or (criteria.max_hourly_rate is not None and p["hourly_rate_minor"] > criteria.max_hourly_rate)
             or gap > criteria.tz_slack
             or p["weekly_hours_available"] - world["committed"].get(engineer_id, 0) < criteria.hours_per_week
+            or world["pending_offers"].get(engineer_id, 0) >= settings.MATCH_MAX_PENDING_INVITATIONS
             or engineer_id in invited
         ):
             continue

@@ -89,11 +89,24 @@ class InvitationStatus(models.TextChoices):
     ACCEPTED = "accepted", "Accepted"
     DECLINED = "declined", "Declined"
     EXPIRED = "expired", "Expired"
+    # Taken back: the request was filled or cancelled, the engineer's vetting lapsed, or they left the shortlist.
     WITHDRAWN = "withdrawn", "Withdrawn"
+    # On the shortlist when the client hired someone else.
+    NOT_CHOSEN = "not_chosen", "Not chosen"
+
+
+# Invitations that hold an engineer's hours while their request is still open.
+HOLDING_STATUSES = (InvitationStatus.PENDING, InvitationStatus.ACCEPTED)
 
 
 class Invitation(models.Model):
-    """A match sent to an engineer, with the score breakdown that put them there."""
+    """An offer sent to an engineer: the terms offered, the terms accepted, and why they were ranked.
+
+    The offer holds its terms: `offered_rate_minor` is the engineer's rate when the
+    offer went out, and `agreed_rate_minor` what they accepted (the same, or a rate
+    they proposed, which the client sees). A hire uses exactly the agreed terms; a
+    later profile change touches neither.
+    """
 
     request = models.ForeignKey(HiringRequest, on_delete=models.CASCADE, related_name="invitations")
     engineer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="invitations")
@@ -106,6 +119,11 @@ class Invitation(models.Model):
     expires_at = models.DateTimeField()
     responded_at = models.DateTimeField(null=True, blank=True)
     decline_reason = models.TextField(blank=True)
+    # Why it was withdrawn or closed, in words the client and the engineer are shown.
+    closed_reason = models.TextField(blank=True)
+    offered_rate_minor = models.BigIntegerField(default=0)
+    offered_hours_per_week = models.PositiveSmallIntegerField(default=0)
+    agreed_rate_minor = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -92,6 +92,9 @@ class ShortlistEntryOut(Schema):
     accepted_at: datetime | None
     score_bp: int
     breakdown: dict[str, Any]
+    # The terms: the engineer's rate when invited, and the rate they accepted (the same, or their proposal).
+    offered_rate_minor: int
+    agreed_rate_minor: int | None
     card: EngineerCardOut | None
 
 
@@ -117,6 +120,11 @@ class InvitationOut(Schema):
     sent_at: datetime
     expires_at: datetime
     responded_at: datetime | None
+    offered_rate_minor: int
+    offered_hours_per_week: int
+    agreed_rate_minor: int | None
+    # Why it was withdrawn or not chosen, in words.
+    closed_reason: str
     request: RequestSummaryOut
 
 
@@ -124,8 +132,15 @@ class DeclineIn(StrictIn):
     reason: str = Field(min_length=1, max_length=2_000)
 
 
+class AcceptIn(StrictIn):
+    # Omit to accept the offered rate; a different hourly rate (minor units) is a proposal the client sees.
+    rate_minor: int | None = Field(default=None, gt=0, le=1_000_000)
+
+
 class HireIn(StrictIn):
     engineer_id: int
+    # Needed when the engineer's agreed hourly rate is above the request's budget.
+    accept_over_budget: bool = False
 
 
 class EngagementOut(Schema):

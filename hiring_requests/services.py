@@ -20,16 +20,19 @@ from accounts.models import User
 from accounts.services import SUPPORTED_CURRENCIES
 from accounts.skills import normalize_skills
 from accounts.timezones import is_time_zone
-from hiring_requests import matching
+from hiring_requests import capacity, matching
 from hiring_requests.errors import (
     ConversationNotFound,
+    EngineerNotVetted,
     InvalidMessage,
+    InvalidOffer,
     InvalidRequest,
     InvitationExpired,
     InvitationNotFound,
     InvitationNotPending,
     NotAClient,
     NotShortlisted,
+    OverBudget,
     PayoutsNotEnabled,
     ReadOnlyConversation,
     RequestNotFound,
@@ -37,6 +40,7 @@ from hiring_requests.errors import (
 )
 from hiring_requests.models import (
     ACTIVE_STATUSES,
+    HOLDING_STATUSES,
     BudgetKind,
     Conversation,
     Engagement,
@@ -49,6 +53,7 @@ from hiring_requests.models import (
     RequestEvent,
     RequestStatus,
 )
+from marketplace.money import format_money
 from marketplace.notifications import notify_user
 from payments.selectors import payouts_enabled
 from vetting.models import Level
@@ -56,6 +61,8 @@ from vetting.models import Level
 logger = logging.getLogger(__name__)
 
 R = RequestStatus
+# The highest hourly rate an engineer may propose: 10,000.00 in a two-decimal currency.
+MAX_RATE_MINOR = 1_000_000
 EDITABLE_FIELDS = frozenset(
     {
         "title",
@@ -231,6 +238,9 @@ def _send_wave(request: HiringRequest, now: datetime) -> list[Invitation]:
             breakdown=candidate.breakdown,
             sent_at=now,
             expires_at=expires_at,
+            # The terms of the offer, fixed now: a later profile change does not touch them.
+            offered_rate_minor=candidate.breakdown["rate"]["hourly_rate_minor"],
+            offered_hours_per_week=request.hours_per_week,
         )
         for position, candidate in enumerate(candidates, start=1)
     )
@@ -330,6 +340,7 @@ def clock_sweep(*, now: datetime | None = None) -> dict[str, int]:
     """The periodic pass over every active request. Each request is handled on its own."""
     now = now or timezone.now()
     expired = invitations_expire(now=now)
+    vetting_lapses_sweep()
     invited = 0
     for request_id in HiringRequest.objects.filter(status__in=ACTIVE_STATUSES).values_list("pk", flat=True):
         try:
@@ -344,12 +355,22 @@ def clock_sweep(*, now: datetime | None = None) -> dict[str, int]:
 # --- answers and hiring -----------------------------------------------------------
 
 
-def _shortlist_payload(request: HiringRequest) -> dict[str, Any]:
+def _shortlist_payload(request: HiringRequest, **extra: Any) -> dict[str, Any]:
     accepted = request.invitations.filter(status=InvitationStatus.ACCEPTED).order_by("responded_at", "pk")
     return {
         "request_id": request.pk,
-        "shortlist": [{"engineer_id": i.engineer_id, "score_bp": i.score_bp} for i in accepted],
+        "shortlist": [
+            {"engineer_id": i.engineer_id, "score_bp": i.score_bp, "agreed_rate_minor": i.agreed_rate_minor}
+            for i in accepted
+        ],
+        **extra,
     }
+
+
+def _vetting_current(engineer_id: int) -> bool:
+    from vetting.selectors import current_records
+
+    return current_records().filter(engineer_id=engineer_id).exists()
 
 
 def _lock_invitation(engineer: User, invitation_id: int) -> Invitation:
@@ -364,23 +385,37 @@ def _lock_invitation(engineer: User, invitation_id: int) -> Invitation:
     return invitation
 
 
-def invitation_accept(*, engineer: User, invitation_id: int) -> Invitation:
-    """Join the shortlist; the client sees the new shortlist at once."""
+def invitation_accept(*, engineer: User, invitation_id: int, rate_minor: int | None = None) -> Invitation:
+    """Join the shortlist on the offer's terms, or at `rate_minor` (minor units an hour) proposed instead.
+
+    The client sees the new shortlist, with the agreed rate, at once. Refused when
+    the engineer's vetting is not current (EngineerNotVetted) or the week has no
+    room for the offer's hours (EngineerAtCapacity, see hiring_requests.capacity).
+    """
+    if rate_minor is not None and not 0 < rate_minor <= MAX_RATE_MINOR:
+        raise InvalidOffer(f"rate_minor: between 1 and {MAX_RATE_MINOR} minor units an hour")
     with transaction.atomic():
-        # Lock order: request, then invitation (the same order as matching_run).
+        # Lock order: request, invitation, engineer profile (matching_run and hiring take them in the same order).
         request_id = Invitation.objects.filter(pk=invitation_id, engineer=engineer).values_list("request_id", flat=True)
         request = HiringRequest.objects.select_for_update().filter(pk__in=request_id).first()
         invitation = _lock_invitation(engineer, invitation_id)
         if request is None or request.status not in ACTIVE_STATUSES:
             raise RequestStateConflict("This request is no longer looking for engineers.")
+        if not _vetting_current(engineer.pk):
+            raise EngineerNotVetted("Your vetting is not current, so you cannot join a shortlist.")
+        capacity.check_can_accept(capacity.lock_profile(engineer.pk), invitation=invitation)
         now = timezone.now()
         invitation.status, invitation.responded_at = InvitationStatus.ACCEPTED, now
-        invitation.save(update_fields=["status", "responded_at"])
+        invitation.agreed_rate_minor = invitation.offered_rate_minor if rate_minor is None else rate_minor
+        invitation.save(update_fields=["status", "responded_at", "agreed_rate_minor"])
         if request.status != R.SHORTLISTED:
             request.status = R.SHORTLISTED
             request.shortlisted_at = request.shortlisted_at or now
             request.save(update_fields=["status", "shortlisted_at"])
-        _record(request, "accepted", engineer_id=engineer.pk)
+        _record(
+            request, "accepted", engineer_id=engineer.pk, agreed_rate_minor=invitation.agreed_rate_minor,
+            proposed=invitation.agreed_rate_minor != invitation.offered_rate_minor,
+        )  # fmt: skip
         conversation = conversation_open(request=request, engineer_id=engineer.pk)
         system_message_post(
             conversation_id=conversation.pk,
@@ -402,47 +437,165 @@ def invitation_decline(*, engineer: User, invitation_id: int, reason: str) -> In
     return invitation
 
 
-def request_hire(*, client: User, request_id: int, engineer_id: int) -> Engagement:
-    """Hire one shortlisted engineer; everyone else on the shortlist is told."""
+def invitation_withdraw(*, engineer: User, invitation_id: int, reason: str) -> Invitation:
+    """The engineer leaves a shortlist (or takes back an accepted offer); the client is told why."""
+    if not reason.strip():
+        raise InvalidRequest("reason: say why you leave the shortlist")
+    with transaction.atomic():
+        request_id = Invitation.objects.filter(pk=invitation_id, engineer=engineer).values_list("request_id", flat=True)
+        request = HiringRequest.objects.select_for_update().filter(pk__in=request_id).first()
+        invitation = Invitation.objects.select_for_update().filter(pk=invitation_id, engineer=engineer).first()
+        if invitation is None or request is None:
+            raise InvitationNotFound()
+        if invitation.status != InvitationStatus.ACCEPTED or request.status not in ACTIVE_STATUSES:
+            raise InvitationNotPending("Only a place on an open shortlist can be given up.")
+        _close_invitations(request, [invitation], reason=f"the engineer left the shortlist: {reason}")
+    return invitation
+
+
+def _close_invitations(
+    request: HiringRequest, invitations: list[Invitation], *, reason: str, status: str = InvitationStatus.WITHDRAWN
+) -> None:
+    """Close offers (pending or accepted) with a reason both sides are shown; the client sees the new shortlist."""
+    now = timezone.now()
+    for invitation in invitations:
+        was = invitation.status
+        invitation.status, invitation.closed_reason, invitation.responded_at = status, reason, now
+        invitation.save(update_fields=["status", "closed_reason", "responded_at"])
+        _record(request, f"invitation_{status}", engineer_id=invitation.engineer_id, was=was, reason=reason)
+        notify_user(
+            user_id=invitation.engineer_id,
+            # Not chosen: the request was filled by someone else.
+            event="request.filled" if status == InvitationStatus.NOT_CHOSEN else f"invitation.{status}",
+            payload={"invitation_id": invitation.pk, "request_id": request.pk, "reason": reason},
+        )
+    if any(i.status == status for i in invitations) and request.status in ACTIVE_STATUSES:
+        notify_user(
+            user_id=request.client_id, event="shortlist.changed", payload=_shortlist_payload(request, reason=reason)
+        )
+
+
+def engineer_vetting_lapsed(*, engineer_id: int, reason: str) -> int:
+    """Take an engineer whose vetting ended off every open offer and shortlist; returns how many.
+
+    `reason` is said to the client and to the engineer ("vetting revoked: ...",
+    "vetting expired on 2026-11-30"). Called by vetting when a record is revoked,
+    and by the clock sweep for records that expired.
+    """
+    closed = 0
+    held = (
+        Invitation.objects.filter(
+            engineer_id=engineer_id, status__in=[InvitationStatus.PENDING, InvitationStatus.ACCEPTED]
+        )
+        .filter(request__status__in=ACTIVE_STATUSES)
+        .values_list("request_id", flat=True)
+        .distinct()
+    )
+    for request_id in sorted(held):
+        with transaction.atomic():
+            request = HiringRequest.objects.select_for_update().get(pk=request_id)
+            invitations = list(
+                Invitation.objects.select_for_update().filter(
+                    request=request, engineer_id=engineer_id, status__in=HOLDING_STATUSES
+                )
+            )
+            _close_invitations(request, invitations, reason=reason)
+            closed += len(invitations)
+    if closed:
+        logger.info("invitations.vetting_lapsed", extra={"engineer_id": engineer_id, "closed": closed})
+    return closed
+
+
+def vetting_lapses_sweep() -> int:
+    """Close the offers of engineers whose vetting expired since they were invited (the clock sweep)."""
+    from vetting.selectors import current_records
+
+    lapsed = (
+        Invitation.objects.filter(status__in=HOLDING_STATUSES, request__status__in=ACTIVE_STATUSES)
+        .exclude(engineer_id__in=current_records().values("engineer_id"))
+        .values_list("engineer_id", flat=True)
+        .distinct()
+    )
+    return sum(
+        engineer_vetting_lapsed(engineer_id=engineer_id, reason="the engineer's vetting expired")
+        for engineer_id in sorted(lapsed)
+    )
+
+
+def request_hire(*, client: User, request_id: int, engineer_id: int, accept_over_budget: bool = False) -> Engagement:
+    """Hire one shortlisted engineer on the terms they accepted; everyone else on the shortlist is told.
+
+    An hourly engagement's rate is the offer's agreed rate, never the profile's
+    rate of the moment. A rate above the hourly budget needs `accept_over_budget`
+    (OverBudget otherwise). Refused when the engineer's vetting lapsed
+    (EngineerNotVetted: they leave the shortlist, and both sides are told why) or
+    their week is full (EngineerAtCapacity, decided under a lock on their profile row).
+    """
     with transaction.atomic():
         request = _lock_own(client, request_id)
         if request.status != R.SHORTLISTED:
             raise RequestStateConflict(f"A {request.status} request cannot hire.")
-        chosen = request.invitations.filter(engineer_id=engineer_id, status=InvitationStatus.ACCEPTED).first()
+        chosen = (
+            Invitation.objects.select_for_update()
+            .filter(request=request, engineer_id=engineer_id, status=InvitationStatus.ACCEPTED)
+            .first()
+        )
         if chosen is None:
             raise NotShortlisted()
-        if not payouts_enabled(engineer_id=engineer_id):
-            raise PayoutsNotEnabled()
-        profile = User.objects.select_related("engineer_profile").get(pk=engineer_id).engineer_profile
-        hourly = request.budget_kind == BudgetKind.HOURLY
-        engagement = Engagement.objects.create(
-            request=request,
-            client=client,
-            engineer_id=engineer_id,
-            rate_kind=request.budget_kind,
-            rate_minor=profile.hourly_rate_minor if hourly else request.budget_minor,
-            currency=request.currency,
-            hours_per_week=request.hours_per_week,
-        )
-        request.status = R.HIRED
-        request.save(update_fields=["status"])
-        _withdraw_pending(request, reason="filled")
-        _record(request, "hired", engineer_id=engineer_id, engagement_id=engagement.pk)
-        others = request.invitations.filter(status=InvitationStatus.ACCEPTED).exclude(engineer_id=engineer_id)
-        for other_id in others.values_list("engineer_id", flat=True):
-            notify_user(user_id=other_id, event="request.filled", payload={"request_id": request.pk})
-        notify_user(
-            user_id=engineer_id,
-            event="engagement.created",
-            payload={"request_id": request.pk, "engagement_id": engagement.pk},
-        )
-        hired_conversation = Conversation.objects.filter(request=request, engineer_id=engineer_id).first()
-        if hired_conversation is not None:
-            system_message_post(
-                conversation_id=hired_conversation.pk,
-                payload={"event": "hired", "engineer_id": engineer_id, "engagement_id": engagement.pk},
-            )
+        lapsed = not _vetting_current(engineer_id)
+        if lapsed:
+            # Committed with this transaction; the refusal is raised after it.
+            _close_invitations(request, [chosen], reason="the engineer's vetting is no longer current")
+        else:
+            engagement = _hire(request, chosen, accept_over_budget=accept_over_budget)
+    if lapsed:
+        raise EngineerNotVetted()
     logger.info("request.hired", extra={"request_id": request.pk, "engagement_id": engagement.pk})
+    return engagement
+
+
+def _hire(request: HiringRequest, chosen: Invitation, *, accept_over_budget: bool) -> Engagement:
+    engineer_id = chosen.engineer_id
+    if not payouts_enabled(engineer_id=engineer_id):
+        raise PayoutsNotEnabled()
+    hourly = request.budget_kind == BudgetKind.HOURLY
+    rate = chosen.agreed_rate_minor or chosen.offered_rate_minor
+    if hourly and rate > request.budget_minor and not accept_over_budget:
+        raise OverBudget(
+            f"The agreed rate is {format_money(rate, request.currency)} an hour, above your budget of "
+            f"{format_money(request.budget_minor, request.currency)}; hire with accept_over_budget to agree to it."
+        )
+    capacity.check_can_hire(capacity.lock_profile(engineer_id), hours_per_week=request.hours_per_week)
+    engagement = Engagement.objects.create(
+        request=request,
+        client_id=request.client_id,
+        engineer_id=engineer_id,
+        rate_kind=request.budget_kind,
+        rate_minor=rate if hourly else request.budget_minor,
+        currency=request.currency,
+        hours_per_week=request.hours_per_week,
+    )
+    request.status = R.HIRED
+    request.save(update_fields=["status"])
+    _withdraw_pending(request, reason="filled")
+    _record(request, "hired", engineer_id=engineer_id, engagement_id=engagement.pk, rate_minor=engagement.rate_minor)
+    others = list(
+        Invitation.objects.select_for_update()
+        .filter(request=request, status=InvitationStatus.ACCEPTED)
+        .exclude(engineer_id=engineer_id)
+    )
+    _close_invitations(request, others, reason="the client hired another engineer", status=InvitationStatus.NOT_CHOSEN)
+    notify_user(
+        user_id=engineer_id,
+        event="engagement.created",
+        payload={"request_id": request.pk, "engagement_id": engagement.pk},
+    )
+    hired_conversation = Conversation.objects.filter(request=request, engineer_id=engineer_id).first()
+    if hired_conversation is not None:
+        system_message_post(
+            conversation_id=hired_conversation.pk,
+            payload={"event": "hired", "engineer_id": engineer_id, "engagement_id": engagement.pk},
+        )
     return engagement
 
 

@@ -303,7 +303,12 @@ def application_withdraw(*, application_id: int, engineer: User) -> Application:
 
 
 def vetted_record_revoke(*, record_id: int, actor: User, reason: str) -> VettedRecord:
-    """Take an engineer out of matching now. The reason is kept with the record."""
+    """Take an engineer out of matching now. The reason is kept with the record and told to the engineer.
+
+    Their pending offers and shortlist places are withdrawn, and each client is told why.
+    """
+    from hiring_requests.services import engineer_vetting_lapsed
+
     _require_staff(actor)
     if not reason.strip():
         raise ReasonRequired("Say why the vetting is revoked.")
@@ -315,5 +320,10 @@ def vetted_record_revoke(*, record_id: int, actor: User, reason: str) -> VettedR
             raise AlreadyRevoked()
         record.revoked_at, record.revoked_by, record.revoke_reason = timezone.now(), actor, reason
         record.save(update_fields=["revoked_at", "revoked_by", "revoke_reason"])
+        # Out of matching now means off every open offer and shortlist too, and both sides told why.
+        engineer_vetting_lapsed(engineer_id=record.engineer_id, reason=f"the engineer's vetting was revoked: {reason}")
+        notify_user(
+            user_id=record.engineer_id, event="vetting.revoked", payload={"record_id": record.pk, "reason": reason}
+        )
     logger.info("vetting.revoked", extra={"record_id": record.pk, "engineer_id": record.engineer_id})
     return record

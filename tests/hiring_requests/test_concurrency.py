@@ -29,8 +29,8 @@ def test_two_workers_running_the_same_job_send_one_wave(rubric):
 
 
 def test_two_sweeps_at_once_invite_each_engineer_once(rubric):
-    for _ in range(6):
-        vetted_engineer()
+    # 40 h a week each: room for two 20-hour offers, so eight engineers cover three waves of five.
+    engineers = [vetted_engineer(weekly_hours_available=40) for _ in range(8)]
     requests = [raised(ClientFactory.create()) for _ in range(3)]
 
     race(services.clock_sweep, services.clock_sweep, services.clock_sweep)
@@ -38,6 +38,8 @@ def test_two_sweeps_at_once_invite_each_engineer_once(rubric):
     for request in requests:
         assert Invitation.objects.filter(request=request).count() == 5
         assert RequestEvent.objects.filter(request=request, kind="wave_sent").count() == 1
+    for engineer in engineers:
+        assert Invitation.objects.filter(engineer=engineer).count() <= 2  # never offered past their hours
 
 
 def test_a_job_killed_mid_wave_leaves_nothing_and_the_next_run_finishes_it(rubric, monkeypatch):

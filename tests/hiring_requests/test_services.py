@@ -232,7 +232,7 @@ def test_hiring_creates_an_engagement_and_closes_the_rest(rubric, client_user, s
     request.refresh_from_db()
     assert request.status == RequestStatus.HIRED
     assert (engagement.engineer_id, engagement.rate_minor, engagement.rate_kind) == (chosen.pk, 8_000, "hourly")
-    assert statuses(request) == {chosen.pk: "accepted", other.pk: "accepted", waiting.pk: "withdrawn"}
+    assert statuses(request) == {chosen.pk: "accepted", other.pk: "not_chosen", waiting.pk: "withdrawn"}
 
 
 def test_an_engineer_without_payouts_can_be_matched_but_not_hired(rubric, client_user):

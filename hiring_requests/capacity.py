@@ -1,0 +1,56 @@
+"""An engineer's weekly hours, and what already holds them.
+
+What counts, by the moment of asking (docs/matching.md, "Capacity"):
+- inviting: active engagements, accepted offers and pending offers on open requests;
+- accepting: active engagements and other accepted offers;
+- hiring: active engagements (the accepted offer becomes the engagement).
+Accept and hire decide under a lock on the engineer's profile row, so two clients
+hiring the same engineer at once cannot both take the last hours.
+"""
+
+from django.db.models import Sum
+
+from accounts.models import EngineerProfile
+from hiring_requests.errors import EngineerAtCapacity
+from hiring_requests.models import ACTIVE_STATUSES, Engagement, EngagementStatus, Invitation, InvitationStatus
+
+
+def _engaged(engineer_id: int) -> int:
+    total = Engagement.objects.filter(engineer_id=engineer_id, status=EngagementStatus.ACTIVE).aggregate(
+        hours=Sum("hours_per_week")
+    )["hours"]
+    return int(total or 0)
+
+
+def _offered(engineer_id: int, statuses: list[str], *, excluding_invitation: int | None) -> int:
+    held = Invitation.objects.filter(engineer_id=engineer_id, status__in=statuses, request__status__in=ACTIVE_STATUSES)
+    if excluding_invitation is not None:
+        held = held.exclude(pk=excluding_invitation)
+    return int(held.aggregate(hours=Sum("offered_hours_per_week"))["hours"] or 0)
+
+
+def lock_profile(engineer_id: int) -> EngineerProfile:
+    """The engineer's profile row, locked: capacity decisions about one engineer happen one at a time."""
+    return EngineerProfile.objects.select_for_update(of=("self",)).get(user_id=engineer_id)
+
+
+def check_can_accept(profile: EngineerProfile, *, invitation: Invitation) -> None:
+    """Raise EngineerAtCapacity unless engagements, other accepted offers and this one fit the week (hours)."""
+    held = _engaged(profile.user_id) + _offered(
+        profile.user_id, [InvitationStatus.ACCEPTED], excluding_invitation=invitation.pk
+    )
+    if held + invitation.offered_hours_per_week > profile.weekly_hours_available:
+        raise EngineerAtCapacity(
+            f"You have {max(0, profile.weekly_hours_available - held)} free hours a week; "
+            f"this request needs {invitation.offered_hours_per_week}."
+        )
+
+
+def check_can_hire(profile: EngineerProfile, *, hours_per_week: int) -> None:
+    """Raise EngineerAtCapacity unless active engagements and this one fit the engineer's week."""
+    held = _engaged(profile.user_id)
+    if held + hours_per_week > profile.weekly_hours_available:
+        raise EngineerAtCapacity(
+            f"The engineer has {max(0, profile.weekly_hours_available - held)} free hours a week left; "
+            f"this request needs {hours_per_week}."
+        )
