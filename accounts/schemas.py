@@ -1,9 +1,9 @@
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from django.core.validators import validate_email
 from ninja import Schema
-from pydantic import AfterValidator, ConfigDict, Field
+from pydantic import AfterValidator, ConfigDict, Field, field_validator
 
 
 def _email(value: str) -> str:
@@ -18,10 +18,32 @@ def _email(value: str) -> str:
 EmailStr = Annotated[str, Field(max_length=254), AfterValidator(_email)]
 
 
+def _refuse_nul(value: Any) -> None:
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("text must not contain NUL (\\u0000) characters")
+    if isinstance(value, list | tuple | set):
+        for item in value:
+            _refuse_nul(item)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_nul(key)
+            _refuse_nul(item)
+
+
 class StrictIn(Schema):
-    """An input schema that refuses fields it does not list, instead of silently dropping them."""
+    """An input schema that refuses fields it does not list, instead of silently dropping them.
+
+    It also refuses NUL characters anywhere in the input: PostgreSQL cannot store
+    them in text, and a 422 names the field where a 500 would not.
+    """
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        _refuse_nul(value)
+        return value
 
 
 class RegisterIn(StrictIn):

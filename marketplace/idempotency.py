@@ -53,7 +53,10 @@ def _claim(*, user_id: int, key: str, fingerprint: str) -> int | _Replay:
             return IdempotencyRecord.objects.create(user_id=user_id, key=key, fingerprint=fingerprint).pk
     except IntegrityError:
         pass
-    existing = IdempotencyRecord.objects.get(user_id=user_id, key=key)
+    existing = IdempotencyRecord.objects.filter(user_id=user_id, key=key).first()
+    if existing is None:
+        # The request that held it failed and gave it back between our insert and this read.
+        raise IdempotencyKeyInFlight()
     if existing.fingerprint != fingerprint:
         raise IdempotencyKeyReused()
     if existing.status_code is not None:
@@ -94,6 +97,9 @@ async def aidempotent(
         return claimed.status, claimed.body
     try:
         status, body = await run()
+    except TimeoutError:
+        # The operation outlived the request's deadline and finishes on its own: the key stays in flight.
+        raise
     except Exception:
         await atomic_phase(_release)(record_id=claimed)
         raise

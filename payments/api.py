@@ -1,6 +1,8 @@
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest
 from ninja import Router, Status
 
@@ -9,7 +11,7 @@ from marketplace.auth import api_auth, current_user, staff_user
 from marketplace.db import atomic_phase
 from marketplace.idempotency import aidempotent
 from payments import selectors, services
-from payments.errors import MilestoneNotFound
+from payments.errors import MilestoneNotFound, PaymentsUnavailable
 from payments.models import Milestone, PayoutAccount
 from payments.schemas import (
     FundingOut,
@@ -25,6 +27,23 @@ from payments.schemas import (
 )
 
 router = Router(tags=["payments"], auth=api_auth)
+
+
+async def within_deadline[T](operation: Awaitable[T]) -> T:
+    """The whole operation, every Stripe call in it, answers within STRIPE_DEADLINE_SECONDS.
+
+    Past it the client gets 503 with Retry-After; the step itself is shielded and
+    finishes on its own (or the sweep finishes it), so looking again later shows it.
+    """
+    try:
+        async with asyncio.timeout(settings.STRIPE_DEADLINE_SECONDS):
+            return await operation
+    except TimeoutError:
+        raise PaymentsUnavailable(
+            "The payment operation is still in progress and will complete on its own; look at the milestone again "
+            "shortly.",
+            retry_after=5,
+        ) from None
 
 
 def _visible(request: HttpRequest, milestone_id: int) -> Milestone:
@@ -46,7 +65,7 @@ async def _replayable(
     await atomic_phase(_visible)(request, milestone_id)
 
     async def answer() -> tuple[int, Any]:
-        return 200, schema.model_validate(await run(user)).model_dump(mode="json")
+        return 200, schema.model_validate(await within_deadline(run(user))).model_dump(mode="json")
 
     status, body = await aidempotent(
         user=user,
@@ -61,7 +80,9 @@ async def _replayable(
     "/payout-account/onboarding", response=OnboardingOut, summary="Start or resume payout onboarding (engineers)"
 )
 async def payout_onboarding(request: HttpRequest, payload: OnboardingIn) -> dict[str, str]:
-    url = await services.apayout_onboarding_start(engineer=current_user(request), return_url=payload.return_url)
+    url = await within_deadline(
+        services.apayout_onboarding_start(engineer=current_user(request), return_url=payload.return_url)
+    )
     return {"url": url}
 
 
@@ -165,8 +186,10 @@ def milestone_dispute(request: HttpRequest, milestone_id: int, payload: ReasonIn
 
 @router.post("/staff/milestones/{milestone_id}/settle", response=MilestoneOut, summary="Settle a dispute (staff)")
 async def milestone_settle(request: HttpRequest, milestone_id: int, payload: SettleIn) -> Milestone:
-    return await services.amilestone_settle(
-        staff=staff_user(request), milestone_id=milestone_id, engineer_share_minor=payload.engineer_share_minor
+    return await within_deadline(
+        services.amilestone_settle(
+            staff=staff_user(request), milestone_id=milestone_id, engineer_share_minor=payload.engineer_share_minor
+        )
     )
 
 

@@ -114,9 +114,27 @@ async def _call[T](operation: Callable[[stripe.StripeClient], Awaitable[T]], *, 
     except _TRANSIENT as exc:
         logger.warning("stripe.unavailable", extra={"what": what, "error": type(exc).__name__})
         raise PaymentsUnavailable(sent=True) from None
+    except stripe.IdempotencyError:
+        # The key was used with other parameters: what Stripe did under it is not known from this answer.
+        # Never "nothing happened" (that could pay twice): the step stays claimed and staff look.
+        logger.error("stripe.idempotency_conflict", extra={"what": what})
+        raise PaymentsUnavailable(sent=True) from None
     except stripe.StripeError as exc:
-        logger.info("stripe.refused", extra={"what": what, "code": getattr(exc, "code", None)})
-        raise PaymentRefused(str(exc.user_message or exc), stripe_code=getattr(exc, "code", None)) from None
+        code = getattr(exc, "code", None)
+        logger.info("stripe.refused", extra={"what": what, "code": code, "error": str(exc)[:500]})
+        raise PaymentRefused(_refusal_in_words(exc), stripe_code=code) from None
+
+
+def _refusal_in_words(exc: stripe.StripeError) -> str:
+    """What a client may read: a card error's message is written for the cardholder; anything else is a code.
+
+    Stripe's other messages name internal ids and keys, which stay in our logs.
+    https://docs.stripe.com/error-handling#card-errors
+    """
+    if isinstance(exc, stripe.CardError) and exc.user_message:
+        return str(exc.user_message)
+    code = getattr(exc, "code", None) or "refused"
+    return f"Stripe refused the operation ({code})."
 
 
 # Every write carries an idempotency key derived from our own row, so a retry or a replay cannot act twice.

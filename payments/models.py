@@ -101,6 +101,8 @@ class MilestoneStatus(models.TextChoices):
     REFUNDED = "refunded", "Refunded"
     DISPUTED = "disputed", "Disputed"
     SETTLING = "settling", "Settling (Transfer and Refund)"
+    # A card dispute (chargeback) took the money back while escrow held it; Stripe's dispute decides the rest.
+    CHARGED_BACK = "charged_back", "Charged back (card dispute)"
     CANCELLING = "cancelling", "Cancelling (cancelling the PaymentIntent)"
     CANCELLED = "cancelled", "Cancelled"
 
@@ -113,18 +115,21 @@ ALLOWED_MOVES: dict[str, frozenset[str]] = {
     # The PaymentIntent was created (or Stripe said no, or never heard of it); a webhook may beat the record.
     _S.FUNDING: frozenset({_S.AWAITING_FUNDING, _S.DRAFT, _S.FUNDED}),
     _S.AWAITING_FUNDING: frozenset({_S.FUNDED, _S.CANCELLING}),
-    _S.FUNDED: frozenset({_S.SUBMITTED, _S.REFUNDING, _S.DISPUTED}),
-    _S.SUBMITTED: frozenset({_S.CHANGES_REQUESTED, _S.APPROVED, _S.RELEASING, _S.DISPUTED}),
-    _S.CHANGES_REQUESTED: frozenset({_S.SUBMITTED, _S.DISPUTED}),
+    _S.FUNDED: frozenset({_S.SUBMITTED, _S.REFUNDING, _S.DISPUTED, _S.CHARGED_BACK}),
+    _S.SUBMITTED: frozenset({_S.CHANGES_REQUESTED, _S.APPROVED, _S.RELEASING, _S.DISPUTED, _S.CHARGED_BACK}),
+    _S.CHANGES_REQUESTED: frozenset({_S.SUBMITTED, _S.DISPUTED, _S.CHARGED_BACK}),
     # Approved while the engineer cannot be paid yet; the sweep releases it once they can.
-    _S.APPROVED: frozenset({_S.RELEASING, _S.DISPUTED}),
+    _S.APPROVED: frozenset({_S.RELEASING, _S.DISPUTED, _S.CHARGED_BACK}),
     # A refused Transfer goes back where it came from; nothing moved at Stripe.
     _S.RELEASING: frozenset({_S.RELEASED, _S.SUBMITTED, _S.APPROVED}),
     _S.REFUNDING: frozenset({_S.REFUNDED, _S.FUNDED}),
-    _S.DISPUTED: frozenset({_S.SETTLING}),
+    _S.DISPUTED: frozenset({_S.SETTLING, _S.CHARGED_BACK}),
+    # Won: the money comes back into escrow. Lost: it stays with the cardholder, as a refund would.
+    _S.CHARGED_BACK: frozenset({_S.FUNDED, _S.REFUNDED}),
     _S.SETTLING: frozenset({_S.RELEASED, _S.REFUNDED, _S.DISPUTED}),
     # Money that arrives for a cancelled milestone is booked and refunded.
-    _S.CANCELLING: frozenset({_S.CANCELLED, _S.REFUNDING}),
+    # A cancel that never reached Stripe, or that Stripe refused, goes back to waiting.
+    _S.CANCELLING: frozenset({_S.CANCELLED, _S.REFUNDING, _S.AWAITING_FUNDING}),
     _S.CANCELLED: frozenset({_S.REFUNDING}),
     _S.RELEASED: frozenset(),
     _S.REFUNDED: frozenset(),
@@ -150,6 +155,11 @@ class Milestone(models.Model):
     step_claimed_at = models.DateTimeField(null=True, blank=True)
     # Bumped when Stripe refuses a step, so the next try is a new request under a new idempotency key.
     step_attempt = models.PositiveSmallIntegerField(default=0)
+    # The claimed step's parameters, fixed at the claim: a replay sends exactly what the first call sent.
+    step_amount_minor = models.BigIntegerField(null=True, blank=True)
+    step_destination = models.CharField(max_length=64, blank=True)
+    # Failed resumptions of the claimed step; staff are told on the first.
+    step_failures = models.PositiveSmallIntegerField(default=0)
     # Staff's split while a settlement is in flight: what the engineer gets, before the fee.
     settle_share_minor = models.BigIntegerField(null=True, blank=True)
     payment_intent_id = models.CharField(max_length=64, blank=True)

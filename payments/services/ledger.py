@@ -134,3 +134,24 @@ def book_dispute_exposure(milestone: Milestone, *, dispute_id: str, amount_minor
         milestone=milestone,
         lines=[(client_funding(milestone), amount_minor), (dispute_exposure(milestone.currency), -amount_minor)],
     )
+
+
+def book_chargeback(milestone: Milestone, *, dispute_id: str, amount_minor: int) -> None:
+    """A card dispute took the money back out of escrow, to the cardholder."""
+    ledger_post(
+        reference=f"chargeback:{dispute_id}",
+        kind="chargeback",
+        milestone=milestone,
+        lines=[(escrow(milestone), -amount_minor), (client_funding(milestone), amount_minor)],
+    )
+
+
+def book_dispute_won(milestone: Milestone, *, dispute_id: str, amount_minor: int, exposed: bool) -> None:
+    """Stripe returned a disputed amount: back into escrow, or off the platform's exposure."""
+    back_to = dispute_exposure(milestone.currency) if exposed else escrow(milestone)
+    ledger_post(
+        reference=f"dispute-won:{dispute_id}",
+        kind="dispute_won",
+        milestone=milestone,
+        lines=[(back_to, amount_minor), (client_funding(milestone), -amount_minor)],
+    )

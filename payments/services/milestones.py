@@ -23,13 +23,16 @@ name without the `a` prefix (tasks, admin, tests).
 """
 
 import asyncio
+import contextvars
 import logging
-from collections.abc import Awaitable
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import User
@@ -68,13 +71,22 @@ def _key(milestone: Milestone, step: str) -> str:
     return f"milestone-{milestone.pk}-{step}-{milestone.step_attempt}"
 
 
-async def _finish[T](phases: Awaitable[T]) -> T:
-    """Run the call and record phases even if the caller goes away (a client disconnecting mid-request).
+async def _finish[T](phases: Coroutine[Any, Any, T]) -> T:
+    """Run the call and record phases to their end even if the caller goes away (a client disconnecting).
 
-    The step then ends in one of its recorded states, never half-done; the
-    caller's cancellation still reaches the caller.
+    The phases run as a task of their own, shielded from the caller's
+    cancellation, in a fresh context: their database work then runs on asgiref's
+    shared sync thread instead of the request's, which Django shuts down when the
+    request ends. The step ends in one of its recorded states, never half-done.
     """
-    return await asyncio.shield(phases)
+    task = asyncio.get_running_loop().create_task(phases, context=contextvars.Context())
+    _in_flight.add(task)
+    task.add_done_callback(_in_flight.discard)
+    return await asyncio.shield(task)
+
+
+# Keeps shielded steps referenced until they finish (the loop holds only weak references to tasks).
+_in_flight: set[asyncio.Task[Any]] = set()
 
 
 def _payout_destination(milestone: Milestone) -> str | None:
@@ -241,8 +253,10 @@ def _funded_record(*, milestone_id: int, intent_id: str, charge_id: str) -> tupl
     if milestone.status in (M.CANCELLING, M.CANCELLED):
         milestone.payment_intent_id, milestone.charge_id, milestone.funded_at = intent_id, charge_id, timezone.now()
         ledger.book_fund(milestone)
+        milestone.step_amount_minor = milestone.amount_minor
         move(
-            milestone, M.REFUNDING, actor=None, fields=["payment_intent_id", "charge_id", "funded_at"],
+            milestone, M.REFUNDING, actor=None,
+            fields=["payment_intent_id", "charge_id", "funded_at", "step_amount_minor"],
             note="paid after it was cancelled: refunded",
         )  # fmt: skip
         return milestone, True
@@ -264,7 +278,8 @@ async def amilestone_mark_funded(*, payment_intent_id: str) -> Milestone | None:
         milestone_id=int(milestone_id), intent_id=intent.id, charge_id=charge or ""
     )
     if needs_refund:
-        milestone = await _finish(_refund_call_and_record(_refund_plan(milestone)))
+        # Owed, not asked for: a failure keeps the claim and the sweep finishes it.
+        milestone = await _finish(_refund_call_and_record(_refund_plan(milestone, back_to=None)))
     return milestone
 
 
@@ -285,12 +300,19 @@ class _Release:
     key: str
 
 
-def _release_plan(milestone: Milestone, *, back_to: str, destination: str) -> _Release:
-    fee = ledger.fee_for(milestone.amount_minor)
+def _release_plan(milestone: Milestone, *, back_to: str) -> _Release:
+    """The Transfer as claimed: amount and destination were fixed at the claim (a replay sends the same)."""
+    assert milestone.step_amount_minor is not None  # noqa: S101 - set by every release claim
     return _Release(
-        milestone.pk, back_to, milestone.amount_minor - fee, milestone.currency, destination, milestone.charge_id,
-        _key(milestone, "release"),
+        milestone.pk, back_to, milestone.step_amount_minor, milestone.currency, milestone.step_destination,
+        milestone.charge_id, _key(milestone, "release"),
     )  # fmt: skip
+
+
+def _claim_release(milestone: Milestone, *, actor: User | None, destination: str, fields: list[str]) -> None:
+    milestone.step_amount_minor = milestone.amount_minor - ledger.fee_for(milestone.amount_minor)
+    milestone.step_destination = destination
+    move(milestone, M.RELEASING, actor=actor, fields=["step_amount_minor", "step_destination", *fields])
 
 
 def _approve_claim(*, client: User | None, milestone_id: int) -> Milestone | _Release:
@@ -304,8 +326,8 @@ def _approve_claim(*, client: User | None, milestone_id: int) -> Milestone | _Re
         # Approved; paid out by the sweep once the engineer's payouts are enabled.
         move(milestone, M.APPROVED, actor=client, fields=["approved_at"])
         return milestone
-    move(milestone, M.RELEASING, actor=client, fields=["approved_at"])
-    return _release_plan(milestone, back_to=M.SUBMITTED, destination=destination)
+    _claim_release(milestone, actor=client, destination=destination, fields=["approved_at"])
+    return _release_plan(milestone, back_to=M.SUBMITTED)
 
 
 def _release_claim(*, milestone_id: int) -> Milestone | _Release:
@@ -313,8 +335,8 @@ def _release_claim(*, milestone_id: int) -> Milestone | _Release:
     destination = _payout_destination(milestone)
     if milestone.status != M.APPROVED or destination is None:
         return milestone
-    move(milestone, M.RELEASING, actor=None, fields=[])
-    return _release_plan(milestone, back_to=M.APPROVED, destination=destination)
+    _claim_release(milestone, actor=None, destination=destination, fields=[])
+    return _release_plan(milestone, back_to=M.APPROVED)
 
 
 def _release_give_back(*, milestone_id: int, back_to: str, refused: str) -> None:
@@ -390,16 +412,16 @@ milestone_release_pending = blocking(amilestone_release_pending)
 @dataclass(frozen=True)
 class _Refund:
     milestone_id: int
-    back_to: str
+    # Where a refusal sends it back (the client's own refund); None: a refund the system owes keeps its claim.
+    back_to: str | None
     payment_intent_id: str
     amount: int
     key: str
 
 
-def _refund_plan(milestone: Milestone, back_to: str = M.FUNDED) -> _Refund:
-    return _Refund(
-        milestone.pk, back_to, milestone.payment_intent_id, milestone.amount_minor, _key(milestone, "refund")
-    )
+def _refund_plan(milestone: Milestone, back_to: str | None = M.FUNDED) -> _Refund:
+    amount = milestone.amount_minor if milestone.step_amount_minor is None else milestone.step_amount_minor
+    return _Refund(milestone.pk, back_to, milestone.payment_intent_id, amount, _key(milestone, "refund"))
 
 
 def _refund_claim(*, client: User, milestone_id: int) -> _Refund:
@@ -409,7 +431,8 @@ def _refund_claim(*, client: User, milestone_id: int) -> _Refund:
         raise MilestoneStateConflict(
             f"Only a funded, unsubmitted milestone is refunded; this one is {milestone.status}."
         )
-    move(milestone, M.REFUNDING, actor=client, fields=[])
+    milestone.step_amount_minor = milestone.amount_minor
+    move(milestone, M.REFUNDING, actor=client, fields=["step_amount_minor"])
     return _refund_plan(milestone)
 
 
@@ -437,13 +460,14 @@ async def _refund_call_and_record(plan: _Refund) -> Milestone:
     try:
         refund = await gateway.create_refund(payment_intent=plan.payment_intent_id, amount=plan.amount, key=plan.key)
     except PaymentsUnavailable as exc:
-        if not exc.sent:
+        if not exc.sent and plan.back_to is not None:
             await atomic_phase(_refund_give_back)(milestone_id=plan.milestone_id, refused="")
         raise
     except PaymentRefused as exc:
-        await atomic_phase(_refund_give_back)(
-            milestone_id=plan.milestone_id, refused=f"Stripe refused the Refund: {exc.detail}"
-        )
+        if plan.back_to is not None:
+            await atomic_phase(_refund_give_back)(
+                milestone_id=plan.milestone_id, refused=f"Stripe refused the Refund: {exc.detail}"
+            )
         raise
     return await atomic_phase(_refund_record)(milestone_id=plan.milestone_id, refund_id=refund.id)
 
@@ -479,11 +503,22 @@ def _cancel_record(*, milestone_id: int) -> Milestone:
     return milestone
 
 
+def _cancel_give_back(*, milestone_id: int, note: str) -> None:
+    milestone = locks.milestone(milestone_id)
+    if milestone.status == M.CANCELLING:
+        move(milestone, M.AWAITING_FUNDING, actor=None, fields=[], note=note)
+
+
 async def _cancel_call_and_record(milestone: Milestone) -> Milestone:
     try:
         await gateway.cancel_payment_intent(milestone.payment_intent_id, key=_key(milestone, "cancel"))
+    except PaymentsUnavailable as exc:
+        if not exc.sent:
+            await atomic_phase(_cancel_give_back)(milestone_id=milestone.pk, note="")
+        raise
     except PaymentRefused as exc:
         if exc.stripe_code != "payment_intent_unexpected_state":
+            await atomic_phase(_cancel_give_back)(milestone_id=milestone.pk, note=f"Stripe refused: {exc.detail}")
             raise
         # Too late: the client paid. Book the money and send it back.
         funded = await amilestone_mark_funded(payment_intent_id=milestone.payment_intent_id)
@@ -519,7 +554,9 @@ def _settle_claim(*, staff: User, milestone_id: int, engineer_share_minor: int) 
     if engineer_share_minor and _payout_destination(milestone) is None:
         raise PayoutAccountMissing()
     milestone.settle_share_minor = engineer_share_minor
-    move(milestone, M.SETTLING, actor=staff, fields=["settle_share_minor"])
+    milestone.step_amount_minor = engineer_share_minor - ledger.fee_for(engineer_share_minor)
+    milestone.step_destination = _payout_destination(milestone) or "" if engineer_share_minor else ""
+    move(milestone, M.SETTLING, actor=staff, fields=["settle_share_minor", "step_amount_minor", "step_destination"])
     return milestone
 
 
@@ -560,11 +597,9 @@ async def _settle_calls_and_record(milestone: Milestone, staff: User | None) -> 
     refund_amount = milestone.amount_minor - share
     try:
         if share and not milestone.transfer_id:
-            destination = await atomic_phase(_payout_destination)(milestone)
-            if destination is None:
-                raise PayoutAccountMissing()
             transfer = await gateway.create_transfer(
-                amount=share - ledger.fee_for(share), currency=milestone.currency, destination=destination,
+                amount=milestone.step_amount_minor or 0, currency=milestone.currency,
+                destination=milestone.step_destination,
                 source_transaction=milestone.charge_id, transfer_group=f"milestone-{milestone.pk}",
                 key=_key(milestone, "settle-transfer"),
             )  # fmt: skip
@@ -597,6 +632,18 @@ milestone_settle = blocking(amilestone_settle)
 # --- recovery: finish steps whose request died ------------------------------------------------
 
 
+def _resume_failed(*, milestone_id: int, error: Exception) -> None:
+    """Count a failed resumption; staff hear of a stuck step once, not every minute."""
+    Milestone.objects.filter(pk=milestone_id).update(step_failures=F("step_failures") + 1)
+    failures = Milestone.objects.values_list("step_failures", flat=True).get(pk=milestone_id)
+    logger.warning("step.resume_failed", extra={"milestone_id": milestone_id, "error": type(error).__name__})
+    if failures == 1:
+        alert_staff(
+            event="payment_step.stuck",
+            payload={"milestone_id": milestone_id, "error": type(error).__name__, "detail": str(error)[:500]},
+        )
+
+
 def _stale_steps(now: datetime) -> list[int]:
     stale_before = now - timedelta(seconds=settings.PAYMENT_STEP_STALE_SECONDS)
     return list(
@@ -619,13 +666,10 @@ async def _resume(milestone: Milestone) -> Milestone:
         plan = _Fund(milestone.pk, milestone.amount_minor, milestone.currency, _key(milestone, "fund"))
         return await _fund_call_and_record(plan)
     if milestone.status == M.RELEASING:
-        destination = await atomic_phase(_payout_destination)(milestone)
-        if destination is None:
-            raise PayoutAccountMissing()
         # The client's approval stands; a refusal now leaves it approved for the sweep to retry.
-        return await _release_call_and_record(_release_plan(milestone, back_to=M.APPROVED, destination=destination))
+        return await _release_call_and_record(_release_plan(milestone, back_to=M.APPROVED))
     if milestone.status == M.REFUNDING:
-        return await _refund_call_and_record(_refund_plan(milestone))
+        return await _refund_call_and_record(_refund_plan(milestone, back_to=None))
     if milestone.status == M.SETTLING:
         return await _settle_calls_and_record(milestone, None)
     return await _cancel_call_and_record(milestone)
@@ -646,7 +690,7 @@ async def asteps_resume(*, now: datetime | None = None) -> dict[str, int]:
         try:
             await _resume(milestone)
         except (PaymentsUnavailable, PaymentRefused, PayoutAccountMissing) as exc:
-            logger.warning("step.resume_failed", extra={"milestone_id": milestone_id, "error": type(exc).__name__})
+            await atomic_phase(_resume_failed)(milestone_id=milestone_id, error=exc)
             counts["failed"] += 1
             continue
         counts["resumed"] += 1

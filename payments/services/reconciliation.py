@@ -57,7 +57,7 @@ async def aledger_compare_with_stripe() -> list[str]:
                 f"milestone {milestone.pk} is {milestone.status} but Stripe captured {intent.amount_received} "
                 f"{intent.currency} on PaymentIntent {intent.id}"
             )
-    paid = sorted({*ESCROW_HELD, M.RELEASED, M.REFUNDED})
+    paid = sorted({*ESCROW_HELD, M.RELEASED, M.REFUNDED, M.CHARGED_BACK})
     for milestone in await atomic_phase(_milestones)(paid):
         intent = await gateway.retrieve_payment_intent(milestone.payment_intent_id)
         if intent.status != "succeeded" or intent.amount_received != milestone.amount_minor:

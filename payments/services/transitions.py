@@ -34,7 +34,8 @@ def move(milestone: Milestone, to: MilestoneStatus, *, actor: User | None, field
     from_status = milestone.status
     milestone.status = to
     milestone.step_claimed_at = timezone.now() if to in STEP_STATES else None
-    milestone.save(update_fields=["status", "step_claimed_at", *fields])
+    milestone.step_failures = 0
+    milestone.save(update_fields=["status", "step_claimed_at", "step_failures", *fields])
     MilestoneEvent.objects.create(milestone=milestone, from_status=from_status, to_status=to, actor=actor, note=note)
     _announce(milestone)
     logger.info("milestone.moved", extra={"milestone_id": milestone.pk, "from": from_status, "to": to})

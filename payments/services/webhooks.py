@@ -25,7 +25,7 @@ from django.utils import timezone
 from marketplace.db import atomic_phase
 from payments import gateway, locks
 from payments.errors import InvalidSignature
-from payments.models import Dispute, MilestoneStatus, StripeEvent
+from payments.models import Dispute, Milestone, MilestoneStatus, StripeEvent
 from payments.services import ledger
 from payments.services.milestones import amilestone_mark_funded
 from payments.services.onboarding import apayout_account_sync
@@ -36,8 +36,8 @@ logger = logging.getLogger(__name__)
 M = MilestoneStatus
 WEBHOOK_TOLERANCE_SECONDS = 300
 RETRY_CAP_SECONDS = 3_600
-# Escrow still holds the money: a dispute freezes the milestone until staff settle it.
-_FREEZES = (M.FUNDED, M.SUBMITTED, M.CHANGES_REQUESTED, M.APPROVED)
+# Escrow holds the whole amount and no Stripe step is moving it: a chargeback takes it from escrow.
+_HELD = (M.FUNDED, M.SUBMITTED, M.CHANGES_REQUESTED, M.APPROVED, M.DISPUTED)
 
 
 def stripe_event_receive(*, payload: bytes, signature: str | None) -> tuple[StripeEvent, bool]:
@@ -70,6 +70,7 @@ def stripe_event_receive(*, payload: bytes, signature: str | None) -> tuple[Stri
 def _dispute_record(
     *, dispute_id: str, charge_id: str, amount: int, currency: str, reason: str, status: str
 ) -> Dispute | None:
+    """Record a card dispute, or its new status, whatever the milestone is doing. Rules in docs/payments.md."""
     milestone = locks.milestone_by_charge(charge_id)
     dispute, created = Dispute.objects.get_or_create(
         stripe_id=dispute_id,
@@ -78,27 +79,55 @@ def _dispute_record(
             "reason": reason, "status": status,
         },
     )  # fmt: skip
-    if not created:
-        Dispute.objects.filter(pk=dispute.pk).update(status=status)
-        return dispute
     if milestone is None:
-        alert_staff(event="dispute.unmatched", payload={"dispute_id": dispute_id, "charge_id": charge_id})
+        if created:
+            alert_staff(event="dispute.unmatched", payload={"dispute_id": dispute_id, "charge_id": charge_id})
         return dispute
-    if milestone.status in _FREEZES:
+    if created:
+        _dispute_opened(milestone, dispute, reason=reason)
+    if status in ("won", "lost") and dispute.status not in ("won", "lost"):
+        _dispute_closed(milestone, dispute, won=status == "won")
+    if dispute.status != status:
+        Dispute.objects.filter(pk=dispute.pk).update(status=status)
+    return dispute
+
+
+def _dispute_opened(milestone: Milestone, dispute: Dispute, *, reason: str) -> None:
+    if milestone.status in _HELD:
+        # Escrow held it: the card network took it back from there. Stripe's dispute decides the rest.
+        ledger.book_chargeback(milestone, dispute_id=dispute.stripe_id, amount_minor=dispute.amount_minor)
         milestone.disputed_at, milestone.dispute_reason = timezone.now(), f"card dispute: {reason}"
-        move(milestone, M.DISPUTED, actor=None, fields=["disputed_at", "dispute_reason"], note=milestone.dispute_reason)
-    elif milestone.status != M.DISPUTED:
+        move(
+            milestone, M.CHARGED_BACK, actor=None, fields=["disputed_at", "dispute_reason"],
+            note=milestone.dispute_reason,
+        )  # fmt: skip
+    else:
         # The money already left escrow (released, refunded, or on its way): the platform is exposed.
-        ledger.book_dispute_exposure(milestone, dispute_id=dispute_id, amount_minor=amount)
+        ledger.book_dispute_exposure(milestone, dispute_id=dispute.stripe_id, amount_minor=dispute.amount_minor)
         Dispute.objects.filter(pk=dispute.pk).update(platform_exposed=True)
+        dispute.platform_exposed = True
     alert_staff(
         event="milestone.disputed",
         payload={
-            "milestone_id": milestone.pk, "dispute_id": dispute_id, "reason": f"card dispute: {reason}",
-            "milestone_status": milestone.status, "amount_minor": amount,
+            "milestone_id": milestone.pk, "dispute_id": dispute.stripe_id, "reason": f"card dispute: {reason}",
+            "milestone_status": milestone.status, "amount_minor": dispute.amount_minor,
         },
     )  # fmt: skip
-    return dispute
+
+
+def _dispute_closed(milestone: Milestone, dispute: Dispute, *, won: bool) -> None:
+    if won:
+        ledger.book_dispute_won(
+            milestone, dispute_id=dispute.stripe_id, amount_minor=dispute.amount_minor,
+            exposed=dispute.platform_exposed,
+        )  # fmt: skip
+        if milestone.status == M.CHARGED_BACK:
+            move(milestone, M.FUNDED, actor=None, fields=[], note="card dispute won: the money is back in escrow")
+    elif milestone.status == M.CHARGED_BACK:
+        move(milestone, M.REFUNDED, actor=None, fields=[], note="card dispute lost: the cardholder keeps the money")
+    alert_staff(
+        event="dispute.closed", payload={"milestone_id": milestone.pk, "dispute_id": dispute.stripe_id, "won": won}
+    )
 
 
 async def adispute_sync(*, dispute_id: str) -> Dispute | None:

@@ -121,6 +121,7 @@ class StripeDouble:
             ("POST", re.compile(r"^/_test/accounts/(?P<id>[\w]+)/complete_onboarding$"), self.complete_onboarding),
             ("GET", re.compile(r"^/_test/onboarding/(?P<id>[\w]+)$"), self.complete_onboarding),
             ("POST", re.compile(r"^/_test/charges/(?P<id>[\w]+)/dispute$"), self.open_dispute),
+            ("POST", re.compile(r"^/_test/disputes/(?P<id>[\w]+)/close$"), self.close_dispute),
             ("POST", re.compile(r"^/_test/mode$"), self.set_mode),
             ("GET", re.compile(r"^/_test/requests$"), self.count_requests),
             ("POST", re.compile(r"^/_test/webhooks/hold$"), self.hold_webhooks),
@@ -178,6 +179,16 @@ class StripeDouble:
             if self.mode == "slow":
                 await asyncio.sleep(self.delay)
         params = parse(body if method == "POST" else query)
+        if self.mode == "late" and path.startswith("/v1/"):
+            # Stripe did the work; its answer arrives late (or, for a client that gave up, never).
+            answer = await self._answer(method, path, params, headers)
+            await asyncio.sleep(self.delay)
+            return answer
+        return await self._answer(method, path, params, headers)
+
+    async def _answer(
+        self, method: str, path: str, params: Json, headers: dict[bytes, bytes]
+    ) -> tuple[int, Json, list[tuple[bytes, bytes]]]:
         key = headers.get(b"idempotency-key", b"").decode() or None
         if key is not None and method == "POST":
             fingerprint = json.dumps([method, path, params], sort_keys=True)
@@ -346,6 +357,11 @@ class StripeDouble:
 
     def create_refund(self, *, params: Json, key: str | None) -> Json:
         paid = self._charge_for(params)
+        if paid.get("disputed"):
+            raise StripeError(
+                400, "invalid_request_error", f"Charge {paid['id']} has been charged back; cannot issue a refund.",
+                code="charge_disputed",
+            )  # fmt: skip
         left = paid["amount_captured"] - paid["amount_refunded"]
         amount = self._amount(params) if "amount" in params else left
         if amount > left:
@@ -438,12 +454,27 @@ class StripeDouble:
         return made
 
     def open_dispute(self, *, id: str, params: Json, key: str | None) -> Json:
+        """A cardholder disputes a charge: Stripe debits the disputed amount from the platform's balance at once."""
         paid = self._find("charges", "charge", id)
         made = objects.dispute(charge=paid, reason=params.get("reason", "fraudulent"))
         self.objects["disputes"][made["id"]] = made
         paid["disputed"] = True
+        currency = paid["currency"]
+        self.platform_balance[currency] = self.platform_balance.get(currency, 0) - made["amount"]
         self._emit("charge.dispute.created", made, key)
         return made
+
+    def close_dispute(self, *, id: str, params: Json, key: str | None) -> Json:
+        """The card network decides: `status=won` gives the amount back to the platform, `lost` keeps it away."""
+        found = self._find("disputes", "dispute", id)
+        if found["status"] in ("won", "lost"):
+            raise StripeError(400, "invalid_request_error", f"This dispute is already {found['status']}.")
+        found["status"] = "won" if params.get("status") == "won" else "lost"
+        if found["status"] == "won":
+            currency = found["currency"]
+            self.platform_balance[currency] = self.platform_balance.get(currency, 0) + found["amount"]
+        self._emit("charge.dispute.closed", found, key)
+        return found
 
     def list_events(self, *, params: Json, key: str | None) -> Json:
         found = list(reversed(self.events))

@@ -232,6 +232,44 @@ def test_an_exhausted_pool_answers_503_database_busy_within_the_pool_timeout(rub
     assert Milestone.objects.get(pk=locked_id).status == "submitted"
 
 
+def test_a_client_that_hangs_up_mid_fund_leaves_the_step_recorded_without_the_sweep(rubric, tmp_path):
+    with stripe_double(log_dir=tmp_path) as double:
+        who, (pk,) = party(milestones=1)
+        double.mode("slow", 3)
+        with asgi_server(log_dir=tmp_path, env=_server_env(double.base)) as base:
+            with pytest.raises(httpx.ReadTimeout):  # the client gives up and closes the connection
+                httpx.post(
+                    f"{base}/api/payments/milestones/{pk}/fund",
+                    headers={"Authorization": f"Bearer {who.client_token}", "Idempotency-Key": "hang-up"},
+                    timeout=1,
+                )
+            wait_until(lambda: _status(pk) == "awaiting_funding", timeout=15, what="the shielded step to record")
+            log = (tmp_path / "server.log").read_text()
+
+    assert "CurrentThreadExecutor" not in log
+    assert "Task exception was never retrieved" not in log
+    assert Milestone.objects.get(pk=pk).payment_intent_id.startswith("pi_")
+
+
+def test_a_money_request_answers_within_its_deadline_even_across_several_stripe_calls(rubric, tmp_path):
+    with stripe_double(log_dir=tmp_path) as double:
+        who, (pk,) = party(milestones=1)
+        double.mode("slow", 4)
+        env = _server_env(double.base, STRIPE_DEADLINE_SECONDS="2", STRIPE_TIMEOUT_SECONDS="10")
+        with asgi_server(log_dir=tmp_path, env=env) as base:
+            started = time.monotonic()
+            answer = httpx.post(
+                f"{base}/api/payments/milestones/{pk}/fund",
+                headers={"Authorization": f"Bearer {who.client_token}"},
+                timeout=30,
+            )
+            answered_in = time.monotonic() - started
+
+    assert answer.status_code == 503
+    assert answer.json()["code"] == "payments_unavailable"
+    assert answered_in < 4  # the 2 s deadline, not the 4 s Stripe took
+
+
 def test_a_server_killed_between_claim_and_record_is_finished_once_by_the_sweep(rubric, tmp_path, settings):
     with stripe_double(log_dir=tmp_path) as double:
         who, (pk,) = party(milestones=1)

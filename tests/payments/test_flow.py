@@ -140,14 +140,15 @@ def test_dispute_freezes_and_staff_settle_with_a_split(client, rubric, stripe_se
     assert ledger_problems() == []
 
 
-def test_a_card_dispute_from_stripe_freezes_the_milestone(client, rubric, stripe_settings):
+def test_a_card_dispute_from_stripe_takes_the_money_out_of_escrow(client, rubric, stripe_settings):
     made = engagement()
     paid = funded(stripe_settings, client, made)
 
     httpx.post(f"{stripe_settings.base}/_test/charges/{paid.charge_id}/dispute")
     deliver_webhooks(stripe_settings, client)
 
-    assert Milestone.objects.get(pk=paid.pk).status == "disputed"
+    assert Milestone.objects.get(pk=paid.pk).status == "charged_back"
+    assert ledger_problems() == []
 
 
 def test_a_declined_card_leaves_the_milestone_awaiting_funds(client, rubric, stripe_settings):

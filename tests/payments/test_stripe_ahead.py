@@ -15,6 +15,7 @@ from django.utils import timezone
 from marketplace.idempotency import fingerprint
 from marketplace.models import IdempotencyRecord
 from payments import gateway, services
+from payments.errors import MilestoneStateConflict
 from payments.models import Dispute, LedgerAccount, LedgerTransaction, Milestone, StripeEvent
 from payments.selectors import ledger_problems
 from tests.payments.conftest import deliver_webhooks
@@ -63,16 +64,64 @@ def test_a_chargeback_after_release_is_booked_as_the_platforms_exposure(client, 
     assert services.ledger_compare_with_stripe() == []
 
 
-def test_a_chargeback_before_release_freezes_the_milestone_instead(client, rubric, stripe_settings):
+def _charged_back(run, client, *, disputed_by_client: bool = False) -> tuple[Milestone, Dispute]:
     made = engagement()
-    work = funded(stripe_settings, client, made)
+    work = funded(run, client, made)
+    if disputed_by_client:
+        services.milestone_submit(engineer=made.engineer, milestone_id=work.pk)
+        services.milestone_dispute(user=made.client, milestone_id=work.pk, reason="not as agreed")
+    httpx.post(f"{run.base}/_test/charges/{work.charge_id}/dispute", data={"reason": "fraudulent"})
+    deliver_webhooks(run, client)
+    return Milestone.objects.get(pk=work.pk), Dispute.objects.get()
 
-    httpx.post(f"{stripe_settings.base}/_test/charges/{work.charge_id}/dispute", data={"reason": "fraudulent"})
+
+@pytest.mark.parametrize("disputed_by_client", [False, True])
+def test_a_chargeback_on_money_in_escrow_takes_it_out_and_cannot_be_refunded_again(
+    client, rubric, stripe_settings, staff, disputed_by_client
+):
+    work, dispute = _charged_back(stripe_settings, client, disputed_by_client=disputed_by_client)
+
+    with pytest.raises(MilestoneStateConflict):
+        services.milestone_settle(staff=staff, milestone_id=work.pk, engineer_share_minor=0)
+
+    charge = stripe_settings.double.objects["charges"][work.charge_id]
+    assert work.status == "charged_back"
+    assert dispute.platform_exposed is False
+    assert LedgerAccount.objects.get(code=f"escrow:milestone-{work.pk}:usd").balance == 0
+    assert charge["amount_refunded"] == 0  # the cardholder got it back once, through the dispute
+    assert ledger_problems() == []
+    assert services.ledger_compare_with_stripe() == []
+
+
+@pytest.mark.parametrize(("outcome", "status", "escrow"), [("won", "funded", 50_000), ("lost", "refunded", 0)])
+def test_a_closed_chargeback_puts_the_money_where_the_network_decided(
+    client, rubric, stripe_settings, outcome, status, escrow
+):
+    work, dispute = _charged_back(stripe_settings, client)
+
+    httpx.post(f"{stripe_settings.base}/_test/disputes/{dispute.stripe_id}/close", data={"status": outcome})
     deliver_webhooks(stripe_settings, client)
 
-    assert Milestone.objects.get(pk=work.pk).status == "disputed"
-    assert Dispute.objects.get().platform_exposed is False
-    assert not LedgerAccount.objects.filter(kind="dispute_exposure").exists()
+    assert Milestone.objects.get(pk=work.pk).status == status
+    assert Dispute.objects.get().status == outcome
+    assert LedgerAccount.objects.get(code=f"escrow:milestone-{work.pk}:usd").balance == escrow
+    assert ledger_problems() == []
+
+
+def test_a_won_dispute_after_release_clears_the_platforms_exposure(client, rubric, stripe_settings):
+    made = engagement()
+    work = funded(stripe_settings, client, made, amount=150_000)
+    services.milestone_submit(engineer=made.engineer, milestone_id=work.pk)
+    services.milestone_approve(client=made.client, milestone_id=work.pk)
+    httpx.post(f"{stripe_settings.base}/_test/charges/{work.charge_id}/dispute", data={"reason": "fraudulent"})
+    deliver_webhooks(stripe_settings, client)
+    dispute = Dispute.objects.get()
+
+    httpx.post(f"{stripe_settings.base}/_test/disputes/{dispute.stripe_id}/close", data={"status": "won"})
+    deliver_webhooks(stripe_settings, client)
+
+    assert LedgerAccount.objects.get(code="dispute_exposure:platform:usd").balance == 0
+    assert Milestone.objects.get(pk=work.pk).status == "released"
     assert ledger_problems() == []
 
 
