@@ -3,30 +3,39 @@
 Filters (never broken, whatever the widening step):
   - a current vetted record (not expired, not revoked) at or above the minimum level;
   - an active engineer account, quoting in the request's currency;
+  - every must-have skill (the only hard skill filter; nice-to-haves only lift the score);
   - weekly hours available, less hours held by active engagements and by offers
     still open (pending or accepted), at least the request's hours per week;
   - fewer pending offers than MATCH_MAX_PENDING_INVITATIONS;
   - for an hourly budget, an hourly rate at most the budget (raised by the
     budget step of widening);
-  - the time-zone gap (in minutes, around the clock) at most the window's slack;
-  - at least one required skill, and at least one nice-to-have if any are
-    named (until widening drops that);
+  - the time-zone gap (in minutes, around the clock, from IANA zones at match
+    time) at most the window's slack; no required overlap means any zone;
   - not invited to this request before.
 
 Scores, each in basis points (0-10000), combined with fixed weights:
   skill coverage 35, vetting score 25, time-zone overlap 15, rate fit 10,
-  current load 10, responsiveness 5. Ties break on the lower engineer id, so
-  the same data always gives the same order.
+  current load 10, responsiveness 5.
+  - Skills: a skill the engineer was vetted on counts in full, one only declared on
+    the profile counts half; must-haves weigh 3, nice-to-haves 1.
+  - Rate fit: within budget is full marks (cheaper is not better); above it (after
+    widening) the score falls to zero at 20% over. A fixed budget is compared with
+    rate x hours per week x expected weeks.
+  A missing component counts as zero, so no engineer ranks on a NULL total.
+  Ties rotate by request: a hash of (request, engineer) orders them, so the same
+  request always gives the same order and different requests spread the ties.
 """
 
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Exists, F, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
+from django.core.cache import cache
+from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value, When
 from django.db.models.functions import Abs, Coalesce, Greatest, Least
 from django.utils import timezone
 
+from accounts.fields import SkillListField
 from accounts.lookups import SkillHits
 from accounts.models import EngineerProfile
 from accounts.timezones import utc_offset_minutes
@@ -47,7 +56,12 @@ WORKDAY_MINUTES = 8 * 60
 MAX_TZ_GAP = 12 * 60
 LEVEL_ORDER = [Level.JUNIOR, Level.MID, Level.SENIOR, Level.STAFF]
 # The widening steps, in order; a request at step N has had steps 1..N applied.
-WIDENING_STEPS = ["drop_nice_to_haves", "relax_time_zone", "relax_budget"]
+WIDENING_STEPS = ["relax_time_zone", "relax_budget"]
+# Rate fit falls from full marks at the budget to zero this far above it, in basis points.
+RATE_OVER_BUDGET_ZERO_BP = 2_000
+# A skill the engineer only declared counts this much of a vetted one, in basis points.
+DECLARED_SKILL_BP = 5_000
+_ZONES_CACHE_KEY = "matching:engineer-time-zones"
 
 
 @dataclass(frozen=True)
@@ -56,10 +70,13 @@ class Criteria:
 
     required: list[str]
     nice: list[str]
-    nice_is_filter: bool
     levels: list[str]
     currency: str
     max_hourly_rate: int | None
+    # Hourly: the budget per hour; fixed: the total, compared with rate x hours.
+    budget_kind: str
+    budget_minor: int
+    expected_hours: int
     client_offset: int
     tz_slack: int
     hours_per_week: int
@@ -78,21 +95,23 @@ def levels_at_least(level: str) -> list[str]:
 
 def criteria_for(request: HiringRequest, *, step: int | None = None) -> Criteria:
     step = request.widening_step if step is None else step
-    slack = WORKDAY_MINUTES - request.min_overlap_hours * 60
-    if step >= 2:
+    slack = MAX_TZ_GAP if request.min_overlap_hours == 0 else WORKDAY_MINUTES - request.min_overlap_hours * 60
+    if step >= 1:
         slack = min(MAX_TZ_GAP, slack + settings.MATCH_TZ_RELAX_MINUTES)
     max_rate = None
     if request.budget_kind == BudgetKind.HOURLY:
         max_rate = request.budget_minor
-        if step >= 3:
+        if step >= 2:
             max_rate = request.budget_minor * (10_000 + settings.MATCH_BUDGET_RELAX_BP) // 10_000
     return Criteria(
         required=list(request.required_skills),
         nice=list(request.nice_to_have_skills),
-        nice_is_filter=step < 1 and bool(request.nice_to_have_skills),
         levels=levels_at_least(request.min_level),
         currency=request.currency,
         max_hourly_rate=max_rate,
+        budget_kind=request.budget_kind,
+        budget_minor=request.budget_minor,
+        expected_hours=request.hours_per_week * request.expected_weeks,
         client_offset=utc_offset_minutes(request.time_zone),
         tz_slack=slack,
         hours_per_week=request.hours_per_week,
@@ -104,12 +123,36 @@ def _count(queryset: QuerySet[Any]) -> Any:
     return Coalesce(Subquery(subquery, output_field=IntegerField()), Value(0))
 
 
-def _candidates(criteria: Criteria, *, request_id: int | None) -> QuerySet[EngineerProfile]:
+def _engineer_zones() -> list[str]:
+    """The IANA zones engineers work in (a short list), read at most once a minute."""
+    zones = cache.get(_ZONES_CACHE_KEY)
+    if zones is None:
+        zones = sorted(set(EngineerProfile.objects.values_list("time_zone", flat=True).distinct()))
+        cache.set(_ZONES_CACHE_KEY, zones, timeout=60)
+    return list(zones)
+
+
+def _offset_now() -> Any:
+    """Each engineer's UTC offset in minutes at this moment, from their IANA zone (daylight saving included).
+
+    A zone first seen within the last minute falls back to the offset stored when
+    the profile was saved.
+    """
     now = timezone.now()
-    engineer = OuterRef("user_id")
-    current = VettedRecord.objects.filter(
-        engineer=engineer, revoked_at=None, superseded_at=None, expires_at__gt=now
+    whens = [When(time_zone=zone, then=Value(utc_offset_minutes(zone, now))) for zone in _engineer_zones()]
+    if not whens:
+        return F("utc_offset_minutes")
+    return Case(*whens, default=F("utc_offset_minutes"), output_field=IntegerField())
+
+
+def _current_record() -> QuerySet[VettedRecord]:
+    return VettedRecord.objects.filter(
+        engineer=OuterRef("user_id"), revoked_at=None, superseded_at=None, expires_at__gt=timezone.now()
     ).order_by("-vetted_at")
+
+
+def _candidates(criteria: Criteria, *, request_id: int | None) -> QuerySet[EngineerProfile]:
+    engineer = OuterRef("user_id")
     engaged = (
         Engagement.objects.filter(engineer=engineer, status=EngagementStatus.ACTIVE)
         .values("engineer")
@@ -121,68 +164,82 @@ def _candidates(criteria: Criteria, *, request_id: int | None) -> QuerySet[Engin
         engineer=engineer, status__in=HOLDING_STATUSES, request__status__in=ACTIVE_STATUSES
     )
     offered = holding.values("engineer").annotate(hours=Sum("offered_hours_per_week")).values("hours")
-    gap = Abs(F("utc_offset_minutes") - Value(criteria.client_offset))
+    gap = Abs(F("offset_now") - Value(criteria.client_offset))
 
     queryset = EngineerProfile.objects.filter(
-        Exists(current.filter(level__in=criteria.levels)),
+        Exists(_current_record().filter(level__in=criteria.levels)),
         user__is_active=True,
         user__role="engineer",
         currency=criteria.currency,
-        skills__overlap=criteria.required,
+        skills__contains_all=criteria.required,
     )
-    if criteria.nice_is_filter:
-        queryset = queryset.filter(skills__overlap=criteria.nice)
     if criteria.max_hourly_rate is not None:
         queryset = queryset.filter(hourly_rate_minor__lte=criteria.max_hourly_rate)
     if request_id is not None:
         queryset = queryset.exclude(Exists(Invitation.objects.filter(request_id=request_id, engineer=engineer)))
-    return queryset.annotate(
-        tz_gap=Least(gap, Value(24 * 60) - gap),
-        committed_hours=Coalesce(Subquery(engaged, output_field=IntegerField()), Value(0))
-        + Coalesce(Subquery(offered, output_field=IntegerField()), Value(0)),
-        pending_offers=_count(holding.filter(status=InvitationStatus.PENDING)),
-    ).filter(
-        tz_gap__lte=criteria.tz_slack,
-        weekly_hours_available__gte=F("committed_hours") + Value(criteria.hours_per_week),
-        pending_offers__lt=settings.MATCH_MAX_PENDING_INVITATIONS,
+    return (
+        queryset.annotate(offset_now=_offset_now())
+        .annotate(
+            tz_gap=Least(gap, Value(24 * 60) - gap),
+            committed_hours=Coalesce(Subquery(engaged, output_field=IntegerField()), Value(0))
+            + Coalesce(Subquery(offered, output_field=IntegerField()), Value(0)),
+            pending_offers=_count(holding.filter(status=InvitationStatus.PENDING)),
+        )
+        .filter(
+            tz_gap__lte=criteria.tz_slack,
+            weekly_hours_available__gte=F("committed_hours") + Value(criteria.hours_per_week),
+            pending_offers__lt=settings.MATCH_MAX_PENDING_INVITATIONS,
+        )
     )
+
+
+def _coverage(skills: list[str]) -> Any:
+    """Coverage of `skills` in basis points: vetted ones in full, declared-only ones at DECLARED_SKILL_BP."""
+    vetted = SkillHits("vetted_skills", skills)
+    declared_only = Greatest(SkillHits("skills", skills) - vetted, Value(0))
+    return (vetted * Value(10_000) + declared_only * Value(DECLARED_SKILL_BP)) / Value(len(skills))
+
+
+def _rate_fit(criteria: Criteria) -> Any:
+    """Full marks within budget; falling to zero at RATE_OVER_BUDGET_ZERO_BP above it."""
+    cost: Any = F("hourly_rate_minor")
+    if criteria.budget_kind == BudgetKind.FIXED:
+        cost = F("hourly_rate_minor") * Value(criteria.expected_hours)
+    over_bp = Greatest((cost - Value(criteria.budget_minor)) * Value(10_000) / Value(criteria.budget_minor), Value(0))
+    return Greatest(Value(10_000) - over_bp * Value(10_000) / Value(RATE_OVER_BUDGET_ZERO_BP), Value(0))
 
 
 def _scored(queryset: QuerySet[EngineerProfile], criteria: Criteria, *, request_id: int | None) -> Any:
     engineer = OuterRef("user_id")
-    now = timezone.now()
-    current = VettedRecord.objects.filter(
-        engineer=engineer, revoked_at=None, superseded_at=None, expires_at__gt=now
-    ).order_by("-vetted_at")
+    current = _current_record()
     invitations = Invitation.objects.filter(engineer=engineer)
-    required_cover = SkillHits("skills", criteria.required) * Value(10_000) / Value(len(criteria.required))
+    skills: Any = _coverage(criteria.required)
     if criteria.nice:
-        nice_cover = SkillHits("skills", criteria.nice) * Value(10_000) / Value(len(criteria.nice))
-        skills = (Value(3) * required_cover + nice_cover) / Value(4)
-    else:
-        skills = required_cover
-    rate: Any
-    if criteria.max_hourly_rate:
-        rate = (
-            (Value(criteria.max_hourly_rate) - F("hourly_rate_minor")) * Value(10_000) / Value(criteria.max_hourly_rate)
-        )
-    else:
-        rate = Value(5_000)  # a fixed total does not compare hourly rates
+        skills = (Value(3) * skills + _coverage(criteria.nice)) / Value(4)
+    # The same request always orders its ties the same way; another request orders them differently.
+    # A small multiplicative hash (Lehmer's multiplier), the same in SQL and in Python (matching_naive).
+    mixed = (F("user_id") * Value(7_919) + Value((request_id or 0) * 104_729)) % Value(1_000_003)
+    tie = mixed * Value(48_271) % Value(2_147_483_647)
     return (
         queryset.annotate(
             level=Subquery(current.values("level")[:1]),
-            skills_bp=skills,
-            vetting_bp=Subquery(current.values("score_bp")[:1], output_field=IntegerField()),
+            vetted_skills=Coalesce(
+                Subquery(current.values("application__skills")[:1], output_field=SkillListField()),
+                Value([], output_field=SkillListField()),
+            ),
+            vetting_bp=Coalesce(Subquery(current.values("score_bp")[:1], output_field=IntegerField()), Value(0)),
             time_zone_bp=Greatest(Value(WORKDAY_MINUTES) - F("tz_gap"), Value(0))
             * Value(10_000)
             / Value(WORKDAY_MINUTES),
-            rate_bp=rate,
             load=_count(Engagement.objects.filter(engineer=engineer, status=EngagementStatus.ACTIVE))
             + _count(invitations.filter(status=InvitationStatus.PENDING)),
             answered=_count(invitations.filter(status__in=[InvitationStatus.ACCEPTED, InvitationStatus.DECLINED])),
             expired=_count(invitations.filter(status=InvitationStatus.EXPIRED)),
+            tie=tie,
         )
         .annotate(
+            skills_bp=Coalesce(skills, Value(0)),
+            rate_bp=_rate_fit(criteria),
             load_bp=Value(10_000) / (Value(1) + F("load")),
             # Two imaginary answers, one of each, so a newcomer starts at 50%.
             responsiveness_bp=(F("answered") * Value(10_000) + Value(10_000))
@@ -209,8 +266,10 @@ def rank(criteria: Criteria, *, limit: int, request_id: int | None = None) -> li
     """The best `limit` engineers for the criteria, best first, with why."""
     rows = (
         _scored(_candidates(criteria, request_id=request_id), criteria, request_id=request_id)
-        .order_by("-total", "user_id")
-        .values("user_id", "total", "level", "tz_gap", "hourly_rate_minor", "skills", *COMPONENTS)[:limit]
+        .order_by(F("total").desc(nulls_last=True), "tie", "user_id")
+        .values("user_id", "total", "level", "tz_gap", "hourly_rate_minor", "skills", "vetted_skills", *COMPONENTS)[
+            :limit
+        ]
     )
     required, nice = set(criteria.required), set(criteria.nice)
     return [
@@ -221,9 +280,9 @@ def rank(criteria: Criteria, *, limit: int, request_id: int | None = None) -> li
                 "weights": WEIGHTS,
                 "skills": {
                     "score_bp": row["skills_bp"],
-                    "required_matched": sorted(required & set(row["skills"])),
-                    "required_missing": sorted(required - set(row["skills"])),
-                    "nice_matched": sorted(nice & set(row["skills"])),
+                    "required_vetted": sorted(required & set(row["vetted_skills"])),
+                    "required_declared": sorted((required & set(row["skills"])) - set(row["vetted_skills"])),
+                    "nice_matched": sorted(nice & (set(row["skills"]) | set(row["vetted_skills"]))),
                 },
                 "vetting": {"score_bp": row["vetting_bp"], "level": row["level"]},
                 "time_zone": {"score_bp": row["time_zone_bp"], "gap_minutes": row["tz_gap"]},

@@ -12,7 +12,14 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import EngineerProfile
-from hiring_requests.matching import WEIGHTS, WORKDAY_MINUTES, Criteria
+from accounts.timezones import utc_offset_minutes
+from hiring_requests.matching import (
+    DECLARED_SKILL_BP,
+    RATE_OVER_BUDGET_ZERO_BP,
+    WEIGHTS,
+    WORKDAY_MINUTES,
+    Criteria,
+)
 from hiring_requests.models import (
     ACTIVE_STATUSES,
     HOLDING_STATUSES,
@@ -28,13 +35,17 @@ def load_world(now: datetime | None = None) -> dict[str, Any]:
     """Everything the loop needs, read once: profiles, current records, engagements, invitations."""
     now = now or timezone.now()
     records = {
-        r.engineer_id: r for r in VettedRecord.objects.filter(revoked_at=None, superseded_at=None, expires_at__gt=now)
+        r.engineer_id: r
+        for r in VettedRecord.objects.filter(revoked_at=None, superseded_at=None, expires_at__gt=now).select_related(
+            "application"
+        )
     }
     profiles = list(
         EngineerProfile.objects.filter(user__is_active=True, user__role="engineer").values(
-            "user_id", "skills", "hourly_rate_minor", "currency", "weekly_hours_available", "utc_offset_minutes"
+            "user_id", "skills", "hourly_rate_minor", "currency", "weekly_hours_available", "time_zone"
         )
     )
+    offsets = {zone: utc_offset_minutes(zone, now) for zone in {p["time_zone"] for p in profiles}}
     committed: dict[int, int] = {}
     active: dict[int, int] = {}
     for engineer_id, hours in Engagement.objects.filter(status=EngagementStatus.ACTIVE).values_list(
@@ -57,6 +68,7 @@ def load_world(now: datetime | None = None) -> dict[str, Any]:
         "active": active,
         "invitations": invitations,
         "pending_offers": pending_offers,
+        "offsets": offsets,
     }
 
 
@@ -81,14 +93,13 @@ def rank_naive(
         engineer_id = p["user_id"]
         record = world["records"].get(engineer_id)
         skills = set(p["skills"])
-        gap = abs(p["utc_offset_minutes"] - criteria.client_offset)
+        gap = abs(world["offsets"][p["time_zone"]] - criteria.client_offset)
         gap = min(gap, 24 * 60 - gap)
         if (
             record is None
             or record.level not in criteria.levels
             or p["currency"] != criteria.currency
-            or not (skills & required)
-            or (criteria.nice_is_filter and not (skills & nice))
+            or not required <= skills
             or (criteria.max_hourly_rate is not None and p["hourly_rate_minor"] > criteria.max_hourly_rate)
             or gap > criteria.tz_slack
             or p["weekly_hours_available"] - world["committed"].get(engineer_id, 0) < criteria.hours_per_week
@@ -96,12 +107,13 @@ def rank_naive(
             or engineer_id in invited
         ):
             continue
-        skill_bp = len(skills & required) * 10_000 // len(required)
+        vetted = set(record.application.skills)
+        skill_bp = _coverage(required, skills, vetted)
         if nice:
-            skill_bp = (3 * skill_bp + len(skills & nice) * 10_000 // len(nice)) // 4
-        rate_bp = 5_000
-        if criteria.max_hourly_rate:
-            rate_bp = (criteria.max_hourly_rate - p["hourly_rate_minor"]) * 10_000 // criteria.max_hourly_rate
+            skill_bp = (3 * skill_bp + _coverage(nice, skills, vetted)) // 4
+        cost = p["hourly_rate_minor"] * (criteria.expected_hours if criteria.budget_kind == "fixed" else 1)
+        over_bp = max((cost - criteria.budget_minor) * 10_000 // criteria.budget_minor, 0)
+        rate_bp = max(10_000 - over_bp * 10_000 // RATE_OVER_BUDGET_ZERO_BP, 0)
         load = world["active"].get(engineer_id, 0) + pending.get(engineer_id, 0)
         a, x = answered.get(engineer_id, 0), expired.get(engineer_id, 0)
         components = {
@@ -113,6 +125,14 @@ def rank_naive(
             "responsiveness": (a * 10_000 + 10_000) // (a + x + 2),
         }
         total = sum(WEIGHTS[name] * value for name, value in components.items()) // 100
-        scored.append((engineer_id, total))
-    scored.sort(key=lambda item: (-item[1], item[0]))
-    return scored[:limit]
+        tie = (engineer_id * 7_919 + (request_id or 0) * 104_729) % 1_000_003 * 48_271 % 2_147_483_647
+        scored.append((engineer_id, total, tie))
+    scored.sort(key=lambda item: (-item[1], item[2], item[0]))
+    return [(engineer_id, total) for engineer_id, total, _ in scored[:limit]]
+
+
+def _coverage(wanted: set[str], declared: set[str], vetted: set[str]) -> int:
+    """Basis points: vetted skills in full, declared-only ones at DECLARED_SKILL_BP."""
+    vetted_hits = len(wanted & vetted)
+    declared_only = max(len(wanted & declared) - vetted_hits, 0)
+    return (vetted_hits * 10_000 + declared_only * DECLARED_SKILL_BP) // len(wanted)

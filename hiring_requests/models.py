@@ -37,6 +37,8 @@ class HiringRequest(models.Model):
     budget_minor = models.BigIntegerField()
     currency = models.CharField(max_length=3)
     hours_per_week = models.PositiveSmallIntegerField()
+    # How long the work should take: with a fixed budget, rate x hours_per_week x expected_weeks is the cost.
+    expected_weeks = models.PositiveSmallIntegerField(default=4)
     time_zone = models.CharField(max_length=64, help_text="The client's working time zone.")
     min_overlap_hours = models.PositiveSmallIntegerField(default=4, help_text="Shared working hours a day (0-8).")
     start_date = models.DateField()
@@ -59,6 +61,9 @@ class HiringRequest(models.Model):
                 condition=Q(hours_per_week__gte=1, hours_per_week__lte=80), name="requests_hours_1_80"
             ),
             models.CheckConstraint(condition=Q(min_overlap_hours__lte=8), name="requests_overlap_0_8"),
+            models.CheckConstraint(
+                condition=Q(expected_weeks__gte=1, expected_weeks__lte=104), name="requests_weeks_1_104"
+            ),
         ]
         indexes = [
             models.Index(fields=["client", "-created_at"], name="requests_client_recent"),

@@ -20,6 +20,7 @@ class RequestIn(StrictIn):
     budget_minor: int = Field(gt=0, le=100_000_000_00)
     currency: str = Field(min_length=3, max_length=3)
     hours_per_week: int = Field(ge=1, le=80)
+    expected_weeks: int = Field(default=4, ge=1, le=104)
     time_zone: str = Field(max_length=64)
     min_overlap_hours: int = Field(default=4, ge=0, le=8)
     start_date: date
@@ -35,6 +36,7 @@ class RequestPatch(StrictIn):
     budget_minor: int | None = Field(default=None, gt=0, le=100_000_000_00)
     currency: str | None = Field(default=None, min_length=3, max_length=3)
     hours_per_week: int | None = Field(default=None, ge=1, le=80)
+    expected_weeks: int | None = Field(default=None, ge=1, le=104)
     time_zone: str | None = Field(default=None, max_length=64)
     min_overlap_hours: int | None = Field(default=None, ge=0, le=8)
     start_date: date | None = None
@@ -61,6 +63,7 @@ class RequestOut(Schema):
     budget_minor: int
     currency: str
     hours_per_week: int
+    expected_weeks: int
     time_zone: str
     min_overlap_hours: int
     start_date: date

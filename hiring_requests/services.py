@@ -74,6 +74,7 @@ EDITABLE_FIELDS = frozenset(
         "budget_minor",
         "currency",
         "hours_per_week",
+        "expected_weeks",
         "time_zone",
         "min_overlap_hours",
         "start_date",

@@ -130,7 +130,7 @@ class Story:
             "POST", "/api/requests",
             json={"title": f"Async payments service ({self.run_id})",
                   "description": "An asyncio service talking to Stripe.",
-                  "required_skills": [self.skill, "asyncio"], "nice_to_have_skills": [], "min_level": "mid",
+                  "required_skills": [self.skill, "python"], "nice_to_have_skills": ["asyncio"], "min_level": "mid",
                   "budget_kind": "hourly", "budget_minor": 10_000, "currency": "usd", "hours_per_week": 20,
                   "time_zone": "Europe/London", "min_overlap_hours": 4, "start_date": "2099-01-04"},
         )  # fmt: skip

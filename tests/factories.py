@@ -68,9 +68,13 @@ def vetted_engineer(
     weekly_hours_available: int = 40,
     time_zone: str = "Europe/Berlin",
     vetted_days_ago: int = 10,
+    vetted_skills: list[str] | None = None,
     **user_fields: object,
 ) -> User:
-    """An engineer with a current vetted record, as approval leaves them. Needs a rubric in the database."""
+    """An engineer with a current vetted record, as approval leaves them. Needs a rubric in the database.
+
+    `vetted_skills` are the skills the vetting assessed (the application's); by default, all the profile's.
+    """
     from datetime import timedelta
 
     from django.utils import timezone
@@ -78,9 +82,10 @@ def vetted_engineer(
     from vetting.models import Application, ApplicationStatus, Rubric, VettedRecord
 
     engineer = UserFactory.create(role=Role.ENGINEER, **user_fields)
+    declared = sorted(skills if skills is not None else ["asyncio", "django", "python"])
     EngineerProfileFactory.create(
         user=engineer,
-        skills=sorted(skills if skills is not None else ["asyncio", "django", "python"]),
+        skills=declared,
         hourly_rate_minor=hourly_rate_minor,
         currency=currency,
         weekly_hours_available=weekly_hours_available,
@@ -92,6 +97,7 @@ def vetted_engineer(
         rubric=Rubric.objects.earliest("version"),
         status=ApplicationStatus.APPROVED,
         statement="vetted for tests",
+        skills=sorted(vetted_skills if vetted_skills is not None else declared),
         decided_at=vetted_at,
         level=level,
         score_bp=score_bp,

@@ -70,7 +70,10 @@ class EngineerCardOut(Schema):
     engineer_id: int
     full_name: str
     headline: str
+    # Every skill on the profile; the ones vetting assessed, and the ones only declared by the engineer.
     skills: list[str]
+    vetted_skills: list[str]
+    declared_skills: list[str]
     level: str
     category_scores: list[CategoryScoreOut]
     vetted_at: datetime

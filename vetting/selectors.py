@@ -95,7 +95,12 @@ def engineer_card_record(*, viewer: User, engineer_id: int) -> VettedRecord | No
     )
     if not allowed:
         return None
-    return current_records().select_related("engineer__engineer_profile").filter(engineer_id=engineer_id).first()
+    return (
+        current_records()
+        .select_related("engineer__engineer_profile", "application")
+        .filter(engineer_id=engineer_id)
+        .first()
+    )
 
 
 def engineer_card(*, viewer: User, engineer_id: int) -> dict[str, Any] | None:
@@ -110,6 +115,8 @@ def engineer_card(*, viewer: User, engineer_id: int) -> dict[str, Any] | None:
         "full_name": engineer.full_name,
         "headline": profile.headline,
         "skills": profile.skills,
+        "vetted_skills": sorted(record.application.skills),
+        "declared_skills": sorted(set(profile.skills) - set(record.application.skills)),
         "level": record.level,
         "category_scores": record.category_scores,
         "vetted_at": record.vetted_at,

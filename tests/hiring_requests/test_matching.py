@@ -56,7 +56,8 @@ requests = st.fixed_dictionaries(
         "hours_per_week": st.integers(5, 30),
         "time_zone": st.sampled_from(ZONES),
         "min_overlap_hours": st.integers(0, 8),
-        "step": st.integers(0, 3),
+        "expected_weeks": st.integers(1, 12),
+        "step": st.integers(0, 2),
     }
 )
 
@@ -91,19 +92,29 @@ def make(spec) -> int:
     return engineer.pk
 
 
-def allowed(spec, criteria: matching.Criteria) -> bool:
-    """The filters, restated from the specification, independent of both implementations."""
-    gap = abs(utc_offset_minutes(spec["time_zone"]) - criteria.client_offset)
+def allowed(spec, wanted, step: int) -> bool:
+    """Who may be invited, from the request and the pool alone (not from the code under test).
+
+    The rules restated from docs/matching.md: a current record at or above the
+    minimum level, the currency, every must-have, the hourly budget (10% more at
+    widening step 2), the time-zone window (any zone at no required overlap; two
+    hours wider at step 1), and the hours left in the engineer's week.
+    """
+    offset = utc_offset_minutes(wanted["time_zone"])
+    gap = abs(utc_offset_minutes(spec["time_zone"]) - offset)
     gap = min(gap, 1440 - gap)
+    slack = 720 if wanted["min_overlap_hours"] == 0 else 480 - 60 * wanted["min_overlap_hours"]
+    if step >= 1:
+        slack = min(720, slack + 120)
+    budget = wanted["budget_minor"] * (11_000 if step >= 2 else 10_000) // 10_000
     return (
         spec["state"] == "current"
-        and spec["level"] in criteria.levels
-        and spec["currency"] == criteria.currency
-        and bool(set(spec["skills"]) & set(criteria.required))
-        and (not criteria.nice_is_filter or bool(set(spec["skills"]) & set(criteria.nice)))
-        and (criteria.max_hourly_rate is None or spec["hourly_rate_minor"] <= criteria.max_hourly_rate)
-        and gap <= criteria.tz_slack
-        and spec["weekly_hours_available"] - spec["engaged_hours"] >= criteria.hours_per_week
+        and LEVELS.index(spec["level"]) >= LEVELS.index(wanted["min_level"])
+        and spec["currency"] == wanted["currency"]
+        and set(wanted["required_skills"]) <= set(spec["skills"])
+        and (wanted["budget_kind"] == "fixed" or spec["hourly_rate_minor"] <= budget)
+        and gap <= slack
+        and spec["weekly_hours_available"] - spec["engaged_hours"] >= wanted["hours_per_week"]
     )
 
 
@@ -112,6 +123,7 @@ def allowed(spec, criteria: matching.Criteria) -> bool:
 def test_hard_filters_are_never_broken_and_everyone_eligible_is_found(rubric, population, wanted):
     step = wanted.pop("step")
     wanted["nice_to_have_skills"] = [s for s in wanted["nice_to_have_skills"] if s not in wanted["required_skills"]]
+    wanted["currency"] = "usd"
     with rolled_back():
         by_id = {make(spec): spec for spec in population}
         request = draft(**wanted)
@@ -119,24 +131,24 @@ def test_hard_filters_are_never_broken_and_everyone_eligible_is_found(rubric, po
 
         ranked = matching.rank(criteria, limit=100, request_id=request.pk)
 
-        expected = {engineer_id for engineer_id, spec in by_id.items() if allowed(spec, criteria)}
+        expected = {engineer_id for engineer_id, spec in by_id.items() if allowed(spec, wanted, step)}
         assert set(ids(ranked)) == expected
+        assert all(candidate.score_bp is not None for candidate in ranked)
         naive = rank_naive(criteria, limit=100, request_id=request.pk, world=load_world())
         assert [(c.engineer_id, c.score_bp) for c in ranked] == naive
 
 
 BETTER_WORSE: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
-    "skills": ({"skills": ["python", "asyncio"]}, {"skills": ["python"]}),
+    # Both declare the must-haves; only one was vetted on them.
+    "skills": ({"skills": ["asyncio", "python"]}, {"skills": ["asyncio", "python"], "vetted_skills": ["python"]}),
     "vetting": ({"score_bp": 9_000}, {"score_bp": 8_000}),
     "time_zone": ({"time_zone": "Europe/London"}, {"time_zone": "Europe/Athens"}),
-    "rate": ({"hourly_rate_minor": 6_000}, {"hourly_rate_minor": 9_000}),
 }
 
 
 @pytest.mark.parametrize("component", list(BETTER_WORSE))
 def test_a_strictly_better_candidate_never_ranks_lower(rubric, component):
     better_fields, worse_fields = BETTER_WORSE[component]
-    # The worse one is created first, so a tie would put it first (lower id).
     worse = vetted_engineer(**worse_fields)
     better = vetted_engineer(**better_fields)
     request = draft()
@@ -144,6 +156,81 @@ def test_a_strictly_better_candidate_never_ranks_lower(rubric, component):
     ranked = ids(matching.rank(matching.criteria_for(request), limit=10, request_id=request.pk))
 
     assert ranked == [better.pk, worse.pk]
+
+
+def test_must_haves_are_the_only_hard_skill_filter_and_nice_to_haves_only_lift(rubric):
+    all_must = vetted_engineer(skills=["aws", "postgresql", "python"])
+    one_must_and_nice = vetted_engineer(skills=["kubernetes", "python"])
+    all_must_and_nice = vetted_engineer(skills=["aws", "kubernetes", "postgresql", "python"])
+    request = draft(required_skills=["aws", "postgresql", "python"], nice_to_have_skills=["kubernetes"])
+
+    ranked = ids(matching.rank(matching.criteria_for(request), limit=10, request_id=request.pk))
+
+    assert ranked == [all_must_and_nice.pk, all_must.pk]
+    assert one_must_and_nice.pk not in ranked
+
+
+def test_a_skill_only_declared_counts_half_of_a_vetted_one(rubric):
+    engineer = vetted_engineer(skills=["go", "python"], vetted_skills=["python"])
+    request = draft(required_skills=["go"])
+
+    (candidate,) = matching.rank(matching.criteria_for(request), limit=10, request_id=request.pk)
+
+    assert candidate.engineer_id == engineer.pk
+    assert candidate.breakdown["skills"]["score_bp"] == 5_000
+    assert candidate.breakdown["skills"]["required_declared"] == ["go"]
+    assert candidate.breakdown["skills"]["required_vetted"] == []
+
+
+def test_rate_fit_rewards_being_within_budget_not_being_cheap(rubric):
+    free, dearer = vetted_engineer(hourly_rate_minor=1), vetted_engineer(hourly_rate_minor=9_900)
+    request = draft(budget_minor=10_000)
+
+    ranked = matching.rank(matching.criteria_for(request), limit=10, request_id=request.pk)
+
+    assert {c.engineer_id: c.breakdown["rate"]["score_bp"] for c in ranked} == {free.pk: 10_000, dearer.pk: 10_000}
+
+
+def test_above_budget_after_widening_the_rate_score_falls(rubric):
+    within, over = vetted_engineer(hourly_rate_minor=10_000), vetted_engineer(hourly_rate_minor=10_500)
+    request = draft(budget_minor=10_000)
+
+    ranked = matching.rank(matching.criteria_for(request, step=2), limit=10, request_id=request.pk)
+
+    scores = {c.engineer_id: c.breakdown["rate"]["score_bp"] for c in ranked}
+    assert scores == {within.pk: 10_000, over.pk: 7_500}  # 5% over, on a scale that ends at 20% over
+
+
+def test_a_fixed_budget_is_compared_with_rate_times_expected_hours(rubric):
+    fits = vetted_engineer(hourly_rate_minor=5_000)  # 50.00 x 20 h x 4 weeks = 4,000.00
+    over = vetted_engineer(hourly_rate_minor=5_500)  # 4,400.00: 10% over
+    request = draft(budget_kind="fixed", budget_minor=400_000, hours_per_week=20, expected_weeks=4)
+
+    ranked = matching.rank(matching.criteria_for(request), limit=10, request_id=request.pk)
+
+    scores = {c.engineer_id: c.breakdown["rate"]["score_bp"] for c in ranked}
+    assert scores == {fits.pk: 10_000, over.pk: 5_000}
+
+
+def test_no_required_overlap_means_any_time_zone(rubric):
+    far = vetted_engineer(time_zone="Pacific/Auckland")
+    request = draft(time_zone="Europe/London", min_overlap_hours=0)
+
+    ranked = ids(matching.rank(matching.criteria_for(request), limit=10, request_id=request.pk))
+
+    assert ranked == [far.pk]
+
+
+def test_time_zones_are_read_at_match_time_not_from_the_stored_offset(rubric):
+    from accounts.models import EngineerProfile
+
+    london = vetted_engineer(time_zone="Europe/London")
+    EngineerProfile.objects.filter(user=london).update(utc_offset_minutes=-600)  # stale, far from London
+    request = draft(time_zone="Europe/London", min_overlap_hours=8)
+
+    ranked = ids(matching.rank(matching.criteria_for(request), limit=10, request_id=request.pk))
+
+    assert ranked == [london.pk]
 
 
 def test_current_load_and_responsiveness_count(rubric):
@@ -166,34 +253,42 @@ def test_current_load_and_responsiveness_count(rubric):
     assert ranked[1].breakdown["responsiveness"]["score_bp"] == 3_333
 
 
-def test_ranking_is_deterministic_and_ties_break_on_id(rubric):
-    twins = [vetted_engineer() for _ in range(4)]
-    request = draft()
-    criteria = matching.criteria_for(request)
+def test_ties_are_stable_for_a_request_and_rotate_across_requests(rubric):
+    twins = {vetted_engineer().pk for _ in range(4)}
+    requests = [draft() for _ in range(8)]
 
-    first = matching.rank(criteria, limit=10, request_id=request.pk)
-    second = matching.rank(criteria, limit=10, request_id=request.pk)
+    orders = [ids(matching.rank(matching.criteria_for(r), limit=10, request_id=r.pk)) for r in requests]
+    again = ids(matching.rank(matching.criteria_for(requests[0]), limit=10, request_id=requests[0].pk))
 
-    assert ids(first) == ids(second) == [e.pk for e in twins]
+    assert again == orders[0]
+    assert all(set(order) == twins for order in orders)
+    assert len({order[0] for order in orders}) > 1  # not always the oldest account first
 
 
 def test_the_breakdown_explains_the_score(rubric):
-    engineer = vetted_engineer(skills=["python", "redis"], score_bp=8_000, hourly_rate_minor=7_500)
+    engineer = vetted_engineer(
+        skills=["asyncio", "python", "redis"], vetted_skills=["python", "redis"], score_bp=8_000,
+        hourly_rate_minor=7_500,
+    )  # fmt: skip
     request = draft(nice_to_have_skills=["redis"], budget_minor=10_000)
 
     (candidate,) = matching.rank(matching.criteria_for(request), limit=10, request_id=request.pk)
 
     b = candidate.breakdown
     assert candidate.engineer_id == engineer.pk
+    # Must-haves: python vetted (10000), asyncio declared (5000) -> 7500; nice: redis vetted -> 10000.
     assert b["skills"] == {
-        "score_bp": 6_250,
-        "required_matched": ["python"],
-        "required_missing": ["asyncio"],
+        "score_bp": (3 * 7_500 + 10_000) // 4,
+        "required_vetted": ["python"],
+        "required_declared": ["asyncio"],
         "nice_matched": ["redis"],
     }
     assert b["vetting"] == {"score_bp": 8_000, "level": "senior"}
-    assert b["rate"] == {"score_bp": 2_500, "hourly_rate_minor": 7_500}
-    expected = (35 * 6_250 + 25 * 8_000 + 15 * b["time_zone"]["score_bp"] + 10 * 2_500 + 10 * 10_000 + 5 * 5_000) // 100
+    assert b["rate"] == {"score_bp": 10_000, "hourly_rate_minor": 7_500}
+    expected = (
+        35 * b["skills"]["score_bp"] + 25 * 8_000 + 15 * b["time_zone"]["score_bp"] + 10 * 10_000 + 10 * 10_000
+        + 5 * 5_000
+    ) // 100  # fmt: skip
     assert candidate.score_bp == expected
 
 
@@ -207,3 +302,14 @@ def test_an_engineer_is_never_invited_twice_to_one_request(rubric):
         Invitation.objects.create(request=request, engineer=engineer, **fields)
 
     assert Invitation.objects.filter(request=request).count() == 1
+
+
+def test_the_card_shows_which_skills_were_vetted_and_which_only_declared(rubric):
+    from vetting.selectors import engineer_card
+
+    engineer = vetted_engineer(skills=["go", "python", "rust"], vetted_skills=["python"])
+
+    card = engineer_card(viewer=engineer, engineer_id=engineer.pk)
+
+    assert card is not None
+    assert (card["vetted_skills"], card["declared_skills"]) == (["python"], ["go", "rust"])

@@ -95,8 +95,8 @@ def test_expiry_then_the_next_wave(rubric, client_user):
     assert request.invitations.get(engineer=later).wave == 2
 
 
-def test_widening_drops_nice_to_haves_then_relaxes_time_zone_then_budget(rubric, client_user):
-    far_and_pricey = vetted_engineer(time_zone="Asia/Kolkata", hourly_rate_minor=10_900, skills=["python"])
+def test_widening_relaxes_the_time_zone_then_the_budget(rubric, client_user):
+    far_and_pricey = vetted_engineer(time_zone="Asia/Kolkata", hourly_rate_minor=10_900, skills=["asyncio", "python"])
     request = raised(client_user, nice_to_have_skills=["kubernetes"], budget_minor=10_000, min_overlap_hours=4)
 
     invited = services.matching_run(request_id=request.pk)
@@ -104,9 +104,9 @@ def test_widening_drops_nice_to_haves_then_relaxes_time_zone_then_budget(rubric,
     request.refresh_from_db()
     assert invited == 1
     assert statuses(request) == {far_and_pricey.pk: "pending"}
-    assert request.widening_step == 3
+    assert request.widening_step == 2
     widened = RequestEvent.objects.filter(request=request, kind="widened").values_list("data", flat=True)
-    assert [d["what"] for d in widened] == ["drop_nice_to_haves", "relax_time_zone", "relax_budget"]
+    assert [d["what"] for d in widened] == ["relax_time_zone", "relax_budget"]
 
 
 def test_widening_stops_at_the_last_step_and_records_nothing_more(rubric, client_user):
@@ -116,8 +116,8 @@ def test_widening_stops_at_the_last_step_and_records_nothing_more(rubric, client
     assert services.matching_run(request_id=request.pk) == 0
 
     request.refresh_from_db()
-    assert request.widening_step == 3
-    assert events(request).count("widened") == 3
+    assert request.widening_step == 2
+    assert events(request).count("widened") == 2
 
 
 def test_staff_are_warned_two_hours_before_and_the_breach_is_marked_at_the_deadline(client_user, staff):
