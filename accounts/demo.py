@@ -7,6 +7,8 @@ DEMO_USERS = [
     ("ada@vetted.test", Role.ENGINEER, "Ada Engineer", False),
     ("linus@vetted.test", Role.ENGINEER, "Linus Engineer", False),
     ("staff@vetted.test", "", "Sam Staff", True),
+    # A second staff member: whoever interviews an engineer does not also approve them (four eyes).
+    ("lead@vetted.test", "", "Lee Lead", True),
 ]
 
 # The demo engineers arrive vetted, scored through the real services by the demo staff member.

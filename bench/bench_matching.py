@@ -226,6 +226,10 @@ def bench_raise_to_invitation() -> None:
             )  # fmt: skip
         probes.append(api_token_create(user=user, name="bench")[1])
     client_token = api_token_create(user=client, name="bench")[1]
+    # An interrupted earlier run may have left probe requests open, holding the probes' hours.
+    from hiring_requests.models import ACTIVE_STATUSES, HiringRequest
+
+    HiringRequest.objects.filter(client=client, status__in=ACTIVE_STATUSES).update(status="cancelled")
 
     port = 8765
     env = {**os.environ, "CELERY_QUEUE": "bench", "LOG_LEVEL": "WARNING"}
@@ -292,6 +296,8 @@ async def _raise_and_wait(base: str, client_token: str, probe_tokens: list[str])
                 await asyncio.wait_for(got.wait(), timeout=15)
                 got.clear()
             latencies.append((arrivals[request_id] - t0) * 1000)
+            # Withdraws the probes' offers: open offers hold their hours and are capped per engineer.
+            await http.post(f"/api/requests/{request_id}/cancel")
     for task in listeners:
         task.cancel()
     await asyncio.gather(*listeners, return_exceptions=True)

@@ -99,6 +99,8 @@ class Story:
     def cast(self) -> None:
         self.say("1. The cast")
         self.staff = self.login("Staff", "staff@vetted.test")
+        # Four eyes: the interviewer does not approve.
+        self.lead = self.login("Lead", "lead@vetted.test")
         self.client = self.login("Client", "client@vetted.test")
         self.skill = f"demo-{self.run_id}"
         self.first = self.register_engineer("Grace", ["python", "asyncio", self.skill], 9_000, "Europe/London")
@@ -116,7 +118,7 @@ class Story:
             interview = self.staff.call("POST", f"{base}/interview", json={})
             scores = [{"criterion_id": s["criterion_id"], "value": score, "note": "demo"} for s in interview["scores"]]
             self.staff.call("PUT", f"{base}/scores", json={"scores": scores})
-            decided = self.staff.call("POST", f"{base}/approve", json={"note": "Welcome"})
+            decided = self.lead.call("POST", f"{base}/approve", json={"note": "Welcome"})
             status = engineer.call("GET", "/api/vetting/status")
             weighted = decided["score_bp"] / 100
             self.say(

@@ -207,6 +207,7 @@ CELERY_BEAT_SCHEDULE = {
         # A sweep that waited longer than its period is superseded by the next one.
         "options": {"expires": 55},
     },
+    "vetting.expiry-reminders": {"task": "vetting.tasks.expiry_reminders", "schedule": crontab(minute=7, hour=8)},
     "accounts.purge-revoked-tokens": {
         "task": "accounts.tasks.tokens_purge_revoked",
         "schedule": crontab(minute=17, hour=3),
@@ -243,6 +244,9 @@ VETTING_SCREENING_TARGET_DAYS = env_int("VETTING_SCREENING_TARGET_DAYS", 2, mini
 VETTING_DECISION_TARGET_DAYS = env_int("VETTING_DECISION_TARGET_DAYS", 7, minimum=1)
 VETTING_VALIDITY_DAYS = env_int("VETTING_VALIDITY_DAYS", 365, minimum=1)
 VETTING_REAPPLY_COOLDOWN_DAYS = env_int("VETTING_REAPPLY_COOLDOWN_DAYS", 90, minimum=0)
+VETTING_REVOKED_COOLDOWN_DAYS = env_int("VETTING_REVOKED_COOLDOWN_DAYS", 180, minimum=0)
+# Renewal opens this long before a record expires, while the record stays valid; the reminder goes out then.
+VETTING_RENEWAL_WINDOW_DAYS = env_int("VETTING_RENEWAL_WINDOW_DAYS", 30, minimum=1)
 
 # --- Matching -------------------------------------------------------------------
 

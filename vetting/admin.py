@@ -98,7 +98,10 @@ class ScoreInline(admin.TabularInline[Score, Application]):
         return False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Score]:
-        return super().get_queryset(request).select_related("criterion__category", "scored_by")
+        # The current version of each score; earlier versions stay in the table, read-only history.
+        return (
+            super().get_queryset(request).filter(superseded_at=None).select_related("criterion__category", "scored_by")
+        )
 
     @admin.display(description="category")
     def category(self, score: Score) -> str:

@@ -95,3 +95,21 @@ class CardNotVisible(DomainError):
     code = "engineer_not_found"
     status = 404
     default_detail = "No such engineer among those you may see."
+
+
+class OwnVetting(DomainError):
+    code = "own_vetting"
+    status = 403
+    default_detail = "Nobody takes part in their own vetting."
+
+
+class FourEyes(DomainError):
+    code = "four_eyes"
+    status = 409
+    default_detail = "The approver must be someone other than the interviewer and whoever scored the interview."
+
+
+class NotTheInterviewer(DomainError):
+    code = "not_the_interviewer"
+    status = 403
+    default_detail = "Only the application's interviewer scores it."

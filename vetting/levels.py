@@ -6,12 +6,17 @@
    so 10000 means every criterion scored 4. Each category's score is the same
    sum over that category's criteria.
 3. The level comes from the weighted score:
-       below 4000 -> no level (below the bar: cannot be approved)
-       4000-5999  -> junior
-       6000-7499  -> mid
+       below 5500 -> no level (below the bar: cannot be approved)
+       5500-6499  -> junior
+       6500-7499  -> mid
        7500-8749  -> senior
        8750+      -> staff
-4. Senior and staff also need every category at 5000 or more; otherwise the
+   A 2 on every criterion ("applied it with help; gaps show") is 5000: below the
+   bar. A junior is expected to do better than "with help" on average.
+4. The must-have category is a gate at every level: below 6000 there (an
+   average under 2.4 of 4 on the skills the job cannot do without) there is no
+   level at all, however strong the rest. Strength elsewhere cannot buy it back.
+5. Senior and staff also need every category at 5000 or more; otherwise the
    level is capped at mid. Breadth is what separates them: a strong score
    carried by one area is not seniority.
 """
@@ -21,8 +26,10 @@ from dataclasses import dataclass
 
 MAX_SCORE = 4
 FULL_BP = 10_000
-THRESHOLDS_BP = (("staff", 8_750), ("senior", 7_500), ("mid", 6_000), ("junior", 4_000))
+THRESHOLDS_BP = (("staff", 8_750), ("senior", 7_500), ("mid", 6_500), ("junior", 5_500))
 SENIOR_CATEGORY_FLOOR_BP = 5_000
+MUST_HAVE_CATEGORY = "must-have-skills"
+MUST_HAVE_FLOOR_BP = 6_000
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,8 @@ def _bp(pairs: Iterable[tuple[int, int]]) -> int:
 
 
 def level_for(score_bp: int, category_bp: dict[str, int]) -> str | None:
+    if category_bp.get(MUST_HAVE_CATEGORY, FULL_BP) < MUST_HAVE_FLOOR_BP:
+        return None
     level = next((name for name, floor in THRESHOLDS_BP if score_bp >= floor), None)
     if level in ("senior", "staff") and min(category_bp.values()) < SENIOR_CATEGORY_FLOOR_BP:
         return "mid"

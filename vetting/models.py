@@ -140,7 +140,11 @@ class ApplicationEvent(models.Model):
 
 
 class Score(models.Model):
-    """One criterion's score in one application's interview; empty until the interviewer scores it."""
+    """One criterion's score in one application's interview; empty until the interviewer scores it.
+
+    Append-only: changing a given score keeps the old row (`superseded_at` set) and
+    adds a new one with its author, so every version and its note stay on record.
+    """
 
     application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="scores")
     criterion = models.ForeignKey(Criterion, on_delete=models.PROTECT, related_name="+")
@@ -148,10 +152,15 @@ class Score(models.Model):
     note = models.TextField(blank=True, help_text="Private to staff.")
     scored_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
     scored_at = models.DateTimeField(null=True, blank=True)
+    superseded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["application", "criterion"], name="vetting_score_once_per_criterion"),
+            models.UniqueConstraint(
+                fields=["application", "criterion"],
+                condition=Q(superseded_at=None),
+                name="vetting_one_current_score_per_criterion",
+            ),
             models.CheckConstraint(condition=Q(value__lte=4), name="vetting_score_0_4"),
         ]
         ordering = ["criterion__category__position", "criterion__position"]
@@ -184,6 +193,8 @@ class VettedRecord(models.Model):
     )
     revoke_reason = models.TextField(blank=True)
     superseded_at = models.DateTimeField(null=True, blank=True)
+    # When the engineer was reminded that the record is about to expire (once).
+    reminded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -148,7 +148,8 @@ class StaffApplicationOut(Schema):
 
     @staticmethod
     def resolve_scores(obj: Any) -> list[Any]:
-        return list(obj.scores.all())
+        # The current version of each criterion's score.
+        return [score for score in obj.scores.all() if score.superseded_at is None]
 
     @staticmethod
     def resolve_events(obj: Any) -> list[Any]:

@@ -7,11 +7,12 @@ functions.
 """
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from accounts.models import User
@@ -25,10 +26,13 @@ from vetting.errors import (
     ApplicationNotFound,
     BelowTheBar,
     CooldownActive,
+    FourEyes,
     InvalidInterviewer,
     InvalidRubric,
     InvalidScore,
     NotAnEngineer,
+    NotTheInterviewer,
+    OwnVetting,
     ReasonRequired,
     RecordNotFound,
     RubricNotFound,
@@ -100,19 +104,46 @@ def _current_record(engineer: User) -> VettedRecord | None:
     ).first()
 
 
+def reapply_allowed_at(engineer: User) -> datetime | None:
+    """When the engineer may apply again (UTC), or None if nothing holds them back.
+
+    A rejection, a withdrawal after the interview began (the same signal as a
+    rejection: it must not dodge the cooldown), and a revocation each start a
+    cooldown: VETTING_REAPPLY_COOLDOWN_DAYS, or VETTING_REVOKED_COOLDOWN_DAYS for a
+    revocation.
+    """
+    holds: list[datetime] = []
+    rejected = Application.objects.filter(engineer=engineer, status=S.REJECTED).order_by("-decided_at").first()
+    if rejected is not None and rejected.decided_at is not None:
+        holds.append(rejected.decided_at + timedelta(days=settings.VETTING_REAPPLY_COOLDOWN_DAYS))
+    interviewed = ApplicationEvent.objects.filter(application=OuterRef("pk"), to_status=S.INTERVIEW)
+    withdrawn = (
+        Application.objects.filter(Exists(interviewed), engineer=engineer, status=S.WITHDRAWN)
+        .order_by("-stage_entered_at")
+        .first()
+    )
+    if withdrawn is not None:
+        holds.append(withdrawn.stage_entered_at + timedelta(days=settings.VETTING_REAPPLY_COOLDOWN_DAYS))
+    revoked = VettedRecord.objects.filter(engineer=engineer).exclude(revoked_at=None).order_by("-revoked_at").first()
+    if revoked is not None and revoked.revoked_at is not None:
+        holds.append(revoked.revoked_at + timedelta(days=settings.VETTING_REVOKED_COOLDOWN_DAYS))
+    return max(holds) if holds else None
+
+
 def application_submit(
     *, engineer: User, statement: str, links: list[str], specialty: str = DEFAULT_SPECIALTY
 ) -> Application:
     """An engineer applies; the profile's headline and skills are copied as they are now."""
     if not engineer.is_engineer:
         raise NotAnEngineer()
-    if _current_record(engineer) is not None:
-        raise AlreadyVetted()
-    last_rejection = Application.objects.filter(engineer=engineer, status=S.REJECTED).order_by("-decided_at").first()
-    if last_rejection is not None and last_rejection.decided_at is not None:
-        reapply_at = last_rejection.decided_at + timedelta(days=settings.VETTING_REAPPLY_COOLDOWN_DAYS)
-        if timezone.now() < reapply_at:
-            raise CooldownActive(f"You can apply again from {reapply_at:%Y-%m-%d %H:%M} UTC.")
+    current = _current_record(engineer)
+    renewal_opens = timezone.now() + timedelta(days=settings.VETTING_RENEWAL_WINDOW_DAYS)
+    if current is not None and current.expires_at > renewal_opens:
+        opens_at = current.expires_at - timedelta(days=settings.VETTING_RENEWAL_WINDOW_DAYS)
+        raise AlreadyVetted(f"Your vetting is current; renewal opens on {opens_at:%Y-%m-%d}.")
+    reapply_at = reapply_allowed_at(engineer)
+    if reapply_at is not None and timezone.now() < reapply_at:
+        raise CooldownActive(f"You can apply again from {reapply_at:%Y-%m-%d %H:%M} UTC.")
     rubric = rubric_current(specialty=specialty)
     profile = engineer.engineer_profile
     try:
@@ -173,10 +204,17 @@ def _require_staff(actor: User) -> None:
         raise Forbidden("Only staff move applications.")
 
 
+def _require_independent(actor: User, application: Application) -> None:
+    """Raise OwnVetting when a staff member who is also the engineer acts on their own application."""
+    if actor.pk == application.engineer_id:
+        raise OwnVetting()
+
+
 def application_start_screening(*, application_id: int, actor: User, note: str = "") -> Application:
     _require_staff(actor)
     with transaction.atomic():
         application = _lock(application_id)
+        _require_independent(actor, application)
         _move(application, S.SCREENING, actor=actor, note=note, fields=[])
     return application
 
@@ -191,6 +229,8 @@ def application_start_interview(
         raise InvalidInterviewer()
     with transaction.atomic():
         application = _lock(application_id)
+        _require_independent(actor, application)
+        _require_independent(interviewer, application)
         application.interviewer = interviewer
         _move(application, S.INTERVIEW, actor=actor, note=note, fields=["interviewer"])
         criteria = Criterion.objects.filter(category__rubric_id=application.rubric_id)
@@ -202,29 +242,56 @@ def application_start_interview(
 
 
 def interview_score(*, application_id: int, actor: User, scores: list[tuple[int, int, str]]) -> list[Score]:
-    """Record (criterion_id, value, note) scores. Allowed only while the application is in interview."""
+    """Record (criterion_id, value 0-4, note) scores while the application is in interview.
+
+    Only the application's interviewer scores it (NotTheInterviewer). Append-only:
+    a score that changes keeps its old version (superseded, with its author and
+    note) and gains a new one. Returns the scores written.
+    """
     _require_staff(actor)
     with transaction.atomic():
         application = _lock(application_id)
+        _require_independent(actor, application)
         if application.status != S.INTERVIEW:
             raise TransitionNotAllowed("Scores are given only while the application is in interview.")
-        rows = {row.criterion_id: row for row in Score.objects.select_for_update().filter(application=application)}
+        if actor.pk != application.interviewer_id:
+            raise NotTheInterviewer()
+        rows = {
+            row.criterion_id: row
+            for row in Score.objects.select_for_update().filter(application=application, superseded_at=None)
+        }
         now = timezone.now()
-        changed = []
+        written = []
         for criterion_id, value, note in scores:
             row = rows.get(criterion_id)
             if row is None:
                 raise InvalidScore(f"Criterion {criterion_id} is not part of this application's rubric.")
             if not 0 <= value <= levels.MAX_SCORE:
                 raise InvalidScore(f"Score {value} for criterion {criterion_id} is outside 0-4.")
-            row.value, row.note, row.scored_by, row.scored_at = value, note, actor, now
-            changed.append(row)
-        Score.objects.bulk_update(changed, ["value", "note", "scored_by", "scored_at"])
-    return changed
+            if row.value is None:
+                # The empty slot laid out at the interview's start: the first score fills it.
+                row.value, row.note, row.scored_by, row.scored_at = value, note, actor, now
+                row.save(update_fields=["value", "note", "scored_by", "scored_at"])
+                written.append(row)
+            elif (row.value, row.note) != (value, note):
+                Score.objects.filter(pk=row.pk).update(superseded_at=now)
+                written.append(
+                    Score.objects.create(
+                        application=application,
+                        criterion_id=criterion_id,
+                        value=value,
+                        note=note,
+                        scored_by=actor,
+                        scored_at=now,
+                    )
+                )
+    return written
 
 
 def _assess(application: Application) -> levels.Assessment:
-    scores = list(Score.objects.filter(application=application).select_related("criterion__category"))
+    scores = list(
+        Score.objects.filter(application=application, superseded_at=None).select_related("criterion__category")
+    )
     unscored = [score.criterion.title for score in scores if score.value is None]
     if unscored or not scores:
         raise ScoresIncomplete(f"Not yet scored: {', '.join(unscored)}.")
@@ -241,11 +308,20 @@ def application_approve(*, application_id: int, actor: User, note: str = "") -> 
     _require_staff(actor)
     with transaction.atomic():
         application = _lock(application_id)
+        _require_independent(actor, application)
         if S.APPROVED not in ALLOWED_MOVES[application.status]:
             raise TransitionNotAllowed(f"An application that is {application.status} cannot be approved.")
+        scorers = set(Score.objects.filter(application=application).values_list("scored_by_id", flat=True))
+        if actor.pk == application.interviewer_id or actor.pk in scorers:
+            raise FourEyes()
         assessment = _assess(application)
         if assessment.level is None:
-            raise BelowTheBar(f"Weighted score {assessment.score_bp / 100:.2f}% is below 40.00%.")
+            raise BelowTheBar(
+                f"Weighted score {assessment.score_bp / 100:.2f}% with must-have skills at "
+                f"{assessment.category_bp.get(levels.MUST_HAVE_CATEGORY, 0) / 100:.2f}%: below the bar "
+                f"({levels.THRESHOLDS_BP[-1][1] / 100:.2f}% overall and {levels.MUST_HAVE_FLOOR_BP / 100:.2f}% "
+                "on must-haves; docs/vetting.md)."
+            )
         now = timezone.now()
         application.decided_at, application.decided_by, application.decision_reason = now, actor, note
         application.score_bp, application.level = assessment.score_bp, assessment.level
@@ -281,6 +357,7 @@ def application_reject(*, application_id: int, actor: User, reason: str) -> Appl
         raise ReasonRequired("Say why the application is rejected; the engineer sees this.")
     with transaction.atomic():
         application = _lock(application_id)
+        _require_independent(actor, application)
         if S.REJECTED not in ALLOWED_MOVES[application.status]:
             raise TransitionNotAllowed(f"An application that is {application.status} cannot be rejected.")
         fields = ["decided_at", "decided_by", "decision_reason"]
@@ -327,3 +404,26 @@ def vetted_record_revoke(*, record_id: int, actor: User, reason: str) -> VettedR
         )
     logger.info("vetting.revoked", extra={"record_id": record.pk, "engineer_id": record.engineer_id})
     return record
+
+
+def vetting_expiry_reminders() -> int:
+    """Tell each engineer whose record expires within VETTING_RENEWAL_WINDOW_DAYS that renewal is open (once).
+
+    Compare-and-set on `reminded_at`, so two runs never remind twice. Returns how many were reminded.
+    """
+    now = timezone.now()
+    due = VettedRecord.objects.filter(
+        revoked_at=None, superseded_at=None, reminded_at=None, expires_at__gt=now,
+        expires_at__lte=now + timedelta(days=settings.VETTING_RENEWAL_WINDOW_DAYS),
+    )  # fmt: skip
+    reminded = 0
+    for record_id, engineer_id, expires_at in due.values_list("pk", "engineer_id", "expires_at"):
+        with transaction.atomic():
+            if VettedRecord.objects.filter(pk=record_id, reminded_at=None).update(reminded_at=now) == 1:
+                notify_user(
+                    user_id=engineer_id,
+                    event="vetting.renewal_open",
+                    payload={"record_id": record_id, "expires_at": expires_at.isoformat()},
+                )
+                reminded += 1
+    return reminded

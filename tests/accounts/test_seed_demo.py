@@ -11,7 +11,7 @@ def test_seed_demo_creates_the_demo_cast_once_with_vetted_engineers(rubric, caps
     call_command("seed_demo")
     call_command("seed_demo")
 
-    assert User.objects.count() == 4
+    assert User.objects.count() == 5
     assert set(matchable_engineers().values_list("email", flat=True)) == {"ada@vetted.test", "linus@vetted.test"}
     assert User.objects.get(email="staff@vetted.test").is_superuser
     assert "client@vetted.test" in capsys.readouterr().out

@@ -14,6 +14,12 @@ def staff(db) -> User:
 
 
 @pytest.fixture
+def approver(db) -> User:
+    """A second staff member: whoever interviewed does not approve (four eyes)."""
+    return StaffFactory.create()
+
+
+@pytest.fixture
 def engineer(db) -> User:
     return EngineerFactory.create()
 
@@ -32,14 +38,18 @@ def to_interview(engineer: User, staff: User) -> Application:
 
 
 def score_all(application: Application, staff: User, value: int = 3) -> None:
-    criterion_ids = Score.objects.filter(application=application).values_list("criterion_id", flat=True)
+    criterion_ids = Score.objects.filter(application=application, superseded_at=None).values_list(
+        "criterion_id", flat=True
+    )
     services.interview_score(
         application_id=application.pk, actor=staff, scores=[(cid, value, "private note") for cid in criterion_ids]
     )
 
 
-def in_status(engineer: User, staff: User, status: str, *, scored: bool = False) -> Application:
-    """An application brought to `status` through the services, as staff would."""
+def in_status(
+    engineer: User, staff: User, status: str, *, scored: bool = False, approver: User | None = None
+) -> Application:
+    """An application brought to `status` through the services: `staff` interviews, `approver` approves."""
     application = submit(engineer)
     if status == ApplicationStatus.SUBMITTED:
         return application
@@ -54,5 +64,5 @@ def in_status(engineer: User, staff: User, status: str, *, scored: bool = False)
     if scored or status == ApplicationStatus.APPROVED:
         score_all(application, staff)
     if status == ApplicationStatus.APPROVED:
-        services.application_approve(application_id=application.pk, actor=staff)
+        services.application_approve(application_id=application.pk, actor=approver or StaffFactory.create())
     return Application.objects.get(pk=application.pk)

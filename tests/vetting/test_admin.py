@@ -48,6 +48,8 @@ def test_staff_vet_an_engineer_from_application_to_approval_in_admin(client, rub
     run_action(client, "start_screening", application)
     run_action(client, "start_interview", application)
     client.post(f"{CHANGELIST}{application.pk}/change/", score_form(application, 4))
+    lead = StaffFactory.create(is_superuser=True)  # four eyes: someone else approves
+    client.force_login(lead)
     confirm = run_action(client, "approve", application)
     run_action(client, "approve", application, apply="1", note="Strong on cancellation")
 
@@ -55,7 +57,7 @@ def test_staff_vet_an_engineer_from_application_to_approval_in_admin(client, rub
     application.refresh_from_db()
     assert application.status == ApplicationStatus.APPROVED
     assert [e.to_status for e in application.events.all()] == ["submitted", "screening", "interview", "approved"]
-    assert {e.actor_id for e in application.events.all()[1:]} == {staff.pk}
+    assert [e.actor_id for e in application.events.all()[1:]] == [staff.pk, staff.pk, lead.pk]
     assert set(Score.objects.filter(application=application).values_list("value", "scored_by")) == {(4, staff.pk)}
     record = VettedRecord.objects.get(engineer=engineer)
     assert (record.level, application.decision_reason) == ("staff", "Strong on cancellation")

@@ -43,6 +43,7 @@ def world(rubric):
     owner = EngineerFactory.create()
     return {
         "staff": staff,
+        "approver": StaffFactory.create(),
         "owner": owner,
         "other_engineer": EngineerFactory.create(),
         "client": ClientFactory.create(),
@@ -102,7 +103,7 @@ def test_staff_take_an_application_from_submitted_to_approved_through_the_api(cl
     assert interview["interviewer_id"] == staff.pk
     scores = [{"criterion_id": s["criterion_id"], "value": 4, "note": "sharp"} for s in interview["scores"]]
     assert call(client, "put", f"{base}/scores", {"scores": scores}, staff).status_code == 200
-    approved = call(client, "post", f"{base}/approve", {"note": "Welcome aboard"}, staff).json()
+    approved = call(client, "post", f"{base}/approve", {"note": "Welcome aboard"}, world["approver"]).json()
 
     assert (approved["status"], approved["level"], approved["score_bp"]) == ("approved", "staff", 10_000)
     assert [e["to_status"] for e in approved["events"]] == ["submitted", "screening", "interview", "approved"]
@@ -125,11 +126,25 @@ def test_approving_with_unscored_criteria_is_a_409(client, world):
     application = to_interview(world["owner"], world["staff"])
 
     response = call(
-        client, "post", f"/api/vetting/staff/applications/{application.pk}/approve", {"note": ""}, world["staff"]
+        client, "post", f"/api/vetting/staff/applications/{application.pk}/approve", {"note": ""}, world["approver"]
     )
 
     assert response.status_code == 409
     assert response.json()["code"] == "scores_incomplete"
+
+
+def test_the_interviewer_cannot_approve_what_they_scored(client, world):
+    application = to_interview(world["owner"], world["staff"])
+    score_all(application, world["staff"], value=4)
+
+    response = call(
+        client, "post", f"/api/vetting/staff/applications/{application.pk}/approve", {"note": ""}, world["staff"]
+    )
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "four_eyes"
+    application.refresh_from_db()
+    assert application.status == S.INTERVIEW
 
 
 def test_engineer_applies_and_sees_stage_and_decision_but_not_interview_notes(client, world):
@@ -142,7 +157,10 @@ def test_engineer_applies_and_sees_stage_and_decision_but_not_interview_notes(cl
     application = Application.objects.get(pk=created.json()["id"])
     in_review = advance_to_interview(application, staff)
     score_all(in_review, staff, value=3)
-    call(client, "post", f"/api/vetting/staff/applications/{application.pk}/approve", {"note": "Great depth"}, staff)
+    call(
+        client, "post", f"/api/vetting/staff/applications/{application.pk}/approve", {"note": "Great depth"},
+        world["approver"],
+    )  # fmt: skip
 
     response = call(client, "get", "/api/vetting/applications/mine", user=owner)
 

@@ -18,10 +18,10 @@ def ten_scores_summing_to(total: int) -> list[ScoredCriterion]:
 @pytest.mark.parametrize(
     ("total", "score_bp", "level"),
     [
-        (15, 3_750, None),
-        (16, 4_000, "junior"),
-        (23, 5_750, "junior"),
-        (24, 6_000, "mid"),
+        (21, 5_250, None),
+        (22, 5_500, "junior"),
+        (25, 6_250, "junior"),
+        (26, 6_500, "mid"),
         (29, 7_250, "mid"),
         (30, 7_500, "senior"),
         (34, 8_500, "senior"),
@@ -96,3 +96,19 @@ def test_the_documented_example_on_the_shipped_rubric():
     assessment = assess(scores)
 
     assert (assessment.score_bp, assessment.category_bp["seniority"], assessment.level) == (8_846, 2_500, "mid")
+
+
+def test_applied_with_help_everywhere_is_below_the_bar():
+    assessment = assess(one_category([2] * 28))
+
+    assert (assessment.score_bp, assessment.level) == (5_000, None)
+
+
+def test_the_must_have_category_is_a_gate_at_every_level():
+    strong_elsewhere = [ScoredCriterion("core-concepts", weight=1, value=4) for _ in range(20)]
+    no_must_haves = [ScoredCriterion("must-have-skills", weight=1, value=0) for _ in range(5)]
+
+    assessment = assess(strong_elsewhere + no_must_haves)
+
+    assert assessment.score_bp == 8_000
+    assert assessment.level is None

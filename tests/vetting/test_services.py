@@ -17,11 +17,11 @@ pytestmark = pytest.mark.django_db
 S = ApplicationStatus
 
 
-def act(action: str, application: Application, staff: User):
+def act(action: str, application: Application, staff: User, approver: User):
     calls = {
         "screen": lambda: services.application_start_screening(application_id=application.pk, actor=staff),
         "interview": lambda: services.application_start_interview(application_id=application.pk, actor=staff),
-        "approve": lambda: services.application_approve(application_id=application.pk, actor=staff),
+        "approve": lambda: services.application_approve(application_id=application.pk, actor=approver),
         "reject": lambda: services.application_reject(application_id=application.pk, actor=staff, reason="no"),
         "withdraw": lambda: services.application_withdraw(application_id=application.pk, engineer=application.engineer),
     }
@@ -49,40 +49,42 @@ REFUSED = [
 
 
 @pytest.mark.parametrize(("status", "action", "expected"), ALLOWED)
-def test_allowed_move_changes_stage_and_records_who_and_when(rubric, engineer, staff, status, action, expected):
+def test_allowed_move_changes_stage_and_records_who_and_when(
+    rubric, engineer, staff, approver, status, action, expected
+):
     application = in_status(engineer, staff, status, scored=True)
     events_before = application.events.count()
 
-    act(action, application, staff)
+    act(action, application, staff, approver)
 
     application.refresh_from_db()
     assert application.status == expected
     event = application.events.latest("id")
     assert application.events.count() == events_before + 1
     assert (event.from_status, event.to_status) == (status, expected)
-    assert event.actor_id == (engineer.pk if action == "withdraw" else staff.pk)
+    assert event.actor_id == {"withdraw": engineer.pk, "approve": approver.pk}.get(action, staff.pk)
 
 
 @pytest.mark.parametrize(("status", "action"), REFUSED)
-def test_refused_move_changes_nothing(rubric, engineer, staff, status, action):
+def test_refused_move_changes_nothing(rubric, engineer, staff, approver, status, action):
     application = in_status(engineer, staff, status, scored=True)
     events_before = application.events.count()
 
     with pytest.raises(errors.TransitionNotAllowed):
-        act(action, application, staff)
+        act(action, application, staff, approver)
 
     application.refresh_from_db()
     assert application.status == status
     assert application.events.count() == events_before
 
 
-def test_no_decision_while_a_criterion_is_unscored(rubric, engineer, staff):
+def test_no_decision_while_a_criterion_is_unscored(rubric, engineer, staff, approver):
     application = to_interview(engineer, staff)
     first_criteria = list(Score.objects.filter(application=application).values_list("criterion_id", flat=True))[:-1]
     services.interview_score(application_id=application.pk, actor=staff, scores=[(c, 4, "") for c in first_criteria])
 
     with pytest.raises(errors.ScoresIncomplete):
-        services.application_approve(application_id=application.pk, actor=staff)
+        services.application_approve(application_id=application.pk, actor=approver)
     with pytest.raises(errors.ScoresIncomplete):
         services.application_reject(application_id=application.pk, actor=staff, reason="no")
 
@@ -122,11 +124,11 @@ def test_scores_are_refused_outside_the_scale(rubric, engineer, staff):
     assert Score.objects.get(application=application, criterion_id=criterion_id).value is None
 
 
-def test_approval_grants_a_record_with_derived_level_and_category_scores(rubric, engineer, staff):
+def test_approval_grants_a_record_with_derived_level_and_category_scores(rubric, engineer, staff, approver):
     application = to_interview(engineer, staff)
     score_all(application, staff, value=3)
 
-    record = services.application_approve(application_id=application.pk, actor=staff, note="welcome")
+    record = services.application_approve(application_id=application.pk, actor=approver, note="welcome")
 
     assert record.level == "senior"  # every criterion at 3 of 4 is 7500 bp
     assert record.score_bp == 7_500
@@ -142,12 +144,12 @@ def test_approval_grants_a_record_with_derived_level_and_category_scores(rubric,
     assert record.expires_at - record.vetted_at == timedelta(days=365)
 
 
-def test_approval_below_the_bar_is_refused(rubric, engineer, staff):
+def test_approval_below_the_bar_is_refused(rubric, engineer, staff, approver):
     application = to_interview(engineer, staff)
-    score_all(application, staff, value=1)
+    score_all(application, staff, value=2)  # "applied it with help; gaps show", everywhere
 
     with pytest.raises(errors.BelowTheBar):
-        services.application_approve(application_id=application.pk, actor=staff)
+        services.application_approve(application_id=application.pk, actor=approver)
 
     application.refresh_from_db()
     assert application.status == S.INTERVIEW
@@ -181,15 +183,17 @@ def test_reapplying_waits_for_the_cooldown_after_rejection(rubric, engineer, sta
     assert Application.objects.filter(engineer=engineer).count() == 2
 
 
-def test_a_vetted_engineer_cannot_apply_again_until_expiry(rubric, engineer, staff):
+def test_renewal_opens_before_expiry_while_the_record_stays_valid(rubric, engineer, staff):
     with time_machine.travel("2026-01-01 09:00Z", tick=False):
         in_status(engineer, staff, S.APPROVED)
-    with time_machine.travel("2026-06-01 09:00Z", tick=False), pytest.raises(errors.AlreadyVetted):
+    with time_machine.travel("2026-06-01 09:00Z", tick=False), pytest.raises(errors.AlreadyVetted, match="2026-12-02"):
         submit(engineer)
-    with time_machine.travel("2027-01-02 09:00Z", tick=False):
+    with time_machine.travel("2026-12-02 09:00Z", tick=False):
         renewal = submit(engineer)
+        still_matchable = list(selectors.matchable_engineers())
 
     assert renewal.status == S.SUBMITTED
+    assert still_matchable == [engineer]
 
 
 def test_expiry_removes_the_engineer_from_matching(rubric, engineer, staff):

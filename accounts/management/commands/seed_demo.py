@@ -33,13 +33,14 @@ class Command(BaseCommand):
                         user=user, profile_id=user.engineer_profile.pk, changes=dict(DEMO_ENGINEER_PROFILES[email])
                     )
             staff = User.objects.get(email="staff@vetted.test")
+            lead = User.objects.get(email="lead@vetted.test")
             for email, value in DEMO_VETTING_SCORES.items():
-                self._vet(User.objects.get(email=email), staff, value)
+                self._vet(User.objects.get(email=email), staff, lead, value)
         self.stdout.write(f"Demo logins (password for all: {password}):")
         for email, role, _name, is_staff in DEMO_USERS:
             self.stdout.write(f"  {email:<22} {'staff' if is_staff else role}")
 
-    def _vet(self, engineer: User, staff: User, value: int) -> None:
+    def _vet(self, engineer: User, staff: User, lead: User, value: int) -> None:
         if VettedRecord.objects.filter(engineer=engineer).exists():
             return
         application = vetting.application_submit(
@@ -47,8 +48,10 @@ class Command(BaseCommand):
         )
         vetting.application_start_screening(application_id=application.pk, actor=staff)
         vetting.application_start_interview(application_id=application.pk, actor=staff)
-        criteria = Score.objects.filter(application=application).values_list("criterion_id", flat=True)
+        criteria = Score.objects.filter(application=application, superseded_at=None).values_list(
+            "criterion_id", flat=True
+        )
         vetting.interview_score(
             application_id=application.pk, actor=staff, scores=[(c, value, "demo") for c in criteria]
         )
-        vetting.application_approve(application_id=application.pk, actor=staff, note="Demo vetting")
+        vetting.application_approve(application_id=application.pk, actor=lead, note="Demo vetting")
