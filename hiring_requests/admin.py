@@ -3,13 +3,30 @@
 from datetime import timedelta
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from accounts.models import User
+from hiring_requests import services
 from hiring_requests.models import ACTIVE_STATUSES, Engagement, HiringRequest, Invitation, RequestEvent
 from marketplace.admin import MoneyFieldsAdmin
+from marketplace.errors import DomainError
+
+
+def _staff(request: HttpRequest) -> User:
+    user = request.user
+    assert isinstance(user, User)  # noqa: S101 - admin views only run for logged-in staff
+    return user
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value or "")
+    except ValueError:
+        return 0  # refused by the service with a clear message
 
 
 class AtRiskFilter(admin.SimpleListFilter):
@@ -64,6 +81,67 @@ class HiringRequestAdmin(MoneyFieldsAdmin):
     ordering = ("match_deadline", "id")
     inlines = (InvitationInline, EventInline)
     money_fields = {"budget_minor": ("currency", "Budget")}
+    actions = ("rematch", "extend_deadline", "invite_by_hand")
+
+    def _ask(
+        self, request: HttpRequest, queryset: QuerySet[HiringRequest], *, action: str, title: str, why: str,
+        inputs: list[tuple[str, str, str]],
+    ) -> TemplateResponse:  # fmt: skip
+        context = {"title": title, "explanation": why, "queryset": queryset, "action": action, "inputs": inputs}
+        return TemplateResponse(request, "admin/hiring_requests/clock_action.html", context)
+
+    def _each(self, request: HttpRequest, queryset: QuerySet[HiringRequest], call: Any, done: str) -> None:
+        for hiring_request in queryset:
+            try:
+                outcome = call(hiring_request)
+            except DomainError as exc:
+                self.message_user(request, f"{hiring_request}: {exc.detail}", messages.ERROR)
+            else:
+                self.message_user(request, f"{hiring_request}: {done.format(outcome=outcome)}", messages.SUCCESS)
+
+    @admin.action(description="Re-run matching now")
+    def rematch(self, request: HttpRequest, queryset: QuerySet[HiringRequest]) -> None:
+        staff = _staff(request)
+        self._each(
+            request, queryset, lambda r: services.request_rematch(staff=staff, request_id=r.pk), "{outcome} invited."
+        )
+
+    @admin.action(description="Extend the matching deadline (with a reason)")
+    def extend_deadline(self, request: HttpRequest, queryset: QuerySet[HiringRequest]) -> HttpResponse | None:
+        if not request.POST.get("apply"):
+            return self._ask(
+                request, queryset, action="extend_deadline", title="Extend the deadline",
+                why="The client is told the new deadline and the reason.",
+                inputs=[("hours", "Hours (1-48)", "number"), ("reason", "Why (the client reads it)", "textarea")],
+            )  # fmt: skip
+        staff = _staff(request)
+        hours, reason = _int(request.POST.get("hours")), request.POST.get("reason", "")
+        self._each(
+            request, queryset,
+            lambda r: services.request_extend_deadline(staff=staff, request_id=r.pk, hours=hours, reason=reason),
+            "deadline moved to {outcome.match_deadline:%Y-%m-%d %H:%M} UTC.",
+        )  # fmt: skip
+        return None
+
+    @admin.action(description="Invite an engineer by hand")
+    def invite_by_hand(self, request: HttpRequest, queryset: QuerySet[HiringRequest]) -> HttpResponse | None:
+        if not request.POST.get("apply"):
+            return self._ask(
+                request, queryset, action="invite_by_hand", title="Invite an engineer by hand",
+                why="The engineer must be vetted, quote in the request's currency and have the hours free.",
+                inputs=[("email", "The engineer's email", "email")],
+            )  # fmt: skip
+        staff = _staff(request)
+        engineer = User.objects.filter(email__iexact=request.POST.get("email", "").strip()).first()
+        if engineer is None:
+            self.message_user(request, "No user with that email.", messages.ERROR)
+            return None
+        self._each(
+            request, queryset,
+            lambda r: services.invitation_by_hand(staff=staff, request_id=r.pk, engineer_id=engineer.pk),
+            f"{engineer.email} invited.",
+        )  # fmt: skip
+        return None
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -26,6 +26,7 @@ from hiring_requests.schemas import (
     RequestOut,
     RequestPatch,
     ShortlistEntryOut,
+    WideningIn,
 )
 from marketplace.auth import api_auth, current_user
 from marketplace.throttling import FixedWindowThrottle
@@ -177,6 +178,17 @@ def request_raise(request: HttpRequest, request_id: int) -> dict[str, Any]:
 @router.post("/{request_id}/cancel", response=RequestDetailOut, summary="Cancel a request")
 def request_cancel(request: HttpRequest, request_id: int) -> dict[str, Any]:
     return _detail(services.request_cancel(client=current_user(request), request_id=request_id))
+
+
+@router.post(
+    "/{request_id}/widening",
+    response=RequestDetailOut,
+    summary="Accept or decline the widening proposed when nobody matches",
+)
+def request_widening(request: HttpRequest, request_id: int, payload: WideningIn) -> dict[str, Any]:
+    return _detail(
+        services.request_widening_answer(client=current_user(request), request_id=request_id, accept=payload.accept)
+    )
 
 
 @router.post("/{request_id}/close", response=RequestDetailOut, summary="Close a hired request")

@@ -234,7 +234,8 @@ def _scored(queryset: QuerySet[EngineerProfile], criteria: Criteria, *, request_
             load=_count(Engagement.objects.filter(engineer=engineer, status=EngagementStatus.ACTIVE))
             + _count(invitations.filter(status=InvitationStatus.PENDING)),
             answered=_count(invitations.filter(status__in=[InvitationStatus.ACCEPTED, InvitationStatus.DECLINED])),
-            expired=_count(invitations.filter(status=InvitationStatus.EXPIRED)),
+            # An offer that reached the engineer outside their working hours does not count against them.
+            expired=_count(invitations.filter(status=InvitationStatus.EXPIRED, sent_off_hours=False)),
             tie=tie,
         )
         .annotate(

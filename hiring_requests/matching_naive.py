@@ -53,7 +53,7 @@ def load_world(now: datetime | None = None) -> dict[str, Any]:
     ):
         committed[engineer_id] = committed.get(engineer_id, 0) + hours
         active[engineer_id] = active.get(engineer_id, 0) + 1
-    invitations = list(Invitation.objects.values_list("engineer_id", "request_id", "status"))
+    invitations = list(Invitation.objects.values_list("engineer_id", "request_id", "status", "sent_off_hours"))
     # Offers that hold hours: pending or accepted, on a request still open.
     offers = Invitation.objects.filter(status__in=HOLDING_STATUSES, request__status__in=ACTIVE_STATUSES)
     pending_offers: dict[int, int] = {}
@@ -76,16 +76,16 @@ def rank_naive(
     criteria: Criteria, *, limit: int, request_id: int | None, world: dict[str, Any]
 ) -> list[tuple[int, int]]:
     """[(engineer_id, score_bp)], best first."""
-    invited = {e for e, r, _ in world["invitations"] if r == request_id}
+    invited = {e for e, r, _, _ in world["invitations"] if r == request_id}
     pending: dict[int, int] = {}
     answered: dict[int, int] = {}
     expired: dict[int, int] = {}
-    for engineer_id, _, status in world["invitations"]:
+    for engineer_id, _, status, off_hours in world["invitations"]:
         if status == InvitationStatus.PENDING:
             pending[engineer_id] = pending.get(engineer_id, 0) + 1
         elif status in (InvitationStatus.ACCEPTED, InvitationStatus.DECLINED):
             answered[engineer_id] = answered.get(engineer_id, 0) + 1
-        elif status == InvitationStatus.EXPIRED:
+        elif status == InvitationStatus.EXPIRED and not off_hours:
             expired[engineer_id] = expired.get(engineer_id, 0) + 1
     required, nice = set(criteria.required), set(criteria.nice)
     scored = []

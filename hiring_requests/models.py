@@ -47,8 +47,12 @@ class HiringRequest(models.Model):
     raised_at = models.DateTimeField(null=True, blank=True)
     match_deadline = models.DateTimeField(null=True, blank=True)
     shortlisted_at = models.DateTimeField(null=True, blank=True, help_text="When the first engineer accepted.")
-    # How far the filters have been widened (see hiring_requests.matching.WIDENING_STEPS).
+    # How far the filters have been widened (see hiring_requests.matching.WIDENING_STEPS), with the client's consent.
     widening_step = models.PositiveSmallIntegerField(default=0)
+    # A widening step proposed to the client and not yet answered (0: none).
+    widening_proposed = models.PositiveSmallIntegerField(default=0)
+    # When matching last found nobody at all (None: it found someone, or has not run).
+    pool_empty_at = models.DateTimeField(null=True, blank=True)
     waves_sent = models.PositiveSmallIntegerField(default=0)
     warned_at = models.DateTimeField(null=True, blank=True)
     breached_at = models.DateTimeField(null=True, blank=True)
@@ -124,6 +128,9 @@ class Invitation(models.Model):
     expires_at = models.DateTimeField()
     responded_at = models.DateTimeField(null=True, blank=True)
     decline_reason = models.TextField(blank=True)
+    # Sent outside the engineer's working hours: its time to answer ran from their next morning, and
+    # letting it expire does not count against their responsiveness.
+    sent_off_hours = models.BooleanField(default=False)
     # Why it was withdrawn or closed, in words the client and the engineer are shown.
     closed_reason = models.TextField(blank=True)
     offered_rate_minor = models.BigIntegerField(default=0)

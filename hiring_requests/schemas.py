@@ -50,6 +50,10 @@ class ClockOut(Schema):
     now: str
     invitations: dict[str, int] = Field(default_factory=dict)
     widening_step: int = 0
+    # Nobody matches the request as written.
+    pool_empty: bool = False
+    # A widening step waiting for the client's answer: {"step", "change"} (the change in words).
+    widening_proposed: dict[str, Any] | None = None
 
 
 class RequestOut(Schema):
@@ -133,6 +137,10 @@ class InvitationOut(Schema):
 
 class DeclineIn(StrictIn):
     reason: str = Field(min_length=1, max_length=2_000)
+
+
+class WideningIn(StrictIn):
+    accept: bool
 
 
 class AcceptIn(StrictIn):

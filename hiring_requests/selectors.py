@@ -63,6 +63,12 @@ def _duration(seconds: int) -> str:
     return f"{minutes // 60}h {minutes % 60:02d}m"
 
 
+def _widening_in_words(request: HiringRequest, step: int) -> str:
+    from hiring_requests.services import _widening_in_words as in_words
+
+    return in_words(request, step)
+
+
 def clock(*, request: HiringRequest, now: datetime | None = None) -> dict[str, Any]:
     """The 8-hour promise as the client sees it: deadline, time left, and what is happening now."""
     now = now or timezone.now()
@@ -78,12 +84,18 @@ def clock(*, request: HiringRequest, now: datetime | None = None) -> dict[str, A
         line = f"{request.get_status_display()}."
     elif pending:
         line = f"Wave {request.waves_sent}: waiting for {pending} invited engineer(s) to answer."
+        if accepted:
+            line += f" {accepted} engineer(s) on your shortlist."
+    elif request.pool_empty_at is not None and not accepted:
+        line = "Nobody matches your request as written; our staff have been told."
+        if request.widening_proposed:
+            line += " To find engineers, answer the widening we proposed."
+        else:
+            line += " Fewer must-have skills, a wider time-zone window or a higher budget would help."
     elif accepted:
         line = f"{accepted} engineer(s) on your shortlist."
-    elif request.status == RequestStatus.OPEN:
-        line = "Finding the best vetted engineers for you."
     else:
-        line = "Looking for more engineers; the filters are being widened."
+        line = "Finding the best vetted engineers for you."
     if not met and request.status in ACTIVE_STATUSES:
         line += (
             f" {_duration(seconds_left)} left of the 8-hour promise."
@@ -98,6 +110,12 @@ def clock(*, request: HiringRequest, now: datetime | None = None) -> dict[str, A
         "now": line,
         "invitations": counts,
         "widening_step": request.widening_step,
+        "pool_empty": request.pool_empty_at is not None,
+        "widening_proposed": (
+            {"step": request.widening_proposed, "change": _widening_in_words(request, request.widening_proposed)}
+            if request.widening_proposed
+            else None
+        ),
     }
 
 

@@ -7,7 +7,8 @@ expiry) is a compare-and-set update that only one caller can win.
 """
 
 import logging
-from datetime import datetime, timedelta
+import zoneinfo
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -16,7 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import EngineerProfile, User
 from accounts.services import SUPPORTED_CURRENCIES
 from accounts.skills import normalize_skills
 from accounts.timezones import is_time_zone
@@ -53,6 +54,7 @@ from hiring_requests.models import (
     RequestEvent,
     RequestStatus,
 )
+from marketplace.errors import Forbidden
 from marketplace.money import format_money
 from marketplace.notifications import notify_user
 from payments.selectors import payouts_enabled
@@ -61,6 +63,8 @@ from vetting.models import Level
 logger = logging.getLogger(__name__)
 
 R = RequestStatus
+# An engineer's working day, in their own time zone (offers sent outside it wait for the morning).
+WORKDAY_START, WORKDAY_END = 9, 17
 # The highest hourly rate an engineer may propose: 10,000.00 in a two-decimal currency.
 MAX_RATE_MINOR = 1_000_000
 EDITABLE_FIELDS = frozenset(
@@ -167,7 +171,7 @@ def request_raise(*, client: User, request_id: int) -> HiringRequest:
         request.save(update_fields=["status", "raised_at", "match_deadline"])
         _record(request, "raised", deadline=request.match_deadline.isoformat())
         tasks.match_request.delay_on_commit(request.pk)
-    logger.info("request.raised", extra={"request_id": request.pk})
+    logger.info("request.raised", extra={"hiring_request_id": request.pk})
     return request
 
 
@@ -215,38 +219,72 @@ def _shortlist_size(request: HiringRequest) -> int:
     return request.invitations.filter(status=InvitationStatus.ACCEPTED).count()
 
 
-def _send_wave(request: HiringRequest, now: datetime) -> list[Invitation]:
-    """Invite the best engineers not yet invited, widening the filters until some are found."""
-    while True:
-        criteria = matching.criteria_for(request)
-        candidates = matching.rank(criteria, limit=settings.MATCH_WAVE_SIZE, request_id=request.pk)
-        if candidates or request.widening_step >= len(matching.WIDENING_STEPS):
-            break
-        request.widening_step += 1
-        request.save(update_fields=["widening_step"])
-        _record(request, "widened", step=request.widening_step, what=matching.WIDENING_STEPS[request.widening_step - 1])
+def _answer_window(engineer_time_zone: str, now: datetime) -> tuple[datetime, bool]:
+    """When an offer sent `now` expires, and whether it went out of the engineer's working hours.
+
+    Working hours are 9:00-17:00 on weekdays in the engineer's own zone. An offer
+    sent outside them gets its full MATCH_INVITATION_TTL_MINUTES from the
+    engineer's next 9:00: nobody is expected to answer in their sleep.
+    """
+    local = now.astimezone(zoneinfo.ZoneInfo(engineer_time_zone))
+    ttl = timedelta(minutes=settings.MATCH_INVITATION_TTL_MINUTES)
+    if local.weekday() < 5 and WORKDAY_START <= local.hour < WORKDAY_END:
+        return now + ttl, False
+    morning = local.replace(hour=WORKDAY_START, minute=0, second=0, microsecond=0)
+    if local.hour >= WORKDAY_START:
+        morning += timedelta(days=1)
+    while morning.weekday() >= 5:
+        morning += timedelta(days=1)
+    return morning.astimezone(UTC) + ttl, True
+
+
+def _send_wave(request: HiringRequest, now: datetime, *, size: int) -> list[Invitation]:
+    """Invite up to `size` of the best engineers not yet invited, within the filters the client agreed to.
+
+    Nobody at all: the pool is empty. The request records it, the client reads it
+    on the clock, and staff are told at once (once per widening step).
+    """
+    criteria = matching.criteria_for(request)
+    candidates = matching.rank(criteria, limit=size, request_id=request.pk)
     if not candidates:
+        if request.pool_empty_at is None:
+            request.pool_empty_at = now
+            request.save(update_fields=["pool_empty_at"])
+            _record(request, "pool_empty", widening_step=request.widening_step)
+            payload = {"request_id": request.pk, "title": request.title, "widening_step": request.widening_step}
+            for staff_id in _staff_ids():
+                notify_user(user_id=staff_id, event="request.pool_empty", payload=payload)
+            notify_user(user_id=request.client_id, event="request.pool_empty", payload=payload)
+            logger.warning("request.pool_empty", extra={"hiring_request_id": request.pk, "step": request.widening_step})
         return []
     wave = request.waves_sent + 1
-    expires_at = now + timedelta(minutes=settings.MATCH_INVITATION_TTL_MINUTES)
-    invitations = Invitation.objects.bulk_create(
-        Invitation(
-            request=request,
-            engineer_id=candidate.engineer_id,
-            wave=wave,
-            rank=position,
-            score_bp=candidate.score_bp,
-            breakdown=candidate.breakdown,
-            sent_at=now,
-            expires_at=expires_at,
-            # The terms of the offer, fixed now: a later profile change does not touch them.
-            offered_rate_minor=candidate.breakdown["rate"]["hourly_rate_minor"],
-            offered_hours_per_week=request.hours_per_week,
+    profiles = dict(
+        EngineerProfile.objects.filter(user_id__in=[c.engineer_id for c in candidates]).values_list(
+            "user_id", "time_zone"
         )
-        for position, candidate in enumerate(candidates, start=1)
     )
-    request.waves_sent = wave
-    fields = ["waves_sent"]
+    invitations = []
+    for position, candidate in enumerate(candidates, start=1):
+        expires_at, off_hours = _answer_window(profiles[candidate.engineer_id], now)
+        invitations.append(
+            Invitation(
+                request=request,
+                engineer_id=candidate.engineer_id,
+                wave=wave,
+                rank=position,
+                score_bp=candidate.score_bp,
+                breakdown=candidate.breakdown,
+                sent_at=now,
+                expires_at=expires_at,
+                sent_off_hours=off_hours,
+                # The terms of the offer, fixed now: a later profile change does not touch them.
+                offered_rate_minor=candidate.breakdown["rate"]["hourly_rate_minor"],
+                offered_hours_per_week=request.hours_per_week,
+            )
+        )
+    invitations = Invitation.objects.bulk_create(invitations)
+    request.waves_sent, request.pool_empty_at = wave, None
+    fields = ["waves_sent", "pool_empty_at"]
     if request.status == R.OPEN:
         request.status = R.MATCHING
         fields.append("status")
@@ -260,28 +298,173 @@ def _send_wave(request: HiringRequest, now: datetime) -> list[Invitation]:
                 "invitation_id": invitation.pk,
                 "request_id": request.pk,
                 "title": request.title,
-                "expires_at": expires_at.isoformat(),
+                "expires_at": invitation.expires_at.isoformat(),
             },
         )
     return invitations
 
 
 def matching_run(*, request_id: int) -> int:
-    """Send a wave if the request needs one now. Safe to repeat: returns how many were invited.
+    """Invite as many engineers as the request needs now. Safe to repeat: returns how many were invited.
 
-    A request needs a wave while it is active, has fewer accepted engineers
-    than the shortlist target, and has no invitations still waiting for an
-    answer.
+    The first wave invites MATCH_WAVE_SIZE. After that, replacements go out as
+    soon as the shortlist target can no longer be reached by the engineers who
+    accepted plus those still deciding: a decline or an expiry is replaced at
+    once, not when the last invitation of the wave times out.
     """
     with transaction.atomic():
         request = HiringRequest.objects.select_for_update().filter(pk=request_id).first()
         if request is None or request.status not in ACTIVE_STATUSES:
             return 0
-        if request.invitations.filter(status=InvitationStatus.PENDING).exists():
+        counts = dict.fromkeys(InvitationStatus.values, 0)
+        for status in request.invitations.values_list("status", flat=True):
+            counts[status] += 1
+        missing = settings.MATCH_SHORTLIST_TARGET - counts[InvitationStatus.ACCEPTED] - counts[InvitationStatus.PENDING]
+        if missing <= 0:
             return 0
-        if _shortlist_size(request) >= settings.MATCH_SHORTLIST_TARGET:
-            return 0
-        return len(_send_wave(request, timezone.now()))
+        size = settings.MATCH_WAVE_SIZE if request.waves_sent == 0 else missing
+        return len(_send_wave(request, timezone.now(), size=size))
+
+
+# --- widening, proposed to the client ------------------------------------------------
+
+
+def widening_propose(*, request_id: int, now: datetime) -> bool:
+    """Propose the next widening step to the client, if nobody matches and its time has come.
+
+    Step N may be proposed MATCH_WIDEN_INTERVAL_MINUTES x N after raising, so the
+    steps are paced along the deadline; the client accepts or declines
+    (`request_widening_answer`). Nothing is relaxed without them. Returns whether
+    a step was proposed.
+    """
+    with transaction.atomic():
+        request = HiringRequest.objects.select_for_update().filter(pk=request_id).first()
+        if request is None or request.status not in ACTIVE_STATUSES or request.raised_at is None:
+            return False
+        step = request.widening_step + 1
+        if request.pool_empty_at is None or request.widening_proposed or step > len(matching.WIDENING_STEPS):
+            return False
+        if now < request.raised_at + timedelta(minutes=settings.MATCH_WIDEN_INTERVAL_MINUTES * step):
+            return False
+        if request.events.filter(kind="widening_declined", data__step=step).exists():
+            return False
+        request.widening_proposed = step
+        request.save(update_fields=["widening_proposed"])
+        what = matching.WIDENING_STEPS[step - 1]
+        _record(request, "widening_proposed", step=step, what=what)
+        notify_user(
+            user_id=request.client_id,
+            event="request.widening_proposed",
+            payload={"request_id": request.pk, "step": step, "what": what, "change": _widening_in_words(request, step)},
+        )
+    return True
+
+
+def _widening_in_words(request: HiringRequest, step: int) -> str:
+    what = matching.WIDENING_STEPS[step - 1]
+    if what == "relax_time_zone":
+        return f"accept engineers up to {settings.MATCH_TZ_RELAX_MINUTES // 60} more hours away from your time zone"
+    raised = request.budget_minor * (10_000 + settings.MATCH_BUDGET_RELAX_BP) // 10_000
+    budget = format_money(request.budget_minor, request.currency)
+    return f"consider hourly rates up to {format_money(raised, request.currency)} (your budget is {budget})"
+
+
+def request_widening_answer(*, client: User, request_id: int, accept: bool) -> HiringRequest:
+    """The client accepts or declines the widening step proposed to them; accepting matches again at once."""
+    from hiring_requests import tasks
+
+    with transaction.atomic():
+        request = _lock_own(client, request_id)
+        step = request.widening_proposed
+        if not step:
+            raise RequestStateConflict("No widening is waiting for your answer.")
+        request.widening_proposed = 0
+        fields = ["widening_proposed"]
+        if accept:
+            request.widening_step, request.pool_empty_at = step, None
+            fields += ["widening_step", "pool_empty_at"]
+            _record(request, "widened", step=step, what=matching.WIDENING_STEPS[step - 1], by="client")
+            tasks.match_request.delay_on_commit(request.pk)
+        else:
+            _record(request, "widening_declined", step=step)
+        request.save(update_fields=fields)
+    return request
+
+
+# --- staff at the wheel ----------------------------------------------------------------
+
+
+def request_rematch(*, staff: User, request_id: int) -> int:
+    """Staff run matching for a request now (admin). Returns how many were invited."""
+    if not staff.is_staff:
+        raise Forbidden("Only staff re-run matching.")
+    with transaction.atomic():
+        request = HiringRequest.objects.select_for_update().get(pk=request_id)
+        request.pool_empty_at = None  # a fresh look: if still nobody, staff hear again
+        request.save(update_fields=["pool_empty_at"])
+        _record(request, "rematched", by=staff.pk)
+    return matching_run(request_id=request_id)
+
+
+def request_extend_deadline(*, staff: User, request_id: int, hours: int, reason: str) -> HiringRequest:
+    """Staff move the matching deadline `hours` (1-48) later, with the reason on record; the client is told."""
+    if not staff.is_staff:
+        raise Forbidden("Only staff extend a deadline.")
+    if not 1 <= hours <= 48 or not reason.strip():
+        raise InvalidRequest("hours: 1 to 48, and a reason the client will read")
+    with transaction.atomic():
+        request = HiringRequest.objects.select_for_update().get(pk=request_id)
+        if request.status not in ACTIVE_STATUSES or request.match_deadline is None:
+            raise RequestStateConflict("Only an open request's deadline can move.")
+        request.match_deadline += timedelta(hours=hours)
+        request.warned_at = request.breached_at = None
+        request.save(update_fields=["match_deadline", "warned_at", "breached_at"])
+        _record(request, "deadline_extended", hours=hours, reason=reason, by=staff.pk)
+        notify_user(
+            user_id=request.client_id,
+            event="request.deadline_extended",
+            payload={"request_id": request.pk, "deadline": request.match_deadline.isoformat(), "reason": reason},
+        )
+    return request
+
+
+def invitation_by_hand(*, staff: User, request_id: int, engineer_id: int) -> Invitation:
+    """Staff invite one engineer by hand: vetted, in the currency, with free hours, not invited before."""
+    if not staff.is_staff:
+        raise Forbidden("Only staff invite by hand.")
+    with transaction.atomic():
+        request = HiringRequest.objects.select_for_update().get(pk=request_id)
+        if request.status not in ACTIVE_STATUSES:
+            raise RequestStateConflict("Only an open request takes invitations.")
+        if not _vetting_current(engineer_id):
+            raise EngineerNotVetted()
+        profile = capacity.lock_profile(engineer_id)
+        if profile.currency != request.currency:
+            raise InvalidRequest(
+                f"The engineer quotes in {profile.currency.upper()}, the request is in {request.currency.upper()}."
+            )
+        if request.invitations.filter(engineer_id=engineer_id).exists():
+            raise RequestStateConflict("That engineer was invited to this request already.")
+        offer = Invitation(request=request, engineer_id=engineer_id, offered_hours_per_week=request.hours_per_week)
+        capacity.check_can_accept(profile, invitation=offer)
+        now = timezone.now()
+        expires_at, off_hours = _answer_window(profile.time_zone, now)
+        offer.wave, offer.rank, offer.score_bp = request.waves_sent, 0, 0
+        offer.breakdown = {"by_hand": {"staff_id": staff.pk}}
+        offer.sent_at, offer.expires_at, offer.sent_off_hours = now, expires_at, off_hours
+        offer.offered_rate_minor = profile.hourly_rate_minor
+        offer.save()
+        if request.status == R.OPEN:
+            request.status = R.MATCHING
+            request.save(update_fields=["status"])
+        _record(request, "invited_by_hand", engineer_id=engineer_id, by=staff.pk)
+        notify_user(
+            user_id=engineer_id,
+            event="invitation.created",
+            payload={"invitation_id": offer.pk, "request_id": request.pk, "title": request.title,
+                     "expires_at": expires_at.isoformat()},
+        )  # fmt: skip
+    return offer
 
 
 # --- the clock --------------------------------------------------------------------
@@ -326,7 +509,7 @@ def request_check_deadline(*, request_id: int, now: datetime) -> None:
             _record(request, "at_risk")
             for staff_id in _staff_ids():
                 notify_user(user_id=staff_id, event="request.at_risk", payload=payload)
-            logger.warning("request.at_risk", extra={"request_id": request.pk})
+            logger.warning("request.at_risk", extra={"hiring_request_id": request.pk})
     with transaction.atomic():
         if now >= request.match_deadline and HiringRequest.objects.filter(pk=request.pk, breached_at=None).update(
             breached_at=now
@@ -334,7 +517,7 @@ def request_check_deadline(*, request_id: int, now: datetime) -> None:
             _record(request, "deadline_breached")
             for user_id in [*_staff_ids(), request.client_id]:
                 notify_user(user_id=user_id, event="request.deadline_breached", payload=payload)
-            logger.error("request.deadline_breached", extra={"request_id": request.pk})
+            logger.error("request.deadline_breached", extra={"hiring_request_id": request.pk})
 
 
 def clock_sweep(*, now: datetime | None = None) -> dict[str, int]:
@@ -346,10 +529,11 @@ def clock_sweep(*, now: datetime | None = None) -> dict[str, int]:
     for request_id in HiringRequest.objects.filter(status__in=ACTIVE_STATUSES).values_list("pk", flat=True):
         try:
             invited += matching_run(request_id=request_id)
+            widening_propose(request_id=request_id, now=now)
             request_check_deadline(request_id=request_id, now=now)
         except Exception:
             # One broken request must not stop the clock for all the others.
-            logger.exception("sweep.request_failed", extra={"request_id": request_id})
+            logger.exception("sweep.request_failed", extra={"hiring_request_id": request_id})
     return {"expired": expired, "invited": invited}
 
 
@@ -427,6 +611,8 @@ def invitation_accept(*, engineer: User, invitation_id: int, rate_minor: int | N
 
 
 def invitation_decline(*, engineer: User, invitation_id: int, reason: str) -> Invitation:
+    from hiring_requests import tasks
+
     if not reason.strip():
         raise InvalidRequest("reason: say why you decline; it helps us match better")
     with transaction.atomic():
@@ -435,6 +621,8 @@ def invitation_decline(*, engineer: User, invitation_id: int, reason: str) -> In
         invitation.decline_reason = reason
         invitation.save(update_fields=["status", "responded_at", "decline_reason"])
         _record(invitation.request, "declined", engineer_id=engineer.pk)
+        # A replacement goes out at once if the shortlist target can no longer be reached.
+        tasks.match_request.delay_on_commit(invitation.request_id)
     return invitation
 
 
@@ -551,7 +739,7 @@ def request_hire(*, client: User, request_id: int, engineer_id: int, accept_over
             engagement = _hire(request, chosen, accept_over_budget=accept_over_budget)
     if lapsed:
         raise EngineerNotVetted()
-    logger.info("request.hired", extra={"request_id": request.pk, "engagement_id": engagement.pk})
+    logger.info("request.hired", extra={"hiring_request_id": request.pk, "engagement_id": engagement.pk})
     return engagement
 
 

@@ -255,6 +255,8 @@ MATCH_WARN_BEFORE_MINUTES = env_int("MATCH_WARN_BEFORE_MINUTES", 120, minimum=1)
 MATCH_WAVE_SIZE = env_int("MATCH_WAVE_SIZE", 5, minimum=1)
 MATCH_SHORTLIST_TARGET = env_int("MATCH_SHORTLIST_TARGET", 3, minimum=1)
 MATCH_INVITATION_TTL_MINUTES = env_int("MATCH_INVITATION_TTL_MINUTES", 120, minimum=1)
+# Widening step N may be proposed to the client N x this many minutes after raising (paced along the deadline).
+MATCH_WIDEN_INTERVAL_MINUTES = env_int("MATCH_WIDEN_INTERVAL_MINUTES", 90, minimum=1)
 # Offers waiting on one engineer at once: a sought-after engineer is not flooded, others get a turn.
 MATCH_MAX_PENDING_INVITATIONS = env_int("MATCH_MAX_PENDING_INVITATIONS", 3, minimum=1)
 MATCH_TZ_RELAX_MINUTES = env_int("MATCH_TZ_RELAX_MINUTES", 120, minimum=0)

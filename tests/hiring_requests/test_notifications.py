@@ -82,12 +82,18 @@ async def test_staff_are_warned_and_told_of_the_breach_and_the_client_of_the_bre
 
     request = await sync_to_async(raise_then_sweep_past_deadline)(client)
 
-    assert [e for e, _ in await events_of(staff_socket)] == ["request.at_risk", "request.deadline_breached"]
+    # Nobody matches (no engineers exist): staff hear at once, then of the risk and the breach.
+    assert [e for e, _ in await events_of(staff_socket)] == [
+        "request.pool_empty",
+        "request.at_risk",
+        "request.deadline_breached",
+    ]
     assert await events_of(client_socket) == [
+        ("request.pool_empty", {"request_id": request.pk, "title": request.title, "widening_step": 0}),
         (
             "request.deadline_breached",
             {"request_id": request.pk, "title": request.title, "deadline": request.match_deadline.isoformat()},
-        )
+        ),
     ]
     await client_socket.disconnect()
     await staff_socket.disconnect()

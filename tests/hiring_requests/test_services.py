@@ -95,29 +95,56 @@ def test_expiry_then_the_next_wave(rubric, client_user):
     assert request.invitations.get(engineer=later).wave == 2
 
 
-def test_widening_relaxes_the_time_zone_then_the_budget(rubric, client_user):
+def test_widening_is_paced_and_proposed_to_the_client_never_applied_silently(rubric, client_user):
     far_and_pricey = vetted_engineer(time_zone="Asia/Kolkata", hourly_rate_minor=10_900, skills=["asyncio", "python"])
-    request = raised(client_user, nice_to_have_skills=["kubernetes"], budget_minor=10_000, min_overlap_hours=4)
-
-    invited = services.matching_run(request_id=request.pk)
+    with time_machine.travel(START, tick=False) as clock:
+        request = raised(client_user, budget_minor=10_000, min_overlap_hours=4)
+        services.clock_sweep()
+        assert fresh(request).pool_empty_at is not None
+        assert fresh(request).widening_proposed == 0  # too early: steps are paced along the deadline
+        clock.shift(timedelta(minutes=90))
+        services.clock_sweep()
+        assert fresh(request).widening_proposed == 1
+        services.request_widening_answer(client=client_user, request_id=request.pk, accept=True)
+        services.clock_sweep()  # still nobody: the engineer is above the budget
+        clock.shift(timedelta(minutes=90))
+        services.clock_sweep()
+        assert fresh(request).widening_proposed == 2
+        services.request_widening_answer(client=client_user, request_id=request.pk, accept=True)
+        invited = services.matching_run(request_id=request.pk)
 
     request.refresh_from_db()
     assert invited == 1
     assert statuses(request) == {far_and_pricey.pk: "pending"}
     assert request.widening_step == 2
     widened = RequestEvent.objects.filter(request=request, kind="widened").values_list("data", flat=True)
-    assert [d["what"] for d in widened] == ["relax_time_zone", "relax_budget"]
+    assert [(d["what"], d["by"]) for d in widened] == [("relax_time_zone", "client"), ("relax_budget", "client")]
 
 
-def test_widening_stops_at_the_last_step_and_records_nothing_more(rubric, client_user):
-    request = raised(client_user)
-
-    assert services.matching_run(request_id=request.pk) == 0
-    assert services.matching_run(request_id=request.pk) == 0
+def test_a_declined_widening_is_not_proposed_again(rubric, client_user):
+    with time_machine.travel(START, tick=False) as clock:
+        request = raised(client_user)
+        services.clock_sweep()
+        clock.shift(timedelta(minutes=90))
+        services.clock_sweep()
+        services.request_widening_answer(client=client_user, request_id=request.pk, accept=False)
+        clock.shift(timedelta(minutes=90))
+        services.clock_sweep()
 
     request.refresh_from_db()
-    assert request.widening_step == 2
-    assert events(request).count("widened") == 2
+    assert (request.widening_step, request.widening_proposed) == (0, 0)
+    assert events(request).count("widening_proposed") == 1
+    assert "widened" not in events(request)
+
+
+def test_an_empty_pool_is_said_in_words_at_once(rubric, client_user):
+    request = raised(client_user)
+
+    services.clock_sweep()
+    clock = selectors.clock(request=fresh(request))
+
+    assert clock["pool_empty"] is True
+    assert clock["now"].startswith("Nobody matches your request as written")
 
 
 def test_staff_are_warned_two_hours_before_and_the_breach_is_marked_at_the_deadline(client_user, staff):
