@@ -57,7 +57,11 @@ class SkillHits(Func):
         column, params = compiler.compile(self.source_expressions[0])
         value = SkillListField().get_db_prep_value(self.skills, connection)
         if connection.vendor == "postgresql":
-            sql = f"cardinality(ARRAY(SELECT unnest({column}) INTERSECT SELECT unnest(%s::varchar(50)[])))"
+            # One `= ANY` test per wanted skill: plain expressions, no subquery per row (ranking sorts on this).
+            if not self.skills:
+                return "0", []
+            tests = " + ".join(f"COALESCE((%s = ANY({column}))::int, 0)" for _ in self.skills)
+            return f"({tests})", [value for skill in self.skills for value in (skill, *params)]
         else:
             sql = f"(SELECT COUNT(*) FROM json_each({column}) AS a WHERE a.value IN (SELECT value FROM json_each(%s)))"  # noqa: S608 - {column} is compiled SQL, the skills are a parameter
         return sql, [*params, value]

@@ -31,11 +31,24 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value, When
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    F,
+    FilteredRelation,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.functions import Abs, Coalesce, Greatest, Least
 from django.utils import timezone
 
-from accounts.fields import SkillListField
 from accounts.lookups import SkillHits
 from accounts.models import EngineerProfile
 from accounts.timezones import utc_offset_minutes
@@ -49,7 +62,7 @@ from hiring_requests.models import (
     Invitation,
     InvitationStatus,
 )
-from vetting.models import Level, VettedRecord
+from vetting.models import Level
 
 WEIGHTS = {"skills": 35, "vetting": 25, "time_zone": 15, "rate": 10, "load": 10, "responsiveness": 5}
 WORKDAY_MINUTES = 8 * 60
@@ -62,6 +75,8 @@ RATE_OVER_BUDGET_ZERO_BP = 2_000
 # A skill the engineer only declared counts this much of a vetted one, in basis points.
 DECLARED_SKILL_BP = 5_000
 _ZONES_CACHE_KEY = "matching:engineer-time-zones"
+# Packs a count beside a sum of weekly hours in one integer: hours never reach it (at most 80 per offer).
+_PACK = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -132,23 +147,23 @@ def _engineer_zones() -> list[str]:
     return list(zones)
 
 
-def _offset_now() -> Any:
-    """Each engineer's UTC offset in minutes at this moment, from their IANA zone (daylight saving included).
+def _zone_gaps(criteria: Criteria) -> tuple[list[str], dict[str, int]]:
+    """Each engineer time zone within the request's window, with its gap to the client in minutes right now.
 
-    A zone first seen within the last minute falls back to the offset stored when
-    the profile was saved.
+    Offsets come from the IANA zones at this moment (daylight saving included),
+    never from a stored number; the gap is measured around the clock, so UTC+12
+    and UTC-11 are an hour apart. A zone no engineer used a minute ago is picked
+    up when the zone list refreshes; until then its stored offset stands in.
+    Returns (the zones known, {zone in the window: gap}).
     """
     now = timezone.now()
-    whens = [When(time_zone=zone, then=Value(utc_offset_minutes(zone, now))) for zone in _engineer_zones()]
-    if not whens:
-        return F("utc_offset_minutes")
-    return Case(*whens, default=F("utc_offset_minutes"), output_field=IntegerField())
-
-
-def _current_record() -> QuerySet[VettedRecord]:
-    return VettedRecord.objects.filter(
-        engineer=OuterRef("user_id"), revoked_at=None, superseded_at=None, expires_at__gt=timezone.now()
-    ).order_by("-vetted_at")
+    known, gaps = _engineer_zones(), {}
+    for zone in known:
+        gap = abs(utc_offset_minutes(zone, now) - criteria.client_offset)
+        gap = min(gap, 24 * 60 - gap)
+        if gap <= criteria.tz_slack:
+            gaps[zone] = gap
+    return known, gaps
 
 
 def _candidates(criteria: Criteria, *, request_id: int | None) -> QuerySet[EngineerProfile]:
@@ -163,11 +178,27 @@ def _candidates(criteria: Criteria, *, request_id: int | None) -> QuerySet[Engin
     holding = Invitation.objects.filter(
         engineer=engineer, status__in=HOLDING_STATUSES, request__status__in=ACTIVE_STATUSES
     )
-    offered = holding.values("engineer").annotate(hours=Sum("offered_hours_per_week")).values("hours")
-    gap = Abs(F("offset_now") - Value(criteria.client_offset))
+    # One pass over the engineer's open offers gives both figures, packed as hours + PACK x pending offers
+    # (one correlated subquery per candidate row instead of two; the ranking's cost is mostly these).
+    pending_as_pack = Case(When(status=InvitationStatus.PENDING, then=Value(_PACK)), default=Value(0))
+    offered = (
+        holding.values("engineer").annotate(packed=Sum(F("offered_hours_per_week") + pending_as_pack)).values("packed")
+    )
+    known, gaps = _zone_gaps(criteria)
+    stored_gap = Abs(F("utc_offset_minutes") - Value(criteria.client_offset))
 
-    queryset = EngineerProfile.objects.filter(
-        Exists(_current_record().filter(level__in=criteria.levels)),
+    # The engineer's one current record (a partial unique index guarantees at most one), joined once:
+    # its level filters, its score and the skills it assessed are read from the same row.
+    current = FilteredRelation(
+        "user__vetted_records",
+        condition=Q(
+            user__vetted_records__revoked_at=None,
+            user__vetted_records__superseded_at=None,
+            user__vetted_records__expires_at__gt=timezone.now(),
+        ),
+    )
+    queryset = EngineerProfile.objects.annotate(current=current).filter(
+        current__level__in=criteria.levels,
         user__is_active=True,
         user__role="engineer",
         currency=criteria.currency,
@@ -178,15 +209,22 @@ def _candidates(criteria: Criteria, *, request_id: int | None) -> QuerySet[Engin
     if request_id is not None:
         queryset = queryset.exclude(Exists(Invitation.objects.filter(request_id=request_id, engineer=engineer)))
     return (
-        queryset.annotate(offset_now=_offset_now())
+        queryset.annotate(
+            tz_gap=Case(
+                *[When(time_zone=zone, then=Value(gap)) for zone, gap in gaps.items()],
+                *[When(time_zone=zone, then=Value(MAX_TZ_GAP + 1)) for zone in known if zone not in gaps],
+                default=Least(stored_gap, Value(24 * 60) - stored_gap),
+                output_field=IntegerField(),
+            )
+        )
+        .filter(Q(time_zone__in=list(gaps)) | ~Q(time_zone__in=known), tz_gap__lte=criteria.tz_slack)
+        .annotate(offers_packed=Coalesce(Subquery(offered, output_field=IntegerField()), Value(0)))
         .annotate(
-            tz_gap=Least(gap, Value(24 * 60) - gap),
             committed_hours=Coalesce(Subquery(engaged, output_field=IntegerField()), Value(0))
-            + Coalesce(Subquery(offered, output_field=IntegerField()), Value(0)),
-            pending_offers=_count(holding.filter(status=InvitationStatus.PENDING)),
+            + F("offers_packed") % Value(_PACK),
+            pending_offers=F("offers_packed") / Value(_PACK),
         )
         .filter(
-            tz_gap__lte=criteria.tz_slack,
             weekly_hours_available__gte=F("committed_hours") + Value(criteria.hours_per_week),
             pending_offers__lt=settings.MATCH_MAX_PENDING_INVITATIONS,
         )
@@ -211,7 +249,6 @@ def _rate_fit(criteria: Criteria) -> Any:
 
 def _scored(queryset: QuerySet[EngineerProfile], criteria: Criteria, *, request_id: int | None) -> Any:
     engineer = OuterRef("user_id")
-    current = _current_record()
     invitations = Invitation.objects.filter(engineer=engineer)
     skills: Any = _coverage(criteria.required)
     if criteria.nice:
@@ -222,12 +259,9 @@ def _scored(queryset: QuerySet[EngineerProfile], criteria: Criteria, *, request_
     tie = mixed * Value(48_271) % Value(2_147_483_647)
     return (
         queryset.annotate(
-            level=Subquery(current.values("level")[:1]),
-            vetted_skills=Coalesce(
-                Subquery(current.values("application__skills")[:1], output_field=SkillListField()),
-                Value([], output_field=SkillListField()),
-            ),
-            vetting_bp=Coalesce(Subquery(current.values("score_bp")[:1], output_field=IntegerField()), Value(0)),
+            level=F("current__level"),
+            vetted_skills=F("current__application__skills"),
+            vetting_bp=Coalesce(F("current__score_bp"), Value(0)),
             time_zone_bp=Greatest(Value(WORKDAY_MINUTES) - F("tz_gap"), Value(0))
             * Value(10_000)
             / Value(WORKDAY_MINUTES),

@@ -108,6 +108,9 @@ if _database["ENGINE"] == "django.db.backends.postgresql":
         "statement_timeout": env_int("DATABASE_STATEMENT_TIMEOUT_MS", 15_000, minimum=0),
         "lock_timeout": env_int("DATABASE_LOCK_TIMEOUT_MS", 3_000, minimum=0),
         "idle_in_transaction_session_timeout": env_int("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS", 30_000, minimum=0),
+        # JIT compiles a query's expressions when its estimated cost is high; for the ranking query that
+        # costs ~100 ms per call and saves nothing (docs/benchmarks.md). Off unless asked for.
+        "jit": "on" if env_bool("DATABASE_JIT", False) else "off",
     }
     _database["OPTIONS"] = {
         "connect_timeout": env_int("DATABASE_CONNECT_TIMEOUT", 5, minimum=1),
