@@ -1,9 +1,9 @@
 """Every row lock the payments app takes, in one place.
 
 Locks are taken with `of=("self",)` so a join (the engagement) is read, not
-locked: two milestones of one engagement never wait on each other. Several rows
-are locked in primary-key order, so two transactions cannot deadlock. Every lock
-waits at most PostgreSQL's `lock_timeout` (then `RowLocked`, a 409).
+locked: two milestones of one engagement never wait on each other. A transaction
+locks one milestone at a time, so two cannot deadlock on them. Every lock waits at
+most PostgreSQL's `lock_timeout` (then `RowLocked`, a 409).
 """
 
 from payments.errors import MilestoneNotFound
@@ -27,23 +27,4 @@ def milestone_by_charge(charge_id: str) -> Milestone | None:
         .select_related("engagement")
         .filter(charge_id=charge_id)
         .first()
-    )
-
-
-def milestone_by_payment_intent(payment_intent_id: str) -> Milestone | None:
-    return (
-        Milestone.objects.select_for_update(of=("self",))
-        .select_related("engagement")
-        .filter(payment_intent_id=payment_intent_id)
-        .first()
-    )
-
-
-def milestones(milestone_ids: list[int]) -> list[Milestone]:
-    """Several milestones locked in primary-key order (no deadlocks between two such callers)."""
-    return list(
-        Milestone.objects.select_for_update(of=("self",))
-        .select_related("engagement")
-        .filter(pk__in=milestone_ids)
-        .order_by("pk")
     )

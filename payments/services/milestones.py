@@ -730,28 +730,3 @@ def _approved() -> list[int]:
 
 
 payments_sweep = blocking(apayments_sweep)
-
-__all__ = [
-    "amilestone_approve",
-    "amilestone_cancel",
-    "amilestone_fund",
-    "amilestone_mark_funded",
-    "amilestone_refund",
-    "amilestone_release_pending",
-    "amilestone_settle",
-    "apayments_sweep",
-    "asteps_resume",
-    "milestone_approve",
-    "milestone_cancel",
-    "milestone_create",
-    "milestone_dispute",
-    "milestone_fund",
-    "milestone_mark_funded",
-    "milestone_refund",
-    "milestone_release_pending",
-    "milestone_request_changes",
-    "milestone_settle",
-    "milestone_submit",
-    "payments_sweep",
-    "steps_resume",
-]
