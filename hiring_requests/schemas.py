@@ -2,7 +2,7 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from ninja import Schema
-from pydantic import Field
+from pydantic import Field, StrictBool, StrictInt
 
 from accounts.schemas import StrictIn
 from vetting.schemas import EngineerCardOut
@@ -140,18 +140,18 @@ class DeclineIn(StrictIn):
 
 
 class WideningIn(StrictIn):
-    accept: bool
+    accept: StrictBool
 
 
 class AcceptIn(StrictIn):
     # Omit to accept the offered rate; a different hourly rate (minor units) is a proposal the client sees.
-    rate_minor: int | None = Field(default=None, gt=0, le=1_000_000)
+    rate_minor: StrictInt | None = Field(default=None, gt=0, le=1_000_000)
 
 
 class HireIn(StrictIn):
     engineer_id: int
     # Needed when the engineer's agreed hourly rate is above the request's budget.
-    accept_over_budget: bool = False
+    accept_over_budget: StrictBool = False
 
 
 class EngagementOut(Schema):

@@ -45,6 +45,7 @@ from hiring_requests.models import (
     BudgetKind,
     Conversation,
     Engagement,
+    EngagementStatus,
     HiringRequest,
     Invitation,
     InvitationStatus,
@@ -208,6 +209,8 @@ def request_close(*, client: User, request_id: int) -> HiringRequest:
             raise RequestStateConflict("Only a hired request can be closed.")
         request.status, request.closed_at = R.CLOSED, timezone.now()
         request.save(update_fields=["status", "closed_at"])
+        # The work is over: the engineer's hours are theirs again.
+        Engagement.objects.filter(request=request, status=EngagementStatus.ACTIVE).update(status=EngagementStatus.ENDED)
         _record(request, "closed")
     return request
 
@@ -222,20 +225,36 @@ def _shortlist_size(request: HiringRequest) -> int:
 def _answer_window(engineer_time_zone: str, now: datetime) -> tuple[datetime, bool]:
     """When an offer sent `now` expires, and whether it went out of the engineer's working hours.
 
-    Working hours are 9:00-17:00 on weekdays in the engineer's own zone. An offer
-    sent outside them gets its full MATCH_INVITATION_TTL_MINUTES from the
-    engineer's next 9:00: nobody is expected to answer in their sleep.
+    An engineer has MATCH_INVITATION_TTL_MINUTES *of working time* to answer:
+    9:00-17:00 on weekdays in their own zone. Time outside that does not count, so
+    an offer sent at 16:59 runs on into the next working morning, and one sent at
+    night starts at 9:00. Nobody is expected to answer in their sleep.
     """
-    local = now.astimezone(zoneinfo.ZoneInfo(engineer_time_zone))
-    ttl = timedelta(minutes=settings.MATCH_INVITATION_TTL_MINUTES)
-    if local.weekday() < 5 and WORKDAY_START <= local.hour < WORKDAY_END:
-        return now + ttl, False
+    zone = zoneinfo.ZoneInfo(engineer_time_zone)
+    local = now.astimezone(zone)
+    left = timedelta(minutes=settings.MATCH_INVITATION_TTL_MINUTES)
+    off_hours = not _working(local)
+    start = local if not off_hours else _next_morning(local)
+    while True:
+        end_of_day = start.replace(hour=WORKDAY_END, minute=0, second=0, microsecond=0)
+        if start + left <= end_of_day:
+            return (start + left).astimezone(UTC), off_hours
+        left -= end_of_day - start
+        start = _next_morning(end_of_day)
+
+
+def _working(local: datetime) -> bool:
+    return local.weekday() < 5 and WORKDAY_START <= local.hour < WORKDAY_END
+
+
+def _next_morning(local: datetime) -> datetime:
+    """The next weekday 9:00 at or after `local` (same zone), unless `local` is already in working hours."""
     morning = local.replace(hour=WORKDAY_START, minute=0, second=0, microsecond=0)
-    if local.hour >= WORKDAY_START:
+    if local >= morning:
         morning += timedelta(days=1)
     while morning.weekday() >= 5:
         morning += timedelta(days=1)
-    return morning.astimezone(UTC) + ttl, True
+    return morning
 
 
 def _send_wave(request: HiringRequest, now: datetime, *, size: int) -> list[Invitation]:
@@ -553,9 +572,15 @@ def _shortlist_payload(request: HiringRequest, **extra: Any) -> dict[str, Any]:
 
 
 def _vetting_current(engineer_id: int) -> bool:
+    """Whether the engineer's vetting is current, reading the record under its row lock.
+
+    The lock orders this check against a revocation (which locks the same row): a
+    hire that commits first is seen by the revocation, and one that comes after
+    sees the record revoked.
+    """
     from vetting.selectors import current_records
 
-    return current_records().filter(engineer_id=engineer_id).exists()
+    return current_records().select_for_update().filter(engineer_id=engineer_id).exists()
 
 
 def _lock_invitation(engineer: User, invitation_id: int) -> Invitation:
@@ -658,6 +683,13 @@ def _close_invitations(
             event="request.filled" if status == InvitationStatus.NOT_CHOSEN else f"invitation.{status}",
             payload={"invitation_id": invitation.pk, "request_id": request.pk, "reason": reason},
         )
+    if request.status == R.SHORTLISTED and not request.invitations.filter(status=InvitationStatus.ACCEPTED).exists():
+        # Nobody left on the shortlist: the promise is not met after all, and matching looks again at once.
+        from hiring_requests import tasks
+
+        request.status, request.shortlisted_at = R.MATCHING, None
+        request.save(update_fields=["status", "shortlisted_at"])
+        tasks.match_request.delay_on_commit(request.pk)
     if any(i.status == status for i in invitations) and request.status in ACTIVE_STATUSES:
         notify_user(
             user_id=request.client_id, event="shortlist.changed", payload=_shortlist_payload(request, reason=reason)
@@ -749,9 +781,12 @@ def _hire(request: HiringRequest, chosen: Invitation, *, accept_over_budget: boo
         raise PayoutsNotEnabled()
     hourly = request.budget_kind == BudgetKind.HOURLY
     rate = chosen.agreed_rate_minor or chosen.offered_rate_minor
-    if hourly and rate > request.budget_minor and not accept_over_budget:
+    # A fixed budget is a total: the agreed rate over the expected hours is what the work costs.
+    cost = rate if hourly else rate * request.hours_per_week * request.expected_weeks
+    if cost > request.budget_minor and not accept_over_budget:
+        what = "an hour" if hourly else f"for {request.hours_per_week * request.expected_weeks} hours"
         raise OverBudget(
-            f"The agreed rate is {format_money(rate, request.currency)} an hour, above your budget of "
+            f"The agreed terms come to {format_money(cost, request.currency)} {what}, above your budget of "
             f"{format_money(request.budget_minor, request.currency)}; hire with accept_over_budget to agree to it."
         )
     capacity.check_can_hire(capacity.lock_profile(engineer_id), hours_per_week=request.hours_per_week)
@@ -760,7 +795,7 @@ def _hire(request: HiringRequest, chosen: Invitation, *, accept_over_budget: boo
         client_id=request.client_id,
         engineer_id=engineer_id,
         rate_kind=request.budget_kind,
-        rate_minor=rate if hourly else request.budget_minor,
+        rate_minor=rate if hourly else max(request.budget_minor, cost),
         currency=request.currency,
         hours_per_week=request.hours_per_week,
     )

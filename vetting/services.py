@@ -256,6 +256,9 @@ def interview_score(*, application_id: int, actor: User, scores: list[tuple[int,
             raise TransitionNotAllowed("Scores are given only while the application is in interview.")
         if actor.pk != application.interviewer_id:
             raise NotTheInterviewer()
+        criterion_ids = [criterion_id for criterion_id, _, _ in scores]
+        if len(set(criterion_ids)) != len(criterion_ids):
+            raise InvalidScore("Each criterion is scored once per call.")
         rows = {
             row.criterion_id: row
             for row in Score.objects.select_for_update().filter(application=application, superseded_at=None)
@@ -314,6 +317,10 @@ def application_approve(*, application_id: int, actor: User, note: str = "") -> 
         scorers = set(Score.objects.filter(application=application).values_list("scored_by_id", flat=True))
         if actor.pk == application.interviewer_id or actor.pk in scorers:
             raise FourEyes()
+        held_until = reapply_allowed_at(application.engineer)
+        if held_until is not None and timezone.now() < held_until:
+            # Revoked (or rejected) since this application was submitted: it cannot grant a record now.
+            raise CooldownActive(f"The engineer may not be vetted again before {held_until:%Y-%m-%d %H:%M} UTC.")
         assessment = _assess(application)
         if assessment.level is None:
             raise BelowTheBar(
@@ -397,8 +404,12 @@ def vetted_record_revoke(*, record_id: int, actor: User, reason: str) -> VettedR
             raise AlreadyRevoked()
         record.revoked_at, record.revoked_by, record.revoke_reason = timezone.now(), actor, reason
         record.save(update_fields=["revoked_at", "revoked_by", "revoke_reason"])
-        # Out of matching now means off every open offer and shortlist too, and both sides told why.
-        engineer_vetting_lapsed(engineer_id=record.engineer_id, reason=f"the engineer's vetting was revoked: {reason}")
+        # Out of matching now means off every open offer and shortlist too, and both sides told why;
+        # revoking an old record that a newer one replaced takes nothing away.
+        if record.superseded_at is None:
+            engineer_vetting_lapsed(
+                engineer_id=record.engineer_id, reason=f"the engineer's vetting was revoked: {reason}"
+            )
         notify_user(
             user_id=record.engineer_id, event="vetting.revoked", payload={"record_id": record.pk, "reason": reason}
         )

@@ -130,3 +130,29 @@ def test_at_risk_and_breach_log_lines_name_the_request(rubric, caplog):
     named = {r.message: getattr(r, "hiring_request_id", None) for r in caplog.records}
     assert named["request.at_risk"] == request.pk
     assert named["request.deadline_breached"] == request.pk
+
+
+def test_an_offer_sent_near_the_end_of_the_day_runs_on_into_the_next_working_morning(rubric, settings):
+    settings.MATCH_INVITATION_TTL_MINUTES = 120
+    engineer = vetted_engineer(time_zone="Europe/Berlin")
+    with time_machine.travel("2026-11-06 15:59Z", tick=False):  # Friday 16:59 in Berlin
+        request = raised(ClientFactory.create(), min_overlap_hours=0)
+        services.matching_run(request_id=request.pk)
+
+    offer = Invitation.objects.get(engineer=engineer)
+    assert offer.sent_off_hours is False
+    # One minute on Friday, 119 from Monday 09:00 Berlin (08:00 UTC): 09:59 UTC on Monday.
+    assert offer.expires_at.isoformat() == "2026-11-09T09:59:00+00:00"
+
+
+def test_an_emptied_shortlist_reopens_the_clock(rubric):
+    engineer = vetted_engineer()
+    request = raised(ClientFactory.create())
+    services.matching_run(request_id=request.pk)
+    offer = request.invitations.get(engineer=engineer)
+    services.invitation_accept(engineer=engineer, invitation_id=offer.pk)
+
+    services.invitation_withdraw(engineer=engineer, invitation_id=offer.pk, reason="took another job")
+
+    request.refresh_from_db()
+    assert (request.status, request.shortlisted_at) == ("matching", None)

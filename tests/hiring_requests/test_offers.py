@@ -246,3 +246,47 @@ def test_accepting_over_the_api_with_no_body_takes_the_offered_terms(rubric, cli
 
     assert response.status_code == 200
     assert (response.json()["status"], response.json()["agreed_rate_minor"]) == ("accepted", 8_800)
+
+
+def test_a_fixed_budget_hire_compares_the_agreed_rate_over_the_expected_hours(rubric):
+    engineer = vetted_engineer(hourly_rate_minor=5_000)
+    invitation = _invited(engineer, budget_kind="fixed", budget_minor=100_000, hours_per_week=10, expected_weeks=1)
+    services.invitation_accept(engineer=engineer, invitation_id=invitation.pk, rate_minor=1_000_000)
+    enable_payouts(engineer)
+    client, request_id = invitation.request.client, invitation.request_id
+
+    with pytest.raises(errors.OverBudget, match="for 10 hours"):
+        services.request_hire(client=client, request_id=request_id, engineer_id=engineer.pk)
+    engagement = services.request_hire(
+        client=client, request_id=request_id, engineer_id=engineer.pk, accept_over_budget=True
+    )
+
+    assert (engagement.rate_kind, engagement.rate_minor) == ("fixed", 10_000_000)
+
+
+@pytest.mark.parametrize(
+    "body", [{"engineer_id": 1, "accept_over_budget": "yes"}, {"engineer_id": 1, "accept_over_budget": 1}]
+)
+def test_consent_to_go_over_budget_must_be_a_real_boolean(rubric, client, body):
+    request = raised(ClientFactory.create())
+    client.force_login(request.client)
+
+    response = client.post(f"/api/requests/{request.pk}/hire", body, content_type="application/json")
+
+    assert response.status_code == 422
+    assert not Engagement.objects.exists()
+
+
+def test_closing_a_hired_request_gives_the_engineer_their_hours_back(rubric):
+    engineer = vetted_engineer(weekly_hours_available=20)
+    invitation = _invited(engineer, hours_per_week=20)
+    services.invitation_accept(engineer=engineer, invitation_id=invitation.pk)
+    enable_payouts(engineer)
+    services.request_hire(client=invitation.request.client, request_id=invitation.request_id, engineer_id=engineer.pk)
+
+    services.request_close(client=invitation.request.client, request_id=invitation.request_id)
+    next_request = raised(ClientFactory.create(), hours_per_week=20)
+    services.matching_run(request_id=next_request.pk)
+
+    assert Engagement.objects.get(engineer=engineer).status == "ended"
+    assert next_request.invitations.filter(engineer=engineer).exists()

@@ -133,3 +133,29 @@ def test_engineers_are_reminded_once_when_renewal_opens(rubric, engineer, staff,
 
     assert (early, first, second) == (0, 1, 0)
     assert VettedRecord.objects.get(engineer=engineer).reminded_at is not None
+
+
+def test_scoring_a_criterion_twice_in_one_call_is_a_clear_refusal(rubric, engineer, staff):
+    application = to_interview(engineer, staff)
+    criterion_id = Score.objects.filter(application=application).earliest("id").criterion_id
+
+    with pytest.raises(errors.InvalidScore, match="once per call"):
+        services.interview_score(
+            application_id=application.pk, actor=staff, scores=[(criterion_id, 2, ""), (criterion_id, 3, "")]
+        )
+
+    assert Score.objects.get(application=application, criterion_id=criterion_id).value is None
+
+
+def test_a_renewal_in_flight_cannot_be_approved_after_a_revocation(rubric, engineer, staff, approver):
+    in_status(engineer, staff, S.APPROVED)
+    record = VettedRecord.objects.get(engineer=engineer)
+    VettedRecord.objects.filter(pk=record.pk).update(expires_at=timezone.now() + timedelta(days=10))
+    renewal = to_interview(engineer, staff)
+    score_all(renewal, staff, value=4)
+
+    services.vetted_record_revoke(record_id=record.pk, actor=staff, reason="fake identity")
+    with pytest.raises(errors.CooldownActive):
+        services.application_approve(application_id=renewal.pk, actor=approver)
+
+    assert not VettedRecord.objects.filter(engineer=engineer, revoked_at=None).exists()
