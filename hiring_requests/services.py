@@ -361,6 +361,8 @@ def widening_propose(*, request_id: int, now: datetime) -> bool:
         if request is None or request.status not in ACTIVE_STATUSES or request.raised_at is None:
             return False
         step = request.widening_step + 1
+        while step <= len(matching.WIDENING_STEPS) and _widening_changes_nothing(request, step):
+            step += 1  # nothing to ask the client about: it would relax nothing for this request
         if request.pool_empty_at is None or request.widening_proposed or step > len(matching.WIDENING_STEPS):
             return False
         if now < request.raised_at + timedelta(minutes=settings.MATCH_WIDEN_INTERVAL_MINUTES * step):
@@ -377,6 +379,12 @@ def widening_propose(*, request_id: int, now: datetime) -> bool:
             payload={"request_id": request.pk, "step": step, "what": what, "change": _widening_in_words(request, step)},
         )
     return True
+
+
+def _widening_changes_nothing(request: HiringRequest, step: int) -> bool:
+    """A step that relaxes nothing: the time zone at no required overlap, the hourly rate on a fixed budget."""
+    before, after = matching.criteria_for(request, step=step - 1), matching.criteria_for(request, step=step)
+    return (before.tz_slack, before.max_hourly_rate) == (after.tz_slack, after.max_hourly_rate)
 
 
 def _widening_in_words(request: HiringRequest, step: int) -> str:
@@ -455,7 +463,7 @@ def invitation_by_hand(*, staff: User, request_id: int, engineer_id: int) -> Inv
         request = HiringRequest.objects.select_for_update().get(pk=request_id)
         if request.status not in ACTIVE_STATUSES:
             raise RequestStateConflict("Only an open request takes invitations.")
-        if not _vetting_current(engineer_id):
+        if not _vetting_current(engineer_id, min_level=request.min_level):
             raise EngineerNotVetted()
         profile = capacity.lock_profile(engineer_id)
         if profile.currency != request.currency:
@@ -571,8 +579,8 @@ def _shortlist_payload(request: HiringRequest, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _vetting_current(engineer_id: int) -> bool:
-    """Whether the engineer's vetting is current, reading the record under its row lock.
+def _vetting_current(engineer_id: int, *, min_level: str | None = None) -> bool:
+    """Whether the engineer's vetting is current (at `min_level` or above), reading the record under its row lock.
 
     The lock orders this check against a revocation (which locks the same row): a
     hire that commits first is seen by the revocation, and one that comes after
@@ -580,7 +588,10 @@ def _vetting_current(engineer_id: int) -> bool:
     """
     from vetting.selectors import current_records
 
-    return current_records().select_for_update().filter(engineer_id=engineer_id).exists()
+    current = current_records().select_for_update().filter(engineer_id=engineer_id)
+    if min_level is not None:
+        current = current.filter(level__in=matching.levels_at_least(min_level))
+    return current.exists()
 
 
 def _lock_invitation(engineer: User, invitation_id: int) -> Invitation:
@@ -611,8 +622,11 @@ def invitation_accept(*, engineer: User, invitation_id: int, rate_minor: int | N
         invitation = _lock_invitation(engineer, invitation_id)
         if request is None or request.status not in ACTIVE_STATUSES:
             raise RequestStateConflict("This request is no longer looking for engineers.")
-        if not _vetting_current(engineer.pk):
-            raise EngineerNotVetted("Your vetting is not current, so you cannot join a shortlist.")
+        if not _vetting_current(engineer.pk, min_level=request.min_level):
+            raise EngineerNotVetted(
+                f"Your vetting is not current at the {request.min_level} level this request needs, "
+                "so you cannot join its shortlist."
+            )
         capacity.check_can_accept(capacity.lock_profile(engineer.pk), invitation=invitation)
         now = timezone.now()
         invitation.status, invitation.responded_at = InvitationStatus.ACCEPTED, now
@@ -763,10 +777,14 @@ def request_hire(*, client: User, request_id: int, engineer_id: int, accept_over
         )
         if chosen is None:
             raise NotShortlisted()
-        lapsed = not _vetting_current(engineer_id)
+        lapsed = not _vetting_current(engineer_id, min_level=request.min_level)
         if lapsed:
             # Committed with this transaction; the refusal is raised after it.
-            _close_invitations(request, [chosen], reason="the engineer's vetting is no longer current")
+            _close_invitations(
+                request,
+                [chosen],
+                reason=f"the engineer's vetting is no longer current at the {request.min_level} level",
+            )
         else:
             engagement = _hire(request, chosen, accept_over_budget=accept_over_budget)
     if lapsed:

@@ -109,7 +109,7 @@ def test_an_expired_engineer_cannot_accept_or_be_hired(rubric):
 
     shortlisted.refresh_from_db()
     assert shortlisted.status == InvitationStatus.WITHDRAWN
-    assert shortlisted.closed_reason == "the engineer's vetting is no longer current"
+    assert shortlisted.closed_reason == "the engineer's vetting is no longer current at the mid level"
     assert not Engagement.objects.exists()
 
 
@@ -290,3 +290,17 @@ def test_closing_a_hired_request_gives_the_engineer_their_hours_back(rubric):
 
     assert Engagement.objects.get(engineer=engineer).status == "ended"
     assert next_request.invitations.filter(engineer=engineer).exists()
+
+
+def test_a_renewal_at_a_lower_level_cannot_accept_or_be_hired_above_it(rubric):
+    engineer = vetted_engineer(level="senior")
+    request = raised(ClientFactory.create(), min_level="senior")
+    services.matching_run(request_id=request.pk)
+    offer = request.invitations.get(engineer=engineer)
+    VettedRecord.objects.filter(engineer=engineer).update(level="junior")  # renewed one level down
+
+    with pytest.raises(errors.EngineerNotVetted, match="senior level"):
+        services.invitation_accept(engineer=engineer, invitation_id=offer.pk)
+
+    offer.refresh_from_db()
+    assert offer.status == InvitationStatus.PENDING

@@ -326,3 +326,15 @@ def test_an_invitation_lists_its_expiry_two_hours_out(rubric, client_user):
 
     assert invitation.expires_at - invitation.sent_at == timedelta(hours=2)
     assert invitation.sent_at.isoformat() == "2026-11-02T09:00:00+00:00"
+
+
+def test_a_widening_step_that_would_relax_nothing_is_not_proposed(rubric, client_user):
+    with time_machine.travel(START, tick=False) as clock:
+        # No required overlap: the time-zone step changes nothing, so the budget step is the one proposed.
+        request = raised(client_user, min_overlap_hours=0)
+        services.clock_sweep()
+        clock.shift(timedelta(minutes=180))
+        services.clock_sweep()
+
+    request.refresh_from_db()
+    assert request.widening_proposed == 2
