@@ -62,6 +62,7 @@ from hiring_requests.models import (
     Invitation,
     InvitationStatus,
 )
+from marketplace.money import format_money
 from vetting.models import Level
 
 WEIGHTS = {"skills": 35, "vetting": 25, "time_zone": 15, "rate": 10, "load": 10, "responsiveness": 5}
@@ -106,6 +107,16 @@ class Candidate:
 
 def levels_at_least(level: str) -> list[str]:
     return [str(item) for item in LEVEL_ORDER[LEVEL_ORDER.index(Level(level)) :]]
+
+
+def widening_in_words(request: HiringRequest, step: int) -> str:
+    """What widening `step` would change for `request`, as the client reads it."""
+    what = WIDENING_STEPS[step - 1]
+    if what == "relax_time_zone":
+        return f"accept engineers up to {settings.MATCH_TZ_RELAX_MINUTES // 60} more hours away from your time zone"
+    raised = request.budget_minor * (10_000 + settings.MATCH_BUDGET_RELAX_BP) // 10_000
+    budget = format_money(request.budget_minor, request.currency)
+    return f"consider hourly rates up to {format_money(raised, request.currency)} (your budget is {budget})"
 
 
 def criteria_for(request: HiringRequest, *, step: int | None = None) -> Criteria:

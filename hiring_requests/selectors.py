@@ -8,6 +8,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import User
+from hiring_requests.matching import widening_in_words
 from hiring_requests.models import (
     ACTIVE_STATUSES,
     Conversation,
@@ -63,12 +64,6 @@ def _duration(seconds: int) -> str:
     return f"{minutes // 60}h {minutes % 60:02d}m"
 
 
-def _widening_in_words(request: HiringRequest, step: int) -> str:
-    from hiring_requests.services import _widening_in_words as in_words
-
-    return in_words(request, step)
-
-
 def clock(*, request: HiringRequest, now: datetime | None = None) -> dict[str, Any]:
     """The 8-hour promise as the client sees it: deadline, time left, and what is happening now."""
     now = now or timezone.now()
@@ -112,7 +107,7 @@ def clock(*, request: HiringRequest, now: datetime | None = None) -> dict[str, A
         "widening_step": request.widening_step,
         "pool_empty": request.pool_empty_at is not None,
         "widening_proposed": (
-            {"step": request.widening_proposed, "change": _widening_in_words(request, request.widening_proposed)}
+            {"step": request.widening_proposed, "change": widening_in_words(request, request.widening_proposed)}
             if request.widening_proposed
             else None
         ),

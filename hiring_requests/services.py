@@ -376,7 +376,12 @@ def widening_propose(*, request_id: int, now: datetime) -> bool:
         notify_user(
             user_id=request.client_id,
             event="request.widening_proposed",
-            payload={"request_id": request.pk, "step": step, "what": what, "change": _widening_in_words(request, step)},
+            payload={
+                "request_id": request.pk,
+                "step": step,
+                "what": what,
+                "change": matching.widening_in_words(request, step),
+            },
         )
     return True
 
@@ -385,15 +390,6 @@ def _widening_changes_nothing(request: HiringRequest, step: int) -> bool:
     """A step that relaxes nothing: the time zone at no required overlap, the hourly rate on a fixed budget."""
     before, after = matching.criteria_for(request, step=step - 1), matching.criteria_for(request, step=step)
     return (before.tz_slack, before.max_hourly_rate) == (after.tz_slack, after.max_hourly_rate)
-
-
-def _widening_in_words(request: HiringRequest, step: int) -> str:
-    what = matching.WIDENING_STEPS[step - 1]
-    if what == "relax_time_zone":
-        return f"accept engineers up to {settings.MATCH_TZ_RELAX_MINUTES // 60} more hours away from your time zone"
-    raised = request.budget_minor * (10_000 + settings.MATCH_BUDGET_RELAX_BP) // 10_000
-    budget = format_money(request.budget_minor, request.currency)
-    return f"consider hourly rates up to {format_money(raised, request.currency)} (your budget is {budget})"
 
 
 def request_widening_answer(*, client: User, request_id: int, accept: bool) -> HiringRequest:

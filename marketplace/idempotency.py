@@ -10,6 +10,7 @@ safe because every operation behind a key is itself idempotent (money steps
 replay their own Stripe keys).
 """
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
@@ -48,11 +49,9 @@ class _Replay:
 
 def _claim(*, user_id: int, key: str, fingerprint: str) -> int | _Replay:
     """The record to fill (its id), or the answer to replay. Raises IdempotencyKeyReused or IdempotencyKeyInFlight."""
-    try:
-        with transaction.atomic():
-            return IdempotencyRecord.objects.create(user_id=user_id, key=key, fingerprint=fingerprint).pk
-    except IntegrityError:
-        pass
+    # A unique (user, key) insert is the claim: exactly one concurrent request wins it.
+    with contextlib.suppress(IntegrityError), transaction.atomic():
+        return IdempotencyRecord.objects.create(user_id=user_id, key=key, fingerprint=fingerprint).pk
     existing = IdempotencyRecord.objects.filter(user_id=user_id, key=key).first()
     if existing is None:
         # The request that held it failed and gave it back between our insert and this read.

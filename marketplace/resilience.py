@@ -66,7 +66,7 @@ class CircuitBreaker:
     After `reset_after` seconds one trial call is let through (half-open): success
     closes the circuit, failure opens it again for another `reset_after`. A call
     that takes longer than `slow_call_seconds` is a failure even if it succeeded.
-    Thread-safe: sync callers on several threads and async callers share one breaker.
+    Thread-safe: the event loops of several threads (worker tasks) may share one breaker.
     """
 
     name: str
@@ -114,18 +114,6 @@ class CircuitBreaker:
                 logger.info("circuit.closed", extra={"circuit": self.name})
             self.failures, self.opened_at = 0, None
 
-    def call[T](self, operation: Callable[[], T], *, counts_as_failure: Callable[[Exception], bool]) -> T:
-        """Run a sync `operation` through the breaker."""
-        admitted_in = self.before_call()
-        started = self.clock()
-        try:
-            result = operation()
-        except Exception as exc:
-            self.after_call(admitted_in, failed=counts_as_failure(exc), elapsed=self.clock() - started)
-            raise
-        self.after_call(admitted_in, failed=False, elapsed=self.clock() - started)
-        return result
-
     async def acall[T](
         self, operation: Callable[[], Awaitable[T]], *, counts_as_failure: Callable[[BaseException], bool]
     ) -> T:
@@ -165,11 +153,6 @@ class Bulkhead:
         if semaphore is None:
             semaphore = self._semaphores[loop] = asyncio.Semaphore(self.limit)
         return semaphore
-
-    def in_flight(self) -> int:
-        """Calls holding a slot on the running loop."""
-        semaphore = self._semaphore()
-        return self.limit - semaphore._value
 
     async def run[T](self, operation: Callable[[], Awaitable[T]]) -> T:
         semaphore = self._semaphore()

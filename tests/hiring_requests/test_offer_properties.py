@@ -1,5 +1,7 @@
 """A property over random pools and requests: hours and terms hold whatever engineers and clients do."""
 
+import contextlib
+
 import pytest
 from django.db.models import Sum
 from hypothesis import HealthCheck, given, settings
@@ -7,7 +9,6 @@ from hypothesis import strategies as st
 
 from accounts.models import EngineerProfile
 from hiring_requests import services
-from hiring_requests.errors import EngineerAtCapacity, OverBudget
 from hiring_requests.models import Engagement, Invitation, InvitationStatus
 from marketplace.errors import DomainError
 from tests.conftest import rolled_back
@@ -55,7 +56,7 @@ def test_nobody_is_booked_past_capacity_and_every_engagement_has_its_accepted_ra
             if not offers:
                 break
             offer = offers[pick % len(offers)]
-            try:
+            with contextlib.suppress(DomainError):  # a refusal is fine; the invariants below judge it
                 if action in ("accept", "propose"):
                     rate = offer.offered_rate_minor + 500 * (other % 4) if action == "propose" else None
                     services.invitation_accept(engineer=offer.engineer, invitation_id=offer.pk, rate_minor=rate)
@@ -64,8 +65,6 @@ def test_nobody_is_booked_past_capacity_and_every_engagement_has_its_accepted_ra
                         client=offer.request.client, request_id=offer.request_id, engineer_id=offer.engineer_id,
                         accept_over_budget=action == "hire_over",
                     )  # fmt: skip
-            except (DomainError, EngineerAtCapacity, OverBudget):
-                pass
 
         for profile in EngineerProfile.objects.filter(user__in=engineers):
             engaged = Engagement.objects.filter(engineer=profile.user).aggregate(h=Sum("hours_per_week"))["h"] or 0

@@ -18,10 +18,6 @@ class Clock:
         return self.now
 
 
-def fail() -> None:
-    raise Boom
-
-
 async def test_retries_are_bounded_and_the_last_error_surfaces():
     calls: list[int] = []
 
@@ -107,16 +103,18 @@ async def test_a_cancelled_call_neither_opens_nor_closes_the_breaker():
 
 async def test_the_bulkhead_refuses_at_once_when_every_slot_is_taken():
     bulkhead = Bulkhead("stripe", limit=2, wait_seconds=0.05)
-    release = asyncio.Event()
+    release, both_in = asyncio.Event(), asyncio.Event()
     entered = []
 
     async def holds_a_slot():
         entered.append(1)
+        if len(entered) == 2:
+            both_in.set()
         await release.wait()
         return "done"
 
     holders = [asyncio.create_task(bulkhead.run(holds_a_slot)) for _ in range(2)]
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(both_in.wait(), timeout=5)
     with pytest.raises(BulkheadFull):
         await bulkhead.run(holds_a_slot)
     release.set()
@@ -126,52 +124,66 @@ async def test_the_bulkhead_refuses_at_once_when_every_slot_is_taken():
     assert await bulkhead.run(holds_a_slot) == "done"
 
 
-def test_the_breaker_opens_after_the_threshold_and_fails_fast():
+async def afail() -> None:
+    raise Boom
+
+
+async def answer(value):
+    return value
+
+
+async def test_the_breaker_opens_after_the_threshold_and_fails_fast():
     clock = Clock()
     breaker = CircuitBreaker("stripe", failure_threshold=3, reset_after=30, clock=clock)
     for _ in range(3):
         with pytest.raises(Boom):
-            breaker.call(fail, counts_as_failure=lambda e: True)
+            await breaker.acall(afail, counts_as_failure=lambda e: True)
     calls = []
 
+    async def counted():
+        calls.append(1)
+
     with pytest.raises(CircuitOpen) as opened:
-        breaker.call(lambda: calls.append(1), counts_as_failure=lambda e: True)
+        await breaker.acall(counted, counts_as_failure=lambda e: True)
 
     assert breaker.state == "open"
     assert calls == []
     assert opened.value.retry_after == 30
 
 
-def test_half_open_lets_one_trial_through_and_success_closes():
+async def test_half_open_lets_one_trial_through_and_success_closes():
     clock = Clock()
     breaker = CircuitBreaker("stripe", failure_threshold=1, reset_after=10, clock=clock)
     with pytest.raises(Boom):
-        breaker.call(fail, counts_as_failure=lambda e: True)
+        await breaker.acall(afail, counts_as_failure=lambda e: True)
     clock.now = 10
 
     before = breaker.state
-    assert breaker.call(lambda: "pong", counts_as_failure=lambda e: True) == "pong"
+    assert await breaker.acall(lambda: answer("pong"), counts_as_failure=lambda e: True) == "pong"
     after = breaker.state
     assert (before, after) == ("half_open", "closed")
 
 
-def test_a_failed_trial_opens_the_circuit_again():
+async def test_a_failed_trial_opens_the_circuit_again():
     clock = Clock()
     breaker = CircuitBreaker("stripe", failure_threshold=1, reset_after=10, clock=clock)
     with pytest.raises(Boom):
-        breaker.call(fail, counts_as_failure=lambda e: True)
+        await breaker.acall(afail, counts_as_failure=lambda e: True)
     clock.now = 10
 
     with pytest.raises(Boom):
-        breaker.call(fail, counts_as_failure=lambda e: True)
+        await breaker.acall(afail, counts_as_failure=lambda e: True)
 
     assert breaker.state == "open"
 
 
-def test_errors_that_are_the_callers_do_not_count():
+async def test_errors_that_are_the_callers_do_not_count():
     breaker = CircuitBreaker("stripe", failure_threshold=1)
 
+    async def refused():
+        raise ValueError
+
     with pytest.raises(ValueError):  # noqa: PT011
-        breaker.call(lambda: (_ for _ in ()).throw(ValueError()), counts_as_failure=lambda e: isinstance(e, Boom))
+        await breaker.acall(refused, counts_as_failure=lambda e: isinstance(e, Boom))
 
     assert breaker.state == "closed"

@@ -17,6 +17,7 @@ from payments import gateway, services
 from payments.errors import PaymentsUnavailable
 from payments.models import Milestone
 from tests.payments.live import party
+from tests.processes import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,27 +33,35 @@ def _draft() -> tuple[User, int]:
     return who.client, pk
 
 
+def _left_funding(pk: int) -> None:
+    try:
+        wait_until(lambda: Milestone.objects.get(pk=pk).status != "funding", timeout=10, what="the record phase")
+    finally:
+        connections.close_all()
+
+
 async def test_a_client_that_disconnects_mid_fund_leaves_no_half_state(rubric, monkeypatch):
     client, pk = await sync_to_async(_draft)()
-    answered = asyncio.Event()
+    asked, hang_up = asyncio.Event(), asyncio.Event()
 
     async def slow_stripe(**params):
-        await asyncio.sleep(0.3)
-        answered.set()
+        asked.set()
+        await hang_up.wait()  # Stripe answers only after the client has gone
         return SimpleNamespace(id="pi_from_mock", client_secret="pi_from_mock_secret")
 
     stripe_call = AsyncMock(side_effect=slow_stripe)
     monkeypatch.setattr(gateway, "create_payment_intent", stripe_call)
 
     request = asyncio.create_task(services.amilestone_fund(client=client, milestone_id=pk))
-    await asyncio.sleep(0.1)  # claimed, waiting on Stripe: the client goes away
+    await asyncio.wait_for(asked.wait(), timeout=5)  # claimed, waiting on Stripe: the client goes away
     request.cancel()
     with pytest.raises(asyncio.CancelledError):
         await request
-    await asyncio.wait_for(answered.wait(), timeout=5)
-    await asyncio.sleep(0.3)  # the shielded record phase commits
-
+    hang_up.set()
+    # The shielded record phase commits on its own (it needs asgiref's shared sync thread: wait elsewhere).
+    await sync_to_async(_left_funding, thread_sensitive=False)(pk)
     stored = await Milestone.objects.aget(pk=pk)
+
     assert stripe_call.await_count == 1
     assert stripe_call.await_args is not None
     assert stripe_call.await_args.kwargs["key"] == f"milestone-{pk}-fund-0"

@@ -8,6 +8,7 @@ figures are in bench/bench_faults.py.
 import asyncio
 import time
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import psycopg
@@ -26,6 +27,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
 SLOW = 9.0  # under the 10 s client timeout: nothing retries, and the calls simply take long
 BYSTANDER_BOUND = 2.0
+IN_FLIGHT = 4  # STRIPE_MAX_CONCURRENCY: the funds the bulkhead lets through to the slow Stripe
 
 
 def _server_env(double_base: str, **extra: str) -> dict[str, str]:
@@ -77,18 +79,26 @@ def test_a_slow_stripe_never_takes_reads_readiness_or_websockets_down(rubric, tm
             async def scenario():
                 stop = asyncio.Event()
                 reads = asyncio.create_task(_bystander(base, bystander.client_token, stop))
+                answered: list[int] = []
+                refusals_in = asyncio.Event()
+
+                async def fund(http: httpx.AsyncClient, who: Any, pk: int) -> httpx.Response:
+                    response = await http.post(
+                        f"/api/payments/milestones/{pk}/fund", headers={"Authorization": f"Bearer {who.client_token}"}
+                    )
+                    answered.append(response.status_code)
+                    if len(answered) == 20 - IN_FLIGHT:
+                        refusals_in.set()
+                    return response
+
                 async with httpx.AsyncClient(base_url=base, timeout=60) as http:
                     funds = [
-                        asyncio.create_task(
-                            http.post(
-                                f"/api/payments/milestones/{pk}/fund",
-                                headers={"Authorization": f"Bearer {who.client_token}"},
-                            )
-                        )
+                        asyncio.create_task(fund(http, who, pk))
                         for who, ids in ((first, first_ids), (second, second_ids))
                         for pk in ids
                     ]
-                    await asyncio.sleep(3)  # every fund has been claimed or refused; some wait on Stripe
+                    # Measure once every fund beyond the bulkhead has been answered, while the rest wait on Stripe.
+                    await asyncio.wait_for(refusals_in.wait(), timeout=30)
                     mid_wait = {
                         "idle_in_transaction": await asyncio.to_thread(_idle_in_transaction),
                         "ready": await http.get("/health/ready"),
@@ -207,7 +217,9 @@ def test_an_exhausted_pool_answers_503_database_busy_within_the_pool_timeout(rub
                         )
                         for _ in range(2)
                     ]
-                    await asyncio.sleep(1)
+                    await asyncio.to_thread(
+                        wait_until, lambda: _waiting_on_locks() >= 2, timeout=15, what="two requests on the lock"
+                    )
                     started = time.monotonic()
                     read, ready = await asyncio.gather(
                         http.get("/api/me", headers={"Authorization": f"Bearer {who.client_token}"}),
@@ -298,7 +310,6 @@ def test_a_server_killed_between_claim_and_record_is_finished_once_by_the_sweep(
             asyncio.run(fund_then_kill())
         left = _status(pk)
         double.mode("normal")
-        time.sleep(2.5)  # the killed server's call reached Stripe and finished there
         settings.STRIPE_API_BASE = double.base
         gateway.reset()
         later = timezone.now() + timedelta(seconds=settings.PAYMENT_STEP_STALE_SECONDS + 1)
@@ -312,6 +323,15 @@ def test_a_server_killed_between_claim_and_record_is_finished_once_by_the_sweep(
     assert Milestone.objects.get(pk=pk).status == "awaiting_funding"
     assert len(intents) == 1  # the replay reused the idempotency key: one PaymentIntent
     assert Milestone.objects.get(pk=pk).payment_intent_id == intents[0]["id"]
+
+
+def _waiting_on_locks() -> int:
+    with psycopg.connect(current_database_url().replace("postgres://", "postgresql://"), autocommit=True) as direct:
+        row = direct.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'",
+            [connection.settings_dict["NAME"]],
+        ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def _status(pk: int) -> str:

@@ -7,6 +7,7 @@ Needs Debian's chromium (or CHROMIUM_PATH) and the dev extras (Playwright).
 """
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -104,11 +105,9 @@ class Command(BaseCommand):
     def _wait_for(self, base: str) -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            try:
+            with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{base}/health/live", timeout=1).status_code == 200:
                     return
-            except httpx.HTTPError:
-                pass
             time.sleep(0.2)
         raise CommandError("the server did not start within 30 s")
 
