@@ -139,6 +139,69 @@ def seed() -> None:
     print(f"seed: {ENGINEERS - have} engineers in {time.perf_counter() - started:.0f} s")
 
 
+HISTORY_REQUESTS = 3_000  # 2,000 closed (20 offers each), 800 hired (an active engagement), 200 matching
+HISTORY_TITLE = "bench-history"
+
+
+def seed_history() -> None:
+    """Offers and engagements, so ranking reads real capacity, load and responsiveness rows.
+
+    43,000 offers (40,000 on closed requests, answered or expired; 600 pending) and
+    800 active engagements, spread at random over the engineers.
+    """
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from accounts.models import Role, User
+    from hiring_requests.models import Engagement, HiringRequest, Invitation
+
+    if HiringRequest.objects.filter(title=HISTORY_TITLE).exists():
+        return
+    started = time.perf_counter()
+    rng = random.Random(13)
+    now = timezone.now()
+    engineer_ids = list(User.objects.filter(email__startswith="bench-eng-").values_list("pk", flat=True))
+    client = User.objects.create(email="bench-history-client@vetted.test", role=Role.CLIENT, full_name="History")
+    with transaction.atomic():
+        requests = HiringRequest.objects.bulk_create(
+            HiringRequest(
+                client=client, title=HISTORY_TITLE, description="history", required_skills=["python"],
+                budget_kind="hourly", budget_minor=10_000, currency="usd", hours_per_week=10, time_zone="UTC",
+                start_date="2026-01-05", raised_at=now,
+                status="closed" if i < 2_000 else "hired" if i < 2_800 else "matching",
+            )
+            for i in range(HISTORY_REQUESTS)
+        )  # fmt: skip
+        invitations, engagements = [], []
+        for request in requests:
+            invited = rng.sample(engineer_ids, 20 if request.status == "closed" else 3)
+            for position, engineer_id in enumerate(invited, start=1):
+                status = rng.choice(["accepted", "declined", "declined", "expired"])
+                if request.status == "matching":
+                    status = "pending"
+                invitations.append(
+                    Invitation(
+                        request=request, engineer_id=engineer_id, wave=1, rank=position, score_bp=5_000,
+                        breakdown={}, status=status, sent_at=now, expires_at=now + timedelta(hours=2),
+                        sent_off_hours=rng.random() < 0.2, offered_rate_minor=10_000, offered_hours_per_week=10,
+                    )
+                )  # fmt: skip
+            if request.status == "hired":
+                engagements.append(
+                    Engagement(
+                        request=request, client=client, engineer_id=invited[0], rate_kind="hourly",
+                        rate_minor=10_000, currency="usd", hours_per_week=10,
+                    )
+                )  # fmt: skip
+        Invitation.objects.bulk_create(invitations, batch_size=5_000)
+        Engagement.objects.bulk_create(engagements)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    print(
+        f"seed: {len(invitations)} offers and {len(engagements)} engagements in {time.perf_counter() - started:.0f} s"
+    )
+
+
 def random_requests(count: int, seed_value: int) -> list[Any]:
     from hiring_requests.models import HiringRequest
 
@@ -310,6 +373,7 @@ def main() -> None:
 
     django.setup()
     seed()
+    seed_history()
     bench_ranking()
     bench_raise_to_invitation()
 

@@ -4,15 +4,24 @@ What counts, by the moment of asking (docs/matching.md, "Capacity"):
 - inviting: active engagements, accepted offers and pending offers on open requests;
 - accepting: active engagements and other accepted offers;
 - hiring: active engagements (the accepted offer becomes the engagement).
-Accept and hire decide under a lock on the engineer's profile row, so two clients
-hiring the same engineer at once cannot both take the last hours.
+Inviting, accepting and hiring decide under a lock on the engineer's profile row, so
+two clients hiring the same engineer at once cannot both take the last hours, and two
+requests matched at once cannot both send the offer that passes the pending cap.
 """
 
+from django.conf import settings
 from django.db.models import Sum
 
 from accounts.models import EngineerProfile
+from hiring_requests import matching
 from hiring_requests.errors import EngineerAtCapacity
-from hiring_requests.models import ACTIVE_STATUSES, Engagement, EngagementStatus, Invitation, InvitationStatus
+from hiring_requests.models import (
+    ACTIVE_STATUSES,
+    Engagement,
+    EngagementStatus,
+    Invitation,
+    InvitationStatus,
+)
 
 
 def _engaged(engineer_id: int) -> int:
@@ -54,3 +63,27 @@ def check_can_hire(profile: EngineerProfile, *, hours_per_week: int) -> None:
             f"The engineer has {max(0, profile.weekly_hours_available - held)} free hours a week left; "
             f"this request needs {hours_per_week}."
         )
+
+
+def lock_invitable(engineer_ids: list[int], *, hours_per_week: int) -> set[int]:
+    """Of `engineer_ids`, those who can still take an offer of `hours_per_week`, with their profiles locked.
+
+    Ranking reads without locks, so a wave for another request may have invited the
+    same engineers since. The profiles are locked in id order (no deadlock between
+    two waves) and checked again: hours held by active engagements and open offers,
+    and fewer than MATCH_MAX_PENDING_INVITATIONS pending offers.
+    """
+    profiles = dict(
+        EngineerProfile.objects.select_for_update(of=("self",))
+        .filter(user_id__in=engineer_ids)
+        .order_by("user_id")
+        .values_list("user_id", "weekly_hours_available")
+    )
+    now_doing = matching.doing(list(profiles))
+    cap = settings.MATCH_MAX_PENDING_INVITATIONS
+    return {
+        engineer_id
+        for engineer_id, available in profiles.items()
+        if now_doing[engineer_id].engaged_hours + now_doing[engineer_id].held_hours + hours_per_week <= available
+        and now_doing[engineer_id].pending_open < cap
+    }

@@ -1,4 +1,13 @@
-"""Ranking vetted engineers for a request: filter in the database, score in the database.
+"""Ranking vetted engineers for a request: filter and score in one SQL query.
+
+What the engineer is (vetting, currency, skills, rate, time zone) filters and
+scores through joins on the profile, the current vetted record and its
+application. What the engineer is doing (engagements and offers: capacity, load,
+responsiveness) is one correlated subquery per candidate row, `_DOING_SQL`, read
+once: it gives the dynamic part of the score, or a large negative number for an
+engineer who cannot take the offer (past their hours, or at the pending cap), so
+those sort last and are dropped. One index probe per table per candidate, rather
+than one per statistic, is what keeps ranking 100,000 engineers fast.
 
 Filters (never broken, whatever the widening step):
   - a current vetted record (not expired, not revoked) at or above the minimum level;
@@ -21,11 +30,14 @@ Scores, each in basis points (0-10000), combined with fixed weights:
   - Rate fit: within budget is full marks (cheaper is not better); above it (after
     widening) the score falls to zero at 20% over. A fixed budget is compared with
     rate x hours per week x expected weeks.
-  A missing component counts as zero, so no engineer ranks on a NULL total.
+  A missing component counts as zero, so no engineer ranks on a NULL total
+  (the total is computed in Python from integers, never NULL).
   Ties rotate by request: a hash of (request, engineer) orders them, so the same
   request always gives the same order and different requests spread the ties.
 """
 
+import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +58,7 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Abs, Coalesce, Greatest, Least
 from django.utils import timezone
 
@@ -69,15 +82,14 @@ WEIGHTS = {"skills": 35, "vetting": 25, "time_zone": 15, "rate": 10, "load": 10,
 WORKDAY_MINUTES = 8 * 60
 MAX_TZ_GAP = 12 * 60
 LEVEL_ORDER = [Level.JUNIOR, Level.MID, Level.SENIOR, Level.STAFF]
-# The widening steps, in order; a request at step N has had steps 1..N applied.
+# The widening steps, proposed in this order; each relaxes its own filter, so declining one
+# does not hold back the next (HiringRequest.widenings_applied).
 WIDENING_STEPS = ["relax_time_zone", "relax_budget"]
 # Rate fit falls from full marks at the budget to zero this far above it, in basis points.
 RATE_OVER_BUDGET_ZERO_BP = 2_000
 # A skill the engineer only declared counts this much of a vetted one, in basis points.
 DECLARED_SKILL_BP = 5_000
 _ZONES_CACHE_KEY = "matching:engineer-time-zones"
-# Packs a count beside a sum of weekly hours in one integer: hours never reach it (at most 80 per offer).
-_PACK = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -119,15 +131,16 @@ def widening_in_words(request: HiringRequest, step: int) -> str:
     return f"consider hourly rates up to {format_money(raised, request.currency)} (your budget is {budget})"
 
 
-def criteria_for(request: HiringRequest, *, step: int | None = None) -> Criteria:
-    step = request.widening_step if step is None else step
+def criteria_for(request: HiringRequest, *, applied: Collection[int] | None = None) -> Criteria:
+    """The filters for `request` with the widening steps `applied` (default: those the client accepted)."""
+    applied = request.widenings_applied() if applied is None else set(applied)
     slack = MAX_TZ_GAP if request.min_overlap_hours == 0 else WORKDAY_MINUTES - request.min_overlap_hours * 60
-    if step >= 1:
+    if 1 in applied:
         slack = min(MAX_TZ_GAP, slack + settings.MATCH_TZ_RELAX_MINUTES)
     max_rate = None
     if request.budget_kind == BudgetKind.HOURLY:
         max_rate = request.budget_minor
-        if step >= 2:
+        if 2 in applied:
             max_rate = request.budget_minor * (10_000 + settings.MATCH_BUDGET_RELAX_BP) // 10_000
     return Criteria(
         required=list(request.required_skills),
@@ -178,23 +191,8 @@ def _zone_gaps(criteria: Criteria) -> tuple[list[str], dict[str, int]]:
 
 
 def _candidates(criteria: Criteria, *, request_id: int | None) -> QuerySet[EngineerProfile]:
+    """Engineers who pass the static filters: vetting, account, currency, must-haves, rate and time zone."""
     engineer = OuterRef("user_id")
-    engaged = (
-        Engagement.objects.filter(engineer=engineer, status=EngagementStatus.ACTIVE)
-        .values("engineer")
-        .annotate(hours=Sum("hours_per_week"))
-        .values("hours")
-    )
-    # Offers still open hold hours too (hiring_requests.capacity), and pending ones are capped per engineer.
-    holding = Invitation.objects.filter(
-        engineer=engineer, status__in=HOLDING_STATUSES, request__status__in=ACTIVE_STATUSES
-    )
-    # One pass over the engineer's open offers gives both figures, packed as hours + PACK x pending offers
-    # (one correlated subquery per candidate row instead of two; the ranking's cost is mostly these).
-    pending_as_pack = Case(When(status=InvitationStatus.PENDING, then=Value(_PACK)), default=Value(0))
-    offered = (
-        holding.values("engineer").annotate(packed=Sum(F("offered_hours_per_week") + pending_as_pack)).values("packed")
-    )
     known, gaps = _zone_gaps(criteria)
     stored_gap = Abs(F("utc_offset_minutes") - Value(criteria.client_offset))
 
@@ -214,32 +212,21 @@ def _candidates(criteria: Criteria, *, request_id: int | None) -> QuerySet[Engin
         user__role="engineer",
         currency=criteria.currency,
         skills__contains_all=criteria.required,
+        # Cannot hold the hours even with nothing else booked: no need to read their offers.
+        weekly_hours_available__gte=criteria.hours_per_week,
     )
     if criteria.max_hourly_rate is not None:
         queryset = queryset.filter(hourly_rate_minor__lte=criteria.max_hourly_rate)
     if request_id is not None:
         queryset = queryset.exclude(Exists(Invitation.objects.filter(request_id=request_id, engineer=engineer)))
-    return (
-        queryset.annotate(
-            tz_gap=Case(
-                *[When(time_zone=zone, then=Value(gap)) for zone, gap in gaps.items()],
-                *[When(time_zone=zone, then=Value(MAX_TZ_GAP + 1)) for zone in known if zone not in gaps],
-                default=Least(stored_gap, Value(24 * 60) - stored_gap),
-                output_field=IntegerField(),
-            )
+    return queryset.annotate(
+        tz_gap=Case(
+            *[When(time_zone=zone, then=Value(gap)) for zone, gap in gaps.items()],
+            *[When(time_zone=zone, then=Value(MAX_TZ_GAP + 1)) for zone in known if zone not in gaps],
+            default=Least(stored_gap, Value(24 * 60) - stored_gap),
+            output_field=IntegerField(),
         )
-        .filter(Q(time_zone__in=list(gaps)) | ~Q(time_zone__in=known), tz_gap__lte=criteria.tz_slack)
-        .annotate(offers_packed=Coalesce(Subquery(offered, output_field=IntegerField()), Value(0)))
-        .annotate(
-            committed_hours=Coalesce(Subquery(engaged, output_field=IntegerField()), Value(0))
-            + F("offers_packed") % Value(_PACK),
-            pending_offers=F("offers_packed") / Value(_PACK),
-        )
-        .filter(
-            weekly_hours_available__gte=F("committed_hours") + Value(criteria.hours_per_week),
-            pending_offers__lt=settings.MATCH_MAX_PENDING_INVITATIONS,
-        )
-    )
+    ).filter(Q(time_zone__in=list(gaps)) | ~Q(time_zone__in=known), tz_gap__lte=criteria.tz_slack)
 
 
 def _coverage(skills: list[str]) -> Any:
@@ -259,8 +246,7 @@ def _rate_fit(criteria: Criteria) -> Any:
 
 
 def _scored(queryset: QuerySet[EngineerProfile], criteria: Criteria, *, request_id: int | None) -> Any:
-    engineer = OuterRef("user_id")
-    invitations = Invitation.objects.filter(engineer=engineer)
+    """The static components, and `static`: their weighted sum (x100, before the division by 100)."""
     skills: Any = _coverage(criteria.required)
     if criteria.nice:
         skills = (Value(3) * skills + _coverage(criteria.nice)) / Value(4)
@@ -276,66 +262,173 @@ def _scored(queryset: QuerySet[EngineerProfile], criteria: Criteria, *, request_
             time_zone_bp=Greatest(Value(WORKDAY_MINUTES) - F("tz_gap"), Value(0))
             * Value(10_000)
             / Value(WORKDAY_MINUTES),
-            load=_count(Engagement.objects.filter(engineer=engineer, status=EngagementStatus.ACTIVE))
-            + _count(invitations.filter(status=InvitationStatus.PENDING)),
-            answered=_count(invitations.filter(status__in=[InvitationStatus.ACCEPTED, InvitationStatus.DECLINED])),
-            # An offer that reached the engineer outside their working hours does not count against them.
-            expired=_count(invitations.filter(status=InvitationStatus.EXPIRED, sent_off_hours=False)),
             tie=tie,
         )
+        .annotate(skills_bp=Coalesce(skills, Value(0)), rate_bp=_rate_fit(criteria))
         .annotate(
-            skills_bp=Coalesce(skills, Value(0)),
-            rate_bp=_rate_fit(criteria),
-            load_bp=Value(10_000) / (Value(1) + F("load")),
-            # Two imaginary answers, one of each, so a newcomer starts at 50%.
-            responsiveness_bp=(F("answered") * Value(10_000) + Value(10_000))
-            / (F("answered") + F("expired") + Value(2)),
-        )
-        .annotate(
-            total=(
-                Value(WEIGHTS["skills"]) * F("skills_bp")
-                + Value(WEIGHTS["vetting"]) * F("vetting_bp")
-                + Value(WEIGHTS["time_zone"]) * F("time_zone_bp")
-                + Value(WEIGHTS["rate"]) * F("rate_bp")
-                + Value(WEIGHTS["load"]) * F("load_bp")
-                + Value(WEIGHTS["responsiveness"]) * F("responsiveness_bp")
-            )
-            / Value(100)
+            static=Value(WEIGHTS["skills"]) * F("skills_bp")
+            + Value(WEIGHTS["vetting"]) * F("vetting_bp")
+            + Value(WEIGHTS["time_zone"]) * F("time_zone_bp")
+            + Value(WEIGHTS["rate"]) * F("rate_bp")
         )
     )
 
 
-COMPONENTS = ["skills_bp", "vetting_bp", "time_zone_bp", "rate_bp", "load_bp", "responsiveness_bp"]
+@dataclass
+class _Doing:
+    """What an engineer is doing now: hours held, offers pending, and how they answered offers before."""
+
+    engaged_hours: int = 0
+    engagements: int = 0
+    held_hours: int = 0  # accepted and pending offers on open requests
+    pending_open: int = 0  # pending offers on open requests (capped per engineer)
+    pending: int = 0  # pending offers, any request (load)
+    answered: int = 0
+    expired: int = 0  # expired offers that reached them within working hours
+
+    @property
+    def load_bp(self) -> int:
+        return 10_000 // (1 + self.engagements + self.pending)
+
+    @property
+    def responsiveness_bp(self) -> int:
+        # Two imaginary answers, one of each, so a newcomer starts at 50%.
+        return (self.answered * 10_000 + 10_000) // (self.answered + self.expired + 2)
+
+
+def doing(engineer_ids: list[int]) -> dict[int, _Doing]:
+    """Engagements and offers of `engineer_ids`, in two grouped queries (the same figures as _DOING_SQL)."""
+    found = {engineer_id: _Doing() for engineer_id in engineer_ids}
+    engagements = (
+        Engagement.objects.filter(engineer_id__in=engineer_ids, status=EngagementStatus.ACTIVE)
+        .values("engineer_id")
+        .annotate(hours=Sum("hours_per_week"), n=Count("pk"))
+    )
+    for row in engagements:
+        found[row["engineer_id"]].engaged_hours, found[row["engineer_id"]].engagements = row["hours"], row["n"]
+    open_request = Q(request__status__in=ACTIVE_STATUSES)
+    offers = (
+        Invitation.objects.filter(engineer_id__in=engineer_ids)
+        .values("engineer_id")
+        .annotate(
+            held_hours=Coalesce(
+                Sum("offered_hours_per_week", filter=Q(status__in=HOLDING_STATUSES) & open_request), Value(0)
+            ),
+            pending_open=Count("pk", filter=Q(status=InvitationStatus.PENDING) & open_request),
+            pending=Count("pk", filter=Q(status=InvitationStatus.PENDING)),
+            answered=Count("pk", filter=Q(status__in=[InvitationStatus.ACCEPTED, InvitationStatus.DECLINED])),
+            expired=Count("pk", filter=Q(status=InvitationStatus.EXPIRED, sent_off_hours=False)),
+        )
+    )
+    for offer in offers:
+        found_doing = found[offer["engineer_id"]]
+        found_doing.held_hours, found_doing.pending_open = offer["held_hours"], offer["pending_open"]
+        found_doing.pending, found_doing.answered, found_doing.expired = (
+            offer["pending"],
+            offer["answered"],
+            offer["expired"],
+        )
+    return found
+
+
+# A total for an engineer who cannot take the offer: far below any real one, so they sort last.
+_CANNOT = -(10**9)
+# The dynamic part of the score (x100, like `static`), or _CANNOT. One row per active engagement and per
+# offer, plus a row of zeros so the sums are never NULL; CASE rather than casts keeps it valid on SQLite.
+_DOING_SQL = """(
+SELECT CASE
+  WHEN SUM(d.held) + %(hours)s > accounts_engineerprofile.weekly_hours_available OR SUM(d.pending_open) >= %(cap)s
+  THEN %(cannot)s
+  ELSE %(w_load)s * (10000 / (1 + SUM(d.engagements) + SUM(d.pending)))
+     + %(w_resp)s * ((SUM(d.answered) * 10000 + 10000) / (SUM(d.answered) + SUM(d.expired) + 2))
+END
+FROM (
+  SELECT e.hours_per_week AS held, 0 AS pending_open, 1 AS engagements, 0 AS pending, 0 AS answered, 0 AS expired
+  FROM hiring_requests_engagement e
+  WHERE e.engineer_id = accounts_engineerprofile.user_id AND e.status = %(active)s
+  UNION ALL
+  SELECT CASE WHEN i.status IN (%(pending)s, %(accepted)s) AND r.status IN (%(open)s)
+              THEN i.offered_hours_per_week ELSE 0 END,
+         CASE WHEN i.status = %(pending)s AND r.status IN (%(open)s) THEN 1 ELSE 0 END,
+         0,
+         CASE WHEN i.status = %(pending)s THEN 1 ELSE 0 END,
+         CASE WHEN i.status IN (%(accepted)s, %(declined)s) THEN 1 ELSE 0 END,
+         CASE WHEN i.status = %(expired)s AND NOT i.sent_off_hours THEN 1 ELSE 0 END
+  FROM hiring_requests_invitation i JOIN hiring_requests_hiringrequest r ON r.id = i.request_id
+  WHERE i.engineer_id = accounts_engineerprofile.user_id
+  UNION ALL
+  SELECT 0, 0, 0, 0, 0, 0
+) d
+)"""
+
+
+def _doing_sql(criteria: Criteria) -> RawSQL:
+    """_DOING_SQL with its parameters: the statuses and numbers go in as query parameters, never as text."""
+    names = {
+        "hours": criteria.hours_per_week,
+        "cap": settings.MATCH_MAX_PENDING_INVITATIONS,
+        "cannot": _CANNOT,
+        "w_load": WEIGHTS["load"],
+        "w_resp": WEIGHTS["responsiveness"],
+        "active": EngagementStatus.ACTIVE.value,
+        "pending": InvitationStatus.PENDING.value,
+        "accepted": InvitationStatus.ACCEPTED.value,
+        "declined": InvitationStatus.DECLINED.value,
+        "expired": InvitationStatus.EXPIRED.value,
+    }
+    params: list[Any] = []
+
+    def placeholder(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key == "open":
+            params.extend(str(status) for status in ACTIVE_STATUSES)
+            return ", ".join(["%s"] * len(ACTIVE_STATUSES))
+        params.append(names[key])
+        return "%s"
+
+    sql = re.sub(r"%\((\w+)\)s", placeholder, _DOING_SQL)
+    return RawSQL(sql, params, output_field=IntegerField())  # noqa: S611 (constant SQL; values are parameters)
 
 
 def rank(criteria: Criteria, *, limit: int, request_id: int | None = None) -> list[Candidate]:
-    """The best `limit` engineers for the criteria, best first, with why."""
-    rows = (
+    """The best `limit` engineers for the criteria, best first, with why.
+
+    Ordered by total score (basis points) descending, then the tie hash, then
+    user id. Engineers past their weekly hours (engagements and open offers) or
+    at MATCH_MAX_PENDING_INVITATIONS pending offers are left out.
+    """
+    rows = list(
         _scored(_candidates(criteria, request_id=request_id), criteria, request_id=request_id)
-        .order_by(F("total").desc(nulls_last=True), "tie", "user_id")
-        .values("user_id", "total", "level", "tz_gap", "hourly_rate_minor", "skills", "vetted_skills", *COMPONENTS)[
-            :limit
-        ]
+        .annotate(total=(F("static") + _doing_sql(criteria)) / Value(100))
+        .order_by(F("total").desc(), "tie", "user_id")
+        .values(*STATIC_COLUMNS, "total")[:limit]
     )
+    rows = [row for row in rows if row["total"] >= 0]
+    now_doing = doing([row["user_id"] for row in rows])
+    return [_candidate(row, now_doing[row["user_id"]], criteria) for row in rows]
+
+
+STATIC_COLUMNS = ["user_id", "static", "tie", "level", "tz_gap", "hourly_rate_minor",
+                  "skills", "vetted_skills", "skills_bp", "vetting_bp", "time_zone_bp", "rate_bp"]  # fmt: skip
+
+
+def _candidate(row: dict[str, Any], doing: _Doing, criteria: Criteria) -> Candidate:
     required, nice = set(criteria.required), set(criteria.nice)
-    return [
-        Candidate(
-            engineer_id=row["user_id"],
-            score_bp=row["total"],
-            breakdown={
-                "weights": WEIGHTS,
-                "skills": {
-                    "score_bp": row["skills_bp"],
-                    "required_vetted": sorted(required & set(row["vetted_skills"])),
-                    "required_declared": sorted((required & set(row["skills"])) - set(row["vetted_skills"])),
-                    "nice_matched": sorted(nice & (set(row["skills"]) | set(row["vetted_skills"]))),
-                },
-                "vetting": {"score_bp": row["vetting_bp"], "level": row["level"]},
-                "time_zone": {"score_bp": row["time_zone_bp"], "gap_minutes": row["tz_gap"]},
-                "rate": {"score_bp": row["rate_bp"], "hourly_rate_minor": row["hourly_rate_minor"]},
-                "load": {"score_bp": row["load_bp"]},
-                "responsiveness": {"score_bp": row["responsiveness_bp"]},
+    return Candidate(
+        engineer_id=row["user_id"],
+        score_bp=row["total"],
+        breakdown={
+            "weights": WEIGHTS,
+            "skills": {
+                "score_bp": row["skills_bp"],
+                "required_vetted": sorted(required & set(row["vetted_skills"])),
+                "required_declared": sorted((required & set(row["skills"])) - set(row["vetted_skills"])),
+                "nice_matched": sorted(nice & (set(row["skills"]) | set(row["vetted_skills"]))),
             },
-        )
-        for row in rows
-    ]
+            "vetting": {"score_bp": row["vetting_bp"], "level": row["level"]},
+            "time_zone": {"score_bp": row["time_zone_bp"], "gap_minutes": row["tz_gap"]},
+            "rate": {"score_bp": row["rate_bp"], "hourly_rate_minor": row["hourly_rate_minor"]},
+            "load": {"score_bp": doing.load_bp},
+            "responsiveness": {"score_bp": doing.responsiveness_bp},
+        },
+    )

@@ -47,8 +47,10 @@ class HiringRequest(models.Model):
     raised_at = models.DateTimeField(null=True, blank=True)
     match_deadline = models.DateTimeField(null=True, blank=True)
     shortlisted_at = models.DateTimeField(null=True, blank=True, help_text="When the first engineer accepted.")
-    # How far the filters have been widened (see hiring_requests.matching.WIDENING_STEPS), with the client's consent.
+    # How many widening steps (hiring_requests.matching.WIDENING_STEPS) the client has answered, in order;
+    # those they declined are listed in widening_declined, and every other answered step is applied.
     widening_step = models.PositiveSmallIntegerField(default=0)
+    widening_declined = models.JSONField(default=list, blank=True)
     # A widening step proposed to the client and not yet answered (0: none).
     widening_proposed = models.PositiveSmallIntegerField(default=0)
     # When matching last found nobody at all (None: it found someone, or has not run).
@@ -76,6 +78,10 @@ class HiringRequest(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    def widenings_applied(self) -> set[int]:
+        """The widening steps in force: answered and not declined (each relaxes its own filter)."""
+        return set(range(1, self.widening_step + 1)) - set(self.widening_declined)
 
 
 class RequestEvent(models.Model):

@@ -49,7 +49,9 @@ class ClockOut(Schema):
     breached: bool
     now: str
     invitations: dict[str, int] = Field(default_factory=dict)
+    # Widening steps answered so far, and those of them the client declined (the rest are in force).
     widening_step: int = 0
+    widening_declined: list[int] = Field(default_factory=list)
     # Nobody matches the request as written.
     pool_empty: bool = False
     # A widening step waiting for the client's answer: {"step", "change"} (the change in words).

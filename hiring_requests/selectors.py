@@ -105,6 +105,7 @@ def clock(*, request: HiringRequest, now: datetime | None = None) -> dict[str, A
         "now": line,
         "invitations": counts,
         "widening_step": request.widening_step,
+        "widening_declined": list(request.widening_declined),
         "pool_empty": request.pool_empty_at is not None,
         "widening_proposed": (
             {"step": request.widening_proposed, "change": widening_in_words(request, request.widening_proposed)}

@@ -265,6 +265,12 @@ def _send_wave(request: HiringRequest, now: datetime, *, size: int) -> list[Invi
     """
     criteria = matching.criteria_for(request)
     candidates = matching.rank(criteria, limit=size, request_id=request.pk)
+    if candidates:
+        fit = capacity.lock_invitable([c.engineer_id for c in candidates], hours_per_week=request.hours_per_week)
+        # Those another wave filled up meanwhile wait for the next wave (ranked again, without them).
+        candidates = [c for c in candidates if c.engineer_id in fit]
+        if not candidates:
+            return []
     if not candidates:
         if request.pool_empty_at is None:
             request.pool_empty_at = now
@@ -367,8 +373,6 @@ def widening_propose(*, request_id: int, now: datetime) -> bool:
             return False
         if now < request.raised_at + timedelta(minutes=settings.MATCH_WIDEN_INTERVAL_MINUTES * step):
             return False
-        if request.events.filter(kind="widening_declined", data__step=step).exists():
-            return False
         request.widening_proposed = step
         request.save(update_fields=["widening_proposed"])
         what = matching.WIDENING_STEPS[step - 1]
@@ -388,7 +392,11 @@ def widening_propose(*, request_id: int, now: datetime) -> bool:
 
 def _widening_changes_nothing(request: HiringRequest, step: int) -> bool:
     """A step that relaxes nothing: the time zone at no required overlap, the hourly rate on a fixed budget."""
-    before, after = matching.criteria_for(request, step=step - 1), matching.criteria_for(request, step=step)
+    applied = request.widenings_applied()
+    before, after = (
+        matching.criteria_for(request, applied=applied),
+        matching.criteria_for(request, applied=applied | {step}),
+    )
     return (before.tz_slack, before.max_hourly_rate) == (after.tz_slack, after.max_hourly_rate)
 
 
@@ -401,14 +409,17 @@ def request_widening_answer(*, client: User, request_id: int, accept: bool) -> H
         step = request.widening_proposed
         if not step:
             raise RequestStateConflict("No widening is waiting for your answer.")
-        request.widening_proposed = 0
-        fields = ["widening_proposed"]
+        request.widening_proposed, request.widening_step = 0, step
+        fields = ["widening_proposed", "widening_step"]
         if accept:
-            request.widening_step, request.pool_empty_at = step, None
-            fields += ["widening_step", "pool_empty_at"]
+            request.pool_empty_at = None
+            fields += ["pool_empty_at"]
             _record(request, "widened", step=step, what=matching.WIDENING_STEPS[step - 1], by="client")
             tasks.match_request.delay_on_commit(request.pk)
         else:
+            # Declined steps are never proposed again, and the next one still comes at its time.
+            request.widening_declined = [*request.widening_declined, step]
+            fields += ["widening_declined"]
             _record(request, "widening_declined", step=step)
         request.save(update_fields=fields)
     return request

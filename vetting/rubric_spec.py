@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from vetting.levels import MUST_HAVE_CATEGORY
+
 RUBRIC_DIR = Path(__file__).resolve().parent / "rubrics"
 DEFAULT_SPECIALTY = "async-python-backend"
 SCALE_LENGTH = 5
@@ -64,6 +66,11 @@ def validate_spec(spec: dict[str, Any]) -> None:
             _require(isinstance(weight, int) and 1 <= weight <= 5, f"{where}: weight must be an integer from 1 to 5")
             if "levels" in criterion:
                 _levels(criterion, where)
+    # The must-have gate (vetting.levels) reads this category: without it every level would skip the gate.
+    _require(
+        MUST_HAVE_CATEGORY in category_keys,
+        f"a rubric needs a {MUST_HAVE_CATEGORY!r} category (the gate at every level)",
+    )
 
 
 def build_rubric(

@@ -1,10 +1,11 @@
 """Two workers at once: the request row lock and the unique index keep every wave whole and single."""
 
+import threading
 from typing import cast
 
 import pytest
 
-from hiring_requests import services
+from hiring_requests import matching, services
 from hiring_requests.models import Invitation, RequestEvent
 from tests.concurrency import race
 from tests.factories import ClientFactory, vetted_engineer
@@ -63,3 +64,27 @@ def test_a_job_killed_mid_wave_leaves_nothing_and_the_next_run_finishes_it(rubri
 
     assert invited == 5
     assert Invitation.objects.filter(request=request).count() == 5
+
+
+def test_waves_for_different_requests_at_once_respect_the_pending_cap(rubric, monkeypatch, settings):
+    # Both waves rank before either commits (the barrier holds them there), so both see the same free
+    # engineers; the re-check under the profile locks lets only one wave offer each of them.
+    settings.MATCH_MAX_PENDING_INVITATIONS = 1
+    engineers = [vetted_engineer(weekly_hours_available=40) for _ in range(5)]
+    requests = [raised(ClientFactory.create()) for _ in range(2)]
+    ranked_both = threading.Barrier(2)
+    real_rank = matching.rank
+
+    def rank_then_wait(*args, **kwargs):
+        candidates = real_rank(*args, **kwargs)
+        ranked_both.wait(timeout=10)
+        return candidates
+
+    monkeypatch.setattr(matching, "rank", rank_then_wait)
+
+    outcomes = race(*[lambda r=r: services.matching_run(request_id=r.pk) for r in requests])
+
+    assert sorted(cast(list[int], outcomes)) == [0, 5]  # one wave took all five; the other invited nobody
+    for engineer in engineers:
+        assert Invitation.objects.filter(engineer=engineer, status="pending").count() == 1
+    assert not RequestEvent.objects.filter(kind="pool_empty").exists()  # filled up by a rival is not an empty pool

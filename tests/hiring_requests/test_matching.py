@@ -57,7 +57,7 @@ requests = st.fixed_dictionaries(
         "time_zone": st.sampled_from(ZONES),
         "min_overlap_hours": st.integers(0, 8),
         "expected_weeks": st.integers(1, 12),
-        "step": st.integers(0, 2),
+        "applied": st.sets(st.sampled_from([1, 2])),
     }
 )
 
@@ -92,21 +92,21 @@ def make(spec) -> int:
     return engineer.pk
 
 
-def allowed(spec, wanted, step: int) -> bool:
+def allowed(spec, wanted, applied: set[int]) -> bool:
     """Who may be invited, from the request and the pool alone (not from the code under test).
 
     The rules restated from docs/matching.md: a current record at or above the
-    minimum level, the currency, every must-have, the hourly budget (10% more at
+    minimum level, the currency, every must-have, the hourly budget (10% more with
     widening step 2), the time-zone window (any zone at no required overlap; two
-    hours wider at step 1), and the hours left in the engineer's week.
+    hours wider with step 1), and the hours left in the engineer's week.
     """
     offset = utc_offset_minutes(wanted["time_zone"])
     gap = abs(utc_offset_minutes(spec["time_zone"]) - offset)
     gap = min(gap, 1440 - gap)
     slack = 720 if wanted["min_overlap_hours"] == 0 else 480 - 60 * wanted["min_overlap_hours"]
-    if step >= 1:
+    if 1 in applied:
         slack = min(720, slack + 120)
-    budget = wanted["budget_minor"] * (11_000 if step >= 2 else 10_000) // 10_000
+    budget = wanted["budget_minor"] * (11_000 if 2 in applied else 10_000) // 10_000
     return (
         spec["state"] == "current"
         and LEVELS.index(spec["level"]) >= LEVELS.index(wanted["min_level"])
@@ -121,17 +121,17 @@ def allowed(spec, wanted, step: int) -> bool:
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(population=st.lists(engineers, min_size=1, max_size=12), wanted=requests)
 def test_hard_filters_are_never_broken_and_everyone_eligible_is_found(rubric, population, wanted):
-    step = wanted.pop("step")
+    applied = wanted.pop("applied")
     wanted["nice_to_have_skills"] = [s for s in wanted["nice_to_have_skills"] if s not in wanted["required_skills"]]
     wanted["currency"] = "usd"
     with rolled_back():
         by_id = {make(spec): spec for spec in population}
         request = draft(**wanted)
-        criteria = matching.criteria_for(request, step=step)
+        criteria = matching.criteria_for(request, applied=applied)
 
         ranked = matching.rank(criteria, limit=100, request_id=request.pk)
 
-        expected = {engineer_id for engineer_id, spec in by_id.items() if allowed(spec, wanted, step)}
+        expected = {engineer_id for engineer_id, spec in by_id.items() if allowed(spec, wanted, applied)}
         assert set(ids(ranked)) == expected
         assert all(candidate.score_bp is not None for candidate in ranked)
         naive = rank_naive(criteria, limit=100, request_id=request.pk, world=load_world())
@@ -195,7 +195,7 @@ def test_above_budget_after_widening_the_rate_score_falls(rubric):
     within, over = vetted_engineer(hourly_rate_minor=10_000), vetted_engineer(hourly_rate_minor=10_500)
     request = draft(budget_minor=10_000)
 
-    ranked = matching.rank(matching.criteria_for(request, step=2), limit=10, request_id=request.pk)
+    ranked = matching.rank(matching.criteria_for(request, applied={1, 2}), limit=10, request_id=request.pk)
 
     scores = {c.engineer_id: c.breakdown["rate"]["score_bp"] for c in ranked}
     assert scores == {within.pk: 10_000, over.pk: 7_500}  # 5% over, on a scale that ends at 20% over

@@ -121,20 +121,35 @@ def test_widening_is_paced_and_proposed_to_the_client_never_applied_silently(rub
     assert [(d["what"], d["by"]) for d in widened] == [("relax_time_zone", "client"), ("relax_budget", "client")]
 
 
-def test_a_declined_widening_is_not_proposed_again(rubric, client_user):
+def test_a_declined_widening_is_not_proposed_again_and_the_next_step_still_comes(rubric, client_user):
+    # One within budget but far away, one near but above budget: declining the time-zone step leaves the
+    # budget step to propose, and accepting it relaxes the budget alone (the declined step stays out of force).
+    near_and_pricey = vetted_engineer(time_zone="UTC", hourly_rate_minor=10_900, skills=["asyncio", "python"])
+    vetted_engineer(time_zone="Asia/Kolkata", hourly_rate_minor=9_000, skills=["asyncio", "python"])
     with time_machine.travel(START, tick=False) as clock:
-        request = raised(client_user)
+        request = raised(client_user, budget_minor=10_000, min_overlap_hours=4)
         services.clock_sweep()
         clock.shift(timedelta(minutes=90))
         services.clock_sweep()
+        assert fresh(request).widening_proposed == 1
         services.request_widening_answer(client=client_user, request_id=request.pk, accept=False)
+        services.clock_sweep()
+        assert fresh(request).widening_proposed == 0  # step 2 waits for its own time
+        clock.shift(timedelta(minutes=90))
+        services.clock_sweep()
+        assert fresh(request).widening_proposed == 2
+        services.request_widening_answer(client=client_user, request_id=request.pk, accept=True)
+        invited = services.matching_run(request_id=request.pk)
         clock.shift(timedelta(minutes=90))
         services.clock_sweep()
 
     request.refresh_from_db()
-    assert (request.widening_step, request.widening_proposed) == (0, 0)
-    assert events(request).count("widening_proposed") == 1
-    assert "widened" not in events(request)
+    assert (request.widening_step, request.widening_declined, request.widening_proposed) == (2, [1], 0)
+    assert request.widenings_applied() == {2}
+    assert invited == 1
+    assert statuses(request) == {near_and_pricey.pk: "pending"}  # the far one: the time zone is as written
+    assert events(request).count("widening_proposed") == 2
+    assert events(request).count("widening_declined") == 1
 
 
 def test_an_empty_pool_is_said_in_words_at_once(rubric, client_user):

@@ -270,6 +270,18 @@ def test_staff_add_a_rubric_for_another_specialty(client, world):
     assert (response.json()["specialty"], response.json()["version"]) == ("data-engineering", 1)
 
 
+def test_a_rubric_without_the_must_have_category_is_refused_and_nothing_is_stored(client, world):
+    spec = load_spec()
+    spec["specialty"] = "data-engineering"
+    spec["categories"] = [c for c in spec["categories"] if c["key"] != "must-have-skills"]
+
+    response = call(client, "post", "/api/vetting/staff/rubrics", spec, world["staff"])
+
+    assert response.status_code == 422
+    assert "must-have-skills" in response.json()["detail"]
+    assert not Rubric.objects.filter(specialty="data-engineering").exists()
+
+
 def test_staff_queue_pins_its_query_count(client, world, django_assert_num_queries):
     for engineer in EngineerFactory.create_batch(3):
         submit(engineer)
