@@ -17,6 +17,7 @@ from accounts.errors import EmailTaken, InvalidProfile, ProfileNotFound, TokenNo
 from accounts.models import ApiToken, ClientProfile, EngineerProfile, Role, User
 from accounts.skills import normalize_skills
 from accounts.timezones import is_time_zone, utc_offset_minutes
+from marketplace.realtime import credentials_ended
 
 logger = logging.getLogger(__name__)
 
@@ -89,8 +90,8 @@ def api_token_create(*, user: User, name: str) -> tuple[ApiToken, str]:
     return token, raw
 
 
-def api_token_authenticate(raw_token: str) -> User | None:
-    """The active user behind a live token, or None. Records when the token was last used."""
+def api_token_find(raw_token: str) -> ApiToken | None:
+    """The live token (with its active user) behind `raw_token`, or None. Records when it was last used."""
     if not raw_token.startswith(TOKEN_PREFIX):
         return None
     token = (
@@ -104,7 +105,13 @@ def api_token_authenticate(raw_token: str) -> User | None:
     # One write a minute at most, not one per request.
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    return token.user
+    return token
+
+
+def api_token_authenticate(raw_token: str) -> User | None:
+    """The active user behind a live token, or None."""
+    token = api_token_find(raw_token)
+    return token.user if token is not None else None
 
 
 def api_token_revoke(*, user: User, token_id: int) -> ApiToken:
@@ -115,6 +122,8 @@ def api_token_revoke(*, user: User, token_id: int) -> ApiToken:
     ApiToken.objects.filter(pk=token.pk, revoked_at=None).update(revoked_at=timezone.now())
     token.refresh_from_db(fields=["revoked_at"])
     logger.info("api_token.revoked", extra={"user_id": user.pk, "token_id": token.pk})
+    # Open websockets that authenticated with this token close too (marketplace.websockets).
+    credentials_ended(user_id=user.pk, token_id=token.pk)
     return token
 
 

@@ -5,6 +5,7 @@ from ninja import NinjaAPI
 from accounts.api import router as accounts_router
 from hiring_requests.api import router as hiring_requests_router
 from marketplace.errors import install_error_handlers
+from marketplace.notifications.api import router as notifications_router
 from payments.api import router as payments_router
 from vetting.api import router as vetting_router
 
@@ -25,3 +26,4 @@ api.add_router("/", accounts_router)
 api.add_router("/vetting/", vetting_router)
 api.add_router("/requests", hiring_requests_router)
 api.add_router("/payments/", payments_router)
+api.add_router("/notifications", notifications_router)

@@ -9,16 +9,17 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketplace.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from django.urls import path  # noqa: E402
+from django.urls import path, re_path  # noqa: E402
 
 from hiring_requests.consumers import ChatConsumer  # noqa: E402
 from marketplace.lifespan import lifespan  # noqa: E402
-from marketplace.notifications import NotificationConsumer  # noqa: E402
-from marketplace.websockets import guarded  # noqa: E402
+from marketplace.notifications.consumer import NotificationConsumer  # noqa: E402
+from marketplace.websockets import NoRoute, guarded  # noqa: E402
 
 websocket_urlpatterns = [
     path("ws/notifications/", NotificationConsumer.as_asgi()),
     path("ws/conversations/<int:conversation_id>/", ChatConsumer.as_asgi()),
+    re_path(r"", NoRoute.as_asgi()),  # anything else: refused at the handshake
 ]
 
 application = ProtocolTypeRouter(

@@ -26,3 +26,42 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class Notification(models.Model):
+    """One thing a user is told, in their own sequence: the log `/ws/notifications/` and the API read.
+
+    The row is written in the transaction of the change it reports, with no `seq`.
+    Right after that commit, `marketplace.notifications.log.publish` gives the user's
+    pending rows the next numbers in order (under a lock on the user's stream), then
+    pushes them. So seq order is the order the numbers were given, a reader asking
+    for "after seq N" never skips a row that commits late, and a row whose process
+    died before publishing is numbered by the sweep a few seconds later.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    seq = models.PositiveBigIntegerField(null=True, blank=True)
+    event = models.CharField(max_length=64)
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "seq"], name="notification_seq_once_per_user")]
+        indexes = [
+            models.Index(fields=["created_at"], name="notification_unnumbered", condition=models.Q(seq=None)),
+            models.Index(fields=["created_at"], name="notification_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} #{self.seq} for user {self.user_id}"
+
+
+class NotificationStream(models.Model):
+    """A user's last notification seq. Its row lock orders the numbering of their notifications."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    last_seq = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} at seq {self.last_seq}"

@@ -131,6 +131,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Redis: cache, channel layer, Celery broker --------------------------------
 
 REDIS_URL = env_optional_str("REDIS_URL")
+CHANNEL_LAYER_PREFIX = env_str("CHANNEL_LAYER_PREFIX", "vetted-ws")
+# Websocket lifetimes (marketplace.realtime): a live socket refreshes its slot and its groups every
+# heartbeat; a dead process's slots lapse after the TTL, its group memberships after the group expiry.
+WEBSOCKET_HEARTBEAT_SECONDS = env_float("WEBSOCKET_HEARTBEAT_SECONDS", 20.0, minimum=0.05)
+WEBSOCKET_SLOT_TTL_SECONDS = env_int("WEBSOCKET_SLOT_TTL_SECONDS", 60, minimum=1)
+WEBSOCKET_GROUP_EXPIRY_SECONDS = env_int("WEBSOCKET_GROUP_EXPIRY_SECONDS", 120, minimum=10)
 
 if REDIS_URL:
     CACHES = {
@@ -157,9 +163,12 @@ if REDIS_URL:
                         "max_connections": env_int("CHANNEL_LAYER_MAX_CONNECTIONS", 500, minimum=10),
                     }
                 ],
-                "prefix": env_str("CHANNEL_LAYER_PREFIX", "vetted-ws"),
+                "prefix": CHANNEL_LAYER_PREFIX,
                 "capacity": 1000,
                 "expiry": 60,
+                # Live sockets re-join their groups every WEBSOCKET_HEARTBEAT_SECONDS (marketplace.realtime),
+                # so a killed process's memberships lapse in minutes instead of channels-redis's default day.
+                "group_expiry": WEBSOCKET_GROUP_EXPIRY_SECONDS,
             },
         }
     }
@@ -214,6 +223,15 @@ CELERY_BEAT_SCHEDULE = {
     "accounts.purge-revoked-tokens": {
         "task": "accounts.tasks.tokens_purge_revoked",
         "schedule": crontab(minute=17, hour=3),
+    },
+    "marketplace.notifications-sweep": {
+        "task": "marketplace.tasks.notifications_sweep",
+        "schedule": 30.0,
+        "options": {"expires": 25},
+    },
+    "marketplace.notifications-prune": {
+        "task": "marketplace.tasks.notifications_prune",
+        "schedule": crontab(minute=37, hour=3),
     },
     "accounts.clear-expired-sessions": {
         "task": "accounts.tasks.sessions_clear_expired",
@@ -308,6 +326,17 @@ CHAT_RATE_BURST = env_int("CHAT_RATE_BURST", 20, minimum=1)
 CHAT_MAX_CONNECTIONS_PER_USER = env_int("CHAT_MAX_CONNECTIONS_PER_USER", 10, minimum=1)
 CHAT_ERRORS_BEFORE_CLOSE = env_int("CHAT_ERRORS_BEFORE_CLOSE", 10, minimum=1)
 CHAT_PAGE_SIZE = 50
+
+# --- Websockets and notifications ------------------------------------------------
+
+WEBSOCKET_MAX_FRAME_BYTES = CHAT_MAX_FRAME_BYTES
+# Threads for websocket consumers' database calls (marketplace.realtime.ws_db), per process.
+WEBSOCKET_DB_THREADS = env_int("WEBSOCKET_DB_THREADS", 8, minimum=1)
+NOTIFICATIONS_MAX_CONNECTIONS_PER_USER = env_int("NOTIFICATIONS_MAX_CONNECTIONS_PER_USER", 10, minimum=1)
+NOTIFICATIONS_RETENTION_DAYS = env_int("NOTIFICATIONS_RETENTION_DAYS", 30, minimum=1)
+# With no cross-process channel layer (the embedded default), notification sockets read the log this often,
+# so what the worker writes still arrives; with Redis, pushes arrive and the log is read only to fill gaps.
+NOTIFICATIONS_POLL_SECONDS = env_float("NOTIFICATIONS_POLL_SECONDS", 0.0 if REDIS_URL else 1.0, minimum=0.0)
 
 # --- API, websockets, health --------------------------------------------------
 

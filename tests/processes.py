@@ -76,15 +76,18 @@ def _answers(url: str) -> bool:
 
 
 @contextmanager
-def celery_worker(*, queue: str, log_dir: Path, beat: bool = False) -> Iterator[subprocess.Popen[bytes]]:
+def celery_worker(
+    *, queue: str, log_dir: Path, beat: bool = False, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """A real worker on the configured broker, reading only `queue`, on the test database."""
     args = ["-m", "celery", "-A", "marketplace", "worker", "--pool", "solo", "--loglevel", "INFO"]
     args += ["--without-gossip", "--without-mingle", "--without-heartbeat", "-Q", queue]
     if beat:
         args += ["--beat", "--schedule", str(log_dir / "beat-schedule")]
     log = log_dir / f"worker-{queue}.log"
-    env = {"DATABASE_URL": current_database_url(), "CELERY_QUEUE": queue}
-    with running(args, env=env, log=log) as process:
+    with running(
+        args, env={"DATABASE_URL": current_database_url(), "CELERY_QUEUE": queue, **(env or {})}, log=log
+    ) as process:
         wait_until(lambda: b"ready." in log.read_bytes(), timeout=60, what="the Celery worker to start")
         yield process
 

@@ -13,6 +13,7 @@ from tests.factories import ClientFactory, EngineerFactory
 pytestmark = pytest.mark.django_db(transaction=True)
 
 LOCAL_ORIGIN = (b"origin", b"http://localhost:8000")
+LOCAL_HOST = (b"host", b"localhost:8000")
 
 
 def session_cookie(user) -> bytes:
@@ -21,8 +22,11 @@ def session_cookie(user) -> bytes:
     return f"sessionid={client.cookies['sessionid'].value}".encode()
 
 
-async def open_socket(*headers):
-    communicator = WebsocketCommunicator(application, "/ws/notifications/", headers=list(headers))
+async def open_socket(*headers, path="/ws/notifications/"):
+    # A browser's handshake always names the Host it was sent to.
+    if not any(name == b"host" for name, _ in headers):
+        headers = (*headers, LOCAL_HOST)
+    communicator = WebsocketCommunicator(application, path, headers=list(headers))
     connected, _ = await communicator.connect()
     return communicator, connected
 
@@ -41,7 +45,7 @@ async def test_handshake_with_session_cookie_is_accepted():
     communicator, connected = await open_socket(LOCAL_ORIGIN, (b"cookie", cookie))
 
     assert connected is True
-    assert await communicator.receive_json_from() == {"event": "hello", "payload": {"user_id": user.pk}}
+    assert await communicator.receive_json_from() == {"event": "hello", "payload": {"user_id": user.pk, "seq": 0}}
     await communicator.disconnect()
 
 
@@ -61,6 +65,40 @@ async def test_handshake_from_a_foreign_origin_is_refused_even_with_a_session():
     cookie = await sync_to_async(session_cookie)(user)
 
     communicator, connected = await open_socket((b"origin", b"https://evil.example"), (b"cookie", cookie))
+
+    assert connected is False
+    await communicator.disconnect()
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        b"http://localhost:8001",  # the same host on another port
+        b"https://localhost:8000",  # the same host and port on another scheme
+        b"http://localhost.evil.example:8000",
+        b"null",
+        b"http://[::1",
+        b"javascript:alert(1)",
+    ],
+)
+async def test_an_origin_that_differs_in_scheme_host_or_port_is_refused(origin):
+    user = await sync_to_async(ClientFactory.create)()
+    cookie = await sync_to_async(session_cookie)(user)
+
+    communicator, connected = await open_socket((b"origin", origin), (b"cookie", cookie))
+
+    assert connected is False
+    await communicator.disconnect()
+
+
+@pytest.mark.parametrize(
+    "path", ["/ws/nope/", "/ws/conversations/abc/", "/ws/conversations/", "/", "/ws/notifications"]
+)
+async def test_an_unknown_path_is_refused_at_the_handshake_not_a_server_error(path):
+    user = await sync_to_async(EngineerFactory.create)()
+    _, raw = await sync_to_async(services.api_token_create)(user=user, name="bot")
+
+    communicator, connected = await open_socket((b"authorization", f"Bearer {raw}".encode()), path=path)
 
     assert connected is False
     await communicator.disconnect()

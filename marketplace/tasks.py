@@ -1,0 +1,17 @@
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+
+from marketplace.notifications import log
+
+
+@shared_task(name="marketplace.tasks.notifications_sweep", soft_time_limit=25, time_limit=28)
+def notifications_sweep() -> int:
+    """Number and push notifications whose publish was lost (a process died right after commit)."""
+    return log.sweep_unnumbered()
+
+
+@shared_task(name="marketplace.tasks.notifications_prune")
+def notifications_prune() -> int:
+    return log.prune(older_than=timedelta(days=settings.NOTIFICATIONS_RETENTION_DAYS))
