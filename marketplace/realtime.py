@@ -38,6 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 from asgiref.sync import async_to_sync, sync_to_async
+from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
@@ -248,6 +249,18 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             self.slot_taken = False
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(slot_release(self.slot_kind, self.scope["user"].pk, self.channel_name), 5)
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch, without its hop to the process's one shared thread before every message.
+
+        Channels closes stale database connections there (a thread-sensitive call), so a
+        blocked shared thread would stall every socket's every frame. `ws_db` hands its
+        connection back after each call instead.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def join(self, group: str) -> None:
         await self.channel_layer.group_add(group, self.channel_name)

@@ -36,7 +36,9 @@ class NotificationQuery(Schema):
 
 
 class ReadIn(StrictIn):
-    up_to: int = Field(..., ge=0, le=MAX_SEQ, strict=True, description="Mark every notification up to this seq as read.")
+    up_to: int = Field(
+        ..., ge=0, le=MAX_SEQ, strict=True, description="Mark every notification up to this seq as read."
+    )
 
 
 class ReadOut(Schema):

@@ -36,6 +36,8 @@ def _after(scope: dict[str, Any]) -> int | None:
 class NotificationConsumer(RealtimeConsumer):
     """Server-to-client; the client may send `{"type": "sync", "after": N}` to replay from N."""
 
+    slot_kind = "notifications"
+    max_connections_setting = "NOTIFICATIONS_MAX_CONNECTIONS_PER_USER"
     last_seq = 0
     poller: asyncio.Task[None] | None = None
 
@@ -86,7 +88,7 @@ class NotificationConsumer(RealtimeConsumer):
             await self.refuse("invalid_frame", 'The one frame this stream takes is {"type": "sync", "after": N}.')
             return
         async with self.lock:
-            self.last_seq = min(after, self.last_seq) if after < self.last_seq else after
+            self.last_seq = after  # the client says what it has seen; the log sends what follows
         await self.catch_up()
 
     # --- events from the channel layer ---------------------------------------------

@@ -1,0 +1,184 @@
+"""Websocket lifetimes: credentials that end close their sockets, cleanup always runs, garbage gets an error frame."""
+
+import asyncio
+import os
+
+import pytest
+import redis.asyncio
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.test import Client
+
+from accounts.services import api_token_create, api_token_revoke
+from marketplace import realtime
+from marketplace.asgi import application
+from tests.factories import ClientFactory, EngineerFactory
+from tests.processes import needs_redis
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def token_socket(user, name="ws"):
+    token, raw = await sync_to_async(api_token_create)(user=user, name=name)
+    socket = WebsocketCommunicator(
+        application, "/ws/notifications/", headers=[(b"authorization", f"Bearer {raw}".encode())]
+    )
+    connected, _ = await socket.connect()
+    assert connected
+    assert (await socket.receive_json_from())["event"] == "hello"
+    return token, socket
+
+
+def session_cookie(user) -> tuple[Client, bytes]:
+    client = Client()
+    client.force_login(user)
+    return client, f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+async def session_socket(cookie: bytes) -> WebsocketCommunicator:
+    headers = [(b"origin", b"http://localhost:8000"), (b"host", b"localhost:8000"), (b"cookie", cookie)]
+    socket = WebsocketCommunicator(application, "/ws/notifications/", headers=headers)
+    connected, _ = await socket.connect()
+    assert connected
+    assert (await socket.receive_json_from())["event"] == "hello"
+    return socket
+
+
+async def closed_with(socket: WebsocketCommunicator, within: float = 1.0) -> int | None:
+    """The close code the server sent within `within` seconds (None if the socket stayed open)."""
+    while not await socket.receive_nothing(timeout=within):  # receive_nothing never cancels the consumer
+        output = await socket.receive_output()
+        if output["type"] == "websocket.close":
+            return int(output.get("code", 1000))
+    return None
+
+
+async def test_revoking_a_token_closes_its_sockets_within_a_second_and_only_its_own():
+    user = await sync_to_async(EngineerFactory.create)()
+    revoked, revoked_socket = await token_socket(user, "laptop")
+    _, other_socket = await token_socket(user, "phone")
+
+    await sync_to_async(api_token_revoke)(user=user, token_id=revoked.pk)
+
+    assert await closed_with(revoked_socket) == realtime.CLOSE_CREDENTIALS_ENDED
+    assert await closed_with(other_socket, within=0.3) is None  # the other token's socket stays open
+    await other_socket.disconnect()
+
+
+async def test_logging_out_closes_that_sessions_sockets():
+    user = await sync_to_async(ClientFactory.create)()
+    client, cookie = await sync_to_async(session_cookie)(user)
+    socket = await session_socket(cookie)
+    _, token_socket_open = await token_socket(user)
+
+    response = await sync_to_async(client.post)("/api/auth/logout")
+
+    assert response.status_code == 204
+    assert await closed_with(socket) == realtime.CLOSE_CREDENTIALS_ENDED
+    assert await closed_with(token_socket_open, within=0.3) is None
+    await token_socket_open.disconnect()
+
+
+async def test_deactivating_a_user_closes_every_socket_of_theirs():
+    user = await sync_to_async(EngineerFactory.create)()
+    _, first = await token_socket(user, "a")
+    _, second = await token_socket(user, "b")
+
+    user.is_active = False
+    await sync_to_async(user.save)(update_fields=["is_active"])
+
+    assert await closed_with(first) == realtime.CLOSE_CREDENTIALS_ENDED
+    assert await closed_with(second) == realtime.CLOSE_CREDENTIALS_ENDED
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "not json",
+        "[1, 2]",
+        '{"type": "sync", "after": "x"}',
+        '{"type": "nope"}',
+        '{"type": "sync", "after": -1}',
+        '{"type": "sync", "after": true}',
+        '{"type": "sync\\u0000", "after": 1}',
+        "\x00",
+        "x" * 20_000,
+    ],
+)
+async def test_garbage_gets_an_error_frame_and_the_socket_keeps_working(frame):
+    user = await sync_to_async(EngineerFactory.create)()
+    _, socket = await token_socket(user)
+
+    await socket.send_to(text_data=frame)
+    error = await socket.receive_json_from()
+    await socket.send_json_to({"type": "sync", "after": 0})
+
+    assert error["type"] == "error"
+    assert error["code"] in {"invalid_json", "invalid_frame", "frame_too_large"}
+    assert await closed_with(socket, within=0.3) is None
+    await socket.disconnect()
+
+
+async def test_a_binary_frame_gets_an_error_frame_not_a_crash():
+    user = await sync_to_async(EngineerFactory.create)()
+    _, socket = await token_socket(user)
+
+    await socket.send_to(bytes_data=b"\xff\xfe\x00")
+
+    assert (await socket.receive_json_from())["code"] == "invalid_json"
+    await socket.disconnect()
+
+
+@needs_redis("slots and group memberships live in Redis")
+async def test_after_sockets_close_no_slot_or_group_membership_is_left():
+    user = await sync_to_async(EngineerFactory.create)()
+    sockets = [(await token_socket(user, f"t{i}"))[1] for i in range(3)]
+    assert await realtime.slots_in_use("notifications", user.pk) == 3
+
+    for socket in sockets:
+        await socket.disconnect()
+    await asyncio.sleep(0.2)
+
+    client = redis.asyncio.Redis.from_url(os.environ["REDIS_URL"])
+    prefix = settings.CHANNEL_LAYER_PREFIX
+    members = await client.zcard(f"{prefix}:group:user.{user.pk}") + await client.zcard(
+        f"{prefix}:group:control.{user.pk}"
+    )
+    await client.aclose()
+    assert members == 0
+    assert await realtime.slots_in_use("notifications", user.pk) == 0
+
+
+async def test_the_cap_refuses_one_socket_too_many_and_a_closed_one_gives_its_slot_back(settings):
+    settings.NOTIFICATIONS_MAX_CONNECTIONS_PER_USER = 2
+    user = await sync_to_async(EngineerFactory.create)()
+    _, first = await token_socket(user, "a")
+    _, second = await token_socket(user, "b")
+    _, raw = await sync_to_async(api_token_create)(user=user, name="c")
+    headers = [(b"authorization", f"Bearer {raw}".encode())]
+
+    third = WebsocketCommunicator(application, "/ws/notifications/", headers=headers)
+    refused, code = await third.connect()
+    await first.disconnect()
+    await asyncio.sleep(0.1)
+    fourth = WebsocketCommunicator(application, "/ws/notifications/", headers=headers)
+    accepted, _ = await fourth.connect()
+
+    assert (refused, code) == (False, realtime.CLOSE_TOO_MANY)
+    assert accepted is True
+    await second.disconnect()
+    await fourth.disconnect()
+
+
+async def test_a_send_after_close_is_dropped_not_raised():
+    user = await sync_to_async(EngineerFactory.create)()
+    _, socket = await token_socket(user)
+    layer = get_channel_layer()
+
+    await socket.disconnect()
+    # A push addressed to the user after the socket went: nothing is listening, nothing breaks.
+    await layer.group_send(f"user.{user.pk}", {"type": "notify", "seq": 1, "event": "x", "payload": {}, "sent_at": ""})
+
+    assert await realtime.slots_in_use("notifications", user.pk) == 0
