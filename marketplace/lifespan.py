@@ -5,8 +5,11 @@ the process's outbound clients are closed, so no connection to Stripe is left
 half-open. https://asgi.readthedocs.io/en/latest/specs/lifespan.html
 """
 
+import asyncio
 import logging
 from typing import Any
+
+from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
@@ -17,6 +20,11 @@ async def lifespan(scope: dict[str, Any], receive: Any, send: Any) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            if settings.ASYNCIO_DEBUG:
+                # Blocking work on the event loop shows up as an `asyncio` warning naming the callback.
+                loop = asyncio.get_running_loop()
+                loop.set_debug(True)
+                loop.slow_callback_duration = settings.ASYNCIO_SLOW_CALLBACK_SECONDS
             logger.info("server.started")
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":

@@ -37,6 +37,10 @@ PRODUCTION = DJANGO_ENV == "production"
 _DEV_SECRET_KEY = "dev-only-secret-key-not-for-production"  # noqa: S105 - refused in production
 SECRET_KEY = env_str("SECRET_KEY", _DEV_SECRET_KEY)
 DEBUG = env_bool("DEBUG", not PRODUCTION)
+# asyncio's debug mode in server processes: a callback that holds the event loop longer than
+# ASYNCIO_SLOW_CALLBACK_SECONDS is logged by `asyncio` ("Executing ... took 0.3 seconds").
+ASYNCIO_DEBUG = env_bool("ASYNCIO_DEBUG", DEBUG)
+ASYNCIO_SLOW_CALLBACK_SECONDS = env_float("ASYNCIO_SLOW_CALLBACK_SECONDS", 0.1, minimum=0.001)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
