@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "accounts",
     "vetting",
     "hiring_requests",
+    "conversations",
     "payments",
 ]
 
