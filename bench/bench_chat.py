@@ -70,7 +70,8 @@ def prepare() -> tuple[int, str, str]:
     call_command("migrate", verbosity=0)
     from accounts.models import Role, User
     from accounts.services import api_token_create
-    from hiring_requests.models import Conversation, HiringRequest
+    from conversations.models import Conversation
+    from hiring_requests.models import HiringRequest
 
     client, _ = User.objects.get_or_create(email="chat-client@vetted.test", defaults={"role": Role.CLIENT})
     engineer, _ = User.objects.get_or_create(email="chat-engineer@vetted.test", defaults={"role": Role.ENGINEER})

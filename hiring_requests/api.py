@@ -1,26 +1,19 @@
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Query, Router, Status
+from ninja import Router, Status
 from ninja.pagination import paginate
 
 from hiring_requests import selectors, services
-from hiring_requests.errors import ConversationNotFound, RequestNotFound
-from hiring_requests.models import Conversation, Engagement, HiringRequest, Invitation, InvitationStatus, Message
+from hiring_requests.errors import RequestNotFound
+from hiring_requests.models import Engagement, HiringRequest, Invitation, InvitationStatus
 from hiring_requests.schemas import (
     AcceptIn,
-    ConversationOut,
     DeclineIn,
     EngagementOut,
     HireIn,
     InvitationOut,
     MatchOut,
-    MessageIn,
-    MessageOut,
-    MessagePageOut,
-    MessageQuery,
-    ReadIn,
-    ReadOut,
     RequestDetailOut,
     RequestIn,
     RequestOut,
@@ -29,7 +22,6 @@ from hiring_requests.schemas import (
     WideningIn,
 )
 from marketplace.auth import api_auth, current_user
-from marketplace.throttling import FixedWindowThrottle
 from vetting.selectors import engineer_card
 
 router = Router(tags=["requests"], auth=api_auth)
@@ -84,62 +76,6 @@ def invitation_decline(request: HttpRequest, invitation_id: int, payload: Declin
         engineer=current_user(request), invitation_id=invitation_id, reason=payload.reason
     )
     return selectors.invitations_of(engineer=current_user(request)).get(pk=invitation.pk)
-
-
-# --- conversations (chat over REST; the websocket is /ws/conversations/<id>/) ----------
-
-
-def _conversation(request: HttpRequest, conversation_id: int) -> Conversation:
-    conversation = selectors.conversation_for(user=current_user(request), conversation_id=conversation_id)
-    if conversation is None:
-        raise ConversationNotFound()
-    return conversation
-
-
-@router.get("/conversations", response=list[ConversationOut], summary="My conversations, latest first")
-@paginate
-def my_conversations(request: HttpRequest) -> Any:
-    return selectors.conversations_of(user=current_user(request))
-
-
-@router.get(
-    "/conversations/{conversation_id}/messages",
-    response=MessagePageOut,
-    summary="Messages by seq: after=N for what you missed, before=N for older history",
-)
-def conversation_messages(request: HttpRequest, conversation_id: int, query: Query[MessageQuery]) -> dict[str, Any]:
-    conversation = _conversation(request, conversation_id)
-    viewer = current_user(request)
-    if not conversation.is_member(viewer.pk):
-        services.conversation_staff_viewed(staff=viewer, conversation_id=conversation.pk)
-    messages, has_more = selectors.messages_page(
-        conversation=conversation, after=query.after, before=query.before, limit=query.limit
-    )
-    return {"messages": messages, "has_more": has_more}
-
-
-@router.post(
-    "/conversations/{conversation_id}/messages",
-    response={200: MessageOut, 201: MessageOut},
-    throttle=[FixedWindowThrottle("chat_send", "RATE_LIMIT_CHAT_REST", key="user")],
-    summary="Send a message (the same service as the websocket); a repeated client_msg_id returns the stored one",
-)
-def conversation_send(request: HttpRequest, conversation_id: int, payload: MessageIn) -> Status[Message]:
-    message, created = services.message_send(
-        sender=current_user(request),
-        conversation_id=conversation_id,
-        body=payload.body,
-        client_msg_id=payload.client_msg_id,
-    )
-    return Status(201 if created else 200, message)
-
-
-@router.post("/conversations/{conversation_id}/read", response=ReadOut, summary="Mark read up to a seq")
-def conversation_read(request: HttpRequest, conversation_id: int, payload: ReadIn) -> dict[str, int]:
-    marker = services.conversation_mark_read(
-        user=current_user(request), conversation_id=conversation_id, up_to_seq=payload.up_to
-    )
-    return {"up_to": marker}
 
 
 # --- clients: requests ----------------------------------------------------------------

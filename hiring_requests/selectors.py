@@ -3,22 +3,12 @@
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import User
 from hiring_requests.matching import widening_in_words
-from hiring_requests.models import (
-    ACTIVE_STATUSES,
-    Conversation,
-    HiringRequest,
-    Invitation,
-    InvitationStatus,
-    Message,
-    ReadMarker,
-    RequestStatus,
-)
+from hiring_requests.models import ACTIVE_STATUSES, HiringRequest, Invitation, InvitationStatus, RequestStatus
 
 
 def requests_of(*, client: User) -> QuerySet[HiringRequest]:
@@ -113,52 +103,3 @@ def clock(*, request: HiringRequest, now: datetime | None = None) -> dict[str, A
             else None
         ),
     }
-
-
-# --- chat ---------------------------------------------------------------------------
-
-
-def conversation_for(*, user: User, conversation_id: int) -> Conversation | None:
-    """The conversation if `user` may read it: its client, its engineer, or staff."""
-    conversation = Conversation.objects.filter(pk=conversation_id).first()
-    if conversation is None or not (conversation.is_member(user.pk) or user.is_staff):
-        return None
-    return conversation
-
-
-def conversations_of(*, user: User) -> QuerySet[Conversation]:
-    """My conversations, latest activity first, each with its last message and my unread count."""
-    # Evaluated inside the unread subquery, whose rows are messages: OuterRef is the message.
-    marker = ReadMarker.objects.filter(conversation=OuterRef("conversation"), user=user).values("last_read_seq")[:1]
-    unread = (
-        Message.objects.filter(conversation=OuterRef("pk"), seq__gt=Coalesce(Subquery(marker), Value(0)))
-        .exclude(sender=user)
-        .values("conversation")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    last = Message.objects.filter(conversation=OuterRef("pk")).order_by("-seq")
-    return (
-        Conversation.objects.filter(Q(client=user) | Q(engineer=user))
-        .select_related("request")
-        .annotate(
-            unread=Coalesce(Subquery(unread, output_field=IntegerField()), Value(0)),
-            last_body=Subquery(last.values("body")[:1]),
-            last_kind=Subquery(last.values("kind")[:1]),
-            last_sender_id=Subquery(last.values("sender_id")[:1]),
-        )
-        .order_by(F("last_message_at").desc(nulls_last=True), "-id")
-    )
-
-
-def messages_page(
-    *, conversation: Conversation, after: int | None = None, before: int | None = None, limit: int = 50
-) -> tuple[list[Message], bool]:
-    """Messages in seq order. `after`: the ones after that seq (sync); `before`: older history."""
-    queryset = Message.objects.filter(conversation=conversation)
-    if before is not None:
-        page = list(queryset.filter(seq__lt=before).order_by("-seq")[: limit + 1])
-        has_more = len(page) > limit
-        return list(reversed(page[:limit])), has_more
-    page = list(queryset.filter(seq__gt=after or 0).order_by("seq")[: limit + 1])
-    return page[:limit], len(page) > limit

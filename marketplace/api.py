@@ -3,6 +3,7 @@
 from ninja import NinjaAPI
 
 from accounts.api import router as accounts_router
+from conversations.api import router as conversations_router
 from hiring_requests.api import router as hiring_requests_router
 from marketplace.errors import install_error_handlers
 from marketplace.notifications.api import router as notifications_router
@@ -25,5 +26,6 @@ install_error_handlers(api)
 api.add_router("/", accounts_router)
 api.add_router("/vetting/", vetting_router)
 api.add_router("/requests", hiring_requests_router)
+api.add_router("/conversations", conversations_router)
 api.add_router("/payments/", payments_router)
 api.add_router("/notifications", notifications_router)

@@ -11,7 +11,7 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path, re_path  # noqa: E402
 
-from hiring_requests.consumers import ChatConsumer  # noqa: E402
+from conversations.consumers import ChatConsumer  # noqa: E402
 from marketplace.lifespan import lifespan  # noqa: E402
 from marketplace.notifications.consumer import NotificationConsumer  # noqa: E402
 from marketplace.websockets import NoRoute, guarded  # noqa: E402

@@ -171,11 +171,11 @@ class Story:
 
     def chat(self) -> None:
         self.say("5. The client talks to each engineer")
-        conversations = self.client.call("GET", "/api/requests/conversations")["items"]
+        conversations = self.client.call("GET", "/api/conversations")["items"]
         self.conversations = {c["engineer_id"]: c["id"] for c in conversations if c["request_id"] == self.request_id}
         for engineer in (self.first, self.second):
             conversation = self.conversations[engineer.user_id]
-            path = f"/api/requests/conversations/{conversation}/messages"
+            path = f"/api/conversations/{conversation}/messages"
             self.client.call("POST", path, json={"body": f"Hi {engineer.name}, how would you bound concurrency here?",
                                                  "client_msg_id": f"{self.run_id}-{engineer.name}"})  # fmt: skip
             engineer.call("POST", path, json={"body": "A semaphore per dependency, timeouts on every call."})

@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "accounts",
     "vetting",
     "hiring_requests",
+    "conversations",
     "payments",
 ]
 

@@ -9,8 +9,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
-from hiring_requests.models import Conversation
-from hiring_requests.services import system_message_post
+from conversations.models import Conversation
+from conversations.services import system_message_post
 from marketplace.errors import Forbidden
 from marketplace.notifications import notify_user
 from payments.errors import MilestoneStateConflict

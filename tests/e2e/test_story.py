@@ -98,7 +98,7 @@ def test_the_whole_story(rubric, tmp_path, settings):
             story.raise_request()
             story.accept()
             for engineer in (story.first, story.second):
-                conversation = story.client.call("GET", "/api/requests/conversations")["items"]
+                conversation = story.client.call("GET", "/api/conversations")["items"]
                 conversation_id = next(c["id"] for c in conversation if c["engineer_id"] == engineer.user_id)
                 listener.listen(
                     f"chat-{engineer.name}", f"{ws}/ws/conversations/{conversation_id}/", token_of(engineer)

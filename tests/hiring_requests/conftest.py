@@ -46,13 +46,3 @@ def client_user(db) -> User:
 @pytest.fixture
 def staff(db) -> User:
     return StaffFactory.create()
-
-
-def conversation_between(client: User, engineer: User):
-    """Raise a request, invite and accept: the conversation the accept opens."""
-    from hiring_requests.models import Conversation
-
-    request = raised(client)
-    services.matching_run(request_id=request.pk)
-    services.invitation_accept(engineer=engineer, invitation_id=request.invitations.get(engineer=engineer).pk)
-    return Conversation.objects.get(request=request, engineer=engineer)

@@ -16,9 +16,9 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.cache import cache
 
-from hiring_requests import selectors, services
-from hiring_requests.errors import ReadOnlyConversation
-from hiring_requests.models import Conversation
+from conversations import selectors, services
+from conversations.errors import ReadOnlyConversation
+from conversations.models import Conversation
 from marketplace.errors import DomainError
 from marketplace.notifications import leave_group
 from marketplace.throttling import TokenBucket

@@ -8,8 +8,8 @@ import pytest
 import websockets
 
 from accounts.services import api_token_create
+from tests.conversations.conftest import conversation_between
 from tests.factories import ClientFactory, vetted_engineer
-from tests.hiring_requests.conftest import conversation_between
 from tests.processes import asgi_server, needs_redis
 
 pytestmark = [

@@ -8,10 +8,10 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from accounts.services import api_token_create, api_token_revoke
-from hiring_requests.models import Message
+from conversations.models import Message
 from marketplace.asgi import application
+from tests.conversations.conftest import conversation_between
 from tests.factories import ClientFactory, StaffFactory, vetted_engineer
-from tests.hiring_requests.conftest import conversation_between
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -6,11 +6,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hiring_requests import errors, selectors, services
-from hiring_requests.models import Message, MessageKind
+from conversations import errors, selectors, services
+from conversations.models import Message, MessageKind
+from hiring_requests import services as requests_services
 from tests.conftest import rolled_back
+from tests.conversations.conftest import conversation_between
 from tests.factories import ClientFactory, StaffFactory, vetted_engineer
-from tests.hiring_requests.conftest import conversation_between, enable_payouts
+from tests.hiring_requests.conftest import enable_payouts
 
 pytestmark = pytest.mark.django_db
 
@@ -110,7 +112,7 @@ def test_hiring_records_an_event_in_the_conversation(chat):
     client, engineer, conversation = chat
     enable_payouts(engineer)
 
-    services.request_hire(client=client, request_id=conversation.request_id, engineer_id=engineer.pk)
+    requests_services.request_hire(client=client, request_id=conversation.request_id, engineer_id=engineer.pk)
 
     events = [m.payload.get("event") for m in Message.objects.filter(conversation=conversation, kind="system")]
     assert events == ["invitation.accepted", "hired"]
@@ -156,7 +158,7 @@ def post(client, path, body):
 def test_rest_send_is_idempotent_and_pages_by_cursor(client, chat):
     owner, _, conversation = chat
     client.force_login(owner)
-    url = f"/api/requests/conversations/{conversation.pk}/messages"
+    url = f"/api/conversations/{conversation.pk}/messages"
 
     first = post(client, url, {"body": "hello", "client_msg_id": "a1"})
     repeat = post(client, url, {"body": "hello", "client_msg_id": "a1"})
@@ -177,7 +179,7 @@ def test_rest_lists_my_conversations_with_last_message_and_unread(client, chat):
     services.message_send(sender=engineer, conversation_id=conversation.pk, body="ping", client_msg_id=None)
     client.force_login(owner)
 
-    items = client.get("/api/requests/conversations").json()["items"]
+    items = client.get("/api/conversations").json()["items"]
 
     assert [(i["id"], i["last_message"], i["unread"]) for i in items] == [(conversation.pk, "ping", 2)]
 
@@ -187,7 +189,7 @@ def test_rest_hides_other_peoples_conversations(client, chat, who):
     _, _, conversation = chat
     outsider = ClientFactory.create() if who == "other_client" else vetted_engineer()
     client.force_login(outsider)
-    url = f"/api/requests/conversations/{conversation.pk}"
+    url = f"/api/conversations/{conversation.pk}"
 
     read = client.get(f"{url}/messages")
     sent = post(client, f"{url}/messages", {"body": "hi"})
@@ -195,7 +197,7 @@ def test_rest_hides_other_peoples_conversations(client, chat, who):
     assert (read.status_code, sent.status_code) == (404, 404)
     assert sent.json()["code"] == "conversation_not_found"
     assert Message.objects.filter(conversation=conversation).count() == 1
-    assert client.get("/api/requests/conversations").json()["count"] == 0
+    assert client.get("/api/conversations").json()["count"] == 0
 
 
 def test_staff_reading_shows_up_in_the_conversation_once_a_day(client, chat):
@@ -203,10 +205,10 @@ def test_staff_reading_shows_up_in_the_conversation_once_a_day(client, chat):
     staff = StaffFactory.create(full_name="Sam Staff")
     client.force_login(staff)
 
-    client.get(f"/api/requests/conversations/{conversation.pk}/messages")
-    client.get(f"/api/requests/conversations/{conversation.pk}/messages")
+    client.get(f"/api/conversations/{conversation.pk}/messages")
+    client.get(f"/api/conversations/{conversation.pk}/messages")
     client.force_login(owner)
-    seen = client.get(f"/api/requests/conversations/{conversation.pk}/messages").json()["messages"]
+    seen = client.get(f"/api/conversations/{conversation.pk}/messages").json()["messages"]
 
     assert [m["payload"].get("event") for m in seen] == ["invitation.accepted", "staff.viewed"]
     assert seen[1]["payload"] == {"event": "staff.viewed", "staff_id": staff.pk, "name": "Sam Staff"}

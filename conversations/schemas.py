@@ -1,0 +1,69 @@
+from datetime import datetime
+from typing import Any
+
+from ninja import Schema
+from pydantic import Field
+
+from accounts.schemas import StrictIn
+
+
+class MessageOut(Schema):
+    id: int
+    seq: int
+    conversation_id: int
+    sender_id: int | None
+    kind: str
+    body: str
+    payload: dict[str, Any]
+    client_msg_id: str | None
+    created_at: datetime
+
+    @staticmethod
+    def resolve_client_msg_id(obj: Any) -> str | None:
+        return obj.client_msg_id or None
+
+
+class MessagePageOut(Schema):
+    messages: list[MessageOut]
+    has_more: bool
+
+
+class MessageIn(StrictIn):
+    body: str = Field(min_length=1, max_length=4_000)
+    client_msg_id: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class ReadIn(StrictIn):
+    up_to: int = Field(ge=0)
+
+
+class ReadOut(Schema):
+    up_to: int
+
+
+class ConversationOut(Schema):
+    id: int
+    request_id: int
+    request_title: str
+    client_id: int
+    engineer_id: int
+    last_seq: int
+    last_message_at: datetime | None
+    last_message: str | None
+    unread: int
+
+    @staticmethod
+    def resolve_request_title(obj: Any) -> str:
+        return str(obj.request.title)
+
+    @staticmethod
+    def resolve_last_message(obj: Any) -> str | None:
+        if obj.last_kind is None:
+            return None
+        return str(obj.last_body) if obj.last_kind == "text" else "(event)"
+
+
+class MessageQuery(Schema):
+    after: int | None = Field(default=None, ge=0)
+    before: int | None = Field(default=None, ge=1)
+    limit: int = Field(default=50, ge=1, le=100)
