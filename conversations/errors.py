@@ -16,4 +16,4 @@ class ReadOnlyConversation(DomainError):
 class InvalidMessage(DomainError):
     code = "invalid_message"
     status = 422
-    default_detail = "A message needs a body of 1 to 4,000 characters."
+    default_detail = "A message needs a body of 1 to 4,000 characters, without NUL characters or lone surrogates."

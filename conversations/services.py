@@ -23,6 +23,14 @@ from marketplace.notifications import notify_user
 logger = logging.getLogger(__name__)
 
 
+def storable(*texts: str) -> bool:
+    """Whether PostgreSQL can store every text: no NUL character, no lone surrogate (not valid UTF-8)."""
+    try:
+        return all("\x00" not in text and text.encode("utf-8") is not None for text in texts)
+    except UnicodeEncodeError:
+        return False
+
+
 def conversation_group(conversation_id: int) -> str:
     return f"conversation.{conversation_id}"
 
@@ -86,7 +94,7 @@ def message_send(*, sender: User, conversation_id: int, body: str, client_msg_id
     Sending again with the same `client_msg_id` returns the stored message and
     creates nothing: a client that lost the ack can simply resend.
     """
-    if not body.strip() or len(body) > settings.CHAT_MAX_BODY_CHARS:
+    if not body.strip() or len(body) > settings.CHAT_MAX_BODY_CHARS or not storable(body, client_msg_id or ""):
         raise InvalidMessage()
     with transaction.atomic():
         conversation = Conversation.objects.select_for_update().filter(pk=conversation_id).first()

@@ -165,8 +165,10 @@ def credentials_ended(*, user_id: int, token_id: int | None = None, session_key:
     session; neither: every socket of the user (deactivation). Never raises: a layer
     outage is logged (and sockets cannot then receive anything either).
     """
-    message = {"type": "credentials.ended", "token_id": token_id, "session_key": session_key}
+    _control_send(user_id, {"type": "credentials.ended", "token_id": token_id, "session_key": session_key})
 
+
+def _control_send(user_id: int, message: dict[str, Any]) -> None:
     def send() -> None:
         layer = get_channel_layer()
         if layer is None:
@@ -174,7 +176,7 @@ def credentials_ended(*, user_id: int, token_id: int | None = None, session_key:
         try:
             async_to_sync(layer.group_send)(control_group(user_id), message)
         except Exception:
-            logger.warning("websocket.credentials_ended_send_failed", extra={"user_id": user_id}, exc_info=True)
+            logger.warning("websocket.control_send_failed", extra={"user_id": user_id}, exc_info=True)
 
     transaction.on_commit(send, robust=True)
 
@@ -184,9 +186,19 @@ def on_logged_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
         credentials_ended(user_id=user.pk, session_key=request.session.session_key)
 
 
-def on_user_saved(sender: Any, instance: Any, **kwargs: Any) -> None:
+def on_user_saved(sender: Any, instance: Any, update_fields: Any = None, **kwargs: Any) -> None:
+    """A deactivated user's sockets close; a change of staff flag makes chat sockets check their access again."""
+    if update_fields is not None and not {"is_active", "is_staff"} & set(update_fields):
+        return  # a login's last_login, a profile edit: nothing about access changed
     if not instance.is_active:
         credentials_ended(user_id=instance.pk)
+    elif not instance.is_staff:
+        access_changed(user_id=instance.pk)
+
+
+def access_changed(*, user_id: int) -> None:
+    """Ask the user's open sockets to check again what they may read, after the transaction commits."""
+    _control_send(user_id, {"type": "access.changed"})
 
 
 async def leave_group(layer: Any, group: str, channel: str) -> None:
@@ -317,7 +329,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.closed:
             return  # frames that arrive after an abuse close are not read
-        limit = settings.WEBSOCKET_MAX_FRAME_BYTES
+        limit = settings.CHAT_MAX_FRAME_BYTES
         if (len(text_data.encode()) if text_data is not None else len(bytes_data or b"")) > limit:
             await self.refuse("frame_too_large", f"Frames are at most {limit} bytes.")
             return
@@ -350,6 +362,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         raise StopConsumer()
 
     # --- events from the channel layer ---------------------------------------------
+
+    async def access_changed(self, event: dict[str, Any]) -> None:
+        """Subclasses whose access can be lost check it again here (chat)."""
 
     async def credentials_ended(self, event: dict[str, Any]) -> None:
         scope = self.scope

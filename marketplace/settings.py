@@ -334,7 +334,6 @@ CHAT_PAGE_SIZE = 50
 
 # --- Websockets and notifications ------------------------------------------------
 
-WEBSOCKET_MAX_FRAME_BYTES = CHAT_MAX_FRAME_BYTES
 # Threads for websocket consumers' database calls (marketplace.realtime.ws_db), per process.
 WEBSOCKET_DB_THREADS = env_int("WEBSOCKET_DB_THREADS", 8, minimum=1)
 NOTIFICATIONS_MAX_CONNECTIONS_PER_USER = env_int("NOTIFICATIONS_MAX_CONNECTIONS_PER_USER", 10, minimum=1)

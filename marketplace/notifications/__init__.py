@@ -5,6 +5,5 @@ and `consumer` for the websocket protocol (docs/api.md, "Notifications").
 """
 
 from marketplace.notifications.log import notify_user, user_group
-from marketplace.realtime import leave_group
 
-__all__ = ["leave_group", "notify_user", "user_group"]
+__all__ = ["notify_user", "user_group"]

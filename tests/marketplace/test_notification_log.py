@@ -5,6 +5,7 @@ import json
 import threading
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -43,7 +44,7 @@ async def _socket(token: str, after: int | None = None) -> WebsocketCommunicator
     return socket
 
 
-async def _frames(socket: WebsocketCommunicator, *, quiet: float = 0.3) -> list[dict]:
+async def _frames(socket: WebsocketCommunicator, *, quiet: float = 0.3) -> list[dict[str, Any]]:
     frames = []
     while not await socket.receive_nothing(timeout=quiet):
         frames.append(await socket.receive_json_from())
@@ -207,7 +208,7 @@ def test_on_the_embedded_default_a_worker_made_notification_reaches_an_open_sock
         asgi_server(log_dir=tmp_path, env=embedded) as base,
     ):
 
-        async def wait_for_invitation() -> tuple[dict, float]:
+        async def wait_for_invitation() -> tuple[dict[str, Any], float]:
             url = base.replace("http://", "ws://") + "/ws/notifications/"
             async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {engineer_token}"}) as ws:
                 assert json.loads(await ws.recv())["event"] == "hello"
