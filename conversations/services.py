@@ -19,6 +19,7 @@ from conversations.errors import ConversationNotFound, InvalidMessage, ReadOnlyC
 from conversations.models import Conversation, Message, MessageKind, ReadMarker
 from hiring_requests.models import HiringRequest
 from marketplace.notifications import notify_user
+from marketplace.resilience import is_outage
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +58,11 @@ def _broadcast(conversation_id: int, message: dict[str, Any]) -> None:
         async_to_sync(layer.group_send)(
             conversation_group(conversation_id), {"type": "chat.message", "message": message}
         )
-    except Exception:
+    except Exception as exc:
         # The message is stored; members who miss the broadcast get it on their next sync.
-        logger.exception("chat.broadcast_failed", extra={"conversation_id": conversation_id})
+        if not is_outage(exc):
+            raise
+        logger.warning("chat.broadcast_failed", extra={"conversation_id": conversation_id, "error": repr(exc)})
 
 
 def conversation_open(*, request: HiringRequest, engineer_id: int) -> Conversation:

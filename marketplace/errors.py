@@ -47,6 +47,15 @@ class Conflict(DomainError):
     default_detail = "The object is not in a state that allows this."
 
 
+class RateLimitUnavailable(DomainError):
+    """The rate-limit counters (the cache, Redis in production) cannot be reached, and this limit protects accounts."""
+
+    code = "rate_limit_unavailable"
+    status = 503
+    default_detail = "This action is briefly unavailable; nothing was changed. Try again in a moment."
+    retry_after = 5
+
+
 class CsrfFailed(DomainError):
     code = "csrf_failed"
     status = 403

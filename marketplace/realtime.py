@@ -45,6 +45,8 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connections, transaction
 
+from marketplace.resilience import is_outage
+
 logger = logging.getLogger(__name__)
 
 CLOSE_CREDENTIALS_ENDED = 4401
@@ -175,8 +177,8 @@ def _control_send(user_id: int, message: dict[str, Any]) -> None:
             return
         try:
             async_to_sync(layer.group_send)(control_group(user_id), message)
-        except Exception:
-            logger.warning("websocket.control_send_failed", extra={"user_id": user_id}, exc_info=True)
+        except Exception as exc:
+            logger.warning("websocket.control_send_failed", extra={"user_id": user_id, "error": repr(exc)})
 
     transaction.on_commit(send, robust=True)
 
@@ -205,8 +207,8 @@ async def leave_group(layer: Any, group: str, channel: str) -> None:
     """Leave a group, bounded by a timeout, never raising: a stale membership lapses with the group expiry."""
     try:
         await asyncio.wait_for(layer.group_discard(group, channel), timeout=5)
-    except Exception:
-        logger.warning("channel_layer.group_discard_failed", extra={"group": group}, exc_info=True)
+    except Exception as exc:
+        logger.warning("channel_layer.group_discard_failed", extra={"group": group, "error": repr(exc)})
 
 
 # --- the base consumer ----------------------------------------------------------------
@@ -241,6 +243,13 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
         try:
             await super().__call__(scope, receive, send_unless_closed)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            # The channel layer (Redis) went away under the socket: say "try again later", not a crash.
+            logger.warning("websocket.layer_lost", extra={"path": scope.get("path"), "error": repr(exc)})
+            with contextlib.suppress(Exception):
+                await send_unless_closed({"type": "websocket.close", "code": CLOSE_TRY_AGAIN})
         finally:
             # Shielded: a cancelled consumer (server shutdown) still gives its slot and groups back.
             await asyncio.shield(self._release())
@@ -292,10 +301,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         except StopConsumer:
             raise
         except Exception as exc:
-            if _is_outage(exc):
-                logger.warning(
-                    "websocket.dependency_unavailable", extra={"path": self.scope.get("path")}, exc_info=True
-                )
+            if is_outage(exc):
+                logger.warning("websocket.unavailable", extra={"path": self.scope.get("path"), "error": repr(exc)})
                 await self.close(code=CLOSE_TRY_AGAIN)
             else:
                 logger.exception("websocket.open_failed", extra={"path": self.scope.get("path")})
@@ -314,8 +321,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                     await slot_refresh(self.slot_kind, user_id, self.channel_name)
                 for group in self.joined:
                     await self.channel_layer.group_add(group, self.channel_name)
-            except Exception:
-                logger.warning("websocket.heartbeat_failed", exc_info=True)
+            except Exception as exc:
+                logger.warning("websocket.heartbeat_failed", extra={"error": repr(exc)})
 
     async def open(self) -> None:
         await self.accept()
@@ -344,7 +351,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         try:
             await self.handle(frame)
         except Exception as exc:
-            if _is_outage(exc):
+            if is_outage(exc):
                 await self.send_json({"type": "error", "code": "unavailable", "detail": _UNAVAILABLE})
                 return
             logger.exception("websocket.handler_failed", extra={"path": self.scope.get("path")})
@@ -379,17 +386,3 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
 
 _UNAVAILABLE = "The service is briefly unavailable; your message was not taken. Retry in a moment."
-
-
-def _is_outage(exc: BaseException) -> bool:
-    """A dependency being down (Redis, the database), as opposed to a bug."""
-    from django.db import InterfaceError, OperationalError
-
-    try:
-        from redis.exceptions import ConnectionError as RedisConnectionError
-        from redis.exceptions import TimeoutError as RedisTimeoutError
-    except ImportError:  # pragma: no cover - redis is a dependency
-        return isinstance(exc, (OperationalError, InterfaceError, ConnectionError, asyncio.TimeoutError))
-    return isinstance(
-        exc, (OperationalError, InterfaceError, ConnectionError, OSError, RedisConnectionError, RedisTimeoutError)
-    )

@@ -198,3 +198,16 @@ async def retrying[T](
         with attempt:
             return await operation()
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether `exc` says a dependency is unreachable (Redis, the database, the network), not that our code is wrong.
+
+    Callers answer an outage with 503, a close code 1013 or a logged warning, and let
+    anything else propagate as the bug it is.
+    """
+    from django.db import InterfaceError, OperationalError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return isinstance(exc, (OperationalError, InterfaceError, OSError, RedisConnectionError, RedisTimeoutError))

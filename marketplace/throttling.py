@@ -7,6 +7,7 @@ exactly.
 """
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from typing import Literal
@@ -14,6 +15,11 @@ from typing import Literal
 from django.core.cache import cache
 from django.http import HttpRequest
 from ninja.throttling import BaseThrottle
+
+from marketplace.errors import RateLimitUnavailable
+from marketplace.resilience import is_outage
+
+logger = logging.getLogger(__name__)
 
 Key = Literal["address", "email", "user"]
 
@@ -25,10 +31,20 @@ def parse_rate(rate: str) -> tuple[int, int]:
 
 
 class FixedWindowThrottle(BaseThrottle):
-    def __init__(self, scope: str, rate_setting: str, *, key: Key = "address") -> None:
+    """A fixed-window limit of RATE (`"count/seconds"`) per address, email or user.
+
+    When the cache cannot be reached, a limit that protects accounts (login, tokens)
+    refuses with 503 `rate_limit_unavailable` (`fail_open=False`, the default): an
+    outage must not open a window for guessing passwords. A limit that only paces
+    ordinary use (`fail_open=True`, chat) lets the request through and logs it, so
+    an outage of Redis does not take the feature down with it.
+    """
+
+    def __init__(self, scope: str, rate_setting: str, *, key: Key = "address", fail_open: bool = False) -> None:
         self.scope = scope
         self.rate_setting = rate_setting
         self.key = key
+        self.fail_open = fail_open
         self._retry_after: float | None = None
 
     def _ident(self, request: HttpRequest) -> str | None:
@@ -51,16 +67,28 @@ class FixedWindowThrottle(BaseThrottle):
         if ident is None:
             return True
         cache_key = f"ratelimit:{self.scope}:{self.key}:{ident}"
+        try:
+            hits = self._hit(cache_key, window)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            logger.warning("ratelimit.cache_unavailable", extra={"scope": self.scope, "error": repr(exc)})
+            if self.fail_open:
+                return True
+            raise RateLimitUnavailable() from exc
+        self._retry_after = float(window)
+        return hits <= limit
+
+    @staticmethod
+    def _hit(cache_key: str, window: int) -> int:
         # add() only sets a missing key, so the window starts at the first hit.
         cache.add(cache_key, 0, timeout=window)
         try:
-            hits = cache.incr(cache_key)
+            return int(cache.incr(cache_key))
         except ValueError:
             # The key expired between add() and incr(): this hit opens a new window.
             cache.add(cache_key, 1, timeout=window)
-            hits = 1
-        self._retry_after = float(window)
-        return hits <= limit
+            return 1
 
     def wait(self) -> float | None:
         return self._retry_after

@@ -83,9 +83,9 @@ def publish(user_id: int) -> list[Notification]:
     try:
         for row in numbered:
             async_to_sync(layer.group_send)(user_group(user_id), {"type": "notify", **as_frame(row)})
-    except Exception:
+    except Exception as exc:
         # The rows are committed and numbered: sockets find them on their next read or reconnect.
-        logger.warning("notification.push_failed", extra={"user_id": user_id}, exc_info=True)
+        logger.warning("notification.push_failed", extra={"user_id": user_id, "error": repr(exc)})
     return numbered
 
 

@@ -13,7 +13,7 @@ from conversations import services
 from conversations.models import Conversation, Message
 from marketplace import realtime
 from tests.conftest import rolled_back
-from tests.conversations.test_chat_websocket import frame, join, open_chat, setup_chat, token_for
+from tests.conversations.test_chat_websocket import frame, join, open_chat, setup_chat
 from tests.marketplace.test_realtime import closed_with
 
 pytestmark = pytest.mark.django_db(transaction=True)
