@@ -1,10 +1,14 @@
-"""Chat through a real ASGI server: delivery latency and throughput, Redis against in-memory, idle connections.
+"""Chat through a real ASGI server: delivery latency and throughput, the cost of persistence, leaks, idle memory.
 
 For rooms of 2, 10 and 50 connections, one member sends messages (each persisted
 in PostgreSQL, then broadcast); every connection in the room times each
 delivery. The same run is repeated with the in-memory channel layer as the
-baseline, so the ratio shows what Redis costs. Then one server process holds
-2,000 idle connections: memory per connection and handshake p99.
+baseline, so the ratio shows what Redis costs. In the same Redis server process,
+a bare Channels echo room (bench/echo_asgi.py: no database, no authentication)
+gives the baseline for the cost of persistence. Then 200 chat sockets vanish
+abruptly (TCP aborted mid-send) while a room keeps chatting, and the slots and
+group memberships left behind are counted. Last, one server process holds 5,000
+idle connections: memory per connection and handshake p99.
 
 Run with `make bench`, or:
   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/vetted_bench \
@@ -33,10 +37,14 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")
 
 ROOMS = [2, 10, 50]
 MESSAGES = 200
-IDLE_CONNECTIONS = 2_000
+IDLE_CONNECTIONS = 5_000
+DISCONNECTS = 200
 PORT = 8766
+PREFIX = "vt-bench"
 SERVER_ENV = {
+    "CHANNEL_LAYER_PREFIX": PREFIX,
     "CHAT_MAX_CONNECTIONS_PER_USER": "5000",
+    "NOTIFICATIONS_MAX_CONNECTIONS_PER_USER": "10000",
     "CHAT_RATE_PER_SECOND": "10000",
     "CHAT_RATE_BURST": "10000",
     "DATABASE_POOL_MAX_SIZE": "20",
@@ -96,7 +104,7 @@ def server(redis: bool) -> Iterator[subprocess.Popen[bytes]]:
     else:
         env.pop("REDIS_URL", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "marketplace.asgi:application", "--port", str(PORT), "--log-level",
+        [sys.executable, "-m", "uvicorn", "bench.echo_asgi:application", "--port", str(PORT), "--log-level",
          "warning", "--ws-max-queue", "64"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -163,6 +171,61 @@ async def room(conversation_id: int, members: int, tokens: tuple[str, str]) -> t
     return latencies, len(latencies) / elapsed
 
 
+async def echo_room(members: int) -> list[float]:
+    """The same pacing as `room`, through a bare Channels group: each frame is echoed to every member."""
+    import websockets
+
+    url = f"ws://127.0.0.1:{PORT}/ws/echo/bench/"
+    sockets = [await websockets.connect(url, max_queue=None) for _ in range(members)]
+    latencies: list[float] = []
+    own: asyncio.Queue[None] = asyncio.Queue()
+
+    async def receive(socket: Any, is_sender: bool) -> None:
+        async for raw in socket:
+            latencies.append((time.perf_counter() - float(str(raw)[2:])) * 1000)
+            if is_sender:
+                await own.put(None)
+
+    readers = [asyncio.create_task(receive(s, i == 0)) for i, s in enumerate(sockets)]
+    for _ in range(MESSAGES):
+        await sockets[0].send(f"t={time.perf_counter()}")
+        await own.get()  # like chat's ack: one message in flight at a time
+    await asyncio.sleep(0.5)
+    for task in readers:
+        task.cancel()
+    for socket in sockets:
+        await socket.close()
+    return latencies
+
+
+async def vanishing(conversation_id: int, tokens: tuple[str, str]) -> tuple[int, int]:
+    """DISCONNECTS sockets abort mid-send while a room of 2 chats; returns (slots left, stale group members)."""
+    import redis.asyncio
+    import websockets
+
+    url = f"ws://127.0.0.1:{PORT}/ws/conversations/{conversation_id}/"
+    load = asyncio.create_task(room(conversation_id, 2, tokens))
+
+    async def vanish(i: int) -> None:
+        socket = await websockets.connect(url, additional_headers={"Authorization": f"Bearer {tokens[i % 2]}"})
+        await socket.send(json.dumps({"type": "send" if i % 2 else "sync", "body": "gone", "after": 0}))
+        socket.transport.abort()
+
+    for start in range(0, DISCONNECTS, 20):
+        await asyncio.gather(*(vanish(i) for i in range(start, start + 20)))
+    await load
+    await asyncio.sleep(3)  # the server notices each abort and cleans up
+    client = redis.asyncio.Redis.from_url(REDIS_URL)
+    slots = 0
+    async for key in client.scan_iter(f"{PREFIX}:slots:*"):
+        slots += int(await client.zcard(key))
+    members = 0
+    async for key in client.scan_iter(f"{PREFIX}:group:*"):
+        members += int(await client.zcard(key))
+    await client.aclose()
+    return slots, members
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -191,13 +254,22 @@ async def idle(token: str, pid: int) -> tuple[int, float, float]:
 
 
 def main() -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4 * IDLE_CONNECTIONS)), hard))
     conversation_id, client_token, engineer_token = prepare()
     results: dict[tuple[str, int], tuple[float, float, float]] = {}
+    echo: list[float] = []
+    leftovers = (0, 0)
     for layer, redis in (("redis", True), ("in-memory", False)):
         with server(redis):
             for members in ROOMS:
                 latencies, rate = asyncio.run(room(conversation_id, members, (client_token, engineer_token)))
                 results[(layer, members)] = (statistics.median(latencies), percentile(latencies, 0.99), rate)
+            if redis:
+                echo = asyncio.run(echo_room(2))
+                leftovers = asyncio.run(vanishing(conversation_id, (client_token, engineer_token)))
     print(f"{'layer':<10} {'room':>4}  {'p50 ms':>7} {'p99 ms':>7} {'delivered/s':>11}")
     for (layer, members), (p50, p99, rate) in results.items():
         print(f"{layer:<10} {members:>4}  {p50:7.1f} {p99:7.1f} {rate:11.0f}")
@@ -208,6 +280,15 @@ def main() -> None:
             f"room {members}: Redis / in-memory p50 latency {redis_p50 / in_memory_p50:.2f}x,"
             f" throughput {redis_rate / in_memory_rate:.2f}x"
         )
+    chat_p99, echo_p99 = results[("redis", 2)][1], percentile(echo, 0.99)
+    print(
+        f"bare Channels echo through Redis, room 2: p50 {statistics.median(echo):.1f} ms, p99 {echo_p99:.1f} ms;"
+        f" chat with persistence / echo, p99: {chat_p99 / echo_p99:.2f}x (target at most 3x)"
+    )
+    print(
+        f"{DISCONNECTS} abrupt disconnects under load: {leftovers[0]} slots and {leftovers[1]} group members left"
+        " (target 0 and 0)"
+    )
     with server(True) as process:
         alive, per_connection, handshake_p99 = asyncio.run(idle(engineer_token, process.pid))
     print(
