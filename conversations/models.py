@@ -37,6 +37,10 @@ class Conversation(models.Model):
     def is_member(self, user_id: int) -> bool:
         return user_id in (self.client_id, self.engineer_id)
 
+    def other_member(self, user_id: int) -> int:
+        """The member who is not `user_id` (the engineer for the client, the client for the engineer)."""
+        return self.engineer_id if user_id == self.client_id else self.client_id
+
 
 class MessageKind(models.TextChoices):
     TEXT = "text", "Text"

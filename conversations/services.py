@@ -12,6 +12,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import User
@@ -95,7 +97,9 @@ def message_send(*, sender: User, conversation_id: int, body: str, client_msg_id
     """Store a text message, then broadcast it after commit. Returns (message, created).
 
     Sending again with the same `client_msg_id` returns the stored message and
-    creates nothing: a client that lost the ack can simply resend.
+    creates nothing: a client that lost the ack can simply resend. The other member
+    gets one `message.created` notification per unread run, not one per message.
+    Raises InvalidMessage, ConversationNotFound, ReadOnlyConversation.
     """
     if not body.strip() or len(body) > settings.CHAT_MAX_BODY_CHARS or not storable(body, client_msg_id or ""):
         raise InvalidMessage()
@@ -114,12 +118,22 @@ def message_send(*, sender: User, conversation_id: int, body: str, client_msg_id
         message = _append(
             conversation, sender=sender, kind=MessageKind.TEXT, body=body, client_msg_id=client_msg_id or ""
         )
-        other = conversation.engineer_id if sender.pk == conversation.client_id else conversation.client_id
-        notify_user(
-            user_id=other,
-            event="message.created",
-            payload={"conversation_id": conversation.pk, "seq": message.seq},
-        )
+        # One notification per unread run: the other member hears of the first message they have not
+        # read, not of every message of a lively conversation (their unread count is on the REST API).
+        other = conversation.other_member(sender.pk)
+        read_up_to = ReadMarker.objects.filter(conversation=conversation, user_id=other).values("last_read_seq")
+        unread_before = Message.objects.filter(
+            conversation=conversation,
+            kind=MessageKind.TEXT,
+            seq__lt=message.seq,
+            seq__gt=Coalesce(Subquery(read_up_to[:1]), Value(0)),
+        ).exclude(sender_id=other)
+        if not unread_before.exists():  # one query: the marker is read inside it
+            notify_user(
+                user_id=other,
+                event="message.created",
+                payload={"conversation_id": conversation.pk, "seq": message.seq},
+            )
     return message, True
 
 

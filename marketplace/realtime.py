@@ -31,6 +31,7 @@ import contextlib
 import functools
 import json
 import logging
+import random
 import time
 import weakref
 from collections.abc import Callable
@@ -104,7 +105,11 @@ def _redis() -> Any:
     loop = asyncio.get_running_loop()
     client = _redis_clients.get(loop)
     if client is None:
-        client = redis.asyncio.Redis.from_url(str(settings.REDIS_URL), socket_timeout=5, socket_connect_timeout=2)
+        # A blocking pool: a burst of handshakes waits its turn for a connection instead of failing.
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            str(settings.REDIS_URL), max_connections=50, timeout=5, socket_timeout=5, socket_connect_timeout=2
+        )
+        client = redis.asyncio.Redis(connection_pool=pool)
         _redis_clients[loop] = client
     return client
 
@@ -203,10 +208,23 @@ def access_changed(*, user_id: int) -> None:
     _control_send(user_id, {"type": "access.changed"})
 
 
+# At most this many channel-layer and slot calls in flight per event loop for housekeeping (leaving
+# groups, heartbeats): when thousands of sockets close or beat at once, the rest wait their turn
+# instead of exhausting the layer's connection pool.
+HOUSEKEEPING_CONCURRENCY = 50
+_housekeeping: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]" = weakref.WeakKeyDictionary()
+
+
+def _housekeeping_slots() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    return _housekeeping.setdefault(loop, asyncio.Semaphore(HOUSEKEEPING_CONCURRENCY))
+
+
 async def leave_group(layer: Any, group: str, channel: str) -> None:
     """Leave a group, bounded by a timeout, never raising: a stale membership lapses with the group expiry."""
     try:
-        await asyncio.wait_for(layer.group_discard(group, channel), timeout=5)
+        async with _housekeeping_slots():
+            await asyncio.wait_for(layer.group_discard(group, channel), timeout=5)
     except Exception as exc:
         logger.warning("channel_layer.group_discard_failed", extra={"group": group, "error": repr(exc)})
 
@@ -269,7 +287,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if self.slot_taken:
             self.slot_taken = False
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(slot_release(self.slot_kind, self.scope["user"].pk, self.channel_name), 5)
+                async with _housekeeping_slots():
+                    await asyncio.wait_for(slot_release(self.slot_kind, self.scope["user"].pk, self.channel_name), 5)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch, without its hop to the process's one shared thread before every message.
@@ -313,16 +332,19 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     async def _beat(self) -> None:
         """Keep the slot and the group memberships alive while the socket is."""
-        user_id = self.scope["user"].pk
+        user_id, period = self.scope["user"].pk, settings.WEBSOCKET_HEARTBEAT_SECONDS
+        # The first beat at a random point of the period, so sockets opened together do not beat together.
+        await asyncio.sleep(random.uniform(0.5, 1.0) * period)  # noqa: S311 (spreading load, not security)
         while True:
-            await asyncio.sleep(settings.WEBSOCKET_HEARTBEAT_SECONDS)
             try:
-                if self.slot_taken:
-                    await slot_refresh(self.slot_kind, user_id, self.channel_name)
-                for group in self.joined:
-                    await self.channel_layer.group_add(group, self.channel_name)
+                async with _housekeeping_slots():
+                    if self.slot_taken:
+                        await slot_refresh(self.slot_kind, user_id, self.channel_name)
+                    for group in self.joined:
+                        await self.channel_layer.group_add(group, self.channel_name)
             except Exception as exc:
                 logger.warning("websocket.heartbeat_failed", extra={"error": repr(exc)})
+            await asyncio.sleep(period)
 
     async def open(self) -> None:
         await self.accept()

@@ -212,3 +212,27 @@ def test_staff_reading_shows_up_in_the_conversation_once_a_day(client, chat):
 
     assert [m["payload"].get("event") for m in seen] == ["invitation.accepted", "staff.viewed"]
     assert seen[1]["payload"] == {"event": "staff.viewed", "staff_id": staff.pk, "name": "Sam Staff"}
+
+
+def test_the_other_member_is_notified_once_per_unread_run_not_per_message(chat):
+    from marketplace.models import Notification
+
+    client, engineer, conversation = chat
+
+    def notified() -> int:
+        return Notification.objects.filter(user=engineer, event="message.created").count()
+
+    def send(sender, body):
+        return services.message_send(sender=sender, conversation_id=conversation.pk, body=body, client_msg_id=None)[0]
+
+    send(client, "one")
+    send(client, "two")
+    send(engineer, "my own reply does not end the client's run")
+    send(client, "three")
+    after_a_run = notified()
+    services.conversation_mark_read(user=engineer, conversation_id=conversation.pk, up_to_seq=10**6)
+    send(client, "four: a new run after reading")
+
+    assert after_a_run == 1
+    assert notified() == 2
+    assert Notification.objects.filter(user=client, event="message.created").count() == 1  # the engineer's reply
