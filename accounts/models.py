@@ -1,8 +1,10 @@
-from typing import ClassVar
+import unicodedata
+from typing import Any, ClassVar
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from accounts.fields import SkillListField
@@ -13,11 +15,24 @@ class Role(models.TextChoices):
     ENGINEER = "engineer", "Engineer"
 
 
+def email_key(email: str) -> str:
+    """The one form an email address is stored and looked up in: NFKC, trimmed, lower-cased."""
+    return unicodedata.normalize("NFKC", email or "").strip().lower()
+
+
 class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
 
+    @classmethod
+    def normalize_email(cls, email: str | None) -> str:
+        return email_key(email or "")
+
+    def get_by_natural_key(self, username: str | None) -> "User":
+        # Admin and session logins look the user up here: any spelling of the address finds them.
+        return self.get(email=email_key(username or ""))
+
     def create_user(self, email: str, password: str | None = None, **fields: object) -> "User":
-        user = self.model(email=self.normalize_email(email).lower(), **fields)
+        user = self.model(email=self.normalize_email(email), **fields)
         user.set_password(password)
         user.save(using=self._db)
         return user
@@ -55,10 +70,16 @@ class User(AbstractBaseUser, PermissionsMixin):
                 condition=models.Q(role__in=Role.values) | models.Q(is_staff=True),
                 name="accounts_user_role_or_staff",
             ),
+            # Saved in canonical form (email_key); the database refuses two spellings of one address too.
+            models.UniqueConstraint(Lower("email"), name="accounts_user_email_once_in_any_case"),
         ]
 
     def __str__(self) -> str:
         return self.email
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.email = email_key(self.email)
+        super().save(*args, **kwargs)
 
     @property
     def is_client(self) -> bool:

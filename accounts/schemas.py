@@ -1,49 +1,10 @@
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Literal
 
-from django.core.validators import validate_email
 from ninja import Schema
-from pydantic import AfterValidator, ConfigDict, Field, field_validator
+from pydantic import Field, StrictInt
 
-
-def _email(value: str) -> str:
-    value = value.strip().lower()
-    try:
-        validate_email(value)
-    except Exception:
-        raise ValueError("not a valid email address") from None
-    return value
-
-
-EmailStr = Annotated[str, Field(max_length=254), AfterValidator(_email)]
-
-
-def _refuse_nul(value: Any) -> None:
-    if isinstance(value, str) and "\x00" in value:
-        raise ValueError("text must not contain NUL (\\u0000) characters")
-    if isinstance(value, list | tuple | set):
-        for item in value:
-            _refuse_nul(item)
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _refuse_nul(key)
-            _refuse_nul(item)
-
-
-class StrictIn(Schema):
-    """An input schema that refuses fields it does not list, instead of silently dropping them.
-
-    It also refuses NUL characters anywhere in the input: PostgreSQL cannot store
-    them in text, and a 422 names the field where a 500 would not.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        _refuse_nul(value)
-        return value
+from marketplace.schemas import EmailStr, PatchIn, StrictIn, TimeZoneName
 
 
 class RegisterIn(StrictIn):
@@ -117,20 +78,20 @@ class MeOut(Schema):
         return getattr(obj, "engineer_profile", None)
 
 
-class ClientProfileIn(StrictIn):
-    """Exactly the fields a client may change."""
+class ClientProfileIn(PatchIn):
+    """Exactly the fields a client may change; omit a field to keep it."""
 
     company: str | None = Field(default=None, max_length=200)
-    time_zone: str | None = Field(default=None, max_length=64)
+    time_zone: TimeZoneName | None = None
 
 
-class EngineerProfileIn(StrictIn):
-    """Exactly the fields an engineer may change."""
+class EngineerProfileIn(PatchIn):
+    """Exactly the fields an engineer may change; omit a field to keep it."""
 
     headline: str | None = Field(default=None, max_length=200)
     skills: list[str] | None = Field(default=None, max_length=100)
-    hourly_rate_minor: int | None = Field(default=None, ge=0, le=10_000_000)
+    hourly_rate_minor: StrictInt | None = Field(default=None, ge=0, le=10_000_000)
     currency: str | None = Field(default=None, min_length=3, max_length=3)
-    weekly_hours_available: int | None = Field(default=None, ge=0, le=80)
-    time_zone: str | None = Field(default=None, max_length=64)
-    years_experience: int | None = Field(default=None, ge=0, le=70)
+    weekly_hours_available: StrictInt | None = Field(default=None, ge=0, le=80)
+    time_zone: TimeZoneName | None = None
+    years_experience: StrictInt | None = Field(default=None, ge=0, le=70)

@@ -5,6 +5,9 @@ from django.utils import timezone
 
 
 def is_time_zone(name: str) -> bool:
+    """Whether `name` is an IANA zone that is a place (not `localtime`, `posixrules`, `Factory`, `posix/...`)."""
+    if name in {"localtime", "posixrules", "Factory"} or name.startswith(("posix/", "right/")):
+        return False
     return name in zoneinfo.available_timezones()
 
 

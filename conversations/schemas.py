@@ -4,7 +4,7 @@ from typing import Any
 from ninja import Schema
 from pydantic import Field
 
-from accounts.schemas import StrictIn
+from marketplace.schemas import BodyCursor, StrictIn
 
 
 class MessageOut(Schema):
@@ -34,7 +34,7 @@ class MessageIn(StrictIn):
 
 
 class ReadIn(StrictIn):
-    up_to: int = Field(ge=0)
+    up_to: BodyCursor
 
 
 class ReadOut(Schema):

@@ -4,7 +4,7 @@ from typing import Any, Literal
 from ninja import Schema
 from pydantic import Field, StrictBool, StrictInt
 
-from accounts.schemas import StrictIn
+from marketplace.schemas import Id, PatchIn, PositiveMinorUnits, SaneDate, StrictIn, TimeZoneName
 from vetting.schemas import EngineerCardOut
 
 LevelName = Literal["junior", "mid", "senior", "staff"]
@@ -17,29 +17,29 @@ class RequestIn(StrictIn):
     nice_to_have_skills: list[str] = Field(default_factory=list, max_length=20)
     min_level: LevelName = "mid"
     budget_kind: Literal["hourly", "fixed"]
-    budget_minor: int = Field(gt=0, le=100_000_000_00)
+    budget_minor: PositiveMinorUnits
     currency: str = Field(min_length=3, max_length=3)
-    hours_per_week: int = Field(ge=1, le=80)
-    expected_weeks: int = Field(default=4, ge=1, le=104)
-    time_zone: str = Field(max_length=64)
-    min_overlap_hours: int = Field(default=4, ge=0, le=8)
-    start_date: date
+    hours_per_week: StrictInt = Field(ge=1, le=80)
+    expected_weeks: StrictInt = Field(default=4, ge=1, le=104)
+    time_zone: TimeZoneName
+    min_overlap_hours: StrictInt = Field(default=4, ge=0, le=8)
+    start_date: SaneDate
 
 
-class RequestPatch(StrictIn):
+class RequestPatch(PatchIn):
     title: str | None = Field(default=None, min_length=3, max_length=200)
     description: str | None = Field(default=None, min_length=10, max_length=10_000)
     required_skills: list[str] | None = Field(default=None, min_length=1, max_length=20)
     nice_to_have_skills: list[str] | None = Field(default=None, max_length=20)
     min_level: LevelName | None = None
     budget_kind: Literal["hourly", "fixed"] | None = None
-    budget_minor: int | None = Field(default=None, gt=0, le=100_000_000_00)
+    budget_minor: PositiveMinorUnits | None = None
     currency: str | None = Field(default=None, min_length=3, max_length=3)
-    hours_per_week: int | None = Field(default=None, ge=1, le=80)
-    expected_weeks: int | None = Field(default=None, ge=1, le=104)
-    time_zone: str | None = Field(default=None, max_length=64)
-    min_overlap_hours: int | None = Field(default=None, ge=0, le=8)
-    start_date: date | None = None
+    hours_per_week: StrictInt | None = Field(default=None, ge=1, le=80)
+    expected_weeks: StrictInt | None = Field(default=None, ge=1, le=104)
+    time_zone: TimeZoneName | None = None
+    min_overlap_hours: StrictInt | None = Field(default=None, ge=0, le=8)
+    start_date: SaneDate | None = None
 
 
 class ClockOut(Schema):
@@ -151,7 +151,7 @@ class AcceptIn(StrictIn):
 
 
 class HireIn(StrictIn):
-    engineer_id: int
+    engineer_id: Id
     # Needed when the engineer's agreed hourly rate is above the request's budget.
     accept_over_budget: StrictBool = False
 

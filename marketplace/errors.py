@@ -90,8 +90,11 @@ def install_error_handlers(api: NinjaAPI) -> None:
     def validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
         fields = []
         for error in exc.errors:
-            # The first element of loc is where the value came from ("body", "query", ...).
-            location = [str(part) for part in error.get("loc", ())[1:]]
+            # loc starts with where the value came from ("body", "query", ...); a body's next element is
+            # the view's parameter name, which means nothing to the caller.
+            loc = list(error.get("loc", ()))
+            parts = loc[2:] if loc[:1] == ["body"] and len(loc) > 2 else loc[1:]
+            location = [str(part) for part in parts]
             fields.append({"field": ".".join(location), "message": error.get("msg", "")})
         summary = "; ".join(f"{f['field'] or 'body'}: {f['message']}" for f in fields)
         return _error(api, request, 422, "validation_error", summary or "Invalid input.", errors=fields)

@@ -350,6 +350,8 @@ NINJA_PAGINATION_MAX_LIMIT = 100
 NINJA_NUM_PROXIES = env_int("NUM_PROXIES", 0, minimum=0)
 # Origins a browser websocket may come from; by default the hosts this service answers for.
 WEBSOCKET_ALLOWED_ORIGINS = env_list("WEBSOCKET_ALLOWED_ORIGINS", [])
+# Hosts a return URL we hand to Stripe (payout onboarding) may point at; empty: ALLOWED_HOSTS.
+RETURN_URL_HOSTS = env_list("RETURN_URL_HOSTS", [])
 HEALTH_CHECK_TIMEOUT = env_float("HEALTH_CHECK_TIMEOUT", 2.0, minimum=0.1)
 
 # --- Security (production) ----------------------------------------------------

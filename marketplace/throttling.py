@@ -6,9 +6,11 @@ requests racing each other can both pass. Here the counter is a single atomic
 exactly.
 """
 
+import hashlib
 import json
 import logging
 import time
+import unicodedata
 from collections.abc import Callable
 from typing import Literal
 
@@ -57,7 +59,12 @@ class FixedWindowThrottle(BaseThrottle):
             email = json.loads(request.body or b"{}").get("email")
         except (ValueError, AttributeError):
             return None
-        return email.strip().lower() if isinstance(email, str) and email.strip() else None
+        if not isinstance(email, str) or not email.strip():
+            return None
+        # The account's canonical form (marketplace.schemas.canonical_email), hashed: any text, even one
+        # with NUL or a lone surrogate that validation will refuse next, makes a safe, stable cache key.
+        canonical = unicodedata.normalize("NFKC", email).strip().lower()
+        return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
     def allow_request(self, request: HttpRequest) -> bool:
         from django.conf import settings

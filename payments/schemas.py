@@ -3,11 +3,12 @@ from datetime import date, datetime
 from ninja import Schema
 from pydantic import Field
 
-from accounts.schemas import StrictIn
+from marketplace.schemas import MinorUnits, PositiveMinorUnits, ReturnUrl, SaneDate, StrictIn
 
 
 class OnboardingIn(StrictIn):
-    return_url: str = Field(default="http://127.0.0.1:8000/", max_length=500)
+    # Where Stripe sends the engineer back: http(s), on a host this service answers to (RETURN_URL_HOSTS).
+    return_url: ReturnUrl = "http://127.0.0.1:8000/"
 
 
 class OnboardingOut(Schema):
@@ -22,8 +23,8 @@ class PayoutAccountOut(Schema):
 class MilestoneIn(StrictIn):
     title: str = Field(min_length=3, max_length=200)
     # Stripe's per-currency limits are checked by the service (payments.limits): amount_out_of_range.
-    amount_minor: int = Field(gt=0)
-    due_date: date
+    amount_minor: PositiveMinorUnits
+    due_date: SaneDate
 
 
 class MilestoneOut(Schema):
@@ -57,7 +58,7 @@ class ReasonIn(StrictIn):
 
 
 class SettleIn(StrictIn):
-    engineer_share_minor: int = Field(ge=0)
+    engineer_share_minor: MinorUnits
 
 
 class WebhookOut(Schema):

@@ -2,14 +2,14 @@ from datetime import datetime
 from typing import Any
 
 from ninja import Schema
-from pydantic import Field, HttpUrl
+from pydantic import Field, StrictInt
 
-from accounts.schemas import StrictIn
+from marketplace.schemas import Id, StrictIn, WebUrl
 
 
 class ApplicationIn(StrictIn):
     statement: str = Field(min_length=20, max_length=5_000)
-    links: list[HttpUrl] = Field(default_factory=list, max_length=10)
+    links: list[WebUrl] = Field(default_factory=list, max_length=10)
     specialty: str = Field(default="async-python-backend", max_length=80)
 
 
@@ -161,7 +161,7 @@ class NoteIn(StrictIn):
 
 
 class InterviewIn(StrictIn):
-    interviewer_id: int | None = None
+    interviewer_id: Id | None = None
     note: str = Field(default="", max_length=5_000)
 
 
@@ -170,8 +170,8 @@ class ReasonIn(StrictIn):
 
 
 class ScoreIn(StrictIn):
-    criterion_id: int
-    value: int = Field(ge=0, le=4)
+    criterion_id: Id
+    value: StrictInt = Field(ge=0, le=4)
     note: str = Field(default="", max_length=5_000)
 
 

@@ -5,13 +5,11 @@ from typing import Any
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
 
-from accounts.schemas import StrictIn
 from marketplace.auth import api_auth, current_user
 from marketplace.notifications import log
+from marketplace.schemas import MAX_ID, StrictIn
 
 router = Router(tags=["notifications"], auth=api_auth)
-
-MAX_SEQ = 2**62
 
 
 class NotificationOut(Schema):
@@ -31,14 +29,12 @@ class NotificationPageOut(Schema):
 
 
 class NotificationQuery(Schema):
-    after: int = Field(0, ge=0, le=MAX_SEQ, description="The last seq you saw; 0 for the oldest kept.")
+    after: int = Field(0, ge=0, le=MAX_ID, description="The last seq you saw; 0 for the oldest kept.")
     limit: int = Field(50, ge=1, le=100)
 
 
 class ReadIn(StrictIn):
-    up_to: int = Field(
-        ..., ge=0, le=MAX_SEQ, strict=True, description="Mark every notification up to this seq as read."
-    )
+    up_to: int = Field(..., ge=0, le=MAX_ID, strict=True, description="Mark every notification up to this seq as read.")
 
 
 class ReadOut(Schema):

@@ -202,3 +202,39 @@ def test_me_requires_authentication(client):
 
     assert response.status_code == 401
     assert response.json() == {"code": "not_authenticated", "detail": "Log in or send an API token."}
+
+
+@pytest.mark.parametrize("spelling", ["TAKEN@example.test", "  taken@example.test ", "ｔａｋｅｎ@example.test"])
+def test_another_spelling_of_a_taken_email_is_the_same_account(csrf_client, spelling):
+    # Full-width letters are the same address after NFKC; case and spaces never make a new account.
+    ClientFactory.create(email="taken@example.test")
+    token = csrf_token(csrf_client)
+
+    response = post_json(
+        csrf_client,
+        "/api/auth/register",
+        {"email": spelling, "password": PASSWORD, "role": "engineer"},
+        HTTP_X_CSRFTOKEN=token,
+    )
+
+    assert response.status_code == 409
+    assert User.objects.count() == 1
+
+
+@pytest.mark.parametrize("spelling", ["Staff@Example.test", "ｓｔａｆｆ@example.test"])
+def test_the_admin_login_finds_the_account_under_any_spelling(client, spelling):
+    from tests.factories import StaffFactory
+
+    StaffFactory.create(email="staff@example.test")
+
+    response = client.post("/admin/login/?next=/admin/", {"username": spelling, "password": PASSWORD})
+
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/"
+
+
+def test_saving_a_user_stores_the_canonical_address(db):
+    user = ClientFactory.create(email="  Mixed.Case@Example.TEST ")
+
+    user.refresh_from_db()
+    assert user.email == "mixed.case@example.test"
