@@ -69,8 +69,60 @@ _HTTP_ERROR_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    413: "payload_too_large",
     429: "rate_limited",
+    500: "server_error",
 }
+_HTTP_ERROR_DETAILS = {
+    400: "The request could not be read.",
+    404: "No such endpoint. The API is described at /api/docs.",
+    405: "This endpoint does not take that method; the Allow header lists the ones it does.",
+    413: "The request body is too large.",
+    500: "Something went wrong on our side; it has been logged.",
+}
+
+
+class ApiErrorsMiddleware:
+    """Under /api/, every error is `{"code", "detail"}` JSON, whatever produced it.
+
+    Django answers some errors before or around the API's own handlers: an unknown
+    path (404), a method an endpoint does not take (405), a body over
+    DATA_UPLOAD_MAX_MEMORY_SIZE (413), an exception outside a view (500). Their
+    HTML bodies are replaced here; headers such as Allow and Retry-After are kept.
+    """
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response: HttpResponse = self.get_response(request)
+        if not request.path.startswith("/api/") or response.status_code < 400:
+            return response
+        if response.get("Content-Type", "").startswith("application/json"):
+            return response
+        return self._json(response.status_code, response)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not request.path.startswith("/api/"):
+            return None
+        from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+
+        if isinstance(exception, RequestDataTooBig | TooManyFieldsSent):
+            return self._json(413)
+        logger.exception("api.unhandled_error", extra={"path": request.path})
+        return self._json(500)
+
+    @staticmethod
+    def _json(status: int, original: HttpResponse | None = None) -> HttpResponse:
+        from django.http import JsonResponse
+
+        code = _HTTP_ERROR_CODES.get(status, "http_error")
+        detail = _HTTP_ERROR_DETAILS.get(status, "The request could not be carried out.")
+        response = JsonResponse({"code": code, "detail": detail}, status=status)
+        for header in ("Allow", "Retry-After", "WWW-Authenticate"):
+            if original is not None and original.has_header(header):
+                response[header] = original[header]
+        return response
 
 
 def _error(api: NinjaAPI, request: HttpRequest, status: int, code: str, detail: str, **extra: Any) -> HttpResponse:
@@ -122,7 +174,6 @@ def install_error_handlers(api: NinjaAPI) -> None:
 
     @api.exception_handler(Exception)
     def server_error(request: HttpRequest, exc: Exception) -> HttpResponse:
-        from django.conf import settings
 
         from marketplace.db import classify
 
@@ -130,7 +181,6 @@ def install_error_handlers(api: NinjaAPI) -> None:
         guard = classify(exc)
         if guard is not None:
             return domain_error(request, guard)
-        if settings.DEBUG:
-            raise exc
+        # Never Django's debug page under /api/, not even in development: clients parse JSON.
         logger.exception("api.unhandled_error", extra={"path": request.path})
         return _error(api, request, 500, "server_error", "Something went wrong on our side; it has been logged.")

@@ -72,6 +72,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "marketplace.tracing.RequestIdMiddleware",
+    # Under /api/, errors Django produces itself (unknown path, 405, 413, 500) become JSON.
+    "marketplace.errors.ApiErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Right after security, before anything that reads sessions or the database: assets cost nothing.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -347,6 +349,9 @@ NOTIFICATIONS_POLL_SECONDS = env_float("NOTIFICATIONS_POLL_SECONDS", 0.0 if REDI
 
 NINJA_PAGINATION_PER_PAGE = 20
 NINJA_PAGINATION_MAX_LIMIT = 100
+# Offsets past this are refused with 422 (no list is that long, and no offset overflows a query).
+NINJA_PAGINATION_MAX_OFFSET = 1_000_000
+NINJA_PAGINATION_CLASS = "marketplace.pagination.BoundedLimitOffset"
 NINJA_NUM_PROXIES = env_int("NUM_PROXIES", 0, minimum=0)
 # Origins a browser websocket may come from; by default the hosts this service answers for.
 WEBSOCKET_ALLOWED_ORIGINS = env_list("WEBSOCKET_ALLOWED_ORIGINS", [])

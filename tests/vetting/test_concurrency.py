@@ -12,9 +12,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_two_staff_approving_at_once_grant_one_record(rubric):
-    first, second = StaffFactory.create(), StaffFactory.create()
-    application = to_interview(EngineerFactory.create(), first)
-    score_all(application, first)
+    # Neither approver is the interviewer (four eyes), so only the race decides who wins.
+    interviewer, first, second = StaffFactory.create(), StaffFactory.create(), StaffFactory.create()
+    application = to_interview(EngineerFactory.create(), interviewer)
+    score_all(application, interviewer)
 
     outcomes = race(
         lambda: services.application_approve(application_id=application.pk, actor=first),

@@ -1,0 +1,70 @@
+"""Under /api/, every error is the JSON error format, whatever produced it."""
+
+import pytest
+from django.test import Client
+
+from tests.factories import StaffFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("path", ["/api/nope", "/api/nope/deeper/", "/api/payments/", "/api/%00"])
+def test_an_unknown_api_path_is_a_json_404(path):
+    response = Client().get(path)
+
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+
+
+def test_a_method_an_endpoint_does_not_take_is_a_json_405_with_allow():
+    response = Client().delete("/api/auth/login")
+
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"
+    assert "POST" in response["Allow"]
+
+
+def test_a_body_over_the_limit_is_a_json_413(settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1_000
+
+    response = Client().post("/api/auth/tokens", "x" * 5_000, content_type="application/json")
+
+    assert response.status_code == 413
+    assert response.json()["code"] == "payload_too_large"
+
+
+def test_an_unexpected_error_is_a_json_500_even_in_development(settings, monkeypatch):
+    settings.DEBUG = True
+    staff = StaffFactory.create()
+    client = Client(raise_request_exception=False)
+    client.force_login(staff)
+
+    def broken(user):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("accounts.api._me", broken)
+    response = client.get("/api/me")
+
+    assert response.status_code == 500
+    assert response.json() == {
+        "code": "server_error",
+        "detail": "Something went wrong on our side; it has been logged.",
+    }
+
+
+@pytest.mark.parametrize("query", ["offset=9223372036854775808", "offset=-1", "limit=0", "limit=101", "offset=1000001"])
+def test_offsets_and_limits_out_of_range_are_a_422(query):
+    client = Client()
+    client.force_login(StaffFactory.create())
+
+    response = client.get(f"/api/vetting/staff/queue?{query}")
+
+    assert response.status_code == 422
+    assert response.json()["code"] == "validation_error"
+
+
+def test_pages_outside_the_api_keep_html_errors():
+    response = Client().get("/no-such-page")
+
+    assert response.status_code == 404
+    assert not response["Content-Type"].startswith("application/json")
