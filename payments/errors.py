@@ -82,3 +82,11 @@ class InvalidSignature(DomainError):
     code = "invalid_signature"
     status = 400
     default_detail = "The webhook signature does not verify."
+
+
+class InvalidEvent(DomainError):
+    """A correctly signed webhook whose body is not a well-formed Stripe event."""
+
+    code = "invalid_event"
+    status = 400
+    default_detail = "The webhook body is not a Stripe event."

@@ -12,6 +12,7 @@ for STRIPE_EVENT_STUCK_SECONDS is stuck: readiness reports it and staff are told
 import json
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,7 +25,7 @@ from django.utils import timezone
 
 from marketplace.db import atomic_phase
 from payments import gateway, locks
-from payments.errors import InvalidSignature
+from payments.errors import InvalidEvent, InvalidSignature
 from payments.models import Dispute, Milestone, MilestoneStatus, StripeEvent
 from payments.services import ledger
 from payments.services.milestones import amilestone_mark_funded
@@ -40,24 +41,71 @@ RETRY_CAP_SECONDS = 3_600
 _HELD = (M.FUNDED, M.SUBMITTED, M.CHANGES_REQUESTED, M.APPROVED, M.DISPUTED)
 
 
-def stripe_event_receive(*, payload: bytes, signature: str | None) -> tuple[StripeEvent, bool]:
-    """Verify the signature on the raw body (300 s tolerance), then store under Stripe's event id.
+def _signed_at(signature: str) -> int | None:
+    """The `t=` timestamp (Unix seconds) of a Stripe-Signature header, or None."""
+    for item in signature.split(","):
+        key, _, value = item.strip().partition("=")
+        if key == "t" and value.isdigit() and len(value) <= 12:
+            return int(value)
+    return None
 
-    Returns (event, new). Raises InvalidSignature. https://docs.stripe.com/webhooks#verify-events
+
+def _well_formed(body: Any) -> dict[str, Any]:
+    """The event as a dict if it has the shape of a Stripe event, else raise InvalidEvent.
+
+    https://docs.stripe.com/api/events/object: an object with a string `id`, a string
+    `type`, and `data.object` an object. Text must be storable (no NUL, no lone surrogates).
+    """
+    from marketplace.schemas import refuse_unstorable
+
+    if not isinstance(body, dict):
+        raise InvalidEvent("A webhook body is a JSON object.")
+    event_id, kind, data = body.get("id"), body.get("type"), body.get("data")
+    if not isinstance(event_id, str) or not 1 <= len(event_id) <= 100:
+        raise InvalidEvent("id must be a string of 1 to 100 characters.")
+    if not isinstance(kind, str) or not 1 <= len(kind) <= 100:
+        raise InvalidEvent("type must be a string of 1 to 100 characters.")
+    if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
+        raise InvalidEvent("data.object must be an object.")
+    try:
+        refuse_unstorable(body)
+    except ValueError as exc:
+        raise InvalidEvent(str(exc)) from None
+    return body
+
+
+def stripe_event_receive(*, payload: bytes, signature: str | None) -> tuple[StripeEvent, bool]:
+    """Verify the signature on the raw body, then store under Stripe's event id.
+
+    The signature's timestamp must lie within WEBHOOK_TOLERANCE_SECONDS (300) of now,
+    in either direction (stripe-python checks only the past). Returns (event, new).
+    Raises InvalidSignature, or InvalidEvent for a signed body that is not a
+    well-formed event; either way nothing is stored.
+    https://docs.stripe.com/webhooks#verify-events
     """
     from payments import tasks
 
     if not signature:
         raise InvalidSignature("The Stripe-Signature header is missing.")
     try:
-        event = stripe.Webhook.construct_event(
+        # The signature alone: stripe-python's construct_event would also parse the body, and fails
+        # with an AttributeError on a signed body that is valid JSON but not an object.
+        stripe.WebhookSignature.verify_header(
             payload.decode(), signature, settings.STRIPE_WEBHOOK_SECRET, tolerance=WEBHOOK_TOLERANCE_SECONDS
         )
     except (ValueError, stripe.SignatureVerificationError) as exc:
         raise InvalidSignature(str(exc)) from None
+    signed_at = _signed_at(signature)
+    if signed_at is None or signed_at > time.time() + WEBHOOK_TOLERANCE_SECONDS:
+        raise InvalidSignature("The signature's timestamp is in the future, beyond the tolerance.")
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        raise InvalidEvent("A webhook body is a JSON object.") from None
+    event = _well_formed(body)
     with transaction.atomic():
         stored, created = StripeEvent.objects.get_or_create(
-            stripe_id=event.id, defaults={"type": event.type, "payload": json.loads(payload)}
+            stripe_id=event["id"], defaults={"type": event["type"], "payload": event}
         )
         if created:
             tasks.process_stripe_event.delay_on_commit(stored.pk)

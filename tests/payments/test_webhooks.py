@@ -43,7 +43,7 @@ def test_a_signed_event_is_stored_once(client):
 
 @pytest.mark.parametrize(
     "case",
-    ["wrong secret", "tampered body", "missing header", "stale timestamp", "garbage header"],
+    ["wrong secret", "tampered body", "missing header", "stale timestamp", "garbage header", "future timestamp"],
 )
 def test_bad_signatures_get_400_and_store_nothing(client, case):
     body = event_body()
@@ -53,6 +53,7 @@ def test_bad_signatures_get_400_and_store_nothing(client, case):
         "missing header": None,
         "stale timestamp": sign(body, SECRET, timestamp=int(time.time()) - 301),
         "garbage header": "t=abc,v1=zzz",
+        "future timestamp": sign(body, SECRET, timestamp=int(time.time()) + 3_600),
     }[case]
 
     response = send(client, body, signature)
@@ -60,6 +61,40 @@ def test_bad_signatures_get_400_and_store_nothing(client, case):
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_signature"
     assert not StripeEvent.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[1, 2, 3]",
+        "null",
+        '"evt_1"',
+        "{}",
+        json.dumps({"id": None, "type": "x", "data": {"object": {}}}),
+        json.dumps({"id": "evt_1", "type": None, "data": {"object": {}}}),
+        json.dumps({"id": "evt_" + "x" * 200, "type": "x", "data": {"object": {}}}),
+        json.dumps({"id": "evt_1", "type": "x" * 200, "data": {"object": {}}}),
+        json.dumps({"id": "evt_\u0000", "type": "x", "data": {"object": {}}}),
+        json.dumps({"id": "evt_1", "type": "x", "data": {"object": {"name": "a\u0000b"}}}),
+        json.dumps({"id": "evt_1", "type": "x", "data": []}),
+        json.dumps({"id": "evt_1", "type": "x", "data": {"object": "cus_1"}}),
+        "{not json",
+    ],
+)
+def test_a_signed_body_that_is_not_a_stripe_event_gets_400_and_stores_nothing(client, body):
+    response = send(client, body, sign(body, SECRET))
+
+    assert response.status_code == 400
+    assert response.json()["code"] in {"invalid_event", "invalid_signature"}
+    assert not StripeEvent.objects.exists()
+
+
+def test_a_timestamp_slightly_ahead_of_our_clock_is_accepted(client):
+    body = event_body()
+
+    response = send(client, body, sign(body, SECRET, timestamp=int(time.time()) + 60))
+
+    assert response.status_code == 200
 
 
 def test_a_timestamp_inside_the_tolerance_is_accepted(client):
