@@ -11,7 +11,7 @@ from marketplace.auth import api_auth, current_user, staff_user
 from marketplace.db import atomic_phase
 from marketplace.idempotency import aidempotent
 from payments import selectors, services
-from payments.errors import MilestoneNotFound, PaymentsUnavailable
+from payments.errors import EngagementNotFound, MilestoneNotFound, PaymentsUnavailable
 from payments.models import Milestone, PayoutAccount
 from payments.schemas import (
     FundingOut,
@@ -107,7 +107,10 @@ def milestone_create(request: HttpRequest, engagement_id: int, payload: Mileston
     "/engagements/{engagement_id}/milestones", response=list[MilestoneOut], summary="An engagement's milestones"
 )
 def milestone_list(request: HttpRequest, engagement_id: int) -> list[Milestone]:
-    return list(selectors.milestones_of(user=current_user(request), engagement_id=engagement_id))
+    milestones = selectors.milestones_of(user=current_user(request), engagement_id=engagement_id)
+    if milestones is None:
+        raise EngagementNotFound()
+    return list(milestones)
 
 
 @router.get("/milestones/{milestone_id}", response=MilestoneOut, summary="A milestone")

@@ -1,6 +1,7 @@
 from django.db.models import Q, QuerySet, Sum
 
 from accounts.models import User
+from hiring_requests.models import Engagement
 from payments.models import ESCROW_HELD, LedgerAccount, LedgerEntry, LedgerTransaction, Milestone, PayoutAccount
 
 
@@ -12,10 +13,17 @@ def payout_account_of(*, engineer: User) -> PayoutAccount | None:
     return PayoutAccount.objects.filter(engineer=engineer).first()
 
 
-def milestones_of(*, user: User, engagement_id: int) -> QuerySet[Milestone]:
-    return Milestone.objects.filter(
-        Q(engagement__client=user) | Q(engagement__engineer=user), engagement_id=engagement_id
-    ).order_by("created_at", "id")
+def milestones_of(*, user: User, engagement_id: int) -> QuerySet[Milestone] | None:
+    """The engagement's milestones, oldest first, or None when `user` may not see the engagement.
+
+    The same rule as `milestone_for`: the engagement's client and engineer, and staff.
+    """
+    engagements = Engagement.objects.filter(pk=engagement_id)
+    if not user.is_staff:
+        engagements = engagements.filter(Q(client=user) | Q(engineer=user))
+    if not engagements.exists():
+        return None
+    return Milestone.objects.filter(engagement_id=engagement_id).order_by("created_at", "id")
 
 
 def milestone_for(*, user: User, milestone_id: int) -> Milestone | None:

@@ -12,7 +12,7 @@ from payments import gateway, services
 from payments.models import LedgerTransaction, Milestone
 from payments.selectors import ledger_problems
 from payments.services import ledger
-from tests.factories import ClientFactory, vetted_engineer
+from tests.factories import ClientFactory, StaffFactory, vetted_engineer
 from tests.payments.helpers import engagement, funded, milestone
 
 pytestmark = pytest.mark.django_db
@@ -177,12 +177,25 @@ def test_people_outside_the_engagement_get_404_and_change_nothing(client, rubric
             {"title": "Sneaky", "amount_minor": 1, "due_date": "2099-01-01"},
         ),
     ]
-    listed = client.get(f"/api/payments/engagements/{made.pk}/milestones").json()
+    listed = client.get(f"/api/payments/engagements/{made.pk}/milestones")
 
     assert [r.status_code for r in responses] == [404, 404, 404, 404, 404, 404]
-    assert listed == []
+    assert (listed.status_code, listed.json()["code"]) == (404, "engagement_not_found")
     assert Milestone.objects.values().get(pk=work.pk) == before
     assert Milestone.objects.count() == 1
+
+
+def test_staff_see_an_engagement_s_milestones_like_its_members(client, rubric, stripe_settings):
+    made = engagement()
+    work = submitted(stripe_settings, client, made)
+    client.force_login(StaffFactory.create())
+
+    listed = client.get(f"/api/payments/engagements/{made.pk}/milestones")
+    missing = client.get("/api/payments/engagements/999999/milestones")
+
+    assert listed.status_code == 200
+    assert [m["id"] for m in listed.json()] == [work.pk]
+    assert missing.status_code == 404
 
 
 def test_the_engineer_cannot_approve_their_own_work(client, rubric, stripe_settings):
