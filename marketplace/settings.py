@@ -352,7 +352,10 @@ NINJA_PAGINATION_MAX_LIMIT = 100
 # Offsets past this are refused with 422 (no list is that long, and no offset overflows a query).
 NINJA_PAGINATION_MAX_OFFSET = 1_000_000
 NINJA_PAGINATION_CLASS = "marketplace.pagination.BoundedLimitOffset"
-NINJA_NUM_PROXIES = env_int("NUM_PROXIES", 0, minimum=0)
+# The reverse proxies allowed to say who the client is (marketplace.proxies); uvicorn gets the same list.
+FORWARDED_ALLOW_IPS = env_list("FORWARDED_ALLOW_IPS", [])
+# ninja's own header parsing stays off: the client address comes from marketplace.proxies alone.
+NINJA_NUM_PROXIES = 0
 # Origins a browser websocket may come from; by default the hosts this service answers for.
 WEBSOCKET_ALLOWED_ORIGINS = env_list("WEBSOCKET_ALLOWED_ORIGINS", [])
 # Hosts a return URL we hand to Stripe (payout onboarding) may point at; empty: ALLOWED_HOSTS.

@@ -19,6 +19,7 @@ from django.http import HttpRequest
 from ninja.throttling import BaseThrottle
 
 from marketplace.errors import RateLimitUnavailable
+from marketplace.proxies import client_address
 from marketplace.resilience import is_outage
 
 logger = logging.getLogger(__name__)
@@ -51,10 +52,10 @@ class FixedWindowThrottle(BaseThrottle):
 
     def _ident(self, request: HttpRequest) -> str | None:
         if self.key == "address":
-            return self.get_ident(request)
+            return client_address(request)
         if self.key == "user":
             user = getattr(request, "auth", None)
-            return str(user.pk) if user is not None else self.get_ident(request)
+            return str(user.pk) if user is not None else client_address(request)
         try:
             email = json.loads(request.body or b"{}").get("email")
         except (ValueError, AttributeError):

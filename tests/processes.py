@@ -96,7 +96,10 @@ def celery_worker(
 def asgi_server(*, log_dir: Path, env: dict[str, str] | None = None) -> Iterator[str]:
     """uvicorn serving the project on a free port, on the test database; yields the base URL."""
     port = free_port()
+    from marketplace.proxies import uvicorn_proxy_args
+
     args = ["-m", "uvicorn", "marketplace.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
+    args += uvicorn_proxy_args()
     with running(args, env={"DATABASE_URL": current_database_url(), **(env or {})}, log=log_dir / "server.log"):
         base = f"http://127.0.0.1:{port}"
         wait_until(lambda: _answers(f"{base}/health/live"), timeout=30, what="the server to start")

@@ -16,6 +16,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from marketplace.proxies import uvicorn_proxy_args
+
 GRACE_SECONDS = 15
 
 
@@ -36,7 +38,10 @@ class Command(BaseCommand):
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
         python = sys.executable
         commands = {
-            "web": [python, "-m", "uvicorn", "marketplace.asgi:application", "--host", host, "--port", str(port)],
+            "web": [
+                python, "-m", "uvicorn", "marketplace.asgi:application", "--host", host, "--port", str(port),
+                *uvicorn_proxy_args(),
+            ],
             "worker": [
                 python, "-m", "celery", "-A", "marketplace", "worker", "--beat", "--loglevel", "INFO",
                 "--concurrency", "2", "--schedule", str(settings.VAR_DIR / "celerybeat-schedule"),

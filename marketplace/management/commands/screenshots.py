@@ -27,6 +27,7 @@ from accounts.models import User
 from accounts.services import demo_password
 from hiring_requests.models import Engagement, HiringRequest
 from marketplace.chromium import LAUNCH_ARGS, MISSING, chromium_path
+from marketplace.proxies import uvicorn_proxy_args
 from payments.models import Milestone
 from vetting.models import Application
 
@@ -89,7 +90,15 @@ class Command(BaseCommand):
         port = _free_port()
         base = f"http://127.0.0.1:{port}"
         server = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no outside input
-            [sys.executable, "-m", "uvicorn", "marketplace.asgi:application", "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "marketplace.asgi:application",
+                "--port",
+                str(port),
+                *uvicorn_proxy_args(),
+            ],
             start_new_session=True,
         )
         Path(out).mkdir(parents=True, exist_ok=True)
