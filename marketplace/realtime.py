@@ -60,15 +60,18 @@ CLOSE_TRY_AGAIN = 1013
 
 
 @functools.cache
-def _ws_executor() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=settings.WEBSOCKET_DB_THREADS, thread_name_prefix="ws-db")
+def _ws_executor(pool: str) -> ThreadPoolExecutor:
+    threads = settings.WEBSOCKET_DB_THREADS if pool == "frames" else max(2, settings.WEBSOCKET_DB_THREADS // 2)
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"ws-db-{pool}")
 
 
-def ws_db(func: Callable[..., Any]) -> Callable[..., Any]:
-    """`func` to await from a consumer: run on the websocket pool, its database connection handed back after.
+def ws_db(func: Callable[..., Any], *, pool: str = "frames") -> Callable[..., Any]:
+    """`func` to await from a consumer: run on a websocket thread pool, its database connection handed back after.
 
     Closing after each call returns the connection to Django's pool, so a pool thread
-    never sits on a connection between two frames.
+    never sits on a connection between two frames. Handshakes (`pool="handshake"`)
+    have threads of their own, so frames stuck behind a row lock cannot hold up new
+    connections.
     """
 
     def call_and_hand_back(*args: Any, **kwargs: Any) -> Any:
@@ -77,7 +80,8 @@ def ws_db(func: Callable[..., Any]) -> Callable[..., Any]:
         finally:
             connections.close_all()
 
-    wrapped: Callable[..., Any] = sync_to_async(call_and_hand_back, thread_sensitive=False, executor=_ws_executor())
+    executor = _ws_executor(pool)
+    wrapped: Callable[..., Any] = sync_to_async(call_and_hand_back, thread_sensitive=False, executor=executor)
     return wrapped
 
 
@@ -134,11 +138,14 @@ async def slot_acquire(kind: str, user_id: int, channel: str, *, cap: int) -> bo
 
 
 async def slot_refresh(kind: str, user_id: int, channel: str) -> None:
-    expires, key = time.time() + settings.WEBSOCKET_SLOT_TTL_SECONDS, slot_key(kind, user_id)
+    """Keep the socket's slot: re-add it with a new expiry and renew the key's own expiry (both at once)."""
+    ttl, key = settings.WEBSOCKET_SLOT_TTL_SECONDS, slot_key(kind, user_id)
+    expires = time.time() + ttl
     if not settings.REDIS_URL:
         _local_slots.setdefault(key, {})[channel] = expires
         return
-    await _redis().zadd(key, {channel: expires}, xx=True)
+    async with _redis().pipeline(transaction=True) as pipe:
+        await pipe.zadd(key, {channel: expires}).expire(key, ttl * 2).execute()
 
 
 async def slot_release(kind: str, user_id: int, channel: str) -> None:
@@ -186,6 +193,30 @@ def _control_send(user_id: int, message: dict[str, Any]) -> None:
             logger.warning("websocket.control_send_failed", extra={"user_id": user_id, "error": repr(exc)})
 
     transaction.on_commit(send, robust=True)
+
+
+def credential_current(scope: dict[str, Any]) -> bool:
+    """Whether a socket's credential still holds: the user active, the token live, the session present."""
+    from django.contrib.sessions.models import Session
+
+    from accounts.models import ApiToken, User
+
+    user_id = scope["user"].pk
+    if not User.objects.filter(pk=user_id, is_active=True).exists():
+        return False
+    if scope.get("auth_token_id") is not None:
+        return ApiToken.objects.filter(pk=scope["auth_token_id"], revoked_at=None).exists()
+    if scope.get("auth_session_key") is not None:
+        return Session.objects.filter(session_key=scope["auth_session_key"]).exists()
+    return True
+
+
+def on_token_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
+    credentials_ended(user_id=instance.user_id, token_id=instance.pk)
+
+
+def on_user_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
+    credentials_ended(user_id=instance.pk)
 
 
 def on_logged_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
@@ -290,6 +321,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 async with _housekeeping_slots():
                     await asyncio.wait_for(slot_release(self.slot_kind, self.scope["user"].pk, self.channel_name), 5)
 
+    def gone(self) -> bool:
+        """Whether the socket has closed (read afresh after every await; a flag checked once goes stale)."""
+        return self.closed
+
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch, without its hop to the process's one shared thread before every message.
 
@@ -316,6 +351,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                     return
                 self.slot_taken = True
             await self.join(control_group(user.pk))
+            # Joined first, checked second: a credential that ended between the guard's check and the
+            # join above is caught here, and one that ends from now on reaches the control group.
+            if not await ws_db(credential_current, pool="handshake")(self.scope):
+                await self.close(code=CLOSE_CREDENTIALS_ENDED)
+                return
             await self.open()
         except StopConsumer:
             raise

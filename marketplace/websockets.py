@@ -55,6 +55,9 @@ def _origin_tuple(origin: str) -> tuple[str, str, int] | None:
         return None
     if parsed.scheme not in ("http", "https") or not parsed.hostname or port is None:
         return None
+    # An origin is scheme, host and port only: no user, path, query or fragment (RFC 6454, section 6.1).
+    if "@" in parsed.netloc or parsed.path not in ("", "/") or parsed.query or parsed.fragment:
+        return None
     return parsed.scheme, parsed.hostname, port
 
 
@@ -93,12 +96,12 @@ class WebsocketGuard:
         user, method, credential = None, None, {}
         authorization = _header(scope, b"authorization") or ""
         if authorization.lower().startswith("bearer "):
-            token = await ws_db(api_token_find)(authorization[7:].strip())
+            token = await ws_db(api_token_find, pool="handshake")(authorization[7:].strip())
             if token is not None:
                 user, method, credential = token.user, "token", {"auth_token_id": token.pk}
         elif origin is not None:
             # Channels' get_user, run on the websocket pool rather than the process's one shared thread.
-            session_user = await ws_db(get_user.func)(scope)
+            session_user = await ws_db(get_user.func, pool="handshake")(scope)
             if session_user.is_authenticated:
                 user, method = session_user, "session"
                 credential = {"auth_session_key": scope["session"].session_key}

@@ -182,3 +182,103 @@ async def test_a_send_after_close_is_dropped_not_raised():
     await layer.group_send(f"user.{user.pk}", {"type": "notify", "seq": 1, "event": "x", "payload": {}, "sent_at": ""})
 
     assert await realtime.slots_in_use("notifications", user.pk) == 0
+
+
+@needs_redis("slots live in Redis")
+async def test_live_sockets_keep_their_slots_past_the_ttl_and_the_cap_still_holds(settings):
+    settings.WEBSOCKET_SLOT_TTL_SECONDS = 1
+    settings.WEBSOCKET_HEARTBEAT_SECONDS = 0.2
+    settings.NOTIFICATIONS_MAX_CONNECTIONS_PER_USER = 2
+    user = await sync_to_async(EngineerFactory.create)()
+    _, first = await token_socket(user, "a")
+    _, second = await token_socket(user, "b")
+
+    await asyncio.sleep(3)  # three TTLs: only the heartbeats keep the slots (and their key) alive
+    _, raw = await sync_to_async(api_token_create)(user=user, name="c")
+    third = WebsocketCommunicator(application, "/ws/notifications/", headers=[(b"authorization", f"Bearer {raw}".encode())])
+    refused, code = await third.connect()
+
+    assert await realtime.slots_in_use("notifications", user.pk) == 2
+    assert (refused, code) == (False, realtime.CLOSE_TOO_MANY)
+    await first.disconnect()
+    await second.disconnect()
+
+
+def _many_notifications(user_id: int, count: int) -> None:
+    from marketplace.models import Notification, NotificationStream
+
+    Notification.objects.bulk_create(
+        Notification(user_id=user_id, seq=n, event="test.event", payload={"n": n}) for n in range(1, count + 1)
+    )
+    NotificationStream.objects.create(user_id=user_id, last_seq=count)
+
+
+async def test_revoking_a_token_stops_a_long_replay_at_once():
+    user = await sync_to_async(EngineerFactory.create)()
+    await sync_to_async(_many_notifications)(user.pk, 3_000)
+    token, raw = await sync_to_async(api_token_create)(user=user, name="replaying")
+    socket = WebsocketCommunicator(
+        application, "/ws/notifications/?after=0", headers=[(b"authorization", f"Bearer {raw}".encode())]
+    )
+    assert (await socket.connect())[0]
+    assert (await socket.receive_json_from())["event"] == "hello"
+    for _ in range(20):
+        await socket.receive_json_from()
+
+    await sync_to_async(api_token_revoke)(user=user, token_id=token.pk)
+    frames, code = 20, None
+    while code is None:
+        output = await socket.receive_output(timeout=5)
+        if output["type"] == "websocket.close":
+            code = output["code"]
+        else:
+            frames += 1
+
+    assert code == realtime.CLOSE_CREDENTIALS_ENDED
+    assert frames < 3_000  # the replay stopped; it did not run to the end first
+
+
+async def test_deleting_a_token_closes_its_sockets():
+    user = await sync_to_async(EngineerFactory.create)()
+    token, socket = await token_socket(user)
+
+    await sync_to_async(token.delete)()
+
+    assert await closed_with(socket) == realtime.CLOSE_CREDENTIALS_ENDED
+
+
+@pytest.mark.parametrize("after", ["%C2%B2", "%E2%91%A0", "%D9%A5", "-1", "1e9", "5.0", "99999999999999999999"])
+async def test_an_after_that_is_not_ascii_digits_starts_now_without_an_error(after):
+    user = await sync_to_async(EngineerFactory.create)()
+    _, raw = await sync_to_async(api_token_create)(user=user, name="ws")
+    socket = WebsocketCommunicator(
+        application, f"/ws/notifications/?after={after}", headers=[(b"authorization", f"Bearer {raw}".encode())]
+    )
+
+    connected, _ = await socket.connect()
+    hello = await socket.receive_json_from()
+
+    assert connected is True
+    assert hello["event"] == "hello"
+    assert await closed_with(socket, within=0.3) is None
+    await socket.disconnect()
+
+
+def _notify(user_id: int, n: int) -> None:
+    from marketplace.notifications import notify_user
+
+    notify_user(user_id=user_id, event="test.event", payload={"n": n})
+
+
+async def test_a_sync_past_the_newest_seq_is_clamped_and_acknowledged_and_the_stream_goes_on():
+    user = await sync_to_async(EngineerFactory.create)()
+    _, socket = await token_socket(user)
+
+    await socket.send_json_to({"type": "sync", "after": 1_000_000})
+    synced = await socket.receive_json_from()
+    await sync_to_async(_notify)(user.pk, 1)
+    pushed = await socket.receive_json_from(timeout=2)
+
+    assert synced == {"event": "synced", "payload": {"seq": 0}}
+    assert (pushed["seq"], pushed["payload"]) == (1, {"n": 1})
+    await socket.disconnect()
