@@ -119,9 +119,10 @@ class ApiErrorsMiddleware:
         code = _HTTP_ERROR_CODES.get(status, "http_error")
         detail = _HTTP_ERROR_DETAILS.get(status, "The request could not be carried out.")
         response = JsonResponse({"code": code, "detail": detail}, status=status)
-        for header in ("Allow", "Retry-After", "WWW-Authenticate"):
-            if original is not None and original.has_header(header):
-                response[header] = original[header]
+        # Keep what the other middleware set (security headers, Allow, Retry-After); only the body changes.
+        for header, value in (original.items() if original is not None else []):
+            if header.lower() not in ("content-type", "content-length"):
+                response[header] = value
         return response
 
 
