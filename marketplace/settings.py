@@ -73,11 +73,12 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "marketplace.tracing.RequestIdMiddleware",
-    # Under /api/, errors Django produces itself (unknown path, 405, 413, 500) become JSON.
-    "marketplace.errors.ApiErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_permissions_policy.PermissionsPolicyMiddleware",
+    # Under /api/, errors Django produces itself (unknown path, 405, 413, 500) become JSON; inside the
+    # header middleware above, so those responses carry the security headers too.
+    "marketplace.errors.ApiErrorsMiddleware",
     # Right after security, before anything that reads sessions or the database: assets cost nothing.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

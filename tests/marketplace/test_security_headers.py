@@ -16,3 +16,17 @@ def test_the_security_headers_are_on_every_kind_of_page(path):
     assert response["Referrer-Policy"] == "same-origin"
     assert "camera=()" in response["Permissions-Policy"]
     assert response["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.django_db
+def test_an_api_server_error_carries_the_security_headers_too(monkeypatch):
+    from tests.factories import StaffFactory
+
+    client = Client(raise_request_exception=False)
+    client.force_login(StaffFactory.create())
+    monkeypatch.setattr("accounts.api._me", lambda user: 1 / 0)
+
+    response = client.get("/api/me")
+
+    assert response.status_code == 500
+    assert "default-src 'self'" in response["Content-Security-Policy"]
