@@ -10,7 +10,9 @@ class MarketplaceConfig(AppConfig):
         from django.contrib.auth.signals import user_logged_out
         from django.db.models.signals import post_delete, post_save
 
-        from marketplace import realtime
+        from marketplace import admin_login, realtime
+
+        admin_login.connect()
 
         # Logging out or deactivating a user closes the websockets that rest on it (marketplace.realtime).
         user_logged_out.connect(realtime.on_logged_out, dispatch_uid="realtime.logged_out")

@@ -120,7 +120,7 @@ class ApiErrorsMiddleware:
         detail = _HTTP_ERROR_DETAILS.get(status, "The request could not be carried out.")
         response = JsonResponse({"code": code, "detail": detail}, status=status)
         # Keep what the other middleware set (security headers, Allow, Retry-After); only the body changes.
-        for header, value in (original.items() if original is not None else []):
+        for header, value in original.items() if original is not None else []:
             if header.lower() not in ("content-type", "content-length"):
                 response[header] = value
         return response

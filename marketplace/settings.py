@@ -63,6 +63,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "ninja",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "marketplace",
     "accounts",
     "vetting",
@@ -85,9 +87,13 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Which staff members proved a second factor (TOTP) in this session (django-otp).
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "marketplace.db.DatabaseGuardMiddleware",
+    # Failed admin logins, counted per address and per account (marketplace.admin_login).
+    "marketplace.admin_login.AdminLoginLimitMiddleware",
 ]
 
 ROOT_URLCONF = "marketplace.urls"
@@ -365,6 +371,18 @@ WEBSOCKET_ALLOWED_ORIGINS = env_list("WEBSOCKET_ALLOWED_ORIGINS", [])
 # Hosts a return URL we hand to Stripe (payout onboarding) may point at; empty: ALLOWED_HOSTS.
 RETURN_URL_HOSTS = env_list("RETURN_URL_HOSTS", [])
 HEALTH_CHECK_TIMEOUT = env_float("HEALTH_CHECK_TIMEOUT", 2.0, minimum=0.1)
+
+# --- Staff accounts -------------------------------------------------------------
+
+# The admin lives here (without the leading slash); moving it off /admin/ takes it out of scanners' way.
+ADMIN_PATH = env_str("ADMIN_PATH", "admin/").strip("/") + "/"
+# The admin login is limited like the API's (marketplace.admin_login): per client address and per
+# account, ADMIN_LOGIN_RATE failed attempts; past it even the right password is refused (429).
+RATE_LIMIT_ADMIN_LOGIN = env_str("RATE_LIMIT_ADMIN_LOGIN", "5/900")
+# Staff prove a second factor (TOTP, django-otp) at the admin login in production; the demo stays
+# one-step in development. `manage.py totp_device <email>` gives a staff member their authenticator key.
+ADMIN_REQUIRE_OTP = env_bool("ADMIN_REQUIRE_OTP", PRODUCTION)
+OTP_TOTP_ISSUER = "Vetted"
 
 # --- Security headers (every environment) --------------------------------------
 

@@ -1,8 +1,14 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import path
+from django_otp.admin import OTPAdminSite
 
 from marketplace import health, pages
 from marketplace.api import api
+
+if settings.ADMIN_REQUIRE_OTP:
+    # Staff sign in with their password and a TOTP code; without a confirmed device they cannot.
+    admin.site.__class__ = OTPAdminSite
 
 admin.site.site_header = "Vetted administration"
 admin.site.site_title = "Vetted admin"
@@ -14,7 +20,7 @@ urlpatterns = [
     # Browsers ask for /favicon.ico on every page, the admin's and the API docs' included.
     path("favicon.ico", pages.favicon),
     path("api/", api.urls),
-    path("admin/", admin.site.urls),
+    path(settings.ADMIN_PATH, admin.site.urls),
     path("health/live", health.live, name="health-live"),
     path("health/ready", health.ready, name="health-ready"),
 ]

@@ -195,7 +195,9 @@ async def test_live_sockets_keep_their_slots_past_the_ttl_and_the_cap_still_hold
 
     await asyncio.sleep(3)  # three TTLs: only the heartbeats keep the slots (and their key) alive
     _, raw = await sync_to_async(api_token_create)(user=user, name="c")
-    third = WebsocketCommunicator(application, "/ws/notifications/", headers=[(b"authorization", f"Bearer {raw}".encode())])
+    third = WebsocketCommunicator(
+        application, "/ws/notifications/", headers=[(b"authorization", f"Bearer {raw}".encode())]
+    )
     refused, code = await third.connect()
 
     assert await realtime.slots_in_use("notifications", user.pk) == 2

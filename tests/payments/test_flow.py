@@ -203,7 +203,8 @@ def test_staff_settle_a_dispute_in_admin(client, rubric, stripe_settings):
     paid = funded(stripe_settings, client, made)
     services.milestone_submit(engineer=made.engineer, milestone_id=paid.pk)
     services.milestone_dispute(user=made.engineer, milestone_id=paid.pk, reason="client stopped answering")
-    client.force_login(StaffFactory.create(is_superuser=True))
+    settler = StaffFactory.create(is_superuser=True)
+    client.force_login(settler)
     url = "/admin/payments/milestone/"
 
     form = client.post(url, {"action": "settle", "_selected_action": [paid.pk]})
@@ -211,6 +212,9 @@ def test_staff_settle_a_dispute_in_admin(client, rubric, stripe_settings):
 
     assert b"Engineer&#x27;s share" in form.content or b"Engineer's share" in form.content
     assert Milestone.objects.get(pk=paid.pk).status == "released"
+    # The money moved in admin is recorded with the staff member who moved it.
+    settled = paid.events.filter(to_status="released").get()
+    assert settled.actor_id == settler.pk
     assert client.get(f"{url}{paid.pk}/change/").status_code == 200
     assert client.get("/admin/payments/ledgertransaction/").status_code == 200
     assert ledger_problems() == []
