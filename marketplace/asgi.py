@@ -12,6 +12,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path, re_path  # noqa: E402
 
 from conversations.consumers import ChatConsumer  # noqa: E402
+from marketplace.bodies import read_bodies_in_time  # noqa: E402
 from marketplace.lifespan import lifespan  # noqa: E402
 from marketplace.notifications.consumer import NotificationConsumer  # noqa: E402
 from marketplace.websockets import NoRoute, guarded  # noqa: E402
@@ -24,7 +25,7 @@ websocket_urlpatterns = [
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": read_bodies_in_time(django_asgi_app),
         "lifespan": lifespan,
         "websocket": guarded(URLRouter(websocket_urlpatterns)),
     }

@@ -370,6 +370,8 @@ NINJA_NUM_PROXIES = 0
 WEBSOCKET_ALLOWED_ORIGINS = env_list("WEBSOCKET_ALLOWED_ORIGINS", [])
 # Hosts a return URL we hand to Stripe (payout onboarding) may point at; empty: ALLOWED_HOSTS.
 RETURN_URL_HOSTS = env_list("RETURN_URL_HOSTS", [])
+# A request's whole body must arrive within this many seconds (marketplace.bodies), or it gets 408.
+REQUEST_BODY_TIMEOUT_SECONDS = env_float("REQUEST_BODY_TIMEOUT_SECONDS", 10.0, minimum=0.1)
 HEALTH_CHECK_TIMEOUT = env_float("HEALTH_CHECK_TIMEOUT", 2.0, minimum=0.1)
 
 # --- Staff accounts -------------------------------------------------------------
