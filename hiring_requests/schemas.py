@@ -4,7 +4,7 @@ from typing import Any, Literal
 from ninja import Schema
 from pydantic import Field, StrictBool, StrictInt
 
-from marketplace.schemas import Id, PatchIn, PositiveMinorUnits, SaneDate, StrictIn, TimeZoneName
+from marketplace.schemas import Id, PatchIn, PositiveMinorUnits, SaneDate, Skill, StrictIn, TimeZoneName
 from vetting.schemas import EngineerCardOut
 
 LevelName = Literal["junior", "mid", "senior", "staff"]
@@ -13,8 +13,8 @@ LevelName = Literal["junior", "mid", "senior", "staff"]
 class RequestIn(StrictIn):
     title: str = Field(min_length=3, max_length=200)
     description: str = Field(min_length=10, max_length=10_000)
-    required_skills: list[str] = Field(min_length=1, max_length=20)
-    nice_to_have_skills: list[str] = Field(default_factory=list, max_length=20)
+    required_skills: list[Skill] = Field(min_length=1, max_length=20)
+    nice_to_have_skills: list[Skill] = Field(default_factory=list, max_length=20)
     min_level: LevelName = "mid"
     budget_kind: Literal["hourly", "fixed"]
     budget_minor: PositiveMinorUnits
@@ -29,8 +29,8 @@ class RequestIn(StrictIn):
 class RequestPatch(PatchIn):
     title: str | None = Field(default=None, min_length=3, max_length=200)
     description: str | None = Field(default=None, min_length=10, max_length=10_000)
-    required_skills: list[str] | None = Field(default=None, min_length=1, max_length=20)
-    nice_to_have_skills: list[str] | None = Field(default=None, max_length=20)
+    required_skills: list[Skill] | None = Field(default=None, min_length=1, max_length=20)
+    nice_to_have_skills: list[Skill] | None = Field(default=None, max_length=20)
     min_level: LevelName | None = None
     budget_kind: Literal["hourly", "fixed"] | None = None
     budget_minor: PositiveMinorUnits | None = None

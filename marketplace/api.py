@@ -1,6 +1,9 @@
 """The one NinjaAPI: every app's router, one error format, docs at /api/docs."""
 
+from typing import Any
+
 from ninja import NinjaAPI
+from ninja.constants import NOT_SET
 
 from accounts.api import router as accounts_router
 from conversations.api import router as conversations_router
@@ -29,3 +32,66 @@ api.add_router("/requests", hiring_requests_router)
 api.add_router("/conversations", conversations_router)
 api.add_router("/payments/", payments_router)
 api.add_router("/notifications", notifications_router)
+
+
+_ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["code", "detail"],
+    "properties": {"code": {"type": "string"}, "detail": {"type": "string"}},
+    "additionalProperties": True,
+}
+_ERROR_WHY = {
+    400: "The request was refused (a bad signature, a bad state of the input).",
+    401: "Not authenticated: log in or send an API token.",
+    403: "Authenticated, but not allowed (or a missing CSRF token).",
+    404: "No such object among those you may see.",
+    408: "The request body did not arrive in time.",
+    409: "The object's state does not allow this now.",
+    413: "The request body is too large.",
+    422: "The input broke a rule (docs/api.md, Input rules); `errors` lists each field.",
+    429: "Too many attempts; see Retry-After.",
+    503: "A dependency is busy or unavailable; nothing changed; see Retry-After.",
+}
+
+
+def _authenticated(operation: Any, router: Any, ninja_api: NinjaAPI) -> bool:
+    """Whether the operation asks for credentials: its own auth, else its router's, else the API's."""
+    for auth in (operation.auth_param, router.auth, ninja_api.auth):
+        if auth is not NOT_SET:
+            return bool(auth)
+    return False
+
+
+def declare_error_responses(ninja_api: NinjaAPI) -> None:
+    """Declare in the OpenAPI document every error status each operation can answer, as `{"code", "detail"}`.
+
+    Every operation can refuse input (422) and be briefly unavailable (503); one with a
+    body can get 408 and 413; one behind authentication 401 and 403; one with a path
+    parameter 404; a write 400 and 409; a throttled one 429.
+    """
+    for _, router in ninja_api._routers:
+        for path, path_view in router.path_operations.items():
+            for operation in path_view.operations:
+                statuses = {422, 503}
+                if _authenticated(operation, router, ninja_api) or path.startswith("/auth/"):
+                    statuses |= {401, 403}  # logging in or making a token answers wrong credentials with 401
+                if "{" in path:
+                    statuses.add(404)
+                if set(operation.methods) - {"GET", "HEAD", "OPTIONS"}:
+                    statuses |= {400, 403, 404, 408, 409, 413}
+                if operation.throttle_objects:
+                    statuses.add(429)
+                declared = {
+                    status: {
+                        "description": _ERROR_WHY[status],
+                        "content": {"application/json": {"schema": _ERROR_SCHEMA}},
+                    }
+                    for status in sorted(statuses)
+                    if status not in operation.response_models
+                }
+                extra = dict(operation.openapi_extra or {})
+                extra["responses"] = {**declared, **extra.get("responses", {})}
+                operation.openapi_extra = extra
+
+
+declare_error_responses(api)

@@ -9,13 +9,14 @@ endpoint can forget a rule:
   store them, and a 422 naming the field beats a 500;
 - money is a strict integer of minor units (`"100"`, `true` and `100.0` are refused);
 - identifiers and cursors are bounded, so no value overflows a database integer;
-- time zones are IANA names; dates lie between 2000 and 2100;
+- time zones are IANA names; dates lie between 2000 and 2099;
 - URLs are http(s) only; return URLs must also point at a host we serve;
 - a partial update refuses an explicit `null` (omit a field to keep it);
 - email addresses are compared in one canonical form (NFKC, trimmed, lower-cased),
   so two spellings of one address can never make two accounts.
 """
 
+import re
 import zoneinfo
 from datetime import date
 from typing import Annotated, Any
@@ -23,9 +24,9 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.validators import validate_email
-from django.http.request import validate_host
+from django.http.request import split_domain_port, validate_host
 from ninja import Schema
-from pydantic import AfterValidator, ConfigDict, Field, StrictInt, field_validator, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, StrictInt, WithJsonSchema, field_validator, model_validator
 
 from accounts.models import email_key
 
@@ -33,7 +34,12 @@ from accounts.models import email_key
 MAX_ID = 2**53
 # Zone names the tz database ships that are not places: refused as a person's working time zone.
 _NOT_PLACES = {"localtime", "posixrules", "Factory"}
-EARLIEST_DATE, LATEST_DATE = date(2000, 1, 1), date(2100, 12, 31)
+EARLIEST_DATE, LATEST_DATE = date(2000, 1, 1), date(2099, 12, 31)
+IANA_ZONES = sorted(
+    zone
+    for zone in zoneinfo.available_timezones()
+    if zone not in _NOT_PLACES and not zone.startswith(("posix/", "right/"))
+)
 
 
 def refuse_unstorable(value: Any) -> None:
@@ -66,8 +72,25 @@ class StrictIn(Schema):
         return value
 
 
+def _no_null_in_schema(schema: dict[str, Any]) -> None:
+    """The JSON schema of a PatchIn: its fields are optional, never nullable (the document says what is accepted)."""
+    for prop in schema.get("properties", {}).values():
+        options = prop.get("anyOf")
+        if options:
+            kept = [option for option in options if option.get("type") != "null"]
+            prop.pop("anyOf")
+            if len(kept) == 1:
+                prop.update(kept[0])
+            else:
+                prop["anyOf"] = kept
+        if prop.get("default", ...) is None:
+            prop.pop("default")
+
+
 class PatchIn(StrictIn):
     """A partial update: omit a field to keep it; an explicit null is refused (it never means "clear")."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_no_null_in_schema)
 
     @model_validator(mode="before")
     @classmethod
@@ -121,18 +144,46 @@ def _web_url(value: str) -> str:
     return value.strip()
 
 
-def _return_url(value: str) -> str:
-    value = _web_url(value)
-    host = urlsplit(value).hostname or ""
+def _return_hosts() -> list[str]:
     allowed = list(settings.RETURN_URL_HOSTS) or list(settings.ALLOWED_HOSTS)
     if settings.DEBUG:
         allowed += ["localhost", "127.0.0.1", "[::1]"]
-    if not validate_host(host, allowed):
+    return allowed
+
+
+def _return_url_pattern() -> str:
+    """A regular expression for the OpenAPI document: http(s) URLs on the hosts a return URL may name."""
+    hosts = []
+    for host in _return_hosts():
+        if host == "*":
+            hosts.append(r"[A-Za-z0-9.-]+")
+        elif host.startswith("."):
+            hosts.append(r"([A-Za-z0-9-]+\.)*" + re.escape(host[1:]))
+        else:
+            hosts.append(re.escape(host))
+    return r"^https?://(" + "|".join(hosts) + r")(:[0-9]{1,5})?(/[^\s]*)?$"
+
+
+def _return_url(value: str) -> str:
+    value = _web_url(value)
+    host, _ = split_domain_port(urlsplit(value).netloc.rpartition("@")[2])  # "[::1]" keeps its brackets
+    if not validate_host(host, _return_hosts()):
         raise ValueError("a return URL must point at this service (RETURN_URL_HOSTS)")
     return value
 
 
-EmailStr = Annotated[str, Field(max_length=254), AfterValidator(canonical_email)]
+# The schema's pattern is the shape Django's validate_email accepts: a dot-atom local part, a dotted domain.
+EmailStr = Annotated[
+    str,
+    Field(
+        max_length=254,
+        json_schema_extra={
+            "format": "email",
+            "pattern": r"^[A-Za-z0-9_+-]+(\.[A-Za-z0-9_+-]+)*@([A-Za-z0-9-]+\.)+[A-Za-z]{2,}$",
+        },
+    ),
+    AfterValidator(canonical_email),
+]
 # Money in minor units (cents): a strict integer, never a string, a boolean or a float.
 MinorUnits = Annotated[StrictInt, Field(ge=0, le=10**12)]
 PositiveMinorUnits = Annotated[StrictInt, Field(gt=0, le=10**12)]
@@ -142,7 +193,29 @@ Id = Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
 # in a JSON body it must be a number (`BodyCursor`).
 Cursor = Annotated[int, Field(ge=0, le=MAX_ID)]
 BodyCursor = Annotated[StrictInt, Field(ge=0, le=MAX_ID)]
-TimeZoneName = Annotated[str, Field(max_length=64), AfterValidator(_iana_zone)]
-SaneDate = Annotated[date, AfterValidator(_sane_date)]
-WebUrl = Annotated[str, Field(max_length=2_000), AfterValidator(_web_url)]
-ReturnUrl = Annotated[str, Field(max_length=2_000), AfterValidator(_return_url)]
+# The schema lists the zones, so a client (or a schema-driven test) knows exactly what is accepted.
+TimeZoneName = Annotated[str, Field(max_length=64, json_schema_extra={"enum": IANA_ZONES}), AfterValidator(_iana_zone)]
+SaneDate = Annotated[
+    date,
+    # JSON Schema has no range for dates, so the document states a pattern instead: years 2000-2099 and,
+    # to stay a subset of what is accepted, days 1-28 (any real date in range is accepted).
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])$",
+            "description": "An ISO date, YYYY-MM-DD, from 2000-01-01 to 2099-12-31.",
+        }
+    ),
+    AfterValidator(_sane_date),
+]
+WebUrl = Annotated[
+    str,
+    Field(max_length=2_000, pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^\s]*)?$"),
+    AfterValidator(_web_url),
+]
+ReturnUrl = Annotated[
+    str, Field(max_length=2_000, json_schema_extra={"pattern": _return_url_pattern()}), AfterValidator(_return_url)
+]
+
+# A skill as typed: what accounts.skills.normalize_skill accepts (it lower-cases and joins spaces with -).
+Skill = Annotated[str, Field(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9][A-Za-z0-9+#.\-]*$")]
