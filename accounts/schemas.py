@@ -4,7 +4,7 @@ from typing import Literal
 from ninja import Schema
 from pydantic import Field, StrictInt
 
-from marketplace.schemas import EmailStr, PatchIn, Skill, StrictIn, TimeZoneName
+from marketplace.schemas import Currency, EmailStr, PatchIn, Skill, StrictIn, TimeZoneName
 
 
 class RegisterIn(StrictIn):
@@ -91,7 +91,7 @@ class EngineerProfileIn(PatchIn):
     headline: str | None = Field(default=None, max_length=200)
     skills: list[Skill] | None = Field(default=None, max_length=40)
     hourly_rate_minor: StrictInt | None = Field(default=None, ge=0, le=10_000_000)
-    currency: str | None = Field(default=None, min_length=3, max_length=3)
+    currency: Currency | None = None
     weekly_hours_available: StrictInt | None = Field(default=None, ge=0, le=80)
     time_zone: TimeZoneName | None = None
     years_experience: StrictInt | None = Field(default=None, ge=0, le=70)

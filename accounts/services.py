@@ -18,11 +18,12 @@ from accounts.models import ApiToken, ClientProfile, EngineerProfile, Role, User
 from accounts.skills import normalize_skills
 from accounts.timezones import is_time_zone, utc_offset_minutes
 from marketplace.realtime import credentials_ended
+from marketplace.schemas import CURRENCIES
 
 logger = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "vt_"  # noqa: S105 - a public marker, not a secret
-SUPPORTED_CURRENCIES = frozenset({"usd", "eur", "gbp", "cad", "aud", "chf", "sek", "pln"})
+SUPPORTED_CURRENCIES = frozenset(CURRENCIES)
 
 
 def user_register(*, email: str, password: str, role: Role, full_name: str = "") -> User:

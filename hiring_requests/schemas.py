@@ -4,7 +4,7 @@ from typing import Any, Literal
 from ninja import Schema
 from pydantic import Field, StrictBool, StrictInt
 
-from marketplace.schemas import Id, PatchIn, PositiveMinorUnits, SaneDate, Skill, StrictIn, TimeZoneName
+from marketplace.schemas import Currency, Id, PatchIn, PositiveMinorUnits, SaneDate, Skill, StrictIn, TimeZoneName
 from vetting.schemas import EngineerCardOut
 
 LevelName = Literal["junior", "mid", "senior", "staff"]
@@ -18,7 +18,7 @@ class RequestIn(StrictIn):
     min_level: LevelName = "mid"
     budget_kind: Literal["hourly", "fixed"]
     budget_minor: PositiveMinorUnits
-    currency: str = Field(min_length=3, max_length=3)
+    currency: Currency
     hours_per_week: StrictInt = Field(ge=1, le=80)
     expected_weeks: StrictInt = Field(default=4, ge=1, le=104)
     time_zone: TimeZoneName
@@ -34,7 +34,7 @@ class RequestPatch(PatchIn):
     min_level: LevelName | None = None
     budget_kind: Literal["hourly", "fixed"] | None = None
     budget_minor: PositiveMinorUnits | None = None
-    currency: str | None = Field(default=None, min_length=3, max_length=3)
+    currency: Currency | None = None
     hours_per_week: StrictInt | None = Field(default=None, ge=1, le=80)
     expected_weeks: StrictInt | None = Field(default=None, ge=1, le=104)
     time_zone: TimeZoneName | None = None

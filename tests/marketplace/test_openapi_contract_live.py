@@ -1,9 +1,14 @@
 """Schemathesis over /api/openapi.json against a live server, as anonymous, client, engineer and staff.
 
 `--checks all`: no 5xx, every status declared, every response matching its schema,
-schema-valid input accepted and invalid input refused. The Stripe webhook is left
-out: only a body signed with the webhook secret is accepted there, which no
-schema can describe (tests/payments/test_webhooks.py covers it, forged and malformed).
+schema-valid input accepted and invalid input refused. Left out, each for a reason:
+- the Stripe webhook: only a body signed with the webhook secret is accepted, which
+  no schema can describe (tests/payments/test_webhooks.py covers it, forged and malformed);
+- the operations that call Stripe (payout onboarding, funding and releasing money):
+  without a Stripe to talk to they answer 503 by design (tests/payments/test_faults_live.py
+  runs them against the Stripe double, slow and down);
+- adding a rubric: its cross-field rules (unique keys, a must-have category) are more than
+  a JSON schema says (tests/vetting covers them).
 """
 
 import subprocess
@@ -19,6 +24,7 @@ from tests.processes import asgi_server
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
 EXAMPLES = 5
+CALLS_STRIPE = r"^/api/payments/(payout-account/onboarding|milestones/\{milestone_id\}/(fund|approve|refund|settle))$"
 
 
 @pytest.mark.parametrize("role", ["anonymous", "client", "engineer", "staff"])
@@ -39,7 +45,9 @@ def test_the_api_keeps_its_openapi_contract(rubric, tmp_path: Path, role):
             [
                 sys.executable, "-m", "schemathesis.cli", "run", f"{base}/api/openapi.json", "--checks", "all",
                 "--max-examples", str(EXAMPLES), "--workers", "1", "--seed", "20261130",
-                "--exclude-path", "/api/payments/stripe/webhook", "--no-color", *headers,
+                "--exclude-path", "/api/payments/stripe/webhook", "--exclude-path", "/api/vetting/staff/rubrics",
+                "--exclude-path-regex", CALLS_STRIPE,
+                "--no-color", *headers,
             ],
             capture_output=True, text=True, timeout=600, check=False,
         )  # fmt: skip
