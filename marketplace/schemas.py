@@ -218,8 +218,10 @@ ReturnUrl = Annotated[
 ]
 
 # A skill as typed: what accounts.skills.normalize_skill accepts (it lower-cases and joins spaces with -).
-Skill = Annotated[str, Field(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9][A-Za-z0-9+#.\-]*$")]
+Skill = Annotated[str, Field(min_length=1, max_length=50, pattern=r"^\s*[A-Za-z0-9][A-Za-z0-9+#.\s-]*$")]
 
 # A currency we quote in (ISO 4217, lower case as Stripe writes it); the list is accounts.services.SUPPORTED_CURRENCIES.
 CURRENCIES = ["aud", "cad", "chf", "eur", "gbp", "pln", "sek", "usd"]
-Currency = Annotated[str, Field(min_length=3, max_length=3, json_schema_extra={"enum": CURRENCIES})]
+Currency = Annotated[
+    str, Field(min_length=3, max_length=3, json_schema_extra={"enum": CURRENCIES + [c.upper() for c in CURRENCIES]})
+]

@@ -108,7 +108,7 @@ def test_a_bad_skill_is_refused(client):
     )
 
     assert response.status_code == 422
-    assert response.json()["code"] == "invalid_profile"
+    assert response.json()["code"] == "validation_error"
     assert EngineerProfile.objects.get(user=engineer).skills == ["asyncio", "django", "python"]
 
 
