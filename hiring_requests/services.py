@@ -120,9 +120,10 @@ def request_create(*, client: User, fields: dict[str, Any]) -> HiringRequest:
     """A draft; nothing is matched until it is raised."""
     _require_client(client)
     cleaned = _clean(fields)
-    overlap = set(cleaned.get("required_skills", [])) & set(cleaned.get("nice_to_have_skills", []))
-    if overlap:
-        raise InvalidRequest(f"nice_to_have_skills repeats required skills: {', '.join(sorted(overlap))}")
+    # A skill both required and nice to have is required: the nice-to-have copy adds nothing.
+    if "nice_to_have_skills" in cleaned and "required_skills" in cleaned:
+        required = set(cleaned["required_skills"])
+        cleaned["nice_to_have_skills"] = [s for s in cleaned["nice_to_have_skills"] if s not in required]
     with transaction.atomic():
         request = HiringRequest.objects.create(client=client, **cleaned)
         _record(request, "created")
@@ -157,7 +158,8 @@ def request_raise(*, client: User, request_id: int) -> HiringRequest:
         if request.status != R.DRAFT:
             raise RequestStateConflict("This request has been raised already.")
         if request.start_date < timezone.localdate():
-            raise InvalidRequest("start_date: the start date has passed; move it before raising.")
+            # The stored request is what stands in the way (not this call's input): a state conflict.
+            raise RequestStateConflict("The start date has passed; move it (PATCH start_date) before raising.")
         now = timezone.now()
         request.status = R.OPEN
         request.raised_at = now

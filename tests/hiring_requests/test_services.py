@@ -54,7 +54,6 @@ def test_only_clients_raise_requests(rubric):
         ("required_skills", ["<script>"], "required_skills"),
         ("time_zone", "Mars/Base", "time_zone"),
         ("currency", "xyz", "currency"),
-        ("nice_to_have_skills", ["python"], "repeats required skills"),
     ],
 )
 def test_invalid_requests_are_refused(client_user, field, value, message):
@@ -62,6 +61,14 @@ def test_invalid_requests_are_refused(client_user, field, value, message):
         services.request_create(client=client_user, fields=request_fields(**{field: value}))
 
     assert not client_user.hiring_requests.exists()
+
+
+def test_a_skill_both_required_and_nice_to_have_counts_as_required(client_user):
+    request = services.request_create(
+        client=client_user, fields=request_fields(required_skills=["python"], nice_to_have_skills=["python", "redis"])
+    )
+
+    assert (request.required_skills, request.nice_to_have_skills) == (["python"], ["redis"])
 
 
 def test_a_wave_invites_the_best_and_a_second_run_does_nothing(rubric, client_user):
@@ -353,3 +360,12 @@ def test_a_widening_step_that_would_relax_nothing_is_not_proposed(rubric, client
 
     request.refresh_from_db()
     assert request.widening_proposed == 2
+
+
+def test_raising_a_request_whose_start_date_has_passed_is_a_conflict_and_changes_nothing(client_user):
+    draft = services.request_create(client=client_user, fields=request_fields(start_date="2000-01-03"))
+
+    with pytest.raises(errors.RequestStateConflict, match="start date has passed"):
+        services.request_raise(client=client_user, request_id=draft.pk)
+
+    assert fresh(draft).status == "draft"
