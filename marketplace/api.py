@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from ninja import NinjaAPI
+from ninja import Field, NinjaAPI, Schema
 from ninja.constants import NOT_SET
 
 from accounts.api import router as accounts_router
@@ -13,7 +13,21 @@ from marketplace.notifications.api import router as notifications_router
 from payments.api import router as payments_router
 from vetting.api import router as vetting_router
 
-api = NinjaAPI(
+
+class VettedAPI(NinjaAPI):
+    """The NinjaAPI whose document carries the shared `Error` schema every error response refers to."""
+
+    def get_openapi_schema(self, *args: Any, **kwargs: Any) -> Any:
+        schema = super().get_openapi_schema(*args, **kwargs)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        error = ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, definition in error.pop("$defs", {}).items():
+            components[name] = definition
+        components["Error"] = error
+        return schema
+
+
+api = VettedAPI(
     title="Vetted API",
     version="1",
     description=(
@@ -34,12 +48,20 @@ api.add_router("/payments/", payments_router)
 api.add_router("/notifications", notifications_router)
 
 
-_ERROR_SCHEMA = {
-    "type": "object",
-    "required": ["code", "detail"],
-    "properties": {"code": {"type": "string"}, "detail": {"type": "string"}},
-    "additionalProperties": True,
-}
+class FieldErrorOut(Schema):
+    field: str = Field(description="The offending field as you spelt it (`title`, `links.0`); empty for the body.")
+    message: str
+
+
+class ErrorOut(Schema):
+    """The one error object: `code` is stable (docs/api.md lists every code), `detail` is for people."""
+
+    code: str
+    detail: str
+    errors: list[FieldErrorOut] | None = Field(default=None, description="Validation errors, one per field.")
+
+
+_ERROR_SCHEMA = {"$ref": "#/components/schemas/Error"}
 _ERROR_WHY = {
     400: "The request was refused (a bad signature, a bad state of the input).",
     401: "Not authenticated: log in or send an API token.",

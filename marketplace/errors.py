@@ -185,3 +185,46 @@ def install_error_handlers(api: NinjaAPI) -> None:
         # Never Django's debug page under /api/, not even in development: clients parse JSON.
         logger.exception("api.unhandled_error", extra={"path": request.path})
         return _error(api, request, 500, "server_error", "Something went wrong on our side; it has been logged.")
+
+
+# Everything the API serves (its routers import their services and errors), and the error modules themselves.
+ERROR_MODULES = (
+    "marketplace.api", "accounts.errors", "vetting.errors", "hiring_requests.errors", "conversations.errors",
+    "payments.errors", "payments.services", "marketplace.errors", "marketplace.db", "marketplace.idempotency",
+)  # fmt: skip
+
+
+def error_catalogue() -> list[tuple[int, str, str]]:
+    """Every domain error the API can answer: (HTTP status, code, default detail), sorted.
+
+    Read from the DomainError subclasses themselves, so docs/api.md's list (which a test
+    compares with this) cannot drift from the code.
+    """
+    import importlib
+
+    for module in ERROR_MODULES:
+        importlib.import_module(module)
+
+    def subclasses(cls: type[DomainError]) -> list[type[DomainError]]:
+        found = []
+        for sub in cls.__subclasses__():
+            found += [sub, *subclasses(sub)]
+        return found
+
+    protocol = {(status, code, _HTTP_ERROR_DETAILS.get(status, "")) for status, code in _HTTP_ERROR_CODES.items()} | {
+        (401, "not_authenticated", "Log in or send an API token."),
+        (408, "request_timeout", "The request body did not arrive in time."),
+        (422, "validation_error", "The body or query does not fit the schema; `errors` names each field."),
+        (429, "rate_limited", "Too many attempts; wait for Retry-After seconds."),
+    }
+    by_code = {code: (status, code, detail) for status, code, detail in protocol if detail}
+    # A domain error's own words win over the generic ones for the same code.
+    by_code |= {error.code: (error.status, error.code, error.default_detail) for error in subclasses(DomainError)}
+    return sorted(by_code.values())
+
+
+def error_catalogue_markdown() -> str:
+    """The catalogue as the Markdown table docs/api.md carries between its markers."""
+    rows = ["| status | code | meaning |", "|---|---|---|"]
+    rows += [f"| {status} | `{code}` | {detail} |" for status, code, detail in error_catalogue()]
+    return "\n".join(rows)
