@@ -70,6 +70,7 @@ _ERROR_WHY = {
     408: "The request body did not arrive in time.",
     409: "The object's state does not allow this now.",
     413: "The request body is too large.",
+    415: "The body is not JSON (Content-Type: application/json).",
     422: "The input broke a rule (docs/api.md, Input rules); `errors` lists each field.",
     429: "Too many attempts; see Retry-After.",
     503: "A dependency is busy or unavailable; nothing changed; see Retry-After.",
@@ -100,7 +101,7 @@ def declare_error_responses(ninja_api: NinjaAPI) -> None:
                 if "{" in path:
                     statuses.add(404)
                 if set(operation.methods) - {"GET", "HEAD", "OPTIONS"}:
-                    statuses |= {400, 403, 404, 408, 409, 413}
+                    statuses |= {400, 403, 404, 408, 409, 413, 415}
                 if operation.throttle_objects:
                     statuses.add(429)
                 declared = {

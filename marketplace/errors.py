@@ -70,6 +70,7 @@ _HTTP_ERROR_CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "payload_too_large",
+    415: "unsupported_media_type",
     429: "rate_limited",
     500: "server_error",
 }
@@ -78,8 +79,18 @@ _HTTP_ERROR_DETAILS = {
     404: "No such endpoint. The API is described at /api/docs.",
     405: "This endpoint does not take that method; the Allow header lists the ones it does.",
     413: "The request body is too large.",
+    415: "Send the body as JSON, with Content-Type: application/json.",
     500: "Something went wrong on our side; it has been logged.",
 }
+
+
+def _non_json_body(request: HttpRequest) -> bool:
+    """A body that carries something and is not JSON (an empty form, as some clients send, carries nothing)."""
+    if int(request.META.get("CONTENT_LENGTH") or 0) == 0 or request.content_type == "application/json":
+        return False
+    if request.content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        return bool(request.POST or request.FILES)
+    return True
 
 
 class ApiErrorsMiddleware:
@@ -95,6 +106,8 @@ class ApiErrorsMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith("/api/") and request.method in ("POST", "PUT", "PATCH") and _non_json_body(request):
+            return self._json(415)  # every API body is JSON; a form or plain text is refused whole
         response: HttpResponse = self.get_response(request)
         if not request.path.startswith("/api/") or response.status_code < 400:
             return response

@@ -245,3 +245,47 @@ def test_saving_a_user_stores_the_canonical_address(db):
 
     user.refresh_from_db()
     assert user.email == "mixed.case@example.test"
+
+
+def test_a_program_without_cookies_registers_and_makes_a_token_with_json_alone():
+    from django.test import Client
+
+    program = Client(enforce_csrf_checks=True)
+    body = {"email": "bot@example.test", "password": PASSWORD, "role": "client", "full_name": "Bot"}
+
+    registered = program.post("/api/auth/register", body, content_type="application/json")
+    program.cookies.clear()  # a program keeps no cookies
+    token = program.post(
+        "/api/auth/tokens",
+        {"email": "bot@example.test", "password": PASSWORD, "name": "ci"},
+        content_type="application/json",
+    )
+
+    assert registered.status_code == 201
+    assert token.status_code == 201
+    assert token.json()["token"].startswith("vt_")
+
+
+def test_a_browser_with_cookies_still_needs_the_csrf_token_to_register(csrf_client):
+    csrf_token(csrf_client)  # the browser has the csrftoken cookie now
+
+    response = post_json(
+        csrf_client, "/api/auth/register", {"email": "b@example.test", "password": PASSWORD, "role": "client"}
+    )
+
+    assert response.status_code == 403
+    assert response.json()["code"] == "csrf_failed"
+    assert not User.objects.filter(email="b@example.test").exists()
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+def test_a_body_that_is_not_json_is_a_415_and_changes_nothing(client, content_type):
+    body = '{"email": "c@example.test", "password": "x", "role": "client"}'
+    if content_type != "text/plain":
+        body = "email=c%40example.test&password=x&role=client"
+
+    response = client.post("/api/auth/register", body, content_type=content_type)
+
+    assert response.status_code == 415
+    assert response.json()["code"] == "unsupported_media_type"
+    assert not User.objects.filter(email="c@example.test").exists()
