@@ -89,7 +89,12 @@ def _non_json_body(request: HttpRequest) -> bool:
     if int(request.META.get("CONTENT_LENGTH") or 0) == 0 or request.content_type == "application/json":
         return False
     if request.content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        return bool(request.POST or request.FILES)
+        from django.http.multipartparser import MultiPartParserError
+
+        try:
+            return bool(request.POST or request.FILES)
+        except (MultiPartParserError, ValueError):
+            return True  # not even a readable form: certainly not JSON
     return True
 
 

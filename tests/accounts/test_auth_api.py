@@ -278,10 +278,13 @@ def test_a_browser_with_cookies_still_needs_the_csrf_token_to_register(csrf_clie
     assert not User.objects.filter(email="b@example.test").exists()
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", "multipart/form-data; boundary="],
+)
 def test_a_body_that_is_not_json_is_a_415_and_changes_nothing(client, content_type):
     body = '{"email": "c@example.test", "password": "x", "role": "client"}'
-    if content_type != "text/plain":
+    if content_type == "application/x-www-form-urlencoded":
         body = "email=c%40example.test&password=x&role=client"
 
     response = client.post("/api/auth/register", body, content_type=content_type)
