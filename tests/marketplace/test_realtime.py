@@ -138,8 +138,7 @@ async def test_after_sockets_close_no_slot_or_group_membership_is_left():
     assert await realtime.slots_in_use("notifications", user.pk) == 3
 
     for socket in sockets:
-        await socket.disconnect()
-    await asyncio.sleep(0.2)
+        await socket.disconnect()  # returns once the consumer has finished, its cleanup included
 
     client = redis.asyncio.Redis.from_url(os.environ["REDIS_URL"])
     prefix = settings.CHANNEL_LAYER_PREFIX
@@ -161,8 +160,7 @@ async def test_the_cap_refuses_one_socket_too_many_and_a_closed_one_gives_its_sl
 
     third = WebsocketCommunicator(application, "/ws/notifications/", headers=headers)
     refused, code = await third.connect()
-    await first.disconnect()
-    await asyncio.sleep(0.1)
+    await first.disconnect()  # returns once the consumer has finished and given its slot back
     fourth = WebsocketCommunicator(application, "/ws/notifications/", headers=headers)
     accepted, _ = await fourth.connect()
 
