@@ -13,7 +13,6 @@ from conversations.schemas import (
     ConversationOut,
     MessageIn,
     MessageOut,
-    MessagePageOut,
     MessageQuery,
     ReadIn,
     ReadOut,
@@ -39,18 +38,16 @@ def my_conversations(request: HttpRequest) -> Any:
 
 @router.get(
     "/{conversation_id}/messages",
-    response=MessagePageOut,
-    summary="Messages by seq: after=N for what you missed, before=N for older history",
+    response=list[MessageOut],
+    summary="Messages by seq: after=N for what you missed (oldest first), before=N for older history (newest first)",
 )
-def conversation_messages(request: HttpRequest, conversation_id: int, query: Query[MessageQuery]) -> dict[str, Any]:
+@paginate
+def conversation_messages(request: HttpRequest, conversation_id: int, filters: Query[MessageQuery]) -> Any:
     conversation = _conversation(request, conversation_id)
     viewer = current_user(request)
     if not conversation.is_member(viewer.pk):
         services.conversation_staff_viewed(staff=viewer, conversation_id=conversation.pk)
-    messages, has_more = selectors.messages_page(
-        conversation=conversation, after=query.after, before=query.before, limit=query.limit
-    )
-    return {"messages": messages, "has_more": has_more}
+    return selectors.messages_of(conversation=conversation, after=filters.after, before=filters.before)
 
 
 @router.post(

@@ -4,7 +4,7 @@ from typing import Any
 from ninja import Schema
 from pydantic import Field
 
-from marketplace.schemas import BodyCursor, StrictIn
+from marketplace.schemas import BodyCursor, Cursor, QueryIn, StrictIn
 
 
 class MessageOut(Schema):
@@ -21,11 +21,6 @@ class MessageOut(Schema):
     @staticmethod
     def resolve_client_msg_id(obj: Any) -> str | None:
         return obj.client_msg_id or None
-
-
-class MessagePageOut(Schema):
-    messages: list[MessageOut]
-    has_more: bool
 
 
 class MessageIn(StrictIn):
@@ -63,7 +58,8 @@ class ConversationOut(Schema):
         return str(obj.last_body) if obj.last_kind == "text" else "(event)"
 
 
-class MessageQuery(Schema):
-    after: int | None = Field(default=None, ge=0)
-    before: int | None = Field(default=None, ge=1)
-    limit: int = Field(default=50, ge=1, le=100)
+class MessageQuery(QueryIn):
+    after: Cursor | None = Field(default=None, description="Only messages with a seq above this, oldest first.")
+    before: Cursor | None = Field(
+        default=None, description="Only messages with a seq below this, newest first (scrolling back)."
+    )

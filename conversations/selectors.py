@@ -1,6 +1,6 @@
 """Reads for chat: each one scoped to the member (or staff) asking."""
 
-from django.db.models import Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from accounts.models import User
@@ -16,7 +16,7 @@ def conversation_for(*, user: User, conversation_id: int) -> Conversation | None
 
 
 def conversations_of(*, user: User) -> QuerySet[Conversation]:
-    """My conversations, latest activity first, each with its last message and my unread count."""
+    """My conversations, latest activity first (`activity_at`: the last message, else creation), with unread counts."""
     # Evaluated inside the unread subquery, whose rows are messages: OuterRef is the message.
     marker = ReadMarker.objects.filter(conversation=OuterRef("conversation"), user=user).values("last_read_seq")[:1]
     unread = (
@@ -35,9 +35,24 @@ def conversations_of(*, user: User) -> QuerySet[Conversation]:
             last_body=Subquery(last.values("body")[:1]),
             last_kind=Subquery(last.values("kind")[:1]),
             last_sender_id=Subquery(last.values("sender_id")[:1]),
+            # Never null, so it can be a cursor's key (marketplace.pagination).
+            activity_at=Coalesce("last_message_at", "created_at"),
         )
-        .order_by(F("last_message_at").desc(nulls_last=True), "-id")
+        .order_by("-activity_at", "-id")
     )
+
+
+def messages_of(*, conversation: Conversation, after: int | None, before: int | None) -> QuerySet[Message]:
+    """A conversation's messages with seq > `after` and < `before` (each optional), to page with a cursor.
+
+    Oldest first, unless `before` is given: scrolling back through history reads newest first.
+    """
+    queryset = Message.objects.filter(conversation=conversation)
+    if after is not None:
+        queryset = queryset.filter(seq__gt=after)
+    if before is not None:
+        return queryset.filter(seq__lt=before).order_by("-seq", "-id")
+    return queryset.order_by("seq", "id")
 
 
 def messages_page(

@@ -6,7 +6,7 @@ from ninja.pagination import paginate
 
 from hiring_requests import selectors, services
 from hiring_requests.errors import RequestNotFound
-from hiring_requests.models import Engagement, HiringRequest, Invitation, InvitationStatus
+from hiring_requests.models import Engagement, HiringRequest, Invitation
 from hiring_requests.schemas import (
     AcceptIn,
     DeclineIn,
@@ -22,7 +22,6 @@ from hiring_requests.schemas import (
     WideningIn,
 )
 from marketplace.auth import api_auth, current_user
-from vetting.selectors import engineer_card
 
 router = Router(tags=["requests"], auth=api_auth)
 
@@ -132,41 +131,16 @@ def request_close(request: HttpRequest, request_id: int) -> dict[str, Any]:
     return _detail(services.request_close(client=current_user(request), request_id=request_id))
 
 
-@router.get("/{request_id}/matches", response=list[MatchOut], summary="Who was invited, and why")
+@router.get("/{request_id}/matches", response=list[MatchOut], summary="Who was invited, and why, by wave and rank")
 @paginate
 def request_matches(request: HttpRequest, request_id: int) -> Any:
-    return [
-        {
-            "invitation_id": invitation.pk,
-            # Who was invited stays private until they accept.
-            "engineer_id": invitation.engineer_id if invitation.status == InvitationStatus.ACCEPTED else None,
-            "wave": invitation.wave,
-            "rank": invitation.rank,
-            "status": invitation.status,
-            "score_bp": invitation.score_bp,
-            "breakdown": invitation.breakdown,
-            "sent_at": invitation.sent_at,
-            "expires_at": invitation.expires_at,
-        }
-        for invitation in selectors.matches_of(request=_own(request, request_id))
-    ]
+    return selectors.matches_of(request=_own(request, request_id))
 
 
-@router.get("/{request_id}/shortlist", response=list[ShortlistEntryOut], summary="Engineers who accepted")
-def request_shortlist(request: HttpRequest, request_id: int) -> list[dict[str, Any]]:
-    viewer = current_user(request)
-    return [
-        {
-            "invitation_id": invitation.pk,
-            "accepted_at": invitation.responded_at,
-            "score_bp": invitation.score_bp,
-            "breakdown": invitation.breakdown,
-            "offered_rate_minor": invitation.offered_rate_minor,
-            "agreed_rate_minor": invitation.agreed_rate_minor,
-            "card": engineer_card(viewer=viewer, engineer_id=invitation.engineer_id),
-        }
-        for invitation in selectors.shortlist_of(request=_own(request, request_id))
-    ]
+@router.get("/{request_id}/shortlist", response=list[ShortlistEntryOut], summary="Engineers who accepted, first first")
+@paginate
+def request_shortlist(request: HttpRequest, request_id: int) -> Any:
+    return selectors.shortlist_of(request=_own(request, request_id))
 
 
 @router.post("/{request_id}/hire", response={201: EngagementOut}, summary="Hire one engineer from the shortlist")

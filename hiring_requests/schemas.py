@@ -4,8 +4,11 @@ from typing import Any, Literal
 from ninja import Schema
 from pydantic import Field, StrictBool, StrictInt
 
+from hiring_requests.models import InvitationStatus
+from marketplace.auth import current_user
 from marketplace.schemas import Currency, Id, PatchIn, PositiveMinorUnits, SaneDate, Skill, StrictIn, TimeZoneName
 from vetting.schemas import EngineerCardOut
+from vetting.selectors import engineer_card
 
 LevelName = Literal["junior", "mid", "senior", "staff"]
 
@@ -85,7 +88,7 @@ class RequestDetailOut(RequestOut):
 class MatchOut(Schema):
     """One invitation as its client sees it; who it is shows once they accept."""
 
-    invitation_id: int
+    invitation_id: int = Field(validation_alias="pk")
     engineer_id: int | None
     wave: int
     rank: int
@@ -95,16 +98,25 @@ class MatchOut(Schema):
     sent_at: datetime
     expires_at: datetime
 
+    @staticmethod
+    def resolve_engineer_id(invitation: Any) -> int | None:
+        # Who was invited stays private until they accept.
+        return invitation.engineer_id if invitation.status == InvitationStatus.ACCEPTED else None
+
 
 class ShortlistEntryOut(Schema):
-    invitation_id: int
-    accepted_at: datetime | None
+    invitation_id: int = Field(validation_alias="pk")
+    accepted_at: datetime | None = Field(validation_alias="responded_at")
     score_bp: int
     breakdown: dict[str, Any]
     # The terms: the engineer's rate when invited, and the rate they accepted (the same, or their proposal).
     offered_rate_minor: int
     agreed_rate_minor: int | None
     card: EngineerCardOut | None
+
+    @staticmethod
+    def resolve_card(invitation: Any, context: Any) -> Any:
+        return engineer_card(viewer=current_user(context["request"]), engineer_id=invitation.engineer_id)
 
 
 class RequestSummaryOut(Schema):

@@ -20,7 +20,7 @@ def request_of(*, client: User, request_id: int) -> HiringRequest | None:
 
 
 def matches_of(*, request: HiringRequest) -> QuerySet[Invitation]:
-    return Invitation.objects.filter(request=request).order_by("wave", "rank")
+    return Invitation.objects.filter(request=request).order_by("wave", "rank", "id")
 
 
 def shortlist_of(*, request: HiringRequest) -> QuerySet[Invitation]:

@@ -1,21 +1,34 @@
 """The one NinjaAPI: every app's router, one error format, docs at /api/docs."""
 
+import functools
+import inspect
+from collections.abc import Callable
 from typing import Any
 
+from django.http import HttpRequest, HttpResponse
 from ninja import Field, NinjaAPI, Schema
 from ninja.constants import NOT_SET
+from ninja.errors import ValidationError
 
 from accounts.api import router as accounts_router
 from conversations.api import router as conversations_router
 from hiring_requests.api import router as hiring_requests_router
 from marketplace.errors import install_error_handlers
 from marketplace.notifications.api import router as notifications_router
+from marketplace.pagination import NEXT_LINK_ATTRIBUTE
 from payments.api import router as payments_router
 from vetting.api import router as vetting_router
 
 
 class VettedAPI(NinjaAPI):
-    """The NinjaAPI whose document carries the shared `Error` schema every error response refers to."""
+    """The NinjaAPI whose document carries the shared `Error` schema, and whose lists send `Link` headers."""
+
+    def create_response(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = super().create_response(request, *args, **kwargs)
+        next_link = getattr(request, NEXT_LINK_ATTRIBUTE, None)
+        if next_link is not None:
+            response["Link"] = f'<{next_link}>; rel="next"'
+        return response
 
     def get_openapi_schema(self, *args: Any, **kwargs: Any) -> Any:
         schema = super().get_openapi_schema(*args, **kwargs)
@@ -118,3 +131,51 @@ def declare_error_responses(ninja_api: NinjaAPI) -> None:
 
 
 declare_error_responses(api)
+
+
+def _query_names(operation: Any) -> frozenset[str]:
+    names: set[str] = set()
+    for model in operation.models:
+        if model.__ninja_param_source__ == "query":
+            names.update(model.__ninja_flatten_map__)
+    return frozenset(names)
+
+
+def _refusing_unknown(view: Callable[..., Any], allowed: frozenset[str]) -> Callable[..., Any]:
+    def check(request: HttpRequest) -> None:
+        unknown = sorted(set(request.GET) - allowed)
+        if unknown:
+            raise ValidationError(
+                [{"loc": ("query", name), "msg": "unknown query parameter", "type": "unknown"} for name in unknown]
+            )
+
+    if inspect.iscoroutinefunction(view):
+
+        @functools.wraps(view)
+        async def async_checked(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            check(request)
+            return await view(request, *args, **kwargs)
+
+        return async_checked
+
+    @functools.wraps(view)
+    def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        check(request)
+        return view(request, *args, **kwargs)
+
+    return checked
+
+
+def refuse_unknown_query_parameters(ninja_api: NinjaAPI) -> None:
+    """Make every operation answer 422 `validation_error`, naming each one, for a query parameter it does not take.
+
+    A misspelt filter (`?stauts=open`) would otherwise be ignored and the caller
+    would read the unfiltered list as if it were the answer.
+    """
+    for _, router in ninja_api._routers:
+        for path_view in router.path_operations.values():
+            for operation in path_view.operations:
+                operation.view_func = _refusing_unknown(operation.view_func, _query_names(operation))
+
+
+refuse_unknown_query_parameters(api)

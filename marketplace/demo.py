@@ -160,7 +160,7 @@ class Story:
         self.say("4. Both engineers accept; the client sees the shortlist and why")
         for engineer in (self.first, self.second):
             engineer.call("POST", f"/api/requests/invitations/{self.invitations[engineer.name]}/accept")
-        shortlist = self.client.call("GET", f"/api/requests/{self.request_id}/shortlist")
+        shortlist = self.client.call("GET", f"/api/requests/{self.request_id}/shortlist")["items"]
         for entry in shortlist:
             card, why = entry["card"], entry["breakdown"]
             self.say(
@@ -179,7 +179,7 @@ class Story:
             self.client.call("POST", path, json={"body": f"Hi {engineer.name}, how would you bound concurrency here?",
                                                  "client_msg_id": f"{self.run_id}-{engineer.name}"})  # fmt: skip
             engineer.call("POST", path, json={"body": "A semaphore per dependency, timeouts on every call."})
-            last = engineer.call("GET", path)["messages"][-1]
+            last = engineer.call("GET", path)["items"][-1]
             self.say(f"  {engineer.name} answered: {last['body']!r}")
 
     def hire(self) -> None:

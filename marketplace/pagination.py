@@ -1,17 +1,154 @@
-"""The API's one pagination: limit and offset, both bounded.
+"""The API's one way to page a list: an opaque cursor and a bounded limit.
 
-ninja's LimitOffsetPagination bounds the limit but not the offset, so an offset of
-2**63 reached PostgreSQL and failed there (a 500). Here both are checked first: a
-limit of 1 to NINJA_PAGINATION_MAX_LIMIT and an offset of 0 to
-NINJA_PAGINATION_MAX_OFFSET, or a 422.
+Every list answers `{"items": [...], "next_cursor": "..." | null, "has_more": bool}`
+and, when there is a next page, a `Link: <...>; rel="next"` header (RFC 8288).
+Pass `next_cursor` back as `cursor` to get the page after.
+
+The cursor is keyset pagination: it holds the ordering values of the last item
+sent (for "newest first", its `created_at` and `id`), and the next page is the
+rows strictly after that key. So it costs one index range scan however deep you
+go, and rows added while you page never shift the pages: every row that existed
+when you started is seen exactly once. A row added ahead of the cursor (a newer
+one in a newest-first list) is not in this walk; one added behind it (a new
+message in an oldest-first list) is.
+
+The ordering is the queryset's own `order_by`, whose last field must be unique
+(`id`), so the key is total. A cursor is only valid for the ordering it was made
+from: one from another list, or tampered with, is refused with 422.
 """
 
+import base64
+import binascii
+import json
+from datetime import date, datetime
+from typing import Any
+from urllib.parse import urlencode
+
 from django.conf import settings
+from django.core.exceptions import FieldDoesNotExist
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest
 from ninja import Field, Schema
-from ninja.pagination import LimitOffsetPagination
+from ninja.errors import ValidationError
+from ninja.pagination import PaginationBase
+
+MAX_CURSOR_LENGTH = 1024
+MAX_KEY_INT = 2**63 - 1  # a bigint; no key we sort by is wider
+NEXT_LINK_ATTRIBUTE = "vetted_next_link"
 
 
-class BoundedLimitOffset(LimitOffsetPagination):
+def _invalid_cursor(message: str = "not a cursor from this list; pass next_cursor as it was given") -> ValidationError:
+    return ValidationError([{"loc": ("query", "cursor"), "msg": message, "type": "invalid_cursor"}])
+
+
+def ordering_of(queryset: QuerySet[Any]) -> list[tuple[str, bool]]:
+    """The queryset's ordering as `[(field name, descending)]`; the last must be `id` or `pk`.
+
+    Raises ValueError (a programming error, not the caller's) for expressions or a non-unique tail.
+    """
+    fields: list[tuple[str, bool]] = []
+    for entry in queryset.query.order_by:
+        if not isinstance(entry, str):
+            raise ValueError(f"keyset pagination needs plain field names in order_by, not {entry!r}")
+        fields.append((entry.lstrip("-"), entry.startswith("-")))
+    if not fields or fields[-1][0] not in ("id", "pk"):
+        raise ValueError(f"keyset pagination needs an order_by ending in id, got {queryset.query.order_by!r}")
+    return fields
+
+
+def _to_json(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def _to_python(queryset: QuerySet[Any], name: str, raw: Any) -> Any:
+    if not isinstance(raw, str | int) or isinstance(raw, bool) or (isinstance(raw, int) and abs(raw) > MAX_KEY_INT):
+        raise _invalid_cursor()
+    annotation = queryset.query.annotations.get(name)
+    try:
+        field = annotation.output_field if annotation is not None else queryset.model._meta.get_field(name)
+    except FieldDoesNotExist:
+        field = queryset.model._meta.pk
+    try:
+        return field.to_python(raw)
+    except (DjangoValidationError, TypeError, ValueError):
+        raise _invalid_cursor() from None
+
+
+def encode_cursor(ordering: list[tuple[str, bool]], item: Any) -> str:
+    """The opaque cursor after `item`: URL-safe base64 of its ordering key, as JSON."""
+    key = {"o": [("-" if desc else "") + name for name, desc in ordering], "v": []}
+    for name, _ in ordering:
+        value = item.get(name) if isinstance(item, dict) else getattr(item, name)
+        key["v"].append(_to_json(value))
+    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, ordering: list[tuple[str, bool]], queryset: QuerySet[Any]) -> list[Any]:
+    """The ordering values a cursor holds. Raises ninja's ValidationError (422) for a cursor of another list."""
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError):
+        raise _invalid_cursor() from None
+    expected = [("-" if desc else "") + name for name, desc in ordering]
+    values = key.get("v") if isinstance(key, dict) else None
+    if key.get("o") != expected or not isinstance(values, list) or len(values) != len(ordering):
+        raise _invalid_cursor()
+    return [_to_python(queryset, name, raw) for (name, _), raw in zip(ordering, values, strict=True)]
+
+
+def after_key(ordering: list[tuple[str, bool]], values: list[Any]) -> Q:
+    """Rows strictly after `values` in `ordering`: (a > x) or (a = x and b > y) or ..., per field direction."""
+    condition = Q()
+    for index, (name, descending) in enumerate(ordering):
+        step = Q(**{f"{name}__{'lt' if descending else 'gt'}": values[index]})
+        for earlier, (earlier_name, _) in enumerate(ordering[:index]):
+            step &= Q(**{earlier_name: values[earlier]})
+        condition |= step
+    return condition
+
+
+def _next_link(request: HttpRequest, cursor: str) -> str:
+    params = [(key, value) for key, value in request.GET.items() if key != "cursor"]
+    params.append(("cursor", cursor))
+    return request.build_absolute_uri(f"{request.path}?{urlencode(params)}")
+
+
+class CursorPagination(PaginationBase):
+    """Keyset pagination over a QuerySet ordered by fields ending in `id` (see the module's docstring)."""
+
     class Input(Schema):
-        limit: int = Field(settings.NINJA_PAGINATION_PER_PAGE, ge=1, le=settings.NINJA_PAGINATION_MAX_LIMIT)
-        offset: int = Field(0, ge=0, le=settings.NINJA_PAGINATION_MAX_OFFSET)
+        limit: int = Field(
+            settings.NINJA_PAGINATION_PER_PAGE,
+            ge=1,
+            le=settings.NINJA_PAGINATION_MAX_LIMIT,
+            description="How many items, 1 to 100.",
+        )
+        cursor: str | None = Field(
+            None,
+            max_length=MAX_CURSOR_LENGTH,
+            pattern=r"^[A-Za-z0-9_-]+$",
+            description="`next_cursor` from the previous page; leave out for the first page.",
+        )
+
+    class Output(Schema):
+        items: list[Any]
+        next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+        has_more: bool
+
+    items_attribute = "items"
+
+    def paginate_queryset(self, queryset: QuerySet[Any], pagination: Any, request: HttpRequest, **params: Any) -> Any:
+        ordering = ordering_of(queryset)
+        if pagination.cursor:
+            queryset = queryset.filter(after_key(ordering, decode_cursor(pagination.cursor, ordering, queryset)))
+        rows = list(queryset[: pagination.limit + 1])
+        has_more = len(rows) > pagination.limit
+        page = rows[: pagination.limit]
+        next_cursor = encode_cursor(ordering, page[-1]) if has_more else None
+        if next_cursor is not None:
+            # VettedAPI.create_response turns it into the Link header.
+            setattr(request, NEXT_LINK_ATTRIBUTE, _next_link(request, next_cursor))
+        return {"items": page, "next_cursor": next_cursor, "has_more": has_more}

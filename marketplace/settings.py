@@ -359,9 +359,8 @@ NOTIFICATIONS_POLL_SECONDS = env_float("NOTIFICATIONS_POLL_SECONDS", 0.0 if REDI
 
 NINJA_PAGINATION_PER_PAGE = 20
 NINJA_PAGINATION_MAX_LIMIT = 100
-# Offsets past this are refused with 422 (no list is that long, and no offset overflows a query).
-NINJA_PAGINATION_MAX_OFFSET = 1_000_000
-NINJA_PAGINATION_CLASS = "marketplace.pagination.BoundedLimitOffset"
+# Every list pages by keyset cursor (marketplace.pagination); limit is 1 to MAX_LIMIT.
+NINJA_PAGINATION_CLASS = "marketplace.pagination.CursorPagination"
 # The reverse proxies allowed to say who the client is (marketplace.proxies); uvicorn gets the same list.
 FORWARDED_ALLOW_IPS = env_list("FORWARDED_ALLOW_IPS", [])
 # ninja's own header parsing stays off: the client address comes from marketplace.proxies alone.

@@ -5,6 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest
 from ninja import Router, Status
+from ninja.pagination import paginate
 
 from accounts.models import User
 from marketplace.auth import api_auth, current_user, staff_user
@@ -104,13 +105,16 @@ def milestone_create(request: HttpRequest, engagement_id: int, payload: Mileston
 
 
 @router.get(
-    "/engagements/{engagement_id}/milestones", response=list[MilestoneOut], summary="An engagement's milestones"
+    "/engagements/{engagement_id}/milestones",
+    response=list[MilestoneOut],
+    summary="An engagement's milestones, oldest first",
 )
-def milestone_list(request: HttpRequest, engagement_id: int) -> list[Milestone]:
+@paginate
+def milestone_list(request: HttpRequest, engagement_id: int) -> Any:
     milestones = selectors.milestones_of(user=current_user(request), engagement_id=engagement_id)
     if milestones is None:
         raise EngagementNotFound()
-    return list(milestones)
+    return milestones
 
 
 @router.get("/milestones/{milestone_id}", response=MilestoneOut, summary="A milestone")

@@ -60,7 +60,8 @@ def staff_queue(*, status: str | None = None, overdue_only: bool = False) -> Que
 
 
 def applications_of(*, engineer: User) -> QuerySet[Application]:
-    return Application.objects.filter(engineer=engineer).select_related("vetted_record").order_by("-submitted_at")
+    applications = Application.objects.filter(engineer=engineer).select_related("vetted_record")
+    return applications.order_by("-submitted_at", "-id")
 
 
 def application_for_staff(*, application_id: int) -> Application | None:
@@ -73,7 +74,7 @@ def application_for_staff(*, application_id: int) -> Application | None:
 
 
 def rubrics() -> QuerySet[Rubric]:
-    return Rubric.objects.order_by("specialty", "-version")
+    return Rubric.objects.order_by("specialty", "-version", "id")
 
 
 def rubric_detail(*, rubric_id: int) -> Rubric | None:

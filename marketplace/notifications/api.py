@@ -1,13 +1,16 @@
 """`/api/notifications`: the notification log over REST, read with a cursor and marked read."""
 
+from datetime import datetime
 from typing import Any
 
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
+from ninja.pagination import paginate
 
 from marketplace.auth import api_auth, current_user
+from marketplace.models import Notification
 from marketplace.notifications import log
-from marketplace.schemas import MAX_ID, StrictIn
+from marketplace.schemas import MAX_ID, QueryIn, StrictIn
 
 router = Router(tags=["notifications"], auth=api_auth)
 
@@ -16,21 +19,20 @@ class NotificationOut(Schema):
     seq: int
     event: str
     payload: dict[str, Any]
-    sent_at: str
+    sent_at: datetime = Field(validation_alias="created_at")
     read: bool
 
+    @staticmethod
+    def resolve_read(row: Notification) -> bool:
+        return row.read_at is not None
 
-class NotificationPageOut(Schema):
-    items: list[NotificationOut]
-    # Pass as `after` for the next page (the seq of the last item, or the `after` you sent).
-    next_after: int
-    has_more: bool
+
+class NotificationQuery(QueryIn):
+    after: int = Field(0, ge=0, le=MAX_ID, description="Only notifications with a seq above this; 0 for all kept.")
+
+
+class UnreadOut(Schema):
     unread: int
-
-
-class NotificationQuery(Schema):
-    after: int = Field(0, ge=0, le=MAX_ID, description="The last seq you saw; 0 for the oldest kept.")
-    limit: int = Field(50, ge=1, le=100)
 
 
 class ReadIn(StrictIn):
@@ -42,16 +44,15 @@ class ReadOut(Schema):
     unread: int
 
 
-@router.get("", response=NotificationPageOut, summary="My notifications after a seq, oldest first")
-def notifications_list(request: HttpRequest, query: Query[NotificationQuery]) -> dict[str, Any]:
-    user = current_user(request)
-    rows, more = log.notifications_after(user_id=user.pk, after=query.after, limit=query.limit)
-    return {
-        "items": [{**log.as_frame(row), "read": row.read_at is not None} for row in rows],
-        "next_after": rows[-1].seq if rows else query.after,
-        "has_more": more,
-        "unread": log.unread_count(user_id=user.pk),
-    }
+@router.get("", response=list[NotificationOut], summary="My notifications, oldest first")
+@paginate
+def notifications_list(request: HttpRequest, filters: Query[NotificationQuery]) -> Any:
+    return log.numbered_of(user_id=current_user(request).pk, after=filters.after)
+
+
+@router.get("/unread", response=UnreadOut, summary="How many of my notifications are unread")
+def notifications_unread(request: HttpRequest) -> dict[str, int]:
+    return {"unread": log.unread_count(user_id=current_user(request).pk)}
 
 
 @router.post("/read", response=ReadOut, summary="Mark my notifications read up to a seq")

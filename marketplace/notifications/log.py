@@ -17,7 +17,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import DatabaseError, transaction
-from django.db.models import Min
+from django.db.models import Min, QuerySet
 from django.utils import timezone
 
 from marketplace.models import Notification, NotificationStream
@@ -93,6 +93,11 @@ def last_seq(user_id: int) -> int:
     """The seq of the user's newest numbered notification (0 if none)."""
     stream = NotificationStream.objects.filter(user_id=user_id).values_list("last_seq", flat=True).first()
     return int(stream or 0)
+
+
+def numbered_of(*, user_id: int, after: int = 0) -> QuerySet[Notification]:
+    """The user's numbered notifications with seq > `after`, oldest first, to page with a cursor."""
+    return Notification.objects.filter(user_id=user_id, seq__gt=after).order_by("seq", "id")
 
 
 def notifications_after(*, user_id: int, after: int, limit: int) -> tuple[list[Notification], bool]:

@@ -169,9 +169,11 @@ def test_rest_send_is_idempotent_and_pages_by_cursor(client, chat):
 
     assert (first.status_code, repeat.status_code) == (201, 200)
     assert first.json()["id"] == repeat.json()["id"]
-    assert [m["seq"] for m in older["messages"]] == [2, 3]
+    assert [m["seq"] for m in older["items"]] == [3, 2]  # scrolling back reads newest first
     assert older["has_more"] is True
-    assert [m["body"] for m in newer["messages"]] == ["n1", "n2"]
+    oldest = client.get(f"{url}?before=4&limit=2&cursor={older['next_cursor']}").json()
+    assert [m["seq"] for m in oldest["items"]] == [1]
+    assert [m["body"] for m in newer["items"]] == ["n1", "n2"]
 
 
 def test_rest_lists_my_conversations_with_last_message_and_unread(client, chat):
@@ -197,7 +199,7 @@ def test_rest_hides_other_peoples_conversations(client, chat, who):
     assert (read.status_code, sent.status_code) == (404, 404)
     assert sent.json()["code"] == "conversation_not_found"
     assert Message.objects.filter(conversation=conversation).count() == 1
-    assert client.get("/api/conversations").json()["count"] == 0
+    assert client.get("/api/conversations").json()["items"] == []
 
 
 def test_staff_reading_shows_up_in_the_conversation_once_a_day(client, chat):
@@ -208,7 +210,7 @@ def test_staff_reading_shows_up_in_the_conversation_once_a_day(client, chat):
     client.get(f"/api/conversations/{conversation.pk}/messages")
     client.get(f"/api/conversations/{conversation.pk}/messages")
     client.force_login(owner)
-    seen = client.get(f"/api/conversations/{conversation.pk}/messages").json()["messages"]
+    seen = client.get(f"/api/conversations/{conversation.pk}/messages").json()["items"]
 
     assert [m["payload"].get("event") for m in seen] == ["invitation.accepted", "staff.viewed"]
     assert seen[1]["payload"] == {"event": "staff.viewed", "staff_id": staff.pk, "name": "Sam Staff"}

@@ -64,7 +64,7 @@ def test_the_client_sees_the_proposed_rate_on_the_shortlist(rubric, client):
     services.invitation_accept(engineer=engineer, invitation_id=invitation.pk, rate_minor=9_500)
     client.force_login(invitation.request.client)
 
-    shortlist = client.get(f"/api/requests/{invitation.request_id}/shortlist").json()
+    shortlist = client.get(f"/api/requests/{invitation.request_id}/shortlist").json()["items"]
 
     assert [(e["offered_rate_minor"], e["agreed_rate_minor"]) for e in shortlist] == [(9_000, 9_500)]
 

@@ -69,14 +69,19 @@ def test_the_api_lists_after_a_cursor_and_marks_read_only_my_own(client):
     client.force_login(me)
 
     first = client.get("/api/notifications?limit=2").json()
-    rest = client.get(f"/api/notifications?after={first['next_after']}&limit=10").json()
+    rest = client.get(f"/api/notifications?cursor={first['next_cursor']}&limit=10").json()
+    later = client.get("/api/notifications?after=4").json()
     read = client.post("/api/notifications/read", {"up_to": 3}, content_type="application/json")
+    unread = client.get("/api/notifications/unread").json()
 
     assert [item["seq"] for item in first["items"]] == [1, 2]
     assert first["has_more"] is True
     assert [item["payload"]["n"] for item in rest["items"]] == [2, 3, 4]
     assert rest["has_more"] is False
+    assert rest["next_cursor"] is None
+    assert [item["seq"] for item in later["items"]] == [5]
     assert read.json() == {"up_to": 3, "unread": 2}
+    assert unread == {"unread": 2}
     assert Notification.objects.get(user=other).read_at is None  # another user's stays as it was
 
 

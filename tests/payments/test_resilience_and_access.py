@@ -194,7 +194,7 @@ def test_staff_see_an_engagement_s_milestones_like_its_members(client, rubric, s
     missing = client.get("/api/payments/engagements/999999/milestones")
 
     assert listed.status_code == 200
-    assert [m["id"] for m in listed.json()] == [work.pk]
+    assert [m["id"] for m in listed.json()["items"]] == [work.pk]
     assert missing.status_code == 404
 
 

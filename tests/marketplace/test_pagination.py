@@ -1,0 +1,342 @@
+"""Every list pages the same way: a keyset cursor, a bounded limit, a Link header, nothing seen twice."""
+
+import base64
+import itertools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+from django.db import transaction
+from django.test import Client, TestCase
+from django.utils import timezone
+
+from accounts import services as accounts_services
+from accounts.models import User
+from conversations import services as conversations_services
+from conversations.models import Conversation
+from hiring_requests import services as requests_services
+from hiring_requests.models import Engagement, HiringRequest, Invitation, InvitationStatus
+from marketplace.models import Notification
+from marketplace.notifications.log import notify_user
+from payments.models import Milestone
+from tests.factories import ClientFactory, EngineerFactory, StaffFactory, vetted_engineer
+from tests.hiring_requests.conftest import raised, request_fields
+from tests.vetting.conftest import submit
+from vetting.models import Criterion, Rubric, RubricCategory
+from vetting.rubric_spec import build_rubric, load_spec
+
+pytestmark = pytest.mark.django_db
+
+_serial = itertools.count(1)
+
+
+@dataclass
+class Listing:
+    """One list endpoint: who reads it, its URL, how to add one item (returns the item's key), and the key field."""
+
+    viewer: User
+    url: str
+    add: Callable[[], Any]
+    key: str = "id"
+    # Newest-first lists put items added mid-walk ahead of the cursor, where this walk never goes.
+    newest_first: bool = True
+
+
+def _request_with_client() -> tuple[User, HiringRequest]:
+    client = ClientFactory.create()
+    return client, HiringRequest.objects.create(client=client, status="raised", **request_fields())
+
+
+def _invitation(request: HiringRequest, engineer: User, **fields: Any) -> Invitation:
+    return Invitation.objects.create(
+        request=request, engineer=engineer, wave=1, rank=next(_serial), score_bp=5_000, breakdown={},
+        expires_at=timezone.now() + timedelta(hours=8), **fields,
+    )  # fmt: skip
+
+
+def _tokens() -> Listing:
+    user = ClientFactory.create()
+    return Listing(user, "/api/auth/tokens", lambda: accounts_services.api_token_create(user=user, name="t")[0].pk)
+
+
+def _requests() -> Listing:
+    user = ClientFactory.create()
+    return Listing(
+        user,
+        "/api/requests",
+        lambda: requests_services.request_create(client=user, fields=request_fields()).pk,
+    )
+
+
+def _applications() -> Listing:
+    engineer = EngineerFactory.create()
+    rubric_id = submit(engineer).rubric_id
+
+    def add() -> int:
+        from vetting.models import Application
+
+        return Application.objects.create(engineer=engineer, rubric_id=rubric_id, status="withdrawn", statement="s").pk
+
+    return Listing(engineer, "/api/vetting/applications/mine", add)
+
+
+def _queue() -> Listing:
+    return Listing(
+        StaffFactory.create(),
+        "/api/vetting/staff/queue",
+        lambda: submit(EngineerFactory.create()).pk,
+        newest_first=False,
+    )
+
+
+def _rubrics() -> Listing:
+    versions = itertools.count(100)
+    return Listing(
+        StaffFactory.create(),
+        "/api/vetting/staff/rubrics",
+        lambda: (
+            build_rubric(
+                load_spec(),
+                version=next(versions),
+                created_by_id=None,
+                rubric_model=Rubric,
+                category_model=RubricCategory,
+                criterion_model=Criterion,
+            ).pk
+        ),
+    )
+
+
+def _invitations() -> Listing:
+    engineer = EngineerFactory.create()
+    return Listing(engineer, "/api/requests/invitations", lambda: _invitation(_request_with_client()[1], engineer).pk)
+
+
+def _matches() -> Listing:
+    client, request = _request_with_client()
+    return Listing(
+        client,
+        f"/api/requests/{request.pk}/matches",
+        lambda: _invitation(request, EngineerFactory.create()).pk,
+        key="invitation_id",
+        newest_first=False,
+    )
+
+
+def _shortlist() -> Listing:
+    client, request = _request_with_client()
+
+    def add() -> int:
+        accepted = {"status": InvitationStatus.ACCEPTED, "responded_at": timezone.now()}
+        return _invitation(request, vetted_engineer(), **accepted).pk
+
+    return Listing(client, f"/api/requests/{request.pk}/shortlist", add, key="invitation_id", newest_first=False)
+
+
+def _conversations() -> Listing:
+    client, request = _request_with_client()
+
+    def add() -> int:
+        return Conversation.objects.create(request=request, client=client, engineer=EngineerFactory.create()).pk
+
+    return Listing(client, "/api/conversations", add)
+
+
+def _messages() -> Listing:
+    client, request = _request_with_client()
+    conversation = Conversation.objects.create(request=request, client=client, engineer=EngineerFactory.create())
+
+    def add() -> int:
+        message, _ = conversations_services.message_send(
+            sender=client, conversation_id=conversation.pk, body="hi", client_msg_id=None
+        )
+        return message.pk
+
+    return Listing(client, f"/api/conversations/{conversation.pk}/messages", add, newest_first=False)
+
+
+def _milestones() -> Listing:
+    client, request = _request_with_client()
+    engagement = Engagement.objects.create(
+        request=request, client=client, engineer=EngineerFactory.create(), rate_kind="fixed", rate_minor=100_000,
+        currency="usd", hours_per_week=20,
+    )  # fmt: skip
+
+    def add() -> int:
+        return Milestone.objects.create(
+            engagement=engagement, title="Part", amount_minor=1_000, currency="usd", due_date=date(2099, 1, 1)
+        ).pk
+
+    return Listing(client, f"/api/payments/engagements/{engagement.pk}/milestones", add, newest_first=False)
+
+
+def _notifications() -> Listing:
+    user = EngineerFactory.create()
+
+    def add() -> int | None:
+        # Numbered on commit: run the callbacks the test's wrapping transaction would hold back.
+        with TestCase.captureOnCommitCallbacks(execute=True), transaction.atomic():
+            notify_user(user_id=user.pk, event="test.event", payload={})
+        return Notification.objects.filter(user=user).latest("pk").seq
+
+    return Listing(user, "/api/notifications", add, key="seq", newest_first=False)
+
+
+LISTINGS = {
+    "tokens": _tokens,
+    "requests": _requests,
+    "applications": _applications,
+    "queue": _queue,
+    "rubrics": _rubrics,
+    "invitations": _invitations,
+    "matches": _matches,
+    "shortlist": _shortlist,
+    "conversations": _conversations,
+    "messages": _messages,
+    "milestones": _milestones,
+    "notifications": _notifications,
+}
+
+
+def _walk(client: Client, listing: Listing, *, during: Callable[[int], None]) -> tuple[list[Any], list[str]]:
+    """Every key on every page, with each page's Link header; `during(page)` runs after each page is read."""
+    seen: list[Any] = []
+    links: list[str] = []
+    url = f"{listing.url}?limit=2"
+    for page in range(100):
+        response = client.get(url)
+        assert response.status_code == 200, response.content
+        body = response.json()
+        assert set(body) == {"items", "next_cursor", "has_more"}
+        seen += [item[listing.key] for item in body["items"]]
+        links.append(response.headers.get("Link", ""))
+        if not body["has_more"]:
+            assert body["next_cursor"] is None
+            return seen, links
+        during(page)
+        # The Link header is the whole next URL: following it is enough.
+        url = response.headers["Link"].split(">")[0].lstrip("<")
+    raise AssertionError("the walk did not end")
+
+
+@pytest.mark.parametrize("name", sorted(LISTINGS))
+def test_a_cursor_walk_sees_every_item_exactly_once_while_new_ones_arrive(client, rubric, name):
+    listing = LISTINGS[name]()
+    existing = [listing.add() for _ in range(5)]
+    added: list[Any] = []
+    client.force_login(listing.viewer)
+
+    seen, links = _walk(client, listing, during=lambda page: added.append(listing.add()) if page < 2 else None)
+
+    assert len(seen) == len(set(seen)), f"an item was seen twice: {seen}"
+    assert set(existing) <= set(seen)
+    if listing.newest_first:
+        assert not set(added) & set(seen)  # added ahead of the cursor
+    else:
+        assert set(added) <= set(seen)  # added behind the cursor: this walk reaches them
+    assert all('rel="next"' in link for link in links[:-1])
+    assert links[-1] == ""
+
+
+@pytest.mark.parametrize("name", ["requests", "messages"])
+def test_a_cursor_from_another_list_or_tampered_with_is_a_422(client, rubric, name):
+    listing = LISTINGS[name]()
+    for _ in range(3):
+        listing.add()
+    client.force_login(listing.viewer)
+    other = "requests" if name == "messages" else "messages"
+    foreign_listing = LISTINGS[other]()
+    for _ in range(3):
+        foreign_listing.add()
+    client.force_login(foreign_listing.viewer)
+    foreign = client.get(f"{foreign_listing.url}?limit=1").json()["next_cursor"]
+    client.force_login(listing.viewer)
+    good = client.get(f"{listing.url}?limit=1").json()["next_cursor"]
+    key = json.loads(base64.urlsafe_b64decode(good + "=" * (-len(good) % 4)))
+
+    def forged(values: list[Any]) -> str:
+        raw = json.dumps({"o": key["o"], "v": values}).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    bad = [
+        foreign,
+        "not-a-cursor",
+        "x" * 2_000,
+        "%00",
+        forged(["yesterday", 1] if name == "requests" else ["a", 1]),
+        forged([None, 1]),
+        forged([1]),
+        forged([2**70, 2**70]),
+    ]
+    for cursor in bad:
+        response = client.get(f"{listing.url}?cursor={cursor}")
+        assert response.status_code == 422, (cursor, response.content)
+        body = response.json()
+        assert body["code"] == "validation_error"
+        assert [error["field"] for error in body["errors"]] == ["cursor"]
+
+
+@pytest.mark.parametrize("path", ["/api/requests", "/api/notifications", "/api/me", "/api/vetting/staff/queue"])
+def test_an_unknown_query_parameter_is_refused_by_name(client, path):
+    client.force_login(StaffFactory.create())
+
+    response = client.get(f"{path}?stauts=open&ordr=x")
+
+    assert response.status_code == 422
+    body = response.json()
+    assert body["code"] == "validation_error"
+    assert [error["field"] for error in body["errors"]] == ["ordr", "stauts"]
+
+
+def test_an_unknown_query_parameter_on_a_write_changes_nothing(client):
+    user = ClientFactory.create()
+    client.force_login(user)
+
+    response = client.post(
+        "/api/requests?dry_run=1", json.dumps(request_fields(start_date="2099-01-01")), content_type="application/json"
+    )
+
+    assert response.status_code == 422
+    assert not HiringRequest.objects.filter(client=user).exists()
+
+
+def test_every_list_in_the_document_pages_by_cursor(client):
+    document = client.get("/api/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    lists = []
+    for path, operations in document["paths"].items():
+        get = operations.get("get")
+        if get is None:
+            continue
+        ok = get["responses"]["200"]["content"]["application/json"]["schema"] if "200" in get["responses"] else {}
+        if "$ref" in ok:
+            ok = schemas[ok["$ref"].rsplit("/", 1)[1]]
+        assert ok.get("type") != "array", f"{path} answers a bare array"
+        if "items" in ok.get("properties", {}):
+            lists.append(path)
+            assert set(ok["properties"]) == {"items", "next_cursor", "has_more"}, path
+            assert {"cursor", "limit"} <= {p["name"] for p in get.get("parameters", [])}, path
+    assert len(lists) == len(LISTINGS)
+
+
+def test_limit_is_bounded(client):
+    client.force_login(ClientFactory.create())
+
+    statuses = [client.get(f"/api/requests?limit={limit}").status_code for limit in (0, 101, -1, "x", 2**64)]
+
+    assert statuses == [422] * 5
+
+
+def test_raised_requests_page_newest_first(client):
+    user = ClientFactory.create()
+    first, second = raised(user), raised(user)
+    client.force_login(user)
+
+    page = client.get("/api/requests?limit=1").json()
+    rest = client.get(f"/api/requests?limit=1&cursor={page['next_cursor']}").json()
+
+    assert [page["items"][0]["id"], rest["items"][0]["id"]] == [second.pk, first.pk]
+    assert rest["has_more"] is False
