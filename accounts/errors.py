@@ -11,6 +11,7 @@ class WeakPassword(DomainError):
     code = "weak_password"
     status = 422
     default_detail = "The password is too weak."
+    default_field = "password"
 
 
 class InvalidCredentials(DomainError):

@@ -135,7 +135,7 @@ def tokens_purge_revoked(*, older_than: timedelta) -> int:
 
 def _check_time_zone(value: str) -> None:
     if not is_time_zone(value):
-        raise InvalidProfile(f"time_zone: {value!r} is not an IANA time zone such as Europe/Berlin")
+        raise InvalidProfile(f"time_zone: {value!r} is not an IANA time zone such as Europe/Berlin", field="time_zone")
 
 
 def client_profile_update(*, user: User, profile_id: int, changes: dict[str, Any]) -> ClientProfile:
@@ -165,12 +165,12 @@ def engineer_profile_update(*, user: User, profile_id: int, changes: dict[str, A
             try:
                 changes["skills"] = normalize_skills(changes["skills"])
             except ValueError as exc:
-                raise InvalidProfile(f"skills: {exc}") from None
+                raise InvalidProfile(f"skills: {exc}", field="skills") from None
         if "currency" in changes:
             changes["currency"] = changes["currency"].lower()
             if changes["currency"] not in SUPPORTED_CURRENCIES:
                 supported = ", ".join(sorted(SUPPORTED_CURRENCIES))
-                raise InvalidProfile(f"currency: {changes['currency']!r} is not supported; use one of {supported}")
+                raise InvalidProfile(f"currency: {changes['currency']!r} is not supported; use one of {supported}", field="currency")
         for field, value in changes.items():
             setattr(profile, field, value)
         profile.save(update_fields=[*changes, "updated_at"])

@@ -95,19 +95,19 @@ def _clean(fields: dict[str, Any]) -> dict[str, Any]:
             try:
                 cleaned[name] = normalize_skills(cleaned[name])
             except ValueError as exc:
-                raise InvalidRequest(f"{name}: {exc}") from None
+                raise InvalidRequest(f"{name}: {exc}", field=name) from None
     if "required_skills" in cleaned and not cleaned["required_skills"]:
-        raise InvalidRequest("required_skills: name at least one skill")
+        raise InvalidRequest("required_skills: name at least one skill", field="required_skills")
     if "currency" in cleaned:
         cleaned["currency"] = cleaned["currency"].lower()
         if cleaned["currency"] not in SUPPORTED_CURRENCIES:
-            raise InvalidRequest(f"currency: {cleaned['currency']!r} is not supported")
+            raise InvalidRequest(f"currency: {cleaned['currency']!r} is not supported", field="currency")
     if "time_zone" in cleaned and not is_time_zone(cleaned["time_zone"]):
-        raise InvalidRequest(f"time_zone: {cleaned['time_zone']!r} is not an IANA time zone")
+        raise InvalidRequest(f"time_zone: {cleaned['time_zone']!r} is not an IANA time zone", field="time_zone")
     if "min_level" in cleaned and cleaned["min_level"] not in Level.values:
-        raise InvalidRequest(f"min_level: one of {', '.join(Level.values)}")
+        raise InvalidRequest(f"min_level: one of {', '.join(Level.values)}", field="min_level")
     if "budget_kind" in cleaned and cleaned["budget_kind"] not in BudgetKind.values:
-        raise InvalidRequest("budget_kind: hourly or fixed")
+        raise InvalidRequest("budget_kind: hourly or fixed", field="budget_kind")
     return cleaned
 
 
@@ -440,7 +440,7 @@ def request_extend_deadline(*, staff: User, request_id: int, hours: int, reason:
     if not staff.is_staff:
         raise Forbidden("Only staff extend a deadline.")
     if not 1 <= hours <= 48 or not reason.strip():
-        raise InvalidRequest("hours: 1 to 48, and a reason the client will read")
+        raise InvalidRequest("hours: 1 to 48, and a reason the client will read", field="hours")
     with transaction.atomic():
         request = HiringRequest.objects.select_for_update().get(pk=request_id)
         if request.status not in ACTIVE_STATUSES or request.match_deadline is None:
@@ -616,7 +616,7 @@ def invitation_accept(*, engineer: User, invitation_id: int, rate_minor: int | N
     room for the offer's hours (EngineerAtCapacity, see hiring_requests.capacity).
     """
     if rate_minor is not None and not 0 < rate_minor <= MAX_RATE_MINOR:
-        raise InvalidOffer(f"rate_minor: between 1 and {MAX_RATE_MINOR} minor units an hour")
+        raise InvalidOffer(f"rate_minor: between 1 and {MAX_RATE_MINOR} minor units an hour", field="rate_minor")
     with transaction.atomic():
         # Lock order: request, invitation, engineer profile (matching_run and hiring take them in the same order).
         request_id = Invitation.objects.filter(pk=invitation_id, engineer=engineer).values_list("request_id", flat=True)
@@ -655,7 +655,7 @@ def invitation_decline(*, engineer: User, invitation_id: int, reason: str) -> In
     from hiring_requests import tasks
 
     if not reason.strip():
-        raise InvalidRequest("reason: say why you decline; it helps us match better")
+        raise InvalidRequest("reason: say why you decline; it helps us match better", field="reason")
     with transaction.atomic():
         invitation = _lock_invitation(engineer, invitation_id)
         invitation.status, invitation.responded_at = InvitationStatus.DECLINED, timezone.now()
@@ -670,7 +670,7 @@ def invitation_decline(*, engineer: User, invitation_id: int, reason: str) -> In
 def invitation_withdraw(*, engineer: User, invitation_id: int, reason: str) -> Invitation:
     """The engineer leaves a shortlist (or takes back an accepted offer); the client is told why."""
     if not reason.strip():
-        raise InvalidRequest("reason: say why you leave the shortlist")
+        raise InvalidRequest("reason: say why you leave the shortlist", field="reason")
     with transaction.atomic():
         request_id = Invitation.objects.filter(pk=invitation_id, engineer=engineer).values_list("request_id", flat=True)
         request = HiringRequest.objects.select_for_update().filter(pk__in=request_id).first()

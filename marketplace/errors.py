@@ -23,9 +23,12 @@ class DomainError(Exception):
     code: ClassVar[str] = "domain_error"
     status: ClassVar[int] = 400
     default_detail: ClassVar[str] = "The request could not be carried out."
+    # The input field a 422 is about, spelt as the caller sent it ("" for the request as a whole).
+    default_field: ClassVar[str] = ""
 
-    def __init__(self, detail: str | None = None) -> None:
+    def __init__(self, detail: str | None = None, *, field: str | None = None) -> None:
         self.detail = detail or self.default_detail
+        self.field = self.default_field if field is None else field
         super().__init__(self.detail)
 
 
@@ -151,7 +154,9 @@ def _error(api: NinjaAPI, request: HttpRequest, status: int, code: str, detail: 
 def install_error_handlers(api: NinjaAPI) -> None:
     @api.exception_handler(DomainError)
     def domain_error(request: HttpRequest, exc: DomainError) -> HttpResponse:
-        response = _error(api, request, exc.status, exc.code, exc.detail)
+        # A broken business rule names its field like a schema error does, so a client handles both alike.
+        extra = {"errors": [{"field": exc.field, "message": exc.detail}]} if exc.status == 422 else {}
+        response = _error(api, request, exc.status, exc.code, exc.detail, **extra)
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
             response["Retry-After"] = str(retry_after)

@@ -70,6 +70,7 @@ class AmountOutOfRange(DomainError):
     code = "amount_out_of_range"
     status = 422
     default_detail = "The amount is outside what Stripe can charge in this currency."
+    default_field = "amount_minor"
 
 
 class PayoutAccountMissing(DomainError):

@@ -53,18 +53,21 @@ class InvalidScore(DomainError):
     code = "invalid_score"
     status = 422
     default_detail = "Scores are whole numbers from 0 to 4 for criteria of this application's rubric."
+    default_field = "scores"
 
 
 class ReasonRequired(DomainError):
     code = "reason_required"
     status = 422
     default_detail = "A reason is required."
+    default_field = "reason"
 
 
 class InvalidInterviewer(DomainError):
     code = "invalid_interviewer"
     status = 422
     default_detail = "The interviewer must be an active staff member."
+    default_field = "interviewer_id"
 
 
 class InvalidRubric(DomainError):

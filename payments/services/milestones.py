@@ -108,7 +108,7 @@ def milestone_create(*, client: User, engagement_id: int, title: str, amount_min
         raise EngagementNotFound()
     check_amount(amount_minor, engagement.currency)
     if due_date < timezone.localdate():
-        raise InvalidMilestone("due_date: in the future")
+        raise InvalidMilestone("due_date: in the future", field="due_date")
     with transaction.atomic():
         milestone = Milestone.objects.create(
             engagement=engagement, title=title, amount_minor=amount_minor, currency=engagement.currency,
@@ -148,7 +148,7 @@ def milestone_request_changes(*, client: User, milestone_id: int, note: str) -> 
 def milestone_dispute(*, user: User, milestone_id: int, reason: str) -> Milestone:
     """Either side freezes a submitted milestone until staff settle it."""
     if not reason.strip():
-        raise InvalidMilestone("reason: say what the dispute is about")
+        raise InvalidMilestone("reason: say what the dispute is about", field="reason")
     with transaction.atomic():
         milestone = _locked(milestone_id, user)
         if user.pk not in (milestone.engagement.client_id, milestone.engagement.engineer_id):
@@ -550,7 +550,7 @@ def _settle_claim(*, staff: User, milestone_id: int, engineer_share_minor: int) 
     if milestone.status != M.DISPUTED:
         raise MilestoneStateConflict("Only a disputed milestone is settled.")
     if not 0 <= engineer_share_minor <= milestone.amount_minor:
-        raise InvalidMilestone(f"engineer_share_minor: between 0 and {milestone.amount_minor}")
+        raise InvalidMilestone(f"engineer_share_minor: between 0 and {milestone.amount_minor}", field="engineer_share_minor")
     if engineer_share_minor and _payout_destination(milestone) is None:
         raise PayoutAccountMissing()
     milestone.settle_share_minor = engineer_share_minor

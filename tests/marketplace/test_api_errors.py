@@ -3,7 +3,10 @@
 import pytest
 from django.test import Client
 
+from accounts.models import User
+from payments.models import Milestone
 from tests.factories import StaffFactory
+from tests.payments.helpers import engagement
 
 pytestmark = pytest.mark.django_db
 
@@ -68,3 +71,26 @@ def test_pages_outside_the_api_keep_html_errors():
 
     assert response.status_code == 404
     assert not response["Content-Type"].startswith("application/json")
+
+
+def test_a_broken_business_rule_names_its_field_like_a_schema_error():
+    client = Client()
+    weak = client.post(
+        "/api/auth/register",
+        {"email": "weak@example.test", "password": "password", "role": "client", "full_name": "W"},
+        content_type="application/json",
+    )
+    made = engagement(onboarded=False)
+    client.force_login(made.client)
+    past = client.post(
+        f"/api/payments/engagements/{made.pk}/milestones",
+        {"title": "Late", "amount_minor": 10_000, "due_date": "2001-01-01"},
+        content_type="application/json",
+    )
+
+    assert (weak.status_code, weak.json()["code"]) == (422, "weak_password")
+    assert [e["field"] for e in weak.json()["errors"]] == ["password"]
+    assert (past.status_code, past.json()["code"]) == (422, "invalid_milestone")
+    assert [e["field"] for e in past.json()["errors"]] == ["due_date"]
+    assert not User.objects.filter(email="weak@example.test").exists()
+    assert not Milestone.objects.exists()
