@@ -18,11 +18,12 @@ logger = logging.getLogger(__name__)
 
 
 class DomainError(Exception):
-    """A refusal the caller can act on. Subclasses set `code` and `status`."""
+    """A refusal the caller can act on. Subclasses set `code` and `status`, and `field` when one input is at fault."""
 
     code: ClassVar[str] = "domain_error"
     status: ClassVar[int] = 400
     default_detail: ClassVar[str] = "The request could not be carried out."
+    field: ClassVar[str | None] = None
 
     def __init__(self, detail: str | None = None) -> None:
         self.detail = detail or self.default_detail
@@ -151,7 +152,9 @@ def _error(api: NinjaAPI, request: HttpRequest, status: int, code: str, detail: 
 def install_error_handlers(api: NinjaAPI) -> None:
     @api.exception_handler(DomainError)
     def domain_error(request: HttpRequest, exc: DomainError) -> HttpResponse:
-        response = _error(api, request, exc.status, exc.code, exc.detail)
+        # A refused input is named the way validation errors name theirs: `errors`, one per field.
+        named = {"errors": [{"field": exc.field, "message": exc.detail}]} if exc.field else {}
+        response = _error(api, request, exc.status, exc.code, exc.detail, **named)
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
             response["Retry-After"] = str(retry_after)
