@@ -48,7 +48,7 @@ KEY_MAX_LENGTH = 255  # Stripe's limit, and IdempotencyRecord.key's
 class InvalidIdempotencyKey(DomainError):
     code = "invalid_idempotency_key"
     status = 422
-    default_detail = "An Idempotency-Key is 1 to 255 printable ASCII characters."
+    default_detail = "An Idempotency-Key is 1 to 255 printable ASCII characters, with no space at either end."
     field = KEY_HEADER
 
 
@@ -137,12 +137,13 @@ def key_of(request: HttpRequest) -> str | None:
     """The request's Idempotency-Key, or None when it sends none.
 
     Raises InvalidIdempotencyKey for an empty or over-long key (Stripe: at most 255
-    characters) or one with a character outside printable ASCII (space to `~`).
+    characters), one with a character outside printable ASCII (space to `~`), or one
+    that starts or ends with a space (HTTP trims those: RFC 9110, section 5.5).
     """
     key = request.headers.get(KEY_HEADER)
     if key is None:
         return None
-    if not 1 <= len(key) <= KEY_MAX_LENGTH or not all(" " <= char <= "~" for char in key):
+    if not 1 <= len(key) <= KEY_MAX_LENGTH or key != key.strip(" ") or not all(" " <= c <= "~" for c in key):
         raise InvalidIdempotencyKey()
     return key
 
@@ -211,6 +212,8 @@ def idempotency_records_purge(*, now: datetime | None = None) -> int:
 
 _ACCEPTS = "_accepts_idempotency_key"
 
+# Printable ASCII, with no space at either end.
+KEY_PATTERN = "^[\\x21-\\x7E]([\\x20-\\x7E]*[\\x21-\\x7E])?$"
 KEY_PARAMETER = {
     "name": KEY_HEADER,
     "in": "header",
@@ -218,9 +221,9 @@ KEY_PARAMETER = {
     "description": (
         "Send a unique value (a UUID) to make a retry safe: the same key and request within 24 hours replay the "
         "first answer, marked `Idempotent-Replayed: true`, instead of acting again. 1 to 255 printable ASCII "
-        "characters. See docs/api.md, Idempotency."
+        "characters, not starting or ending with a space. See docs/api.md, Idempotency."
     ),
-    "schema": {"type": "string", "minLength": 1, "maxLength": KEY_MAX_LENGTH, "pattern": "^[\\x20-\\x7E]+$"},
+    "schema": {"type": "string", "minLength": 1, "maxLength": KEY_MAX_LENGTH, "pattern": KEY_PATTERN},
 }
 REPLAYED_HEADER_SCHEMA = {
     "description": "`true` when this is the stored answer to an earlier request with the same Idempotency-Key.",

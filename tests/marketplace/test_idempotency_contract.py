@@ -2,9 +2,11 @@
 
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
+from django.test import Client
 from django.utils import timezone
 
 from hiring_requests import services
@@ -13,6 +15,7 @@ from marketplace import tasks
 from marketplace.idempotency import idempotency_records_purge
 from marketplace.models import IdempotencyRecord
 from payments.models import Milestone
+from tests.concurrency import race
 from tests.factories import ClientFactory
 from tests.hiring_requests.conftest import request_fields
 from tests.payments.helpers import engagement, milestone
@@ -46,6 +49,9 @@ ACCEPTING = [
 def post(client, path, body, key=None):
     headers = {} if key is None else {"HTTP_IDEMPOTENCY_KEY": key}
     return client.post(path, json.dumps(body, default=str), content_type="application/json", **headers)
+
+
+DETAIL = "An Idempotency-Key is 1 to 255 printable ASCII characters, with no space at either end."
 
 
 def milestone_fields(**overrides):
@@ -201,6 +207,7 @@ def test_a_key_inside_its_window_is_still_replayed(client, made):
         pytest.param("", id="empty"),
         pytest.param("clé-1", id="not ASCII"),
         pytest.param("tab\there", id="a control character"),
+        pytest.param(" padded", id="a space at the start"),
     ],
 )
 def test_a_bad_key_is_refused_with_422_and_nothing_is_created(client, made, key):
@@ -211,10 +218,8 @@ def test_a_bad_key_is_refused_with_422_and_nothing_is_created(client, made, key)
     assert response.status_code == 422
     assert response.json() == {
         "code": "invalid_idempotency_key",
-        "detail": "An Idempotency-Key is 1 to 255 printable ASCII characters.",
-        "errors": [
-            {"field": "Idempotency-Key", "message": "An Idempotency-Key is 1 to 255 printable ASCII characters."}
-        ],
+        "detail": DETAIL,
+        "errors": [{"field": "Idempotency-Key", "message": DETAIL}],
     }
     assert Milestone.objects.filter(engagement=made).count() == 0
     assert IdempotencyRecord.objects.count() == 0
@@ -284,6 +289,31 @@ def test_the_openapi_document_declares_the_header_on_every_operation_that_takes_
     header = next(parameter for parameter in create["parameters"] if parameter["name"] == "Idempotency-Key")
     assert header["in"] == "header"
     assert header["required"] is False
-    assert header["schema"] == {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7E]+$"}
+    assert header["schema"] == {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 255,
+        "pattern": "^[\\x21-\\x7E]([\\x20-\\x7E]*[\\x21-\\x7E])?$",
+    }
     assert "Idempotent-Replayed" in create["responses"]["201"]["headers"]
     assert [p["name"] for p in create["parameters"]].count("engagement_id") == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_key_sent_concurrently_to_a_sync_operation_creates_once():
+    made = engagement(onboarded=False)
+    path = f"/api/payments/engagements/{made.pk}/milestones"
+
+    def send():
+        browser = Client()
+        browser.force_login(made.client)
+        return post(browser, path, milestone_fields(), key="create-1")
+
+    responses: list[Any] = race(*[send] * 5)
+
+    created = [r for r in responses if r.status_code == 201]
+    refused = [r for r in responses if r.status_code == 409]
+    assert len(created) + len(refused) == 5
+    assert {r.json()["code"] for r in refused} <= {"idempotency_key_in_flight"}
+    assert len({r.json()["id"] for r in created}) == 1
+    assert Milestone.objects.filter(engagement=made).count() == 1
