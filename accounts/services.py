@@ -170,7 +170,9 @@ def engineer_profile_update(*, user: User, profile_id: int, changes: dict[str, A
             changes["currency"] = changes["currency"].lower()
             if changes["currency"] not in SUPPORTED_CURRENCIES:
                 supported = ", ".join(sorted(SUPPORTED_CURRENCIES))
-                raise InvalidProfile(f"currency: {changes['currency']!r} is not supported; use one of {supported}", field="currency")
+                raise InvalidProfile(
+                    f"currency: {changes['currency']!r} is not supported; use one of {supported}", field="currency"
+                )
         for field, value in changes.items():
             setattr(profile, field, value)
         profile.save(update_fields=[*changes, "updated_at"])

@@ -18,6 +18,7 @@ from conversations.schemas import (
     ReadOut,
 )
 from marketplace.auth import api_auth, current_user
+from marketplace.idempotency import accepts_idempotency_key
 from marketplace.throttling import FixedWindowThrottle
 
 router = Router(tags=["conversations"], auth=api_auth)
@@ -57,6 +58,7 @@ def conversation_messages(request: HttpRequest, conversation_id: int, filters: Q
     throttle=[FixedWindowThrottle("chat_send", "RATE_LIMIT_CHAT_REST", key="user", fail_open=True)],
     summary="Send a message (the same service as the websocket); a repeated client_msg_id returns the stored one",
 )
+@accepts_idempotency_key
 def conversation_send(request: HttpRequest, conversation_id: int, payload: MessageIn) -> Status[Message]:
     message, created = services.message_send(
         sender=current_user(request),

@@ -22,6 +22,7 @@ from hiring_requests.schemas import (
     WideningIn,
 )
 from marketplace.auth import api_auth, current_user
+from marketplace.idempotency import accepts_idempotency_key
 
 router = Router(tags=["requests"], auth=api_auth)
 
@@ -52,6 +53,7 @@ def my_invitations(request: HttpRequest) -> Any:
     response=InvitationOut,
     summary="Accept an invitation on its terms, or propose another hourly rate",
 )
+@accepts_idempotency_key
 def invitation_accept(request: HttpRequest, invitation_id: int, payload: AcceptIn | None = None) -> Invitation:
     invitation = services.invitation_accept(
         engineer=current_user(request), invitation_id=invitation_id, rate_minor=payload.rate_minor if payload else None
@@ -62,6 +64,7 @@ def invitation_accept(request: HttpRequest, invitation_id: int, payload: AcceptI
 @router.post(
     "/invitations/{invitation_id}/withdraw", response=InvitationOut, summary="Leave a shortlist, with a reason"
 )
+@accepts_idempotency_key
 def invitation_withdraw(request: HttpRequest, invitation_id: int, payload: DeclineIn) -> Invitation:
     invitation = services.invitation_withdraw(
         engineer=current_user(request), invitation_id=invitation_id, reason=payload.reason
@@ -70,6 +73,7 @@ def invitation_withdraw(request: HttpRequest, invitation_id: int, payload: Decli
 
 
 @router.post("/invitations/{invitation_id}/decline", response=InvitationOut, summary="Decline, with a reason")
+@accepts_idempotency_key
 def invitation_decline(request: HttpRequest, invitation_id: int, payload: DeclineIn) -> Invitation:
     invitation = services.invitation_decline(
         engineer=current_user(request), invitation_id=invitation_id, reason=payload.reason
@@ -81,6 +85,7 @@ def invitation_decline(request: HttpRequest, invitation_id: int, payload: Declin
 
 
 @router.post("", response={201: RequestDetailOut}, summary="Draft a request (clients)")
+@accepts_idempotency_key
 def request_create(request: HttpRequest, payload: RequestIn) -> Status[dict[str, Any]]:
     created = services.request_create(client=current_user(request), fields=payload.model_dump())
     return Status(201, _detail(created))
@@ -106,11 +111,13 @@ def request_update(request: HttpRequest, request_id: int, payload: RequestPatch)
 
 
 @router.post("/{request_id}/raise", response=RequestDetailOut, summary="Raise: start matching and the 8-hour clock")
+@accepts_idempotency_key
 def request_raise(request: HttpRequest, request_id: int) -> dict[str, Any]:
     return _detail(services.request_raise(client=current_user(request), request_id=request_id))
 
 
 @router.post("/{request_id}/cancel", response=RequestDetailOut, summary="Cancel a request")
+@accepts_idempotency_key
 def request_cancel(request: HttpRequest, request_id: int) -> dict[str, Any]:
     return _detail(services.request_cancel(client=current_user(request), request_id=request_id))
 
@@ -120,6 +127,7 @@ def request_cancel(request: HttpRequest, request_id: int) -> dict[str, Any]:
     response=RequestDetailOut,
     summary="Accept or decline the widening proposed when nobody matches",
 )
+@accepts_idempotency_key
 def request_widening(request: HttpRequest, request_id: int, payload: WideningIn) -> dict[str, Any]:
     return _detail(
         services.request_widening_answer(client=current_user(request), request_id=request_id, accept=payload.accept)
@@ -127,6 +135,7 @@ def request_widening(request: HttpRequest, request_id: int, payload: WideningIn)
 
 
 @router.post("/{request_id}/close", response=RequestDetailOut, summary="Close a hired request")
+@accepts_idempotency_key
 def request_close(request: HttpRequest, request_id: int) -> dict[str, Any]:
     return _detail(services.request_close(client=current_user(request), request_id=request_id))
 
@@ -144,6 +153,7 @@ def request_shortlist(request: HttpRequest, request_id: int) -> Any:
 
 
 @router.post("/{request_id}/hire", response={201: EngagementOut}, summary="Hire one engineer from the shortlist")
+@accepts_idempotency_key
 def request_hire(request: HttpRequest, request_id: int, payload: HireIn) -> Status[Engagement]:
     engagement = services.request_hire(
         client=current_user(request),

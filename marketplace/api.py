@@ -14,6 +14,7 @@ from accounts.api import router as accounts_router
 from conversations.api import router as conversations_router
 from hiring_requests.api import router as hiring_requests_router
 from marketplace.errors import install_error_handlers
+from marketplace.idempotency import honour_idempotency_keys
 from marketplace.notifications.api import router as notifications_router
 from marketplace.pagination import NEXT_LINK_ATTRIBUTE
 from payments.api import router as payments_router
@@ -131,6 +132,7 @@ def declare_error_responses(ninja_api: NinjaAPI) -> None:
 
 
 declare_error_responses(api)
+honour_idempotency_keys(api)
 
 
 def _query_names(operation: Any) -> frozenset[str]:

@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 
 class DomainError(Exception):
-    """A refusal the caller can act on. Subclasses set `code` and `status`."""
+    """A refusal the caller can act on. Subclasses set `code` and `status`, and `field` when one input is at fault."""
 
     code: ClassVar[str] = "domain_error"
     status: ClassVar[int] = 400

@@ -4,11 +4,12 @@ from django.utils import timezone
 
 
 class IdempotencyRecord(models.Model):
-    """Our own API's Idempotency-Key: the first response, replayed for the same key and body.
+    """Our own API's Idempotency-Key: the first response, replayed for the same key and request.
 
     `locked_at` says when a request took the key; a key whose request died keeps no
     response, and is taken over once it has been locked longer than
-    IDEMPOTENCY_IN_FLIGHT_SECONDS.
+    IDEMPOTENCY_IN_FLIGHT_SECONDS. `created_at` starts the key's window
+    (IDEMPOTENCY_KEY_TTL_SECONDS); past it the key is forgotten and the row purged.
     """
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
@@ -23,6 +24,7 @@ class IdempotencyRecord(models.Model):
         # The table predates this app; it was payments' before the helper became cross-cutting.
         db_table = "payments_idempotencyrecord"
         constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_once_per_user")]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_created")]
 
     def __str__(self) -> str:
         return self.key

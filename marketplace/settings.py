@@ -251,6 +251,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "marketplace.tasks.notifications_prune",
         "schedule": crontab(minute=37, hour=3),
     },
+    "marketplace.idempotency-records-purge": {
+        # Hourly: each run deletes about an hour's worth of keys, a short statement.
+        "task": "marketplace.tasks.idempotency_records_purge",
+        "schedule": crontab(minute=47),
+        "options": {"expires": 3_000},
+    },
     "accounts.clear-expired-sessions": {
         "task": "accounts.tasks.sessions_clear_expired",
         "schedule": crontab(minute=27, hour=3),
@@ -331,6 +337,11 @@ PAYMENT_STEP_STALE_SECONDS = env_int("PAYMENT_STEP_STALE_SECONDS", 60, minimum=1
 STRIPE_EVENT_STUCK_SECONDS = env_int("STRIPE_EVENT_STUCK_SECONDS", 3_600, minimum=60)
 # An Idempotency-Key left in flight by a process that died is released after this long.
 IDEMPOTENCY_IN_FLIGHT_SECONDS = env_int("IDEMPOTENCY_IN_FLIGHT_SECONDS", 120, minimum=1)
+# How long an Idempotency-Key is remembered (Stripe: 24 hours, https://docs.stripe.com/api/idempotent_requests).
+IDEMPOTENCY_KEY_TTL_SECONDS = env_int("IDEMPOTENCY_KEY_TTL_SECONDS", 86_400, minimum=60)
+if IDEMPOTENCY_KEY_TTL_SECONDS <= IDEMPOTENCY_IN_FLIGHT_SECONDS:
+    # A key forgotten while its request may still run would let a retry run the operation twice at once.
+    raise ImproperlyConfigured("IDEMPOTENCY_KEY_TTL_SECONDS must be longer than IDEMPOTENCY_IN_FLIGHT_SECONDS")
 PLATFORM_FEE_BP = env_int("PLATFORM_FEE_BP", 1000, minimum=0)
 MILESTONE_REVIEW_DAYS = env_int("MILESTONE_REVIEW_DAYS", 7, minimum=1)
 MILESTONE_MAX_CHANGE_ROUNDS = env_int("MILESTONE_MAX_CHANGE_ROUNDS", 3, minimum=0)

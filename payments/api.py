@@ -10,7 +10,7 @@ from ninja.pagination import paginate
 from accounts.models import User
 from marketplace.auth import api_auth, current_user, staff_user
 from marketplace.db import atomic_phase
-from marketplace.idempotency import aidempotent
+from marketplace.idempotency import accepts_idempotency_key
 from payments import selectors, services
 from payments.errors import EngagementNotFound, MilestoneNotFound, PaymentsUnavailable
 from payments.models import Milestone, PayoutAccount
@@ -54,27 +54,17 @@ def _visible(request: HttpRequest, milestone_id: int) -> Milestone:
     return milestone
 
 
-async def _replayable(
-    request: HttpRequest, milestone_id: int, action: str, run: Callable[[User], Awaitable[Milestone]], schema: Any
+async def _money_step(
+    request: HttpRequest, milestone_id: int, run: Callable[[User], Awaitable[Milestone]], schema: Any
 ) -> Status[Any]:
-    """Money endpoints take an Idempotency-Key header: the same key and request replay the first answer.
+    """A money step on a milestone the caller may see, answered as `schema` within the Stripe deadline.
 
     Async: the view holds no database connection while Stripe answers (each
     database step is an `atomic_phase` that gives its connection back).
     """
     user = current_user(request)
     await atomic_phase(_visible)(request, milestone_id)
-
-    async def answer() -> tuple[int, Any]:
-        return 200, schema.model_validate(await within_deadline(run(user))).model_dump(mode="json")
-
-    status, body = await aidempotent(
-        user=user,
-        key=request.headers.get("Idempotency-Key"),
-        fingerprint_of=[action, milestone_id, request.body.decode(errors="replace")],
-        run=answer,
-    )
-    return Status(status, body)
+    return Status(200, schema.model_validate(await within_deadline(run(user))).model_dump(mode="json"))
 
 
 @router.post(
@@ -96,6 +86,7 @@ def payout_account(request: HttpRequest) -> PayoutAccount | Status[None]:
 @router.post(
     "/engagements/{engagement_id}/milestones", response={201: MilestoneOut}, summary="Add a milestone (client)"
 )
+@accepts_idempotency_key
 def milestone_create(request: HttpRequest, engagement_id: int, payload: MilestoneIn) -> Status[Milestone]:
     milestone = services.milestone_create(
         client=current_user(request), engagement_id=engagement_id, title=payload.title,
@@ -123,22 +114,24 @@ def milestone_detail(request: HttpRequest, milestone_id: int) -> Milestone:
 
 
 @router.post("/milestones/{milestone_id}/fund", response={200: FundingOut}, summary="Fund into escrow (client)")
+@accepts_idempotency_key
 async def milestone_fund(request: HttpRequest, milestone_id: int) -> Status[Any]:
-    return await _replayable(
+    return await _money_step(
         request,
         milestone_id,
-        "fund",
         lambda user: services.amilestone_fund(client=user, milestone_id=milestone_id),
         FundingOut,
     )
 
 
 @router.post("/milestones/{milestone_id}/submit", response=MilestoneOut, summary="Submit the work (engineer)")
+@accepts_idempotency_key
 def milestone_submit(request: HttpRequest, milestone_id: int, payload: NoteIn) -> Milestone:
     return services.milestone_submit(engineer=current_user(request), milestone_id=milestone_id, note=payload.note)
 
 
 @router.post("/milestones/{milestone_id}/request-changes", response=MilestoneOut, summary="Ask for changes (client)")
+@accepts_idempotency_key
 def milestone_request_changes(request: HttpRequest, milestone_id: int, payload: ReasonIn) -> Milestone:
     return services.milestone_request_changes(
         client=current_user(request), milestone_id=milestone_id, note=payload.reason
@@ -146,11 +139,11 @@ def milestone_request_changes(request: HttpRequest, milestone_id: int, payload: 
 
 
 @router.post("/milestones/{milestone_id}/approve", response={200: MilestoneOut}, summary="Approve and release (client)")
+@accepts_idempotency_key
 async def milestone_approve(request: HttpRequest, milestone_id: int) -> Status[Any]:
-    return await _replayable(
+    return await _money_step(
         request,
         milestone_id,
-        "approve",
         lambda user: services.amilestone_approve(client=user, milestone_id=milestone_id),
         MilestoneOut,
     )
@@ -161,11 +154,11 @@ async def milestone_approve(request: HttpRequest, milestone_id: int) -> Status[A
     response={200: MilestoneOut},
     summary="Refund an unsubmitted milestone (client)",
 )
+@accepts_idempotency_key
 async def milestone_refund(request: HttpRequest, milestone_id: int) -> Status[Any]:
-    return await _replayable(
+    return await _money_step(
         request,
         milestone_id,
-        "refund",
         lambda user: services.amilestone_refund(client=user, milestone_id=milestone_id),
         MilestoneOut,
     )
@@ -176,22 +169,24 @@ async def milestone_refund(request: HttpRequest, milestone_id: int) -> Status[An
     response={200: MilestoneOut},
     summary="Cancel an unfunded milestone; its PaymentIntent is cancelled too (client)",
 )
+@accepts_idempotency_key
 async def milestone_cancel(request: HttpRequest, milestone_id: int) -> Status[Any]:
-    return await _replayable(
+    return await _money_step(
         request,
         milestone_id,
-        "cancel",
         lambda user: services.amilestone_cancel(client=user, milestone_id=milestone_id),
         MilestoneOut,
     )
 
 
 @router.post("/milestones/{milestone_id}/dispute", response=MilestoneOut, summary="Open a dispute (client or engineer)")
+@accepts_idempotency_key
 def milestone_dispute(request: HttpRequest, milestone_id: int, payload: ReasonIn) -> Milestone:
     return services.milestone_dispute(user=current_user(request), milestone_id=milestone_id, reason=payload.reason)
 
 
 @router.post("/staff/milestones/{milestone_id}/settle", response=MilestoneOut, summary="Settle a dispute (staff)")
+@accepts_idempotency_key
 async def milestone_settle(request: HttpRequest, milestone_id: int, payload: SettleIn) -> Milestone:
     return await within_deadline(
         services.amilestone_settle(

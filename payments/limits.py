@@ -38,8 +38,14 @@ def check_amount(amount_minor: int, currency: str) -> None:
     """Raise AmountOutOfRange unless Stripe would charge `amount_minor` of `currency` (ISO code, any case)."""
     minimum = MINIMUM_MINOR.get(currency.lower())
     if minimum is None:
-        raise AmountOutOfRange(f"amount_minor: {currency.upper()} is not a currency Vetted charges in.", field="amount_minor")
+        raise AmountOutOfRange(
+            f"amount_minor: {currency.upper()} is not a currency Vetted charges in.", field="amount_minor"
+        )
     if amount_minor < minimum:
-        raise AmountOutOfRange(f"amount_minor: at least {minimum} {currency.upper()} minor units (Stripe's minimum).", field="amount_minor")
+        raise AmountOutOfRange(
+            f"amount_minor: at least {minimum} {currency.upper()} minor units (Stripe's minimum).", field="amount_minor"
+        )
     if amount_minor > MAXIMUM_MINOR:
-        raise AmountOutOfRange(f"amount_minor: at most {MAXIMUM_MINOR} minor units (Stripe's maximum).", field="amount_minor")
+        raise AmountOutOfRange(
+            f"amount_minor: at most {MAXIMUM_MINOR} minor units (Stripe's maximum).", field="amount_minor"
+        )

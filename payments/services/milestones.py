@@ -550,7 +550,9 @@ def _settle_claim(*, staff: User, milestone_id: int, engineer_share_minor: int) 
     if milestone.status != M.DISPUTED:
         raise MilestoneStateConflict("Only a disputed milestone is settled.")
     if not 0 <= engineer_share_minor <= milestone.amount_minor:
-        raise InvalidMilestone(f"engineer_share_minor: between 0 and {milestone.amount_minor}", field="engineer_share_minor")
+        raise InvalidMilestone(
+            f"engineer_share_minor: between 0 and {milestone.amount_minor}", field="engineer_share_minor"
+        )
     if engineer_share_minor and _payout_destination(milestone) is None:
         raise PayoutAccountMissing()
     milestone.settle_share_minor = engineer_share_minor

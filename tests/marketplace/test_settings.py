@@ -78,3 +78,10 @@ def test_secure_production_settings_pass_the_deploy_check_without_warnings():
 
     assert result.returncode == 0, result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+def test_an_idempotency_window_no_longer_than_the_in_flight_one_is_refused():
+    result = manage("check", IDEMPOTENCY_KEY_TTL_SECONDS="120", IDEMPOTENCY_IN_FLIGHT_SECONDS="120")
+
+    assert result.returncode != 0
+    assert "IDEMPOTENCY_KEY_TTL_SECONDS must be longer than IDEMPOTENCY_IN_FLIGHT_SECONDS" in result.stderr

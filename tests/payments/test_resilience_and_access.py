@@ -130,6 +130,8 @@ def test_idempotency_key_replays_the_first_answer(client, rubric, stripe_setting
     other_body = post(client, url, {"note": "different"}, HTTP_IDEMPOTENCY_KEY="fund-1")
 
     assert first.json() == again.json()
+    assert "Idempotent-Replayed" not in first
+    assert again["Idempotent-Replayed"] == "true"
     assert other_body.status_code == 409
     assert other_body.json()["code"] == "idempotency_key_reused"
     assert len(stripe_settings.double.objects["payment_intents"]) == 1
