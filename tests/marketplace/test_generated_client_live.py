@@ -227,7 +227,14 @@ def test_a_generated_client_walks_the_story_and_reads_typed_errors(stack, tmp_pa
             {"title": "Worker pool", "amount_minor": 150_000, "due_date": "2099-02-01"}
         ),
     )  # fmt: skip
-    funding = api.call("milestone_fund", client=client, milestone_id=milestone.id)
+    fund = api.op("milestone_fund")
+    first = fund.sync_detailed(client=client, milestone_id=milestone.id, idempotency_key=f"fund-{run}")
+    retried = fund.sync_detailed(client=client, milestone_id=milestone.id, idempotency_key=f"fund-{run}")
+    assert (first.status_code, retried.status_code) == (200, 200)
+    assert "Idempotent-Replayed" not in first.headers
+    assert retried.headers["Idempotent-Replayed"] == "true"
+    funding = first.parsed
+    assert retried.parsed.payment_intent_id == funding.payment_intent_id
     httpx.post(
         f"{stripe_base}/v1/payment_intents/{funding.payment_intent_id}/confirm",
         data={"payment_method": "pm_card_visa"}, headers=DOUBLE_KEY, timeout=10,
@@ -239,7 +246,7 @@ def test_a_generated_client_walks_the_story_and_reads_typed_errors(stack, tmp_pa
     api.call(
         "milestone_submit", client=grace, milestone_id=milestone.id, body=model("NoteIn").from_dict({"note": "Done"})
     )
-    released = api.call("milestone_approve", client=client, milestone_id=milestone.id)
+    released = api.call("milestone_approve", client=client, milestone_id=milestone.id, idempotency_key=f"ok-{run}")
     assert released.status == "released"
     assert released.transfer_id
 
