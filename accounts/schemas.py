@@ -1,10 +1,11 @@
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from ninja import Schema
 from pydantic import Field, StrictInt
 
-from marketplace.schemas import Currency, EmailStr, PatchIn, Skill, StrictIn, TimeZoneName
+from accounts.models import Role
+from marketplace.schemas import Currency, CurrencyCode, EmailStr, PatchIn, Skill, StrictIn, TimeZoneName
 
 
 class RegisterIn(StrictIn):
@@ -53,7 +54,7 @@ class EngineerProfileOut(Schema):
     headline: str
     skills: list[str]
     hourly_rate_minor: int
-    currency: str
+    currency: CurrencyCode
     weekly_hours_available: int
     time_zone: str
     years_experience: int
@@ -63,10 +64,14 @@ class MeOut(Schema):
     id: int
     email: str
     full_name: str
-    role: str
+    role: Role | None = Field(description="null for staff, who have no marketplace role")
     is_staff: bool
     client_profile: ClientProfileOut | None
     engineer_profile: EngineerProfileOut | None
+
+    @staticmethod
+    def resolve_role(user: Any) -> str | None:
+        return user.role or None
 
     # A user has at most one of the two profiles; the missing one reads as null.
     @staticmethod

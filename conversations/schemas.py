@@ -4,6 +4,8 @@ from typing import Any
 from ninja import Schema
 from pydantic import Field
 
+from conversations.models import MessageKind
+from marketplace.notifications.schemas import EventPayloadOut
 from marketplace.schemas import BodyCursor, Cursor, QueryIn, StrictIn
 
 
@@ -12,9 +14,9 @@ class MessageOut(Schema):
     seq: int
     conversation_id: int
     sender_id: int | None
-    kind: str
+    kind: MessageKind
     body: str
-    payload: dict[str, Any]
+    payload: EventPayloadOut = Field(description="Empty for text; what happened for a system message.")
     client_msg_id: str | None
     created_at: datetime
 

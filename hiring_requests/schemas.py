@@ -4,9 +4,20 @@ from typing import Any, Literal
 from ninja import Schema
 from pydantic import Field, StrictBool, StrictInt
 
-from hiring_requests.models import InvitationStatus
+from hiring_requests.models import BudgetKind, EngagementStatus, InvitationStatus, RequestStatus
 from marketplace.auth import current_user
-from marketplace.schemas import Currency, Id, PatchIn, PositiveMinorUnits, SaneDate, Skill, StrictIn, TimeZoneName
+from marketplace.schemas import (
+    Currency,
+    CurrencyCode,
+    Id,
+    PatchIn,
+    PositiveMinorUnits,
+    SaneDate,
+    Skill,
+    StrictIn,
+    TimeZoneName,
+)
+from vetting.models import Level
 from vetting.schemas import EngineerCardOut
 from vetting.selectors import engineer_card
 
@@ -45,20 +56,40 @@ class RequestPatch(PatchIn):
     start_date: SaneDate | None = None
 
 
+class InvitationCountsOut(Schema):
+    """How many of the request's invitations are in each state."""
+
+    pending: int = 0
+    accepted: int = 0
+    declined: int = 0
+    expired: int = 0
+    withdrawn: int = 0
+    not_chosen: int = 0
+
+
+class WideningProposalOut(Schema):
+    step: int = Field(description="The widening step proposed (1, 2, ...); answer it at /widening.")
+    change: str = Field(description="What the step would change, in words.")
+
+
 class ClockOut(Schema):
-    deadline: datetime | None
-    seconds_left: int | None
-    met: bool | None
+    """The 8-hour promise: times in ISO 8601 UTC, and what is happening in a sentence."""
+
+    as_of: datetime = Field(description="When this clock was read (server time, UTC).")
+    deadline: datetime | None = Field(description="When the 8 hours run out; null for a draft.")
+    seconds_left: int | None = Field(description="Seconds until the deadline, never below 0; null for a draft.")
+    met: bool | None = Field(description="Whether the shortlist came in time; null for a draft.")
     breached: bool
-    now: str
-    invitations: dict[str, int] = Field(default_factory=dict)
+    summary: str = Field(description="What is happening now, in a sentence for the client.")
+    invitations: InvitationCountsOut = Field(default_factory=InvitationCountsOut)
     # Widening steps answered so far, and those of them the client declined (the rest are in force).
     widening_step: int = 0
     widening_declined: list[int] = Field(default_factory=list)
     # Nobody matches the request as written.
     pool_empty: bool = False
-    # A widening step waiting for the client's answer: {"step", "change"} (the change in words).
-    widening_proposed: dict[str, Any] | None = None
+    widening_proposed: WideningProposalOut | None = Field(
+        default=None, description="A widening step waiting for the client's answer."
+    )
 
 
 class RequestOut(Schema):
@@ -67,22 +98,62 @@ class RequestOut(Schema):
     description: str
     required_skills: list[str]
     nice_to_have_skills: list[str]
-    min_level: str
-    budget_kind: str
+    min_level: Level
+    budget_kind: BudgetKind
     budget_minor: int
-    currency: str
+    currency: CurrencyCode
     hours_per_week: int
     expected_weeks: int
     time_zone: str
     min_overlap_hours: int
     start_date: date
-    status: str
+    status: RequestStatus
     created_at: datetime
     raised_at: datetime | None
 
 
 class RequestDetailOut(RequestOut):
     clock: ClockOut
+
+
+class SkillsFitOut(Schema):
+    score_bp: int
+    required_vetted: list[str] = Field(description="Must-have skills the engineer's vetting assessed.")
+    required_declared: list[str] = Field(description="Must-have skills the engineer only declared.")
+    nice_matched: list[str]
+
+
+class VettingFitOut(Schema):
+    score_bp: int
+    level: Level
+
+
+class TimeZoneFitOut(Schema):
+    score_bp: int
+    gap_minutes: int = Field(description="Minutes between the engineer's and the request's time zones.")
+
+
+class RateFitOut(Schema):
+    score_bp: int
+    hourly_rate_minor: int
+
+
+class FitOut(Schema):
+    score_bp: int
+
+
+class BreakdownOut(Schema):
+    """Why an engineer ranked where they did: each factor's score in basis points (0-10,000) and its weight."""
+
+    weights: dict[str, int] = Field(
+        default_factory=dict, description="Each factor's weight, in percent; they add up to 100."
+    )
+    skills: SkillsFitOut | None = None
+    vetting: VettingFitOut | None = None
+    time_zone: TimeZoneFitOut | None = None
+    rate: RateFitOut | None = None
+    load: FitOut | None = None
+    responsiveness: FitOut | None = None
 
 
 class MatchOut(Schema):
@@ -92,9 +163,9 @@ class MatchOut(Schema):
     engineer_id: int | None
     wave: int
     rank: int
-    status: str
+    status: InvitationStatus
     score_bp: int
-    breakdown: dict[str, Any]
+    breakdown: BreakdownOut
     sent_at: datetime
     expires_at: datetime
 
@@ -108,7 +179,7 @@ class ShortlistEntryOut(Schema):
     invitation_id: int = Field(validation_alias="pk")
     accepted_at: datetime | None = Field(validation_alias="responded_at")
     score_bp: int
-    breakdown: dict[str, Any]
+    breakdown: BreakdownOut
     # The terms: the engineer's rate when invited, and the rate they accepted (the same, or their proposal).
     offered_rate_minor: int
     agreed_rate_minor: int | None
@@ -125,9 +196,9 @@ class RequestSummaryOut(Schema):
     description: str
     required_skills: list[str]
     nice_to_have_skills: list[str]
-    budget_kind: str
+    budget_kind: BudgetKind
     budget_minor: int
-    currency: str
+    currency: CurrencyCode
     hours_per_week: int
     time_zone: str
     start_date: date
@@ -135,7 +206,7 @@ class RequestSummaryOut(Schema):
 
 class InvitationOut(Schema):
     id: int
-    status: str
+    status: InvitationStatus
     wave: int
     score_bp: int
     sent_at: datetime
@@ -173,9 +244,9 @@ class EngagementOut(Schema):
     request_id: int
     client_id: int
     engineer_id: int
-    rate_kind: str
+    rate_kind: BudgetKind
     rate_minor: int
-    currency: str
+    currency: CurrencyCode
     hours_per_week: int
-    status: str
+    status: EngagementStatus
     created_at: datetime

@@ -55,10 +55,13 @@ def _duration(seconds: int) -> str:
 
 
 def clock(*, request: HiringRequest, now: datetime | None = None) -> dict[str, Any]:
-    """The 8-hour promise as the client sees it: deadline, time left, and what is happening now."""
+    """The 8-hour promise as the client sees it (the shape of ClockOut): deadline, time left, and a summary."""
     now = now or timezone.now()
     if request.match_deadline is None:
-        return {"deadline": None, "seconds_left": None, "met": None, "breached": False, "now": "Draft: not raised yet."}
+        return {
+            "as_of": now, "deadline": None, "seconds_left": None, "met": None, "breached": False,
+            "summary": "Draft: not raised yet.",
+        }  # fmt: skip
     seconds_left = int((request.match_deadline - now).total_seconds())
     met = request.shortlisted_at is not None and request.shortlisted_at <= request.match_deadline
     counts = dict.fromkeys(InvitationStatus.values, 0)
@@ -88,11 +91,12 @@ def clock(*, request: HiringRequest, now: datetime | None = None) -> dict[str, A
             else " The 8-hour promise was missed; our staff are on it."
         )
     return {
+        "as_of": now,
         "deadline": request.match_deadline,
         "seconds_left": max(0, seconds_left),
         "met": met,
         "breached": request.breached_at is not None,
-        "now": line,
+        "summary": line,
         "invitations": counts,
         "widening_step": request.widening_step,
         "widening_declined": list(request.widening_declined),

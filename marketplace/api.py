@@ -2,7 +2,7 @@
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
@@ -20,9 +20,56 @@ from marketplace.pagination import NEXT_LINK_ATTRIBUTE
 from payments.api import router as payments_router
 from vetting.api import router as vetting_router
 
+SECURITY_SCHEMES = {
+    "TokenAuth": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "For programs: an API token (`vt_...`) from POST /api/auth/tokens. No CSRF token needed.",
+    },
+    "SessionAuth": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "sessionid",
+        "description": (
+            "For browsers: the session cookie from POST /api/auth/login. Writes also send the csrftoken "
+            "cookie's value as the X-CSRFToken header (GET /api/auth/csrf)."
+        ),
+    },
+}
+
+
+def _refs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                yield value.rsplit("/", 1)[1]
+            else:
+                yield from _refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _refs(value)
+
+
+def _drop_unreferenced(schema: dict[str, Any]) -> None:
+    """Drop component schemas no operation reaches: ninja lists query models whose fields it already inlined."""
+    components = schema["components"]["schemas"]
+    reached: set[str] = set()
+    frontier = list(_refs(schema["paths"]))
+    while frontier:
+        name = frontier.pop()
+        if name not in reached and name in components:
+            reached.add(name)
+            frontier += list(_refs(components[name]))
+    for name in set(components) - reached:
+        del components[name]
+
 
 class VettedAPI(NinjaAPI):
     """The NinjaAPI whose document carries the shared `Error` schema, and whose lists send `Link` headers."""
+
+    def get_openapi_operation_id(self, operation: Any) -> str:
+        """The view's own name (`milestone_fund`), without its module path; `_view` suffixes dropped."""
+        return str(operation.view_func.__name__).removesuffix("_view")
 
     def create_response(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         response = super().create_response(request, *args, **kwargs)
@@ -38,6 +85,8 @@ class VettedAPI(NinjaAPI):
         for name, definition in error.pop("$defs", {}).items():
             components[name] = definition
         components["Error"] = error
+        schema["components"].get("securitySchemes", {}).update(SECURITY_SCHEMES)
+        _drop_unreferenced(schema)
         return schema
 
 

@@ -19,7 +19,7 @@ endpoint can forget a rule:
 import re
 import zoneinfo
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -221,7 +221,8 @@ ReturnUrl = Annotated[
 Skill = Annotated[str, Field(min_length=1, max_length=50, pattern=r"^\s*[A-Za-z0-9][A-Za-z0-9+#.\s-]*$")]
 
 # A currency we quote in (ISO 4217, lower case as Stripe writes it); the list is accounts.services.SUPPORTED_CURRENCIES.
-CURRENCIES = ["aud", "cad", "chf", "eur", "gbp", "pln", "sek", "usd"]
+CurrencyCode = Literal["aud", "cad", "chf", "eur", "gbp", "pln", "sek", "usd"]
+CURRENCIES = list(get_args(CurrencyCode))
 Currency = Annotated[
     str, Field(min_length=3, max_length=3, json_schema_extra={"enum": CURRENCIES + [c.upper() for c in CURRENCIES]})
 ]

@@ -195,7 +195,10 @@ async def milestone_settle(request: HttpRequest, milestone_id: int, payload: Set
     )
 
 
-@router.post("/stripe/webhook", response=WebhookOut, auth=None, summary="Stripe webhooks (signed)")
+# Stripe's endpoint, not a client operation: kept out of the client-facing document (docs/payments.md).
+@router.post(
+    "/stripe/webhook", response=WebhookOut, auth=None, include_in_schema=False, summary="Stripe webhooks (signed)"
+)
 def stripe_webhook(request: HttpRequest) -> dict[str, bool]:
     # Stored first, processed by a task: Stripe gets its 2xx at once.
     _, created = services.stripe_event_receive(payload=request.body, signature=request.headers.get("Stripe-Signature"))

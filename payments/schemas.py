@@ -3,7 +3,8 @@ from datetime import date, datetime
 from ninja import Schema
 from pydantic import Field
 
-from marketplace.schemas import MinorUnits, PositiveMinorUnits, ReturnUrl, SaneDate, StrictIn
+from marketplace.schemas import CurrencyCode, MinorUnits, PositiveMinorUnits, ReturnUrl, SaneDate, StrictIn
+from payments.models import MilestoneStatus
 
 
 class OnboardingIn(StrictIn):
@@ -32,9 +33,9 @@ class MilestoneOut(Schema):
     engagement_id: int
     title: str
     amount_minor: int
-    currency: str
+    currency: CurrencyCode
     due_date: date
-    status: str
+    status: MilestoneStatus
     payment_intent_id: str
     transfer_id: str
     refund_id: str

@@ -9,7 +9,7 @@ from accounts.models import User
 from marketplace.auth import api_auth, current_user, staff_user
 from vetting import selectors, services
 from vetting.errors import ApplicationNotFound, CardNotVisible, InvalidInterviewer, RubricNotFound
-from vetting.models import Application, Rubric, VettedRecord
+from vetting.models import Application, ApplicationStatus, Rubric, VettedRecord
 from vetting.schemas import (
     ApplicationIn,
     EngineerCardOut,
@@ -30,7 +30,7 @@ router = Router(tags=["vetting"], auth=api_auth)
 
 
 class QueueFilter(BaseModel):
-    status: str | None = None
+    status: ApplicationStatus | None = None
     overdue: bool = False
 
 

@@ -5,6 +5,7 @@ from ninja import Schema
 from pydantic import Field, StrictInt
 
 from marketplace.schemas import Id, StrictIn, WebUrl
+from vetting.models import ApplicationStatus, Level
 
 
 class ApplicationIn(StrictIn):
@@ -16,7 +17,7 @@ class ApplicationIn(StrictIn):
 class DecisionOut(Schema):
     """What the engineer sees of a decision: the outcome and the reason, not the interview notes."""
 
-    level: str
+    level: Level | None = Field(description="The level granted; null for a rejection.")
     score_bp: int | None
     reason: str
     decided_at: datetime | None
@@ -24,7 +25,7 @@ class DecisionOut(Schema):
 
 class MyApplicationOut(Schema):
     id: int
-    status: str
+    status: ApplicationStatus
     specialty: str
     rubric_version: int
     submitted_at: datetime
@@ -44,7 +45,7 @@ class MyApplicationOut(Schema):
         if obj.status not in ("approved", "rejected"):
             return None
         return {
-            "level": obj.level,
+            "level": obj.level or None,
             "score_bp": obj.score_bp,
             "reason": obj.decision_reason,
             "decided_at": obj.decided_at,
@@ -59,7 +60,7 @@ class CategoryScoreOut(Schema):
 
 class VettedStatusOut(Schema):
     record_id: int = Field(alias="id")
-    level: str
+    level: Level
     score_bp: int
     category_scores: list[CategoryScoreOut]
     vetted_at: datetime
@@ -74,7 +75,7 @@ class EngineerCardOut(Schema):
     skills: list[str]
     vetted_skills: list[str]
     declared_skills: list[str]
-    level: str
+    level: Level
     category_scores: list[CategoryScoreOut]
     vetted_at: datetime
     expires_at: datetime
@@ -84,7 +85,7 @@ class QueueItemOut(Schema):
     id: int
     engineer_id: int
     engineer_email: str
-    status: str
+    status: ApplicationStatus
     submitted_at: datetime
     stage_entered_at: datetime
     is_overdue: bool
@@ -122,17 +123,21 @@ class ScoreOut(Schema):
 
 
 class EventOut(Schema):
-    from_status: str
-    to_status: str
+    from_status: ApplicationStatus | None = Field(description="null for the submission, which starts the history.")
+    to_status: ApplicationStatus
     actor_id: int
     note: str
     created_at: datetime
+
+    @staticmethod
+    def resolve_from_status(event: Any) -> str | None:
+        return event.from_status or None
 
 
 class StaffApplicationOut(Schema):
     id: int
     engineer_id: int
-    status: str
+    status: ApplicationStatus
     rubric_id: int
     headline: str
     skills: list[str]
@@ -142,9 +147,13 @@ class StaffApplicationOut(Schema):
     interviewer_id: int | None
     decision_reason: str
     score_bp: int | None
-    level: str
+    level: Level | None = Field(description="The level granted; null until approved.")
     scores: list[ScoreOut]
     events: list[EventOut]
+
+    @staticmethod
+    def resolve_level(obj: Any) -> str | None:
+        return obj.level or None
 
     @staticmethod
     def resolve_scores(obj: Any) -> list[Any]:
@@ -187,7 +196,7 @@ class CriterionOut(Schema):
     question: str
     strong_answer: str
     weight: int
-    levels: list[str]
+    levels: list[Level]
 
 
 class CategoryOut(Schema):

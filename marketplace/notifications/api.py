@@ -10,6 +10,7 @@ from ninja.pagination import paginate
 from marketplace.auth import api_auth, current_user
 from marketplace.models import Notification
 from marketplace.notifications import log
+from marketplace.notifications.schemas import EventPayloadOut
 from marketplace.schemas import MAX_ID, QueryIn, StrictIn
 
 router = Router(tags=["notifications"], auth=api_auth)
@@ -17,8 +18,8 @@ router = Router(tags=["notifications"], auth=api_auth)
 
 class NotificationOut(Schema):
     seq: int
-    event: str
-    payload: dict[str, Any]
+    event: str = Field(description="What happened, such as invitation.created or milestone.changed (docs/api.md).")
+    payload: EventPayloadOut
     sent_at: datetime = Field(validation_alias="created_at")
     read: bool
 

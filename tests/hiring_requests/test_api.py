@@ -32,7 +32,7 @@ def test_a_client_drafts_raises_and_sees_the_clock(client, client_user):
     body = raised_response.json()
     assert body["status"] == "open"
     assert 8 * 3600 - 5 <= body["clock"]["seconds_left"] <= 8 * 3600
-    assert "left of the 8-hour promise" in body["clock"]["now"]
+    assert "left of the 8-hour promise" in body["clock"]["summary"]
 
 
 def test_validation_errors_are_clear_and_store_nothing(client, client_user):

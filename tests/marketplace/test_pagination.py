@@ -18,6 +18,7 @@ from accounts.models import User
 from conversations import services as conversations_services
 from conversations.models import Conversation
 from hiring_requests import services as requests_services
+from hiring_requests.matching import WEIGHTS
 from hiring_requests.models import Engagement, HiringRequest, Invitation, InvitationStatus
 from marketplace.models import Notification
 from marketplace.notifications.log import notify_user
@@ -52,7 +53,8 @@ def _request_with_client() -> tuple[User, HiringRequest]:
 
 def _invitation(request: HiringRequest, engineer: User, **fields: Any) -> Invitation:
     return Invitation.objects.create(
-        request=request, engineer=engineer, wave=1, rank=next(_serial), score_bp=5_000, breakdown={},
+        request=request, engineer=engineer, wave=1, rank=next(_serial), score_bp=5_000,
+        breakdown={"weights": WEIGHTS, "load": {"score_bp": 10_000}},
         expires_at=timezone.now() + timedelta(hours=8), **fields,
     )  # fmt: skip
 
