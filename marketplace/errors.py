@@ -127,6 +127,10 @@ class ApiErrorsMiddleware:
 
         if isinstance(exception, RequestDataTooBig | TooManyFieldsSent):
             return self._json(413)
+        if isinstance(exception, DomainError):
+            # Raised before ninja's handlers are in play: by a throttle (rate_limit_unavailable), which
+            # ninja calls outside its own try.
+            return _domain_error_response(exception)
         logger.exception("api.unhandled_error", extra={"path": request.path})
         return self._json(500)
 
@@ -142,6 +146,16 @@ class ApiErrorsMiddleware:
             if header.lower() not in ("content-type", "content-length"):
                 response[header] = value
         return response
+
+
+def _domain_error_response(exc: DomainError) -> HttpResponse:
+    from django.http import JsonResponse
+
+    response = JsonResponse({"code": exc.code, "detail": exc.detail}, status=exc.status)
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 def _error(api: NinjaAPI, request: HttpRequest, status: int, code: str, detail: str, **extra: Any) -> HttpResponse:

@@ -94,6 +94,8 @@ MIDDLEWARE = [
     "marketplace.db.DatabaseGuardMiddleware",
     # Failed admin logins, counted per address and per account (marketplace.admin_login).
     "marketplace.admin_login.AdminLoginLimitMiddleware",
+    # RateLimit-* fields for requests a throttle counted (marketplace.throttling).
+    "marketplace.throttling.RateLimitHeadersMiddleware",
 ]
 
 ROOT_URLCONF = "marketplace.urls"
