@@ -10,6 +10,7 @@ from conversations.api import router as conversations_router
 from hiring_requests.api import router as hiring_requests_router
 from marketplace.errors import install_error_handlers
 from marketplace.notifications.api import router as notifications_router
+from marketplace.versions import CURRENT, document_versioning
 from payments.api import router as payments_router
 from vetting.api import router as vetting_router
 
@@ -24,17 +25,21 @@ class VettedAPI(NinjaAPI):
         for name, definition in error.pop("$defs", {}).items():
             components[name] = definition
         components["Error"] = error
-        return schema
+        return document_versioning(schema)
 
 
 api = VettedAPI(
     title="Vetted API",
-    version="1",
+    version=CURRENT,
     description=(
         "Raise a request, get matched with vetted engineers, chat, hire, and pay through escrow.\n\n"
         "Authenticate with `Authorization: Bearer <token>` (create one at `POST /api/auth/tokens`) "
         "or a browser session (send the `csrftoken` cookie's value as `X-CSRFToken` on writes). "
-        'Every error is `{"code": "...", "detail": "..."}`; `code` is stable.'
+        'Every error is `{"code": "...", "detail": "..."}`; `code` is stable.\n\n'
+        "Pin a dated version with the `Vetted-Version` header (without it, the current one); every "
+        "response names the version that answered. Reads answer with an `ETag`: send it back as "
+        "`If-None-Match` and an unchanged object is `304` with no body. Throttled operations report "
+        "`RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (docs/api.md)."
     ),
     urls_namespace="api",
 )

@@ -78,6 +78,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_permissions_policy.PermissionsPolicyMiddleware",
+    # Under /api/: refuses an unknown Vetted-Version before anything runs, and names the version on
+    # every response, the JSON errors of the next middleware included (marketplace.versions).
+    "marketplace.versions.ApiVersionMiddleware",
     # Under /api/, errors Django produces itself (unknown path, 405, 413, 500) become JSON; inside the
     # header middleware above, so those responses carry the security headers too.
     "marketplace.errors.ApiErrorsMiddleware",
