@@ -97,8 +97,12 @@ MIDDLEWARE = [
     "marketplace.db.DatabaseGuardMiddleware",
     # Failed admin logins, counted per address and per account (marketplace.admin_login).
     "marketplace.admin_login.AdminLoginLimitMiddleware",
-    # RateLimit-* fields for requests a throttle counted (marketplace.throttling).
+    # RateLimit-* fields for requests a throttle counted (marketplace.throttling); above the next
+    # one, so a 304 carries them too.
     "marketplace.throttling.RateLimitHeadersMiddleware",
+    # Last, nearest the view: ETag and 304 for API reads, and per-user Cache-Control and Vary
+    # (marketplace.conditional); every middleware above adds its headers to the 304 as well.
+    "marketplace.conditional.ApiConditionalGetMiddleware",
 ]
 
 ROOT_URLCONF = "marketplace.urls"
