@@ -17,6 +17,7 @@ from marketplace.errors import install_error_handlers
 from marketplace.idempotency import honour_idempotency_keys
 from marketplace.notifications.api import router as notifications_router
 from marketplace.pagination import NEXT_LINK_ATTRIBUTE
+from marketplace.versions import CURRENT, document_versioning
 from payments.api import router as payments_router
 from vetting.api import router as vetting_router
 
@@ -87,17 +88,21 @@ class VettedAPI(NinjaAPI):
         components["Error"] = error
         schema["components"].get("securitySchemes", {}).update(SECURITY_SCHEMES)
         _drop_unreferenced(schema)
-        return schema
+        return document_versioning(schema)
 
 
 api = VettedAPI(
     title="Vetted API",
-    version="1",
+    version=CURRENT,
     description=(
         "Raise a request, get matched with vetted engineers, chat, hire, and pay through escrow.\n\n"
         "Authenticate with `Authorization: Bearer <token>` (create one at `POST /api/auth/tokens`) "
         "or a browser session (send the `csrftoken` cookie's value as `X-CSRFToken` on writes). "
-        'Every error is `{"code": "...", "detail": "..."}`; `code` is stable.'
+        'Every error is `{"code": "...", "detail": "..."}`; `code` is stable.\n\n'
+        "Pin a dated version with the `Vetted-Version` header (without it, the current one); every "
+        "response names the version that answered. Reads answer with an `ETag`: send it back as "
+        "`If-None-Match` and an unchanged object is `304` with no body. Throttled operations report "
+        "`RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (docs/api.md)."
     ),
     urls_namespace="api",
 )

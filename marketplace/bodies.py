@@ -15,6 +15,8 @@ from typing import Any
 
 from django.conf import settings
 
+from marketplace.versions import CURRENT
+
 Scope = dict[str, Any]
 
 
@@ -28,9 +30,12 @@ def _declared_length(scope: Scope) -> int | None:
     return None
 
 
-async def _answer(send: Any, status: int, code: str, detail: str) -> None:
+async def _answer(scope: Scope, send: Any, status: int, code: str, detail: str) -> None:
     body = json.dumps({"code": code, "detail": detail}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if scope.get("path", "").startswith("/api/"):
+        # Answered before Django reads the request, so in the current version (marketplace.versions).
+        headers.append((b"vetted-version", CURRENT.encode()))
     await send({"type": "http.response.start", "status": status, "headers": [*headers, (b"connection", b"close")]})
     await send({"type": "http.response.body", "body": body})
 
@@ -45,7 +50,7 @@ def read_bodies_in_time(app: Any) -> Any:
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         declared = _declared_length(scope)
         if limit is not None and declared is not None and declared > limit:
-            await _answer(send, 413, "payload_too_large", "The request body is too large.")
+            await _answer(scope, send, 413, "payload_too_large", "The request body is too large.")
             return
         chunks, size, more = [], 0, True
         try:
@@ -57,12 +62,12 @@ def read_bodies_in_time(app: Any) -> Any:
                     chunk = message.get("body", b"")
                     size += len(chunk)
                     if limit is not None and size > limit:
-                        await _answer(send, 413, "payload_too_large", "The request body is too large.")
+                        await _answer(scope, send, 413, "payload_too_large", "The request body is too large.")
                         return
                     chunks.append(chunk)
                     more = message.get("more_body", False)
         except TimeoutError:
-            await _answer(send, 408, "request_timeout", "The request body did not arrive in time.")
+            await _answer(scope, send, 408, "request_timeout", "The request body did not arrive in time.")
             return
         body, replayed = b"".join(chunks), False
 

@@ -72,6 +72,7 @@ _HTTP_ERROR_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    412: "precondition_failed",
     413: "payload_too_large",
     415: "unsupported_media_type",
     429: "rate_limited",
@@ -81,6 +82,7 @@ _HTTP_ERROR_DETAILS = {
     400: "The request could not be read.",
     404: "No such endpoint. The API is described at /api/docs.",
     405: "This endpoint does not take that method; the Allow header lists the ones it does.",
+    412: "If-Match names no current ETag of this object; GET it again for the current one.",
     413: "The request body is too large.",
     415: "Send the body as JSON, with Content-Type: application/json.",
     500: "Something went wrong on our side; it has been logged.",
@@ -130,6 +132,10 @@ class ApiErrorsMiddleware:
 
         if isinstance(exception, RequestDataTooBig | TooManyFieldsSent):
             return self._json(413)
+        if isinstance(exception, DomainError):
+            # Raised before ninja's handlers are in play: by a throttle (rate_limit_unavailable), which
+            # ninja calls outside its own try.
+            return _domain_error_response(exception)
         logger.exception("api.unhandled_error", extra={"path": request.path})
         return self._json(500)
 
@@ -145,6 +151,16 @@ class ApiErrorsMiddleware:
             if header.lower() not in ("content-type", "content-length"):
                 response[header] = value
         return response
+
+
+def _domain_error_response(exc: DomainError) -> HttpResponse:
+    from django.http import JsonResponse
+
+    response = JsonResponse({"code": exc.code, "detail": exc.detail}, status=exc.status)
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 def _error(api: NinjaAPI, request: HttpRequest, status: int, code: str, detail: str, **extra: Any) -> HttpResponse:
@@ -214,6 +230,7 @@ def install_error_handlers(api: NinjaAPI) -> None:
 ERROR_MODULES = (
     "marketplace.api", "accounts.errors", "vetting.errors", "hiring_requests.errors", "conversations.errors",
     "payments.errors", "payments.services", "marketplace.errors", "marketplace.db", "marketplace.idempotency",
+    "marketplace.versions",
 )  # fmt: skip
 
 

@@ -78,6 +78,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_permissions_policy.PermissionsPolicyMiddleware",
+    # Under /api/: refuses an unknown Vetted-Version before anything runs, and names the version on
+    # every response, the JSON errors of the next middleware included (marketplace.versions).
+    "marketplace.versions.ApiVersionMiddleware",
     # Under /api/, errors Django produces itself (unknown path, 405, 413, 500) become JSON; inside the
     # header middleware above, so those responses carry the security headers too.
     "marketplace.errors.ApiErrorsMiddleware",
@@ -94,6 +97,12 @@ MIDDLEWARE = [
     "marketplace.db.DatabaseGuardMiddleware",
     # Failed admin logins, counted per address and per account (marketplace.admin_login).
     "marketplace.admin_login.AdminLoginLimitMiddleware",
+    # RateLimit-* fields for requests a throttle counted (marketplace.throttling); above the next
+    # one, so a 304 carries them too.
+    "marketplace.throttling.RateLimitHeadersMiddleware",
+    # Last, nearest the view: ETag and 304 for API reads, and per-user Cache-Control and Vary
+    # (marketplace.conditional); every middleware above adds its headers to the 304 as well.
+    "marketplace.conditional.ApiConditionalGetMiddleware",
 ]
 
 ROOT_URLCONF = "marketplace.urls"

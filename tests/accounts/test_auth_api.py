@@ -178,7 +178,7 @@ def test_login_is_rate_limited_per_email(client, settings):
 
     assert response.status_code == 429
     assert response.json()["code"] == "rate_limited"
-    assert int(response["Retry-After"]) == 60
+    assert 1 <= int(response["Retry-After"]) <= 60  # what is left of the window (tests/marketplace/test_http.py)
     user.refresh_from_db()
     assert user.last_login is None
 
