@@ -67,21 +67,19 @@ def document_versioning(schema: dict[str, Any]) -> dict[str, Any]:
     schema), and every response it declares carries the header.
     """
     schema.setdefault("info", {})["version"] = CURRENT
-    components = schema.setdefault("components", {})
-    components.setdefault("parameters", {})["VettedVersion"] = {
+    # Inline, not $ref'd components: every reader (and generator) handles a plain parameter.
+    parameter = {
         "name": HEADER,
         "in": "header",
         "required": False,
         "description": f"The dated API version to answer in; without it, the current one ({CURRENT}).",
         "schema": {"type": "string", "enum": list(VERSIONS), "default": CURRENT},
     }
-    components.setdefault("headers", {})["VettedVersion"] = {
+    header = {
         "description": "The dated API version that answered.",
         "required": True,
         "schema": {"type": "string", "enum": list(VERSIONS)},
     }
-    parameter = {"$ref": "#/components/parameters/VettedVersion"}
-    header = {"$ref": "#/components/headers/VettedVersion"}
     refused = {
         "description": "The request was refused: an unknown Vetted-Version, or a bad state of the input.",
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
