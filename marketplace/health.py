@@ -30,6 +30,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from marketplace.celery import app as celery_app
+from marketplace.shutdown import is_draining
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +155,9 @@ async def live(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 async def ready(request: HttpRequest) -> JsonResponse:
+    if is_draining():
+        # Shutting down: out of rotation first, while requests in hand finish (marketplace.shutdown).
+        return JsonResponse({"status": "draining", "code": "draining"}, status=503)
     names = list(CHECKS)
     results = await asyncio.gather(*(_run(name, CHECKS[name]) for name in names))
     checks = dict(zip(names, results, strict=True))

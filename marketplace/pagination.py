@@ -92,8 +92,10 @@ def decode_cursor(cursor: str, ordering: list[tuple[str, bool]], queryset: Query
         key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError):
         raise _invalid_cursor() from None
+    if not isinstance(key, dict):
+        raise _invalid_cursor()
     expected = [("-" if desc else "") + name for name, desc in ordering]
-    values = key.get("v") if isinstance(key, dict) else None
+    values = key.get("v")
     if key.get("o") != expected or not isinstance(values, list) or len(values) != len(ordering):
         raise _invalid_cursor()
     return [_to_python(queryset, name, raw) for (name, _), raw in zip(ordering, values, strict=True)]

@@ -46,6 +46,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connections, transaction
 
+from marketplace import shutdown
 from marketplace.resilience import is_outage
 
 logger = logging.getLogger(__name__)
@@ -290,6 +291,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             except (OSError, RuntimeError):
                 self.closed = True  # the client is gone: uvicorn's ClientDisconnected is an OSError
 
+        shutdown.socket_opened(self)
         try:
             await super().__call__(scope, receive, send_unless_closed)
         except Exception as exc:
@@ -300,6 +302,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             with contextlib.suppress(Exception):
                 await send_unless_closed({"type": "websocket.close", "code": CLOSE_TRY_AGAIN})
         finally:
+            shutdown.socket_closed(self)
             # Shielded: a cancelled consumer (server shutdown) still gives its slot and groups back.
             await asyncio.shield(self._release())
 

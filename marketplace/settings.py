@@ -205,6 +205,11 @@ else:
 
 # --- Celery -------------------------------------------------------------------
 
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 60, minimum=1)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 90, minimum=1)
+# On SIGTERM a worker stops taking tasks and lets running ones finish for this long (a warm shutdown;
+# no task outlives its time limit anyway); then it stops, and unacknowledged tasks return to the queue.
+CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = float(CELERY_TASK_TIME_LIMIT)
 CELERY_FILESYSTEM_BROKER_DIR = VAR_DIR / "celery-broker"
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
@@ -220,8 +225,10 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     for _folder in ("processed", "control"):
         (CELERY_FILESYSTEM_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
 else:
-    # Longer than the longest task time limit, so a slow task is not handed out twice.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # A task whose worker died unacknowledged comes back after this. Sized to the task time limit (no task
+    # runs longer, so none is handed out twice) plus a margin that also covers the longest retry countdown
+    # (accounts' welcome email: 2**5 s); not an hour, so an interrupted task comes back within minutes.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 60}
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "vetted")
 CELERY_TASK_SERIALIZER = "json"
@@ -231,8 +238,6 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 60, minimum=1)
-CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 90, minimum=1)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 4
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -392,6 +397,11 @@ RETURN_URL_HOSTS = env_list("RETURN_URL_HOSTS", [])
 # A request's whole body must arrive within this many seconds (marketplace.bodies), or it gets 408.
 REQUEST_BODY_TIMEOUT_SECONDS = env_float("REQUEST_BODY_TIMEOUT_SECONDS", 10.0, minimum=0.1)
 HEALTH_CHECK_TIMEOUT = env_float("HEALTH_CHECK_TIMEOUT", 2.0, minimum=0.1)
+# Graceful shutdown of `manage.py serve` (marketplace.shutdown): readiness says `draining` for
+# SHUTDOWN_DRAIN_SECONDS (a load balancer's probe interval and threshold), then websockets close with
+# 1012 and requests in hand get up to SHUTDOWN_GRACE_SECONDS to finish.
+SHUTDOWN_DRAIN_SECONDS = env_float("SHUTDOWN_DRAIN_SECONDS", 5.0, minimum=0.0)
+SHUTDOWN_GRACE_SECONDS = env_float("SHUTDOWN_GRACE_SECONDS", 30.0, minimum=1.0)
 
 # --- Staff accounts -------------------------------------------------------------
 

@@ -1,7 +1,13 @@
 """Schemathesis over /api/openapi.json against a live server, as anonymous, client, engineer and staff.
 
 `--checks all`: no 5xx, every status declared, every response matching its schema,
-schema-valid input accepted and invalid input refused. Left out, each for a reason:
+and invalid input refused. Left out, each for a reason:
+- the check that schema-valid input is accepted: some input a JSON schema calls valid is
+  refused on purpose (docs/api.md, Input rules), so its 422 is right. A cursor is an opaque
+  token only we issue (`0` fits its pattern); a password must also pass Django's strength
+  validators; money and counts are JSON integers, and JSON Schema calls `840.0` one. Each
+  refusal has its own test (tests/marketplace/test_pagination.py, test_input_contract.py,
+  tests/accounts/test_auth_api.py);
 - the Stripe webhook: only a body signed with the webhook secret is accepted, which
   no schema can describe (tests/payments/test_webhooks.py covers it, forged and malformed);
 - the operations that call Stripe (payout onboarding, funding and releasing money):
@@ -44,6 +50,7 @@ def test_the_api_keeps_its_openapi_contract(rubric, tmp_path: Path, role):
         run = subprocess.run(
             [
                 sys.executable, "-m", "schemathesis.cli", "run", f"{base}/api/openapi.json", "--checks", "all",
+                "--exclude-checks", "positive_data_acceptance",
                 "--max-examples", str(EXAMPLES), "--workers", "1", "--seed", "20261130",
                 "--exclude-path", "/api/payments/stripe/webhook", "--exclude-path", "/api/vetting/staff/rubrics",
                 "--exclude-path-regex", CALLS_STRIPE,

@@ -265,6 +265,9 @@ def test_a_cursor_from_another_list_or_tampered_with_is_a_422(client, rubric, na
 
     bad = [
         foreign,
+        "Mb",  # base64 of the JSON number 1
+        "WzFd",  # [1]
+        "0",
         "not-a-cursor",
         "x" * 2_000,
         "%00",

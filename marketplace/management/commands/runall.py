@@ -16,9 +16,19 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from marketplace.proxies import uvicorn_proxy_args
+# Beyond each child's own shutdown budget, before it is killed.
+MARGIN_SECONDS = 10
 
-GRACE_SECONDS = 15
+
+def grace_seconds(name: str) -> float:
+    """How long `name` may take to stop on SIGTERM: the web server drains and finishes its requests
+    (SHUTDOWN_DRAIN_SECONDS + SHUTDOWN_GRACE_SECONDS); the worker finishes its running tasks, which
+    never outlive CELERY_TASK_TIME_LIMIT (its soft shutdown lasts that long)."""
+    if name == "web":
+        return settings.SHUTDOWN_DRAIN_SECONDS + settings.SHUTDOWN_GRACE_SECONDS + MARGIN_SECONDS
+    if name == "worker":
+        return float(settings.CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT) + MARGIN_SECONDS
+    return MARGIN_SECONDS
 
 
 def _signal_group(child: "subprocess.Popen[bytes]", signum: int) -> None:
@@ -38,10 +48,7 @@ class Command(BaseCommand):
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
         python = sys.executable
         commands = {
-            "web": [
-                python, "-m", "uvicorn", "marketplace.asgi:application", "--host", host, "--port", str(port),
-                *uvicorn_proxy_args(),
-            ],
+            "web": [python, "manage.py", "serve", "--host", host, "--port", str(port)],
             "worker": [
                 python, "-m", "celery", "-A", "marketplace", "worker", "--beat", "--loglevel", "INFO",
                 "--concurrency", "2", "--schedule", str(settings.VAR_DIR / "celerybeat-schedule"),
@@ -84,12 +91,13 @@ class Command(BaseCommand):
             # The leader only: Celery's main process shuts its pool down itself (a warm shutdown).
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + GRACE_SECONDS
+        started = time.monotonic()
         for name, child in children.items():
+            grace = grace_seconds(name)
             try:
-                child.wait(timeout=max(0.0, deadline - time.monotonic()))
+                child.wait(timeout=max(0.0, started + grace - time.monotonic()))
             except subprocess.TimeoutExpired:
-                self.stderr.write(f"{name} did not stop within {GRACE_SECONDS}s; killing it.")
+                self.stderr.write(f"{name} did not stop within {grace:.0f}s; killing it.")
                 _signal_group(child, signal.SIGKILL)
                 child.wait()
             # Whatever the child left behind in its group goes too.
