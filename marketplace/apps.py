@@ -6,13 +6,16 @@ class MarketplaceConfig(AppConfig):
     verbose_name = "Marketplace"
 
     def ready(self) -> None:
+        from django.conf import settings
         from django.contrib.auth import get_user_model
         from django.contrib.auth.signals import user_logged_out
         from django.db.models.signals import post_delete, post_save
 
         from marketplace import admin_login, realtime
+        from marketplace.error_reports import init_error_reports
 
         admin_login.connect()
+        init_error_reports(dsn=settings.SENTRY_DSN, environment=settings.DJANGO_ENV)
 
         # Logging out or deactivating a user closes the websockets that rest on it (marketplace.realtime).
         user_logged_out.connect(realtime.on_logged_out, dispatch_uid="realtime.logged_out")

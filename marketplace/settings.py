@@ -511,17 +511,23 @@ if not PRODUCTION:
     # whitenoise warns at start-up when STATIC_ROOT is missing; development never collects into it.
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
+# Error reports go to Sentry only when this is set (marketplace.error_reports).
+SENTRY_DSN = env_optional_str("SENTRY_DSN")
+# `json`: one object per line for log pipelines (production's default); `text`: `time level logger event
+# key=value ... request_id=...`, for people (the default elsewhere, such as `make run`).
+LOG_FORMAT = env_choice("LOG_FORMAT", "json" if PRODUCTION else "text", choices=("json", "text"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"request_id": {"()": "marketplace.tracing.RequestIdFilter"}},
     "formatters": {
-        "events": {
+        "text": {
             "()": "marketplace.tracing.EventFormatter",
             "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
-        }
+        },
+        "json": {"()": "marketplace.tracing.JsonEventFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "events", "filters": ["request_id"]}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # One line per outgoing HTTP request is noise; failures surface through our own events.
     "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},

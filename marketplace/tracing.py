@@ -16,6 +16,8 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from celery.signals import before_task_publish, task_postrun, task_prerun
 from django.http import HttpRequest, HttpResponseBase
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.json import JsonFormatter
 
 HEADER = "X-Request-ID"
 TASK_HEADER = "request_id"
@@ -33,6 +35,13 @@ def accept_or_new(candidate: str | None) -> str:
     return candidate if candidate and _VALID.match(candidate) else new_id()
 
 
+def _take(request: HttpRequest) -> str:
+    # Kept on the request too: Django logs a 4xx/5xx (`log_response`) after every middleware has
+    # returned, when the context's id is gone, with the request in the record (RequestIdFilter).
+    request.request_id = accept_or_new(request.headers.get(HEADER))  # type: ignore[attr-defined]
+    return str(request.request_id)  # type: ignore[attr-defined]
+
+
 class RequestIdMiddleware:
     """Django middleware, sync and async: set the id for the request, echo it in the response."""
 
@@ -47,7 +56,7 @@ class RequestIdMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if iscoroutinefunction(self):
             return self.__acall__(request)
-        token = request_id.set(accept_or_new(request.headers.get(HEADER)))
+        token = request_id.set(_take(request))
         try:
             response: HttpResponseBase = self.get_response(request)
             response[HEADER] = request_id.get() or ""
@@ -56,7 +65,7 @@ class RequestIdMiddleware:
             request_id.reset(token)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
-        token = request_id.set(accept_or_new(request.headers.get(HEADER)))
+        token = request_id.set(_take(request))
         try:
             get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]] = self.get_response
             response = await get_response(request)
@@ -67,10 +76,15 @@ class RequestIdMiddleware:
 
 
 class RequestIdFilter(logging.Filter):
-    """Put the current id on every record (`-` outside a request or task)."""
+    """Put the current id on every record (`-` outside a request or task).
+
+    Django's own lines about a request (`Internal Server Error: /api/...`) are written after
+    the middleware has returned; they carry the request itself, whose id is used then.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id.get() or "-"
+        from_request = getattr(getattr(record, "request", None), "request_id", None)
+        record.request_id = request_id.get() or from_request or "-"
         return True
 
 
@@ -88,6 +102,20 @@ class EventFormatter(logging.Formatter):
             suffix = f" {extras}{suffix}"
         head, sep, trace = line.partition("\n")
         return f"{head}{suffix}{sep}{trace}"
+
+
+class JsonEventFormatter(JsonFormatter):
+    """One JSON object per line (LOG_FORMAT=json): `time` (ISO 8601, UTC), `level`, `logger`,
+    `event`, `request_id`, then whatever was passed in `extra`; a traceback goes in `exc_info`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.pop("format", None)
+        super().__init__(
+            "%(levelname)s %(name)s %(message)s %(request_id)s",
+            rename_fields={"levelname": "level", "name": "logger", "message": "event"},
+            timestamp="time",
+            reserved_attrs=[*RESERVED_ATTRS, "request"],
+        )
 
 
 @before_task_publish.connect(dispatch_uid="tracing.publish")
