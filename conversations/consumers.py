@@ -9,16 +9,20 @@ Lifetime, slots, isolation and credential closes come from
 `marketplace.realtime.RealtimeConsumer`.
 """
 
+import contextlib
 import logging
+from datetime import datetime
 from typing import Any
 
 from channels.exceptions import StopConsumer
 from django.conf import settings
+from django.utils import timezone
 
 from accounts.models import User
 from conversations import selectors, services
 from conversations.errors import ReadOnlyConversation
 from conversations.models import Conversation
+from marketplace import metrics
 from marketplace.errors import DomainError
 from marketplace.realtime import CLOSE_ABUSE, CLOSE_NOT_MEMBER, RealtimeConsumer, ws_db
 from marketplace.throttling import TokenBucket
@@ -132,6 +136,11 @@ class ChatConsumer(RealtimeConsumer):
 
     async def chat_message(self, event: dict[str, Any]) -> None:
         await self.send_json({"type": "message", "message": event["message"]})
+        sent_at = event["message"].get("created_at")
+        if isinstance(sent_at, str):
+            with contextlib.suppress(ValueError):
+                lag = (timezone.now() - datetime.fromisoformat(sent_at)).total_seconds()
+                metrics.chat_delivery.observe(max(0.0, lag))
 
     async def chat_typing(self, event: dict[str, Any]) -> None:
         if event["from"] != self.channel_name:

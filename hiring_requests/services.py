@@ -48,6 +48,7 @@ from hiring_requests.models import (
     RequestEvent,
     RequestStatus,
 )
+from marketplace import metrics
 from marketplace.errors import Forbidden
 from marketplace.money import format_money
 from marketplace.notifications import notify_user
@@ -310,6 +311,9 @@ def _send_wave(request: HiringRequest, now: datetime, *, size: int) -> list[Invi
         fields.append("status")
     request.save(update_fields=fields)
     _record(request, "wave_sent", wave=wave, engineers=[c.engineer_id for c in candidates])
+    if wave == 1 and request.raised_at is not None:
+        seconds = (now - request.raised_at).total_seconds()
+        transaction.on_commit(lambda: metrics.raise_to_first_invitation.observe(max(0.0, seconds)))
     for invitation in invitations:
         notify_user(
             user_id=invitation.engineer_id,
@@ -544,6 +548,7 @@ def request_check_deadline(*, request_id: int, now: datetime) -> None:
             breached_at=now
         ):
             _record(request, "deadline_breached")
+            metrics.deadline_breaches.inc()
             for user_id in [*_staff_ids(), request.client_id]:
                 notify_user(user_id=user_id, event="request.deadline_breached", payload=payload)
             logger.error("request.deadline_breached", extra={"hiring_request_id": request.pk})

@@ -11,12 +11,15 @@ from typing import Any
 
 from django.conf import settings
 
+from marketplace import metrics
+
 logger = logging.getLogger(__name__)
 
 
 async def lifespan(scope: dict[str, Any], receive: Any, send: Any) -> None:
     from payments import gateway
 
+    monitor: asyncio.Task[None] | None = None
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
@@ -25,9 +28,12 @@ async def lifespan(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 loop = asyncio.get_running_loop()
                 loop.set_debug(True)
                 loop.slow_callback_duration = settings.ASYNCIO_SLOW_CALLBACK_SECONDS
+            monitor = asyncio.get_running_loop().create_task(metrics.monitor_event_loop())
             logger.info("server.started")
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            if monitor is not None:
+                monitor.cancel()
             await gateway.aclose()
             logger.info("server.stopped")
             await send({"type": "lifespan.shutdown.complete"})

@@ -46,7 +46,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connections, transaction
 
-from marketplace import shutdown
+from marketplace import metrics, shutdown
 from marketplace.resilience import is_outage
 
 logger = logging.getLogger(__name__)
@@ -292,6 +292,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 self.closed = True  # the client is gone: uvicorn's ClientDisconnected is an OSError
 
         shutdown.socket_opened(self)
+        open_sockets = metrics.websockets_open.labels(kind=self.slot_kind or "other")
+        open_sockets.inc()
         try:
             await super().__call__(scope, receive, send_unless_closed)
         except Exception as exc:
@@ -303,6 +305,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 await send_unless_closed({"type": "websocket.close", "code": CLOSE_TRY_AGAIN})
         finally:
             shutdown.socket_closed(self)
+            open_sockets.dec()
             # Shielded: a cancelled consumer (server shutdown) still gives its slot and groups back.
             await asyncio.shield(self._release())
 

@@ -75,6 +75,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "marketplace.tracing.RequestIdMiddleware",
+    # Times every request by its route pattern (marketplace.metrics).
+    "marketplace.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_permissions_policy.PermissionsPolicyMiddleware",
@@ -511,6 +513,9 @@ if not PRODUCTION:
     # whitenoise warns at start-up when STATIC_ROOT is missing; development never collects into it.
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
+# Who may read /metrics (marketplace.metrics): these networks, or a caller with this bearer token.
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.1/32", "::1/128"])
+METRICS_TOKEN = env_optional_str("METRICS_TOKEN")
 # Error reports go to Sentry only when this is set (marketplace.error_reports).
 SENTRY_DSN = env_optional_str("SENTRY_DSN")
 # `json`: one object per line for log pipelines (production's default); `text`: `time level logger event

@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.urls import path
 from django_otp.admin import OTPAdminSite
 
-from marketplace import health, pages
+from marketplace import health, metrics, pages
 from marketplace.api import api
 
 if settings.ADMIN_REQUIRE_OTP:
@@ -23,4 +23,5 @@ urlpatterns = [
     path(settings.ADMIN_PATH, admin.site.urls),
     path("health/live", health.live, name="health-live"),
     path("health/ready", health.ready, name="health-ready"),
+    path("metrics", metrics.metrics_view, name="metrics"),
 ]

@@ -30,6 +30,7 @@ from typing import Any
 import stripe
 from django.conf import settings
 
+from marketplace import metrics
 from marketplace.resilience import Bulkhead, BulkheadFull, CircuitBreaker, CircuitOpen, retrying
 from payments.errors import PaymentRefused, PaymentsBusy, PaymentsUnavailable
 
@@ -102,27 +103,37 @@ async def _call[T](operation: Callable[[stripe.StripeClient], Awaitable[T]], *, 
             )
 
     started = time.monotonic()
+    outcome = "ok"
     try:
         return await bulkhead.run(lambda: breaker.acall(attempts, counts_as_failure=_counts_against_stripe))
     except CircuitOpen as exc:
+        outcome = "breaker_open"
         raise PaymentsUnavailable(retry_after=int(exc.retry_after) + 1, sent=False) from None
     except BulkheadFull as exc:
+        outcome = "busy"
         raise PaymentsBusy(retry_after=int(exc.retry_after) + 1) from None
     except TimeoutError:
+        outcome = "deadline"
         logger.warning("stripe.deadline", extra={"what": what, "seconds": round(time.monotonic() - started, 3)})
         raise PaymentsUnavailable(sent=True) from None
     except _TRANSIENT as exc:
+        outcome = "unavailable"
         logger.warning("stripe.unavailable", extra={"what": what, "error": type(exc).__name__})
         raise PaymentsUnavailable(sent=True) from None
     except stripe.IdempotencyError:
+        outcome = "idempotency_conflict"
         # The key was used with other parameters: what Stripe did under it is not known from this answer.
         # Never "nothing happened" (that could pay twice): the step stays claimed and staff look.
         logger.error("stripe.idempotency_conflict", extra={"what": what})
         raise PaymentsUnavailable(sent=True) from None
     except stripe.StripeError as exc:
+        outcome = "refused"
         code = getattr(exc, "code", None)
         logger.info("stripe.refused", extra={"what": what, "code": code, "error": str(exc)[:500]})
         raise PaymentRefused(_refusal_in_words(exc), stripe_code=code) from None
+    finally:
+        metrics.stripe_call_duration.labels(operation=what, outcome=outcome).observe(time.monotonic() - started)
+        metrics.stripe_breaker_open.set(1 if breaker.state == "open" else 0)
 
 
 def _refusal_in_words(exc: stripe.StripeError) -> str:
