@@ -13,8 +13,9 @@ one in a newest-first list) is not in this walk; one added behind it (a new
 message in an oldest-first list) is.
 
 The ordering is the queryset's own `order_by`, whose last field must be unique
-(`id`), so the key is total. A cursor is only valid for the ordering it was made
-from: one from another list, or tampered with, is refused with 422.
+(`id`), so the key is total. The cursor is signed (django.core.signing) with the
+list's path as salt: one from another list or another object's list, edited, or
+made up is refused with 422, so what reaches the query is only a key we wrote.
 """
 
 import base64
@@ -27,6 +28,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.signing import BadSignature, Signer
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from ninja import Field, Schema
@@ -66,6 +68,8 @@ def _to_json(value: Any) -> Any:
 def _to_python(queryset: QuerySet[Any], name: str, raw: Any) -> Any:
     if not isinstance(raw, str | int) or isinstance(raw, bool) or (isinstance(raw, int) and abs(raw) > MAX_KEY_INT):
         raise _invalid_cursor()
+    if isinstance(raw, str) and ("\x00" in raw or any(0xD800 <= ord(c) <= 0xDFFF for c in raw)):
+        raise _invalid_cursor()  # PostgreSQL cannot compare with text it cannot store
     annotation = queryset.query.annotations.get(name)
     try:
         field = annotation.output_field if annotation is not None else queryset.model._meta.get_field(name)
@@ -77,20 +81,30 @@ def _to_python(queryset: QuerySet[Any], name: str, raw: Any) -> Any:
         raise _invalid_cursor() from None
 
 
-def encode_cursor(ordering: list[tuple[str, bool]], item: Any) -> str:
-    """The opaque cursor after `item`: URL-safe base64 of its ordering key, as JSON."""
+def _signer(list_path: str) -> Signer:
+    # Salted with the list's path: a cursor is valid only for the list (and the object) that made it.
+    return Signer(salt=f"vetted.cursor:{list_path}")
+
+
+def encode_cursor(ordering: list[tuple[str, bool]], item: Any, *, list_path: str) -> str:
+    """The opaque cursor after `item`: its ordering key as JSON, URL-safe base64, signed for `list_path`."""
     key = {"o": [("-" if desc else "") + name for name, desc in ordering], "v": []}
     for name, _ in ordering:
         value = item.get(name) if isinstance(item, dict) else getattr(item, name)
         key["v"].append(_to_json(value))
-    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
+    payload = base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
+    return _signer(list_path).sign(payload)
 
 
-def decode_cursor(cursor: str, ordering: list[tuple[str, bool]], queryset: QuerySet[Any]) -> list[Any]:
-    """The ordering values a cursor holds. Raises ninja's ValidationError (422) for a cursor of another list."""
+def decode_cursor(
+    cursor: str, ordering: list[tuple[str, bool]], queryset: QuerySet[Any], *, list_path: str
+) -> list[Any]:
+    """The ordering values a cursor holds. Raises ninja's ValidationError (422) for a cursor this list did
+    not make: another list's, an edited one, or one made up (Django's signing, keyed by SECRET_KEY)."""
     try:
-        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError):
+        payload = _signer(list_path).unsign(cursor)
+        key = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (BadSignature, binascii.Error, ValueError):
         raise _invalid_cursor() from None
     if not isinstance(key, dict):
         raise _invalid_cursor()
@@ -131,7 +145,7 @@ class CursorPagination(PaginationBase):
         cursor: str | None = Field(
             None,
             max_length=MAX_CURSOR_LENGTH,
-            pattern=r"^[A-Za-z0-9_-]+$",
+            pattern=r"^[A-Za-z0-9_:-]+$",
             description="`next_cursor` from the previous page; leave out for the first page.",
         )
 
@@ -145,11 +159,12 @@ class CursorPagination(PaginationBase):
     def paginate_queryset(self, queryset: QuerySet[Any], pagination: Any, request: HttpRequest, **params: Any) -> Any:
         ordering = ordering_of(queryset)
         if pagination.cursor:
-            queryset = queryset.filter(after_key(ordering, decode_cursor(pagination.cursor, ordering, queryset)))
+            values = decode_cursor(pagination.cursor, ordering, queryset, list_path=request.path)
+            queryset = queryset.filter(after_key(ordering, values))
         rows = list(queryset[: pagination.limit + 1])
         has_more = len(rows) > pagination.limit
         page = rows[: pagination.limit]
-        next_cursor = encode_cursor(ordering, page[-1]) if has_more else None
+        next_cursor = encode_cursor(ordering, page[-1], list_path=request.path) if has_more else None
         if next_cursor is not None:
             # VettedAPI.create_response turns it into the Link header.
             setattr(request, NEXT_LINK_ATTRIBUTE, _next_link(request, next_cursor))

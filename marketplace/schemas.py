@@ -226,3 +226,15 @@ CURRENCIES = list(get_args(CurrencyCode))
 Currency = Annotated[
     str, Field(min_length=3, max_length=3, json_schema_extra={"enum": CURRENCIES + [c.upper() for c in CURRENCIES]})
 ]
+
+
+class NoteIn(StrictIn):
+    """An optional note for the record (a screening note, a submission's message)."""
+
+    note: str = Field(default="", max_length=5_000)
+
+
+class ReasonIn(StrictIn):
+    """A reason the other side reads (a rejection, a revocation, a dispute)."""
+
+    reason: str = Field(min_length=1, max_length=5_000)

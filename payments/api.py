@@ -11,6 +11,7 @@ from accounts.models import User
 from marketplace.auth import api_auth, current_user, staff_user
 from marketplace.db import atomic_phase
 from marketplace.idempotency import accepts_idempotency_key
+from marketplace.schemas import NoteIn, ReasonIn
 from payments import selectors, services
 from payments.errors import EngagementNotFound, MilestoneNotFound, PaymentsUnavailable
 from payments.models import Milestone, PayoutAccount
@@ -18,11 +19,9 @@ from payments.schemas import (
     FundingOut,
     MilestoneIn,
     MilestoneOut,
-    NoteIn,
     OnboardingIn,
     OnboardingOut,
     PayoutAccountOut,
-    ReasonIn,
     SettleIn,
     WebhookOut,
 )

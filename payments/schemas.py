@@ -50,14 +50,6 @@ class FundingOut(MilestoneOut):
     client_secret: str
 
 
-class NoteIn(StrictIn):
-    note: str = Field(default="", max_length=5_000)
-
-
-class ReasonIn(StrictIn):
-    reason: str = Field(min_length=1, max_length=5_000)
-
-
 class SettleIn(StrictIn):
     engineer_share_minor: MinorUnits
 

@@ -7,6 +7,7 @@ from pydantic import BaseModel
 
 from accounts.models import User
 from marketplace.auth import api_auth, current_user, staff_user
+from marketplace.schemas import NoteIn, ReasonIn
 from vetting import selectors, services
 from vetting.errors import ApplicationNotFound, CardNotVisible, InvalidInterviewer, RubricNotFound
 from vetting.models import Application, ApplicationStatus, Rubric, VettedRecord
@@ -15,9 +16,7 @@ from vetting.schemas import (
     EngineerCardOut,
     InterviewIn,
     MyApplicationOut,
-    NoteIn,
     QueueItemOut,
-    ReasonIn,
     RubricDetailOut,
     RubricIn,
     RubricOut,

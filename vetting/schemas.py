@@ -165,17 +165,9 @@ class StaffApplicationOut(Schema):
         return list(obj.events.all())
 
 
-class NoteIn(StrictIn):
-    note: str = Field(default="", max_length=5_000)
-
-
 class InterviewIn(StrictIn):
     interviewer_id: Id | None = None
     note: str = Field(default="", max_length=5_000)
-
-
-class ReasonIn(StrictIn):
-    reason: str = Field(min_length=1, max_length=5_000)
 
 
 class ScoreIn(StrictIn):

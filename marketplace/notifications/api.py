@@ -36,11 +36,11 @@ class UnreadOut(Schema):
     unread: int
 
 
-class ReadIn(StrictIn):
+class NotificationsReadIn(StrictIn):
     up_to: int = Field(..., ge=0, le=MAX_ID, strict=True, description="Mark every notification up to this seq as read.")
 
 
-class ReadOut(Schema):
+class NotificationsReadOut(Schema):
     up_to: int
     unread: int
 
@@ -56,7 +56,7 @@ def notifications_unread(request: HttpRequest) -> dict[str, int]:
     return {"unread": log.unread_count(user_id=current_user(request).pk)}
 
 
-@router.post("/read", response=ReadOut, summary="Mark my notifications read up to a seq")
-def notifications_read(request: HttpRequest, payload: ReadIn) -> dict[str, int]:
+@router.post("/read", response=NotificationsReadOut, summary="Mark my notifications read up to a seq")
+def notifications_read(request: HttpRequest, payload: NotificationsReadIn) -> dict[str, int]:
     user = current_user(request)
     return {"up_to": payload.up_to, "unread": log.mark_read(user_id=user.pk, up_to=payload.up_to)}

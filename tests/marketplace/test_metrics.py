@@ -3,6 +3,7 @@
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -33,7 +34,7 @@ FAMILIES = {
 }
 
 
-def _scrape(**headers: str) -> tuple[int, str]:
+def _scrape(**headers: Any) -> tuple[int, str]:
     response = Client(**headers).get("/metrics")
     return response.status_code, response.content.decode()
 

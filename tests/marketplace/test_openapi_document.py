@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
+OURS = {"accounts", "conversations", "hiring_requests", "marketplace", "payments", "vetting"}
 ENUM_PROPERTIES = {"status", "role", "level", "kind", "currency", "rate_kind", "budget_kind", "min_level", "to_status"}
 
 
@@ -127,3 +128,46 @@ def test_the_security_schemes_say_how_to_authenticate(document):
 
     assert set(schemes) == {"TokenAuth", "SessionAuth"}
     assert all(scheme.get("description") for scheme in schemes.values())
+
+
+def test_no_two_schemas_share_a_name():
+    """ninja keeps one of two classes with one name, so an operation could be documented with the other's shape."""
+    from pydantic import BaseModel
+
+    from marketplace.api import api
+
+    seen: dict[str, set[type]] = {}
+
+    def walk(model: Any) -> None:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return
+        if model.__module__.split(".")[0] not in OURS:
+            # ninja's own wrappers (BodyParams, NinjaResponseSchema): look inside, don't count.
+            for field in model.model_fields.values():
+                for inner in _types_in(field.annotation):
+                    walk(inner)
+            return
+        classes = seen.setdefault(model.__name__, set())
+        if model in classes:
+            return
+        classes.add(model)
+        for field in model.model_fields.values():
+            for inner in _types_in(field.annotation):
+                walk(inner)
+
+    for _, router in api._routers:
+        for path_view in router.path_operations.values():
+            for operation in path_view.operations:
+                for model in operation.response_models.values():
+                    walk(model)
+                for model in operation.models:
+                    walk(model)
+    assert {name: classes for name, classes in seen.items() if len(classes) > 1} == {}
+
+
+def _types_in(annotation: Any) -> Iterator[Any]:
+    from typing import get_args
+
+    yield annotation
+    for argument in get_args(annotation):
+        yield from _types_in(argument)

@@ -12,6 +12,7 @@ import pytest
 from django.db import transaction
 from django.test import Client, TestCase
 from django.utils import timezone
+from ninja.errors import ValidationError
 
 from accounts import services as accounts_services
 from accounts.models import User
@@ -22,6 +23,7 @@ from hiring_requests.matching import WEIGHTS
 from hiring_requests.models import Engagement, HiringRequest, Invitation, InvitationStatus
 from marketplace.models import Notification
 from marketplace.notifications.log import notify_user
+from marketplace.pagination import _signer, decode_cursor, ordering_of
 from payments.models import Milestone
 from tests.factories import ClientFactory, EngineerFactory, StaffFactory, vetted_engineer
 from tests.hiring_requests.conftest import raised, request_fields
@@ -257,14 +259,26 @@ def test_a_cursor_from_another_list_or_tampered_with_is_a_422(client, rubric, na
     foreign = client.get(f"{foreign_listing.url}?limit=1").json()["next_cursor"]
     client.force_login(listing.viewer)
     good = client.get(f"{listing.url}?limit=1").json()["next_cursor"]
-    key = json.loads(base64.urlsafe_b64decode(good + "=" * (-len(good) % 4)))
+    payload, signature = good.rsplit(":", 1)
+    key = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
 
     def forged(values: list[Any]) -> str:
         raw = json.dumps({"o": key["o"], "v": values}).encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        return f"{base64.urlsafe_b64encode(raw).decode().rstrip('=')}:{signature}"
+
+    # The same ordering (-created_at, -id) on another list: still not this list's cursor.
+    twin = _tokens()
+    for _ in range(2):
+        twin.add()
+    client.force_login(twin.viewer)
+    twin_cursor = client.get(f"{twin.url}?limit=1").json()["next_cursor"]
+    client.force_login(listing.viewer)
 
     bad = [
         foreign,
+        twin_cursor,
+        payload,  # unsigned
+        good[:-1] + ("A" if good[-1] != "A" else "B"),
         "Mb",  # base64 of the JSON number 1
         "WzFd",  # [1]
         "0",
@@ -282,6 +296,21 @@ def test_a_cursor_from_another_list_or_tampered_with_is_a_422(client, rubric, na
         body = response.json()
         assert body["code"] == "validation_error"
         assert [error["field"] for error in body["errors"]] == ["cursor"]
+    assert client.get(f"{listing.url}?limit=1&cursor={good}").status_code == 200
+
+
+@pytest.mark.parametrize("value", ["a\x00b", "\ud800", 1.5, True, None, 2**70, ["x"]])
+def test_a_signed_cursor_holding_a_value_no_key_could_have_is_a_422_not_a_500(value):
+    """Behind the signature, in case a secret ever leaks: text PostgreSQL cannot hold, wrong types."""
+    queryset = Rubric.objects.order_by("specialty", "-version", "id")
+    ordering = ordering_of(queryset)
+    raw = json.dumps({"o": ["specialty", "-version", "id"], "v": [value, 1, 1]}).encode()
+    cursor = _signer("/x").sign(base64.urlsafe_b64encode(raw).decode().rstrip("="))
+
+    with pytest.raises(ValidationError) as refused:
+        decode_cursor(cursor, ordering, queryset, list_path="/x")
+
+    assert refused.value.errors[0]["loc"] == ("query", "cursor")
 
 
 @pytest.mark.parametrize("path", ["/api/requests", "/api/notifications", "/api/me", "/api/vetting/staff/queue"])
