@@ -48,7 +48,9 @@ KEY_MAX_LENGTH = 255  # Stripe's limit, and IdempotencyRecord.key's
 class InvalidIdempotencyKey(DomainError):
     code = "invalid_idempotency_key"
     status = 422
-    default_detail = "An Idempotency-Key is 1 to 255 printable ASCII characters, with no space at either end."
+    default_detail = (
+        "An Idempotency-Key is 1 to 255 printable ASCII characters, without commas or a space at either end."
+    )
     default_field = KEY_HEADER
 
 
@@ -138,12 +140,14 @@ def key_of(request: HttpRequest) -> str | None:
 
     Raises InvalidIdempotencyKey for an empty or over-long key (Stripe: at most 255
     characters), one with a character outside printable ASCII (space to `~`), or one
-    that starts or ends with a space (HTTP trims those: RFC 9110, section 5.5).
+    that starts or ends with a space (HTTP trims those: RFC 9110, section 5.5), or one
+    with a comma (two Idempotency-Key headers arrive as one value joined by a comma,
+    RFC 9110 section 5.3: a key we cannot tell apart from two is refused).
     """
     key = request.headers.get(KEY_HEADER)
     if key is None:
         return None
-    if not 1 <= len(key) <= KEY_MAX_LENGTH or key != key.strip(" ") or not all(" " <= c <= "~" for c in key):
+    if not 1 <= len(key) <= KEY_MAX_LENGTH or key != key.strip(" ") or not all(" " <= c <= "~" and c != "," for c in key):
         raise InvalidIdempotencyKey()
     return key
 
@@ -213,7 +217,8 @@ def idempotency_records_purge(*, now: datetime | None = None) -> int:
 _ACCEPTS = "_accepts_idempotency_key"
 
 # Printable ASCII, with no space at either end.
-KEY_PATTERN = "^[\\x21-\\x7E]([\\x20-\\x7E]*[\\x21-\\x7E])?$"
+# No comma: two Idempotency-Key headers arrive joined by one (RFC 9110 §5.3), and must not pass as one key.
+KEY_PATTERN = "^[\\x21-\\x2B\\x2D-\\x7E]([\\x20-\\x2B\\x2D-\\x7E]*[\\x21-\\x2B\\x2D-\\x7E])?$"
 KEY_PARAMETER = {
     "name": KEY_HEADER,
     "in": "header",

@@ -168,6 +168,13 @@ class RateLimitHeadersMiddleware(MiddlewareMixin):
             response["RateLimit-Limit"] = str(quota.limit)
             response["RateLimit-Remaining"] = str(quota.remaining)
             response["RateLimit-Reset"] = str(quota.reset)
+            if response.status_code == 429:
+                # Every limit with nothing left must have reset before a retry can pass: wait for the last.
+                response["Retry-After"] = str(
+                    max(q.reset for q in quotas if q.remaining == 0)
+                    if any(q.remaining == 0 for q in quotas)
+                    else quota.reset
+                )
         return response
 
 

@@ -141,3 +141,18 @@ def test_a_limit_that_paces_chat_lets_messages_through_when_the_cache_is_down(cl
     assert response.status_code == 201
     assert "RateLimit-Limit" not in response
     assert Message.objects.filter(conversation=conversation, body="still here").count() == 1
+
+
+def test_a_429_waits_for_every_exhausted_limit_not_only_the_one_that_refused():
+    """Login counts an address and an email: at its count, the address limit still refuses the retry."""
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from marketplace.throttling import _QUOTAS, Quota, RateLimitHeadersMiddleware
+
+    request = RequestFactory().post("/api/auth/tokens")
+    setattr(request, _QUOTAS, [Quota(limit=10, remaining=0, reset=49), Quota(limit=5, remaining=0, reset=9)])
+    refused = RateLimitHeadersMiddleware(lambda r: HttpResponse()).process_response(request, HttpResponse(status=429))
+
+    assert refused["Retry-After"] == "49"
+    assert refused["RateLimit-Reset"] == "49"
