@@ -147,7 +147,8 @@ def key_of(request: HttpRequest) -> str | None:
     key = request.headers.get(KEY_HEADER)
     if key is None:
         return None
-    if not 1 <= len(key) <= KEY_MAX_LENGTH or key != key.strip(" ") or not all(" " <= c <= "~" and c != "," for c in key):
+    printable = all(" " <= c <= "~" and c != "," for c in key)
+    if not 1 <= len(key) <= KEY_MAX_LENGTH or key != key.strip(" ") or not printable:
         raise InvalidIdempotencyKey()
     return key
 
