@@ -65,6 +65,54 @@ def _drop_unreferenced(schema: dict[str, Any]) -> None:
         del components[name]
 
 
+def _header(description: str, schema_type: str = "string") -> dict[str, Any]:
+    return {"description": description, "schema": {"type": schema_type}}
+
+
+_RATE_LIMIT_HEADERS = {
+    "RateLimit-Limit": _header("Requests the window allows (draft-ietf-httpapi-ratelimit-headers).", "integer"),
+    "RateLimit-Remaining": _header("Requests left in the window.", "integer"),
+    "RateLimit-Reset": _header("Seconds until the window ends.", "integer"),
+}
+
+
+def declare_http_headers(schema: dict[str, Any]) -> None:
+    """Declare the HTTP of docs/api.md in the document: `ETag`, `If-None-Match` and `304` on reads,
+    `Link` on list pages, `RateLimit-*` on limited operations, `Retry-After` on 429 and 503.
+
+    Changes `schema` (an OpenAPI document as a dict) in place.
+    """
+    components = schema["components"]["schemas"]
+    for operations in schema["paths"].values():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            limited = "429" in responses or 429 in responses
+            for status, response in list(responses.items()):
+                headers = dict(response.get("headers", {}))
+                if limited:
+                    headers |= _RATE_LIMIT_HEADERS
+                if int(status) in (429, 503):
+                    headers["Retry-After"] = _header("Seconds to wait before trying again.", "integer")
+                if method == "get" and int(status) == 200:
+                    headers["ETag"] = _header("A strong validator of this body; send it as If-None-Match.")
+                    ref = response.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref", "")
+                    if "next_cursor" in components.get(ref.rsplit("/", 1)[-1], {}).get("properties", {}):
+                        headers["Link"] = _header('`<next page URL>; rel="next"` when there is one (RFC 8288).')
+                responses[status] = {**response, "headers": headers}
+            if method == "get":
+                responses["304"] = {"description": "Not modified since the ETag sent as If-None-Match (no body)."}
+                operation["parameters"] = [
+                    *operation.get("parameters", []),
+                    {
+                        "name": "If-None-Match",
+                        "in": "header",
+                        "required": False,
+                        "description": "An ETag from an earlier answer: 304 with no body if it still matches.",
+                        "schema": {"type": "string"},
+                    },
+                ]
+
+
 class VettedAPI(NinjaAPI):
     """The NinjaAPI whose document carries the shared `Error` schema, and whose lists send `Link` headers."""
 
@@ -88,6 +136,7 @@ class VettedAPI(NinjaAPI):
         components["Error"] = error
         schema["components"].get("securitySchemes", {}).update(SECURITY_SCHEMES)
         _drop_unreferenced(schema)
+        declare_http_headers(schema)
         return document_versioning(schema)
 
 

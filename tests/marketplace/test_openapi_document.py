@@ -171,3 +171,18 @@ def _types_in(annotation: Any) -> Iterator[Any]:
     yield annotation
     for argument in get_args(annotation):
         yield from _types_in(argument)
+
+
+def test_the_http_of_the_docs_is_declared(document):
+    me = document["paths"]["/api/me"]["get"]
+    requests = document["paths"]["/api/requests"]["get"]
+    tokens = document["paths"]["/api/auth/tokens"]["post"]
+
+    assert "If-None-Match" in [p["name"] for p in me["parameters"]]
+    assert "304" in me["responses"]
+    assert "ETag" in me["responses"]["200"]["headers"]
+    assert {"ETag", "Link"} <= set(requests["responses"]["200"]["headers"])
+    assert "Link" not in me["responses"]["200"]["headers"]
+    assert {"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} <= set(tokens["responses"]["201"]["headers"])
+    assert "Retry-After" in tokens["responses"]["429"]["headers"]
+    assert "RateLimit-Limit" not in me["responses"]["200"]["headers"]
