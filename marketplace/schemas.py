@@ -223,8 +223,16 @@ Skill = Annotated[str, Field(min_length=1, max_length=50, pattern=r"^\s*[A-Za-z0
 # A currency we quote in (ISO 4217, lower case as Stripe writes it); the list is accounts.services.SUPPORTED_CURRENCIES.
 CurrencyCode = Literal["aud", "cad", "chf", "eur", "gbp", "pln", "sek", "usd"]
 CURRENCIES = list(get_args(CurrencyCode))
+def _supported_currency(value: str) -> str:
+    if value.lower() not in CURRENCIES:
+        raise ValueError(f"not a currency Vetted quotes in; one of {', '.join(CURRENCIES)}")
+    return value.lower()
+
+
 Currency = Annotated[
-    str, Field(min_length=3, max_length=3, json_schema_extra={"enum": CURRENCIES + [c.upper() for c in CURRENCIES]})
+    str,
+    Field(min_length=3, max_length=3, json_schema_extra={"enum": CURRENCIES + [c.upper() for c in CURRENCIES]}),
+    AfterValidator(_supported_currency),
 ]
 
 

@@ -94,3 +94,23 @@ def test_a_broken_business_rule_names_its_field_like_a_schema_error():
     assert [e["field"] for e in past.json()["errors"]] == ["due_date"]
     assert not User.objects.filter(email="weak@example.test").exists()
     assert not Milestone.objects.exists()
+
+
+def test_a_currency_outside_the_list_is_refused_by_the_schema_and_upper_case_is_stored_lower():
+    from accounts.models import EngineerProfile
+    from tests.factories import EngineerFactory
+
+    engineer = EngineerFactory.create()
+    client = Client()
+    client.force_login(engineer)
+    path = f"/api/accounts/engineer-profiles/{engineer.engineer_profile.pk}"
+    before = EngineerProfile.objects.values().get(pk=engineer.engineer_profile.pk)
+
+    refused = client.patch(path, {"currency": "xyz"}, content_type="application/json")
+    unchanged = EngineerProfile.objects.values().get(pk=engineer.engineer_profile.pk)
+    accepted = client.patch(path, {"currency": "EUR"}, content_type="application/json")
+
+    assert (refused.status_code, refused.json()["code"]) == (422, "validation_error")
+    assert [e["field"] for e in refused.json()["errors"]] == ["currency"]
+    assert unchanged == before
+    assert (accepted.status_code, accepted.json()["currency"]) == (200, "eur")
