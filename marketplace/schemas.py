@@ -223,6 +223,8 @@ Skill = Annotated[str, Field(min_length=1, max_length=50, pattern=r"^\s*[A-Za-z0
 # A currency we quote in (ISO 4217, lower case as Stripe writes it); the list is accounts.services.SUPPORTED_CURRENCIES.
 CurrencyCode = Literal["aud", "cad", "chf", "eur", "gbp", "pln", "sek", "usd"]
 CURRENCIES = list(get_args(CurrencyCode))
+
+
 def _supported_currency(value: str) -> str:
     if value.lower() not in CURRENCIES:
         raise ValueError(f"not a currency Vetted quotes in; one of {', '.join(CURRENCIES)}")
