@@ -57,8 +57,13 @@ def test_sigterm_drains_then_closes_websockets_with_1012_then_stops(tmp_path):
         code, ready, served, closed_after = asyncio.run(scenario())
         exit_code = server.wait(timeout=30)
 
-    # Out of rotation at once, while the API is still served.
-    assert ready, "the socket closed before readiness was read"
+    # Out of rotation at once, while the API is still served. The last round of calls may race the
+    # stop itself (the socket closes as uvicorn stops listening): those find no server (0).
+    while ready and ready[-1] == 0:
+        ready.pop()
+    while served and served[-1] == 0:
+        served.pop()
+    assert len(ready) >= 3, "too few readiness reads during the drain"
     assert set(ready) == {503}, ready
     assert set(served) == {200}, served
     # The socket is told to go elsewhere after the drain, not before.
