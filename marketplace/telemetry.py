@@ -13,12 +13,14 @@ are batched and sent over OTLP/HTTP to `<endpoint>/v1/traces`
 `install` takes any provider, which is how tests collect spans in memory.
 """
 
+import contextvars
 import logging
 from typing import Any
 
 from celery.signals import task_prerun
 from django.conf import settings
 from django.db.backends.signals import connection_created
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.instrumentation.celery import CeleryInstrumentor
 from opentelemetry.instrumentation.django import DjangoInstrumentor
@@ -102,6 +104,18 @@ def uninstall() -> None:
         instrumentor.uninstrument()
     _cursor_factories.clear()
     _installed.provider = None
+
+
+def fresh_context() -> contextvars.Context:
+    """An empty context but for the current trace context and request id, for work detached from its caller.
+
+    A task created with it shares none of the caller's asgiref state (its thread
+    for sync code), yet its spans and log lines still belong to the caller's trace.
+    """
+    fresh = contextvars.Context()
+    fresh.run(otel_context.attach, otel_context.get_current())
+    fresh.run(request_id.set, request_id.get())
+    return fresh
 
 
 def _trace_django_queries(sender: Any, connection: Any, **kwargs: Any) -> None:

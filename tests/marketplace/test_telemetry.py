@@ -16,8 +16,12 @@ from hiring_requests import services as hiring_services
 from marketplace import telemetry
 from marketplace.celery import app as celery_app
 from marketplace.tracing import RequestIdFilter
+from payments import services as payment_services
+from payments.models import Milestone
 from tests.factories import ClientFactory, vetted_engineer
 from tests.hiring_requests.conftest import request_fields
+from tests.payments.conftest import stripe_double, stripe_settings  # noqa: F401 - fixtures used below
+from tests.payments.helpers import engagement, milestone, pay_at_stripe
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_SPAN_ID = "00f067aa0ba902b7"
@@ -51,6 +55,17 @@ def eager_tasks() -> Iterator[None]:
 def hex_trace(span: ReadableSpan) -> str:
     assert span.context is not None
     return format(span.context.trace_id, "032x")
+
+
+def ancestors(span: ReadableSpan, finished: tuple[ReadableSpan, ...]) -> list[str]:
+    """The names of the span's parent, its parent's parent, and so on, among the finished spans."""
+    by_id = {other.context.span_id: other for other in finished if other.context is not None}
+    names = []
+    parent = span.parent
+    while parent is not None and parent.span_id in by_id:
+        names.append(by_id[parent.span_id].name)
+        parent = by_id[parent.span_id].parent
+    return names
 
 
 def named(finished: tuple[ReadableSpan, ...], name: str) -> list[ReadableSpan]:
@@ -110,6 +125,71 @@ def test_raise_matching_task_and_invitation_push_share_one_trace(spans, eager_ta
     assert run.attributes["vetted.request_id"] == response["X-Request-ID"]
     assert server.attributes is not None
     assert server.attributes["vetted.request_id"] == response["X-Request-ID"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stripe_webhook_its_task_and_the_milestone_notification_share_one_trace(
+    spans,
+    eager_tasks,
+    rubric,
+    stripe_settings,  # noqa: F811 - the fixture imported above
+):
+    made = engagement()
+    created = milestone(made)
+    payment_services.milestone_fund(client=made.client, milestone_id=created.pk)
+    created.refresh_from_db()
+    pay_at_stripe(stripe_settings, created)
+    stripe_settings.drain()
+    body, signature = next(r for r in stripe_settings.collector.received if b"payment_intent.succeeded" in r[0])
+    spans.clear()
+
+    response = Client().post(
+        "/api/payments/stripe/webhook",
+        body,
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE=signature,
+        HTTP_TRACEPARENT=TRACEPARENT,
+    )
+
+    assert response.status_code == 200
+    assert Milestone.objects.get(pk=created.pk).status == "funded"
+    finished = spans.get_finished_spans()
+    pushes = [
+        span
+        for span in named(finished, "notification.push")
+        if span.attributes and "milestone.changed" in span.attributes["vetted.notification.events"]  # type: ignore[operator]
+    ]
+    (server,) = named(finished, "POST api/payments/stripe/webhook")
+    (run,) = named(finished, "run/payments.tasks.process_stripe_event")
+    assert {hex_trace(span) for span in [server, run, *pushes]} == {TRACE_ID}
+    assert pushes
+    for push in pushes:
+        assert "run/payments.tasks.process_stripe_event" in ancestors(push, finished)
+        assert ancestors(push, finished)[-1] == "POST api/payments/stripe/webhook"
+
+
+@pytest.mark.django_db
+def test_a_stripe_call_is_a_client_span_of_the_work_that_made_it(
+    spans,
+    rubric,
+    stripe_settings,  # noqa: F811 - the fixture imported above
+):
+    made = engagement()
+    created = milestone(made)
+    spans.clear()
+
+    with telemetry.tracer().start_as_current_span("fund"):
+        payment_services.milestone_fund(client=made.client, milestone_id=created.pk)
+
+    finished = spans.get_finished_spans()
+    (call,) = [
+        span
+        for span in finished
+        if span.kind is trace.SpanKind.CLIENT and "/v1/payment_intents" in str((span.attributes or {}).get("http.url"))
+    ]
+    assert call.attributes is not None
+    assert (call.attributes["http.method"], call.attributes["http.status_code"]) == ("POST", 200)
+    assert ancestors(call, finished)[-1] == "fund"
 
 
 @pytest.mark.django_db
