@@ -19,13 +19,12 @@ from typing import Any
 
 from celery.signals import task_prerun
 from django.conf import settings
-from django.db.backends.signals import connection_created
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.instrumentation.celery import CeleryInstrumentor
 from opentelemetry.instrumentation.django import DjangoInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
-from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor, _new_cursor_factory
+from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -49,7 +48,6 @@ _instrumentors = (
     RedisInstrumentor(),
 )
 _httpx = HTTPXClientInstrumentor()
-_cursor_factories: dict[type, type] = {}
 
 
 def tracer() -> trace.Tracer:
@@ -90,7 +88,6 @@ def install(provider: trace.TracerProvider) -> None:
     for instrumentor in _instrumentors:
         instrumentor.instrument(tracer_provider=provider)
     _httpx.instrument(tracer_provider=provider)
-    connection_created.connect(_trace_django_queries, dispatch_uid="telemetry.queries")
     # After the Celery instrumentation's own receiver, so the task's span is current by then.
     task_prerun.connect(_tag_task_span, dispatch_uid="telemetry.task_request_id")
 
@@ -98,11 +95,9 @@ def install(provider: trace.TracerProvider) -> None:
 def uninstall() -> None:
     """Undo `install` (tests); the global provider, if `setup` set one, stays."""
     task_prerun.disconnect(dispatch_uid="telemetry.task_request_id")
-    connection_created.disconnect(dispatch_uid="telemetry.queries")
     _httpx.uninstrument()
     for instrumentor in reversed(_instrumentors):
         instrumentor.uninstrument()
-    _cursor_factories.clear()
     _installed.provider = None
 
 
@@ -116,18 +111,6 @@ def fresh_context() -> contextvars.Context:
     fresh.run(otel_context.attach, otel_context.get_current())
     fresh.run(request_id.set, request_id.get())
     return fresh
-
-
-def _trace_django_queries(sender: Any, connection: Any, **kwargs: Any) -> None:
-    # Django sets its own cursor class on every new psycopg connection, after the instrumented
-    # `psycopg.connect` set the traced one; wrap Django's class instead, so its binding rules stay.
-    if connection.vendor != "postgresql":
-        return
-    raw = connection.connection
-    base = raw.cursor_factory
-    if base not in _cursor_factories:
-        _cursor_factories[base] = _new_cursor_factory(base_factory=base, tracer_provider=_installed.provider)
-    raw.cursor_factory = _cursor_factories[base]
 
 
 def _tag_task_span(**kwargs: Any) -> None:
