@@ -2,9 +2,15 @@
 
 import os
 
+import django
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketplace.settings")
+django.setup(set_prefix=False)
+# Before Django's app is built: tracing, when on, adds its middleware to MIDDLEWARE.
+from marketplace import telemetry  # noqa: E402
+
+telemetry.setup(default_service_name="vetted-web")
 # Build Django's app first: it sets up the app registry the imports below need.
 django_asgi_app = get_asgi_application()
 

@@ -518,6 +518,14 @@ METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.1/32",
 METRICS_TOKEN = env_optional_str("METRICS_TOKEN")
 # Error reports go to Sentry only when this is set (marketplace.error_reports).
 SENTRY_DSN = env_optional_str("SENTRY_DSN")
+# --- Tracing ---
+# OpenTelemetry traces (marketplace.telemetry), sent over OTLP/HTTP to `<endpoint>/v1/traces` only when
+# the endpoint is set (e.g. `http://jaeger:4318`); unset, nothing is instrumented. The service name
+# defaults to `vetted-web` for server processes and `vetted-worker` for Celery workers.
+OTEL_EXPORTER_OTLP_ENDPOINT = env_optional_str("OTEL_EXPORTER_OTLP_ENDPOINT")
+OTEL_SERVICE_NAME = env_optional_str("OTEL_SERVICE_NAME")
+# --- end Tracing ---
+
 # `json`: one object per line for log pipelines (production's default); `text`: `time level logger event
 # key=value ... request_id=...`, for people (the default elsewhere, such as `make run`).
 LOG_FORMAT = env_choice("LOG_FORMAT", "json" if PRODUCTION else "text", choices=("json", "text"))

@@ -16,6 +16,7 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from celery.signals import before_task_publish, task_postrun, task_prerun
 from django.http import HttpRequest, HttpResponseBase
+from opentelemetry import trace
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
@@ -39,6 +40,8 @@ def _take(request: HttpRequest) -> str:
     # Kept on the request too: Django logs a 4xx/5xx (`log_response`) after every middleware has
     # returned, when the context's id is gone, with the request in the record (RequestIdFilter).
     request.request_id = accept_or_new(request.headers.get(HEADER))  # type: ignore[attr-defined]
+    # The request's server span (marketplace.telemetry), when tracing is on; a no-op span otherwise.
+    trace.get_current_span().set_attribute("vetted.request_id", request.request_id)  # type: ignore[attr-defined]
     return str(request.request_id)  # type: ignore[attr-defined]
 
 
@@ -76,7 +79,8 @@ class RequestIdMiddleware:
 
 
 class RequestIdFilter(logging.Filter):
-    """Put the current id on every record (`-` outside a request or task).
+    """Put the current id on every record (`-` outside a request or task), and the current span's
+    `trace_id` (32 hex digits) and `span_id` (16 hex digits), `-` when tracing is off or no span is open.
 
     Django's own lines about a request (`Internal Server Error: /api/...`) are written after
     the middleware has returned; they carry the request itself, whose id is used then.
@@ -85,10 +89,19 @@ class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         from_request = getattr(getattr(record, "request", None), "request_id", None)
         record.request_id = request_id.get() or from_request or "-"
+        span = trace.get_current_span().get_span_context()
+        record.trace_id = format(span.trace_id, "032x") if span.is_valid else "-"
+        record.span_id = format(span.span_id, "016x") if span.is_valid else "-"
         return True
 
 
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "request_id"}
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message",
+    "asctime",
+    "request_id",
+    "trace_id",
+    "span_id",
+}
 
 
 class EventFormatter(logging.Formatter):
@@ -98,6 +111,9 @@ class EventFormatter(logging.Formatter):
         line = super().format(record)
         extras = " ".join(f"{key}={value}" for key, value in vars(record).items() if key not in _STANDARD)
         suffix = f" request_id={getattr(record, 'request_id', '-')}"
+        trace_id = getattr(record, "trace_id", "-")
+        if trace_id != "-":
+            suffix += f" trace_id={trace_id} span_id={getattr(record, 'span_id', '-')}"
         if extras:
             suffix = f" {extras}{suffix}"
         head, sep, trace = line.partition("\n")
@@ -106,12 +122,13 @@ class EventFormatter(logging.Formatter):
 
 class JsonEventFormatter(JsonFormatter):
     """One JSON object per line (LOG_FORMAT=json): `time` (ISO 8601, UTC), `level`, `logger`,
-    `event`, `request_id`, then whatever was passed in `extra`; a traceback goes in `exc_info`."""
+    `event`, `request_id`, `trace_id`, `span_id`, then whatever was passed in `extra`; a traceback goes
+    in `exc_info`."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.pop("format", None)
         super().__init__(
-            "%(levelname)s %(name)s %(message)s %(request_id)s",
+            "%(levelname)s %(name)s %(message)s %(request_id)s %(trace_id)s %(span_id)s",
             rename_fields={"levelname": "level", "name": "logger", "message": "event"},
             timestamp="time",
             reserved_attrs=[*RESERVED_ATTRS, "request"],
@@ -130,6 +147,8 @@ _task_tokens: dict[str, Any] = {}
 @task_prerun.connect(dispatch_uid="tracing.prerun")
 def _take_id_in_worker(task_id: str | None = None, task: Any = None, **kwargs: Any) -> None:
     incoming = getattr(task.request, TASK_HEADER, None) if task is not None else None
+    # A task applied in-process (`apply()`, eager mode) was never published: it keeps the caller's id.
+    incoming = incoming or request_id.get()
     if task_id is not None:
         _task_tokens[task_id] = request_id.set(accept_or_new(incoming))
 

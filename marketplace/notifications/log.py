@@ -19,7 +19,9 @@ from channels.layers import get_channel_layer
 from django.db import DatabaseError, transaction
 from django.db.models import Min, QuerySet
 from django.utils import timezone
+from opentelemetry.trace import SpanKind, StatusCode
 
+from marketplace import telemetry
 from marketplace.models import Notification, NotificationStream
 
 logger = logging.getLogger(__name__)
@@ -80,12 +82,25 @@ def publish(user_id: int) -> list[Notification]:
     layer = get_channel_layer()
     if layer is None or not numbered:
         return numbered
-    try:
-        for row in numbered:
-            async_to_sync(layer.group_send)(user_group(user_id), {"type": "notify", **as_frame(row)})
-    except Exception as exc:
-        # The rows are committed and numbered: sockets find them on their next read or reconnect.
-        logger.warning("notification.push_failed", extra={"user_id": user_id, "error": repr(exc)})
+    # A span of the work that committed the rows (a request, or the task it enqueued), so the
+    # trace runs from the HTTP call to the push; the consumers only forward what is pushed.
+    with telemetry.tracer().start_as_current_span(
+        "notification.push",
+        kind=SpanKind.PRODUCER,
+        attributes={
+            "messaging.system": "channels",
+            "messaging.destination.name": user_group(user_id),
+            "messaging.batch.message_count": len(numbered),
+            "vetted.notification.events": sorted({row.event for row in numbered}),
+        },
+    ) as span:
+        try:
+            for row in numbered:
+                async_to_sync(layer.group_send)(user_group(user_id), {"type": "notify", **as_frame(row)})
+        except Exception as exc:
+            # The rows are committed and numbered: sockets find them on their next read or reconnect.
+            span.set_status(StatusCode.ERROR, type(exc).__name__)
+            logger.warning("notification.push_failed", extra={"user_id": user_id, "error": repr(exc)})
     return numbered
 
 

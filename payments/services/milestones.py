@@ -23,7 +23,6 @@ name without the `a` prefix (tasks, admin, tests).
 """
 
 import asyncio
-import contextvars
 import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from hiring_requests.models import Engagement
+from marketplace import telemetry
 from marketplace.db import atomic_phase
 from marketplace.errors import Forbidden
 from payments import gateway, locks
@@ -78,8 +78,10 @@ async def _finish[T](phases: Coroutine[Any, Any, T]) -> T:
     cancellation, in a fresh context: their database work then runs on asgiref's
     shared sync thread instead of the request's, which Django shuts down when the
     request ends. The step ends in one of its recorded states, never half-done.
+    The fresh context keeps only the trace and the request id, so the Stripe call
+    is still a span of the request.
     """
-    task = asyncio.get_running_loop().create_task(phases, context=contextvars.Context())
+    task = asyncio.get_running_loop().create_task(phases, context=telemetry.fresh_context())
     _in_flight.add(task)
     task.add_done_callback(_in_flight.discard)
     return await asyncio.shield(task)

@@ -1,0 +1,237 @@
+"""Traces: what becomes a span, which spans share a trace, and that nothing is traced without an endpoint."""
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+from django.test import Client
+from opentelemetry import trace
+from opentelemetry.instrumentation.django import DjangoInstrumentor
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from accounts.services import api_token_create
+from hiring_requests import services as hiring_services
+from marketplace import telemetry
+from marketplace.celery import app as celery_app
+from marketplace.tracing import RequestIdFilter
+from payments import services as payment_services
+from payments.models import Milestone
+from tests.factories import ClientFactory, vetted_engineer
+from tests.hiring_requests.conftest import request_fields
+from tests.payments.conftest import stripe_double, stripe_settings  # noqa: F401 - fixtures used below
+from tests.payments.helpers import engagement, milestone, pay_at_stripe
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_SPAN_ID = "00f067aa0ba902b7"
+TRACEPARENT = f"00-{TRACE_ID}-{PARENT_SPAN_ID}-01"
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Tracing on, into memory, for one test: instrumented with a provider of the test's own."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    telemetry.install(provider)
+    try:
+        yield exporter
+    finally:
+        telemetry.uninstall()
+        provider.shutdown()
+
+
+@pytest.fixture
+def eager_tasks() -> Iterator[None]:
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    try:
+        yield
+    finally:
+        celery_app.conf.task_always_eager = previous
+
+
+def hex_trace(span: ReadableSpan) -> str:
+    assert span.context is not None
+    return format(span.context.trace_id, "032x")
+
+
+def ancestors(span: ReadableSpan, finished: tuple[ReadableSpan, ...]) -> list[str]:
+    """The names of the span's parent, its parent's parent, and so on, among the finished spans."""
+    by_id = {other.context.span_id: other for other in finished if other.context is not None}
+    names = []
+    parent = span.parent
+    while parent is not None and parent.span_id in by_id:
+        names.append(by_id[parent.span_id].name)
+        parent = by_id[parent.span_id].parent
+    return names
+
+
+def named(finished: tuple[ReadableSpan, ...], name: str) -> list[ReadableSpan]:
+    return [span for span in finished if span.name == name]
+
+
+@pytest.mark.django_db
+def test_an_incoming_traceparent_is_the_parent_of_the_server_span(spans):
+    response = Client().get("/health/live", HTTP_TRACEPARENT=TRACEPARENT, HTTP_X_REQUEST_ID="req-otel-1")
+
+    (server,) = [span for span in spans.get_finished_spans() if span.kind is trace.SpanKind.SERVER]
+    assert hex_trace(server) == TRACE_ID
+    assert server.parent is not None
+    assert format(server.parent.span_id, "016x") == PARENT_SPAN_ID
+    assert server.attributes is not None
+    assert server.attributes["vetted.request_id"] == "req-otel-1"
+    assert response["X-Request-ID"] == "req-otel-1"
+
+
+@pytest.mark.django_db
+def test_without_a_traceparent_a_request_starts_its_own_trace(spans):
+    Client().get("/health/live")
+
+    (server,) = [span for span in spans.get_finished_spans() if span.kind is trace.SpanKind.SERVER]
+    assert server.parent is None
+    assert hex_trace(server) != TRACE_ID
+
+
+@pytest.mark.django_db(transaction=True)
+def test_raise_matching_task_and_invitation_push_share_one_trace(spans, eager_tasks, rubric):
+    engineer = vetted_engineer()
+    client_user = ClientFactory.create()
+    draft = hiring_services.request_create(client=client_user, fields=request_fields())
+    _, token = api_token_create(user=client_user, name="http")
+    spans.clear()
+
+    response = Client().post(
+        f"/api/requests/{draft.pk}/raise", HTTP_AUTHORIZATION=f"Bearer {token}", HTTP_TRACEPARENT=TRACEPARENT
+    )
+
+    assert response.status_code == 200
+    finished = spans.get_finished_spans()
+    (server,) = [span for span in finished if span.kind is trace.SpanKind.SERVER]
+    (run,) = named(finished, "run/hiring_requests.tasks.match_request")
+    pushes = named(finished, "notification.push")
+    engineer_group = f"user.{engineer.pk}"
+    (invitation_push,) = [
+        span for span in pushes if span.attributes and span.attributes["messaging.destination.name"] == engineer_group
+    ]
+    assert {hex_trace(span) for span in finished} == {TRACE_ID}
+    assert invitation_push.attributes is not None
+    assert invitation_push.attributes["vetted.notification.events"] == ("invitation.created",)
+    assert invitation_push.parent is not None
+    assert run.context is not None
+    assert invitation_push.parent.span_id == run.context.span_id
+    assert run.attributes is not None
+    assert run.attributes["vetted.request_id"] == response["X-Request-ID"]
+    assert server.attributes is not None
+    assert server.attributes["vetted.request_id"] == response["X-Request-ID"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stripe_webhook_its_task_and_the_milestone_notification_share_one_trace(
+    spans,
+    eager_tasks,
+    rubric,
+    stripe_settings,  # noqa: F811 - the fixture imported above
+):
+    made = engagement()
+    created = milestone(made)
+    payment_services.milestone_fund(client=made.client, milestone_id=created.pk)
+    created.refresh_from_db()
+    pay_at_stripe(stripe_settings, created)
+    stripe_settings.drain()
+    body, signature = next(r for r in stripe_settings.collector.received if b"payment_intent.succeeded" in r[0])
+    spans.clear()
+
+    response = Client().post(
+        "/api/payments/stripe/webhook",
+        body,
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE=signature,
+        HTTP_TRACEPARENT=TRACEPARENT,
+    )
+
+    assert response.status_code == 200
+    assert Milestone.objects.get(pk=created.pk).status == "funded"
+    finished = spans.get_finished_spans()
+    pushes = [
+        span
+        for span in named(finished, "notification.push")
+        if span.attributes and "milestone.changed" in span.attributes["vetted.notification.events"]  # type: ignore[operator]
+    ]
+    (server,) = named(finished, "POST api/payments/stripe/webhook")
+    (run,) = named(finished, "run/payments.tasks.process_stripe_event")
+    assert {hex_trace(span) for span in [server, run, *pushes]} == {TRACE_ID}
+    assert pushes
+    for push in pushes:
+        assert "run/payments.tasks.process_stripe_event" in ancestors(push, finished)
+        assert ancestors(push, finished)[-1] == "POST api/payments/stripe/webhook"
+
+
+@pytest.mark.django_db
+def test_a_stripe_call_is_a_client_span_of_the_work_that_made_it(
+    spans,
+    rubric,
+    stripe_settings,  # noqa: F811 - the fixture imported above
+):
+    made = engagement()
+    created = milestone(made)
+    spans.clear()
+
+    with telemetry.tracer().start_as_current_span("fund"):
+        payment_services.milestone_fund(client=made.client, milestone_id=created.pk)
+
+    finished = spans.get_finished_spans()
+    (call,) = [
+        span
+        for span in finished
+        if span.kind is trace.SpanKind.CLIENT and "/v1/payment_intents" in str((span.attributes or {}).get("http.url"))
+    ]
+    assert call.attributes is not None
+    assert (call.attributes["http.method"], call.attributes["http.status_code"]) == ("POST", 200)
+    assert ancestors(call, finished)[-1] == "fund"
+
+
+@pytest.mark.django_db
+def test_queries_are_spans_of_the_request(spans):
+    Client().get("/health/ready")
+
+    finished = spans.get_finished_spans()
+    (server,) = [span for span in finished if span.kind is trace.SpanKind.SERVER]
+    queries = [span for span in finished if span.attributes and span.attributes.get("db.system") == "postgresql"]
+    assert queries
+    assert {hex_trace(span) for span in queries} == {hex_trace(server)}
+
+
+def test_log_records_carry_the_current_trace_and_span_ids(spans):
+    record = logging.LogRecord("vetting", logging.INFO, __file__, 1, "application.moved", (), None)
+
+    with telemetry.tracer().start_as_current_span("work") as span:
+        RequestIdFilter().filter(record)
+
+    context = span.get_span_context()
+    assert (vars(record)["trace_id"], vars(record)["span_id"]) == (
+        format(context.trace_id, "032x"),
+        format(context.span_id, "016x"),
+    )
+
+
+def test_log_records_outside_a_span_say_so():
+    record = logging.LogRecord("vetting", logging.INFO, __file__, 1, "application.moved", (), None)
+
+    RequestIdFilter().filter(record)
+
+    assert (vars(record)["trace_id"], vars(record)["span_id"]) == ("-", "-")
+
+
+def test_without_an_endpoint_nothing_is_traced(settings):
+    settings.OTEL_EXPORTER_OTLP_ENDPOINT = None
+
+    provider = telemetry.setup(default_service_name="vetted-web")
+
+    assert provider is None
+    assert not telemetry.enabled()
+    assert not isinstance(trace.get_tracer_provider(), TracerProvider)
+    assert not DjangoInstrumentor().is_instrumented_by_opentelemetry
+    assert not any("opentelemetry" in middleware for middleware in settings.MIDDLEWARE)
+    assert not telemetry.tracer().start_span("work").get_span_context().is_valid
