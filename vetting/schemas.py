@@ -188,7 +188,7 @@ class CriterionOut(Schema):
     question: str
     strong_answer: str
     weight: int
-    levels: list[Level]
+    levels: list[str] = Field(description="What each score from 0 to 4 looks like, lowest first.")
 
 
 class CategoryOut(Schema):

@@ -292,3 +292,11 @@ def test_staff_queue_pins_its_query_count(client, world, django_assert_num_queri
         response = client.get("/api/vetting/staff/queue")
 
     assert len(response.json()["items"]) == 3
+
+
+def test_staff_read_a_rubric_with_its_anchors(client, world, rubric):
+    response = call(client, "get", f"/api/vetting/staff/rubrics/{rubric.pk}", user=world["staff"])
+
+    assert response.status_code == 200
+    criterion = response.json()["categories"][0]["criteria"][0]
+    assert criterion["levels"][0].startswith("0")
