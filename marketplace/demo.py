@@ -147,7 +147,7 @@ class Story:
         self.timings["raise_to_invitations_seconds"] = time.monotonic() - started
         clock = self.client.call("GET", f"/api/requests/{self.request_id}")["clock"]
         seconds = self.timings["raise_to_invitations_seconds"]
-        self.say(f"  both engineers invited {seconds:.2f}s after raising; clock: {clock['now']}")
+        self.say(f"  both engineers invited {seconds:.2f}s after raising; clock: {clock['summary']}")
 
     def _invitation_of(self, engineer: Actor) -> Callable[[], dict[str, Any] | None]:
         def find() -> dict[str, Any] | None:
