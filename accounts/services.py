@@ -3,7 +3,7 @@
 import hashlib
 import logging
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -64,6 +64,34 @@ def user_send_welcome(*, user_id: int) -> bool:
         raise
     logger.info("user.welcome_sent", extra={"user_id": user_id})
     return True
+
+
+WELCOME_SWEEP_AFTER = timedelta(minutes=2)
+WELCOME_SWEEP_WITHIN = timedelta(days=2)
+
+
+def welcome_mails_sweep(*, now: datetime | None = None) -> int:
+    """Send the welcome mails whose task was lost (the broker was down at registration). Returns how many.
+
+    Looks at clients and engineers who joined between WELCOME_SWEEP_WITHIN (2 days) and
+    WELCOME_SWEEP_AFTER (2 minutes, long enough for the task and its retries) ago and
+    still have no `welcome_sent_at`. Each send is claimed as in `user_send_welcome`,
+    so the sweep racing a late task sends one mail.
+    """
+    now = now or timezone.now()
+    waiting = User.objects.filter(
+        welcome_sent_at=None,
+        role__in=Role.values,
+        date_joined__lte=now - WELCOME_SWEEP_AFTER,
+        date_joined__gte=now - WELCOME_SWEEP_WITHIN,
+    ).values_list("pk", flat=True)
+    sent = 0
+    for user_id in waiting:
+        try:
+            sent += user_send_welcome(user_id=user_id)
+        except OSError:
+            logger.warning("user.welcome_failed", extra={"user_id": user_id})  # the next sweep tries again
+    return sent
 
 
 def _send_welcome_mail(user: User) -> None:

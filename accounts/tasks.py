@@ -8,9 +8,21 @@ from django.utils import timezone
 from accounts import services
 
 
-@shared_task(name="accounts.tasks.user_send_welcome", autoretry_for=(OSError,), max_retries=5, retry_backoff=True)
+@shared_task(
+    name="accounts.tasks.user_send_welcome",
+    autoretry_for=(OSError,),
+    max_retries=5,
+    retry_backoff=True,
+    recovered_by="accounts.welcome-mails-sweep",
+)
 def user_send_welcome(user_id: int) -> bool:
     return services.user_send_welcome(user_id=user_id)
+
+
+@shared_task(name="accounts.tasks.welcome_mails_sweep", soft_time_limit=50, time_limit=58)
+def welcome_mails_sweep() -> int:
+    """Send the welcome mails whose task never ran (the broker was down when the user registered)."""
+    return services.welcome_mails_sweep()
 
 
 @shared_task(name="accounts.tasks.tokens_purge_revoked")

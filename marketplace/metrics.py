@@ -61,6 +61,11 @@ stripe_breaker_open = Gauge(
 task_duration = Histogram(
     "vetted_celery_task_duration_seconds", "Celery task run time, by task and outcome.", ["task", "outcome"]
 )
+task_publish_failures = Counter(
+    "vetted_celery_publish_failures",
+    "Tasks the broker could not take when their transaction committed, by task (a sweep re-drives them).",
+    ["task"],
+)
 websockets_open = Gauge("vetted_websockets_open", "Websockets open, by kind.", ["kind"], multiprocess_mode="livesum")
 chat_delivery = Histogram(
     "vetted_chat_delivery_seconds",

@@ -230,7 +230,19 @@ else:
     # A task whose worker died unacknowledged comes back after this. Sized to the task time limit (no task
     # runs longer, so none is handed out twice) plus a margin that also covers the longest retry countdown
     # (accounts' welcome email: 2**5 s); not an hour, so an interrupted task comes back within minutes.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 60}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_int(
+            "CELERY_VISIBILITY_TIMEOUT_SECONDS", CELERY_TASK_TIME_LIMIT + 60, minimum=1
+        ),
+        # kombu scans for such tasks every interval x throttle seconds (100 s by default); every 5 s
+        # instead, so a killed worker's task is back at most 5 s after its visibility timeout.
+        "unacked_restore_interval": 5,
+        "unacked_restore_throttle": 1,
+        "socket_connect_timeout": 2,
+    }
+# Sending a task happens after its transaction committed, in the request: bounded, so a broker that is
+# down costs the caller under a second or two, then the task is left to its sweep (marketplace.celery).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "vetted")
 CELERY_TASK_SERIALIZER = "json"
@@ -241,7 +253,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_CONNECTION_TIMEOUT = 4
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
@@ -272,6 +284,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "marketplace.tasks.idempotency_records_purge",
         "schedule": crontab(minute=47),
         "options": {"expires": 3_000},
+    },
+    "accounts.welcome-mails-sweep": {
+        "task": "accounts.tasks.welcome_mails_sweep",
+        "schedule": 300.0,
+        "options": {"expires": 290},
     },
     "accounts.clear-expired-sessions": {
         "task": "accounts.tasks.sessions_clear_expired",

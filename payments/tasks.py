@@ -5,7 +5,10 @@ from celery import shared_task
 from payments import services
 
 
-@shared_task(name="payments.tasks.process_stripe_event")
+@shared_task(
+    name="payments.tasks.process_stripe_event",
+    recovered_by="payments.sweep",  # an event whose first task was lost is due a minute after it arrived
+)
 def process_stripe_event(event_id: int) -> bool:
     """Process one stored event. A failure is retried from the database by the sweep (never given up)."""
     return services.stripe_event_process(event_id=event_id)
