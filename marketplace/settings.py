@@ -231,9 +231,7 @@ else:
     # runs longer, so none is handed out twice) plus a margin that also covers the longest retry countdown
     # (accounts' welcome email: 2**5 s); not an hour, so an interrupted task comes back within minutes.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": env_int(
-            "CELERY_VISIBILITY_TIMEOUT_SECONDS", CELERY_TASK_TIME_LIMIT + 60, minimum=1
-        ),
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT_SECONDS", CELERY_TASK_TIME_LIMIT + 60, minimum=1),
         # kombu scans for such tasks every interval x throttle seconds (100 s by default); every 5 s
         # instead, so a killed worker's task is back at most 5 s after its visibility timeout.
         "unacked_restore_interval": 5,
