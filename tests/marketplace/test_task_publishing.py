@@ -40,7 +40,7 @@ def test_every_task_is_either_on_the_beat_schedule_or_names_the_sweep_that_recov
 
 
 def _failures(task: str) -> float:
-    return metrics.task_publish_failures.labels(task=task)._value.get()
+    return float(metrics.task_publish_failures.labels(task=task)._value.get())
 
 
 def test_registering_while_the_broker_is_down_succeeds_and_the_sweep_sends_the_welcome(monkeypatch, caplog):
