@@ -25,6 +25,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_asy
 from celery.signals import task_postrun, task_prerun
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from kombu.exceptions import ChannelError
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -218,8 +219,14 @@ class BusinessCollector(Collector):
         queue = settings.CELERY_TASK_DEFAULT_QUEUE
         try:
             with app.connection_for_read() as connection:
-                declared = connection.default_channel.queue_declare(queue=queue, passive=True)
-                depth.add_metric([queue], declared.message_count)
+                try:
+                    declared = connection.default_channel.queue_declare(queue=queue, passive=True)
+                    depth.add_metric([queue], declared.message_count)
+                except ChannelError as exc:
+                    if "NOT_FOUND" not in str(exc):
+                        raise
+                    # Redis deletes a list when its last item is taken: an empty queue is "not found" there.
+                    depth.add_metric([queue], 0)
         except Exception as exc:
             logger.warning("metrics.queue_depth_unknown", extra={"error": repr(exc)})
             return

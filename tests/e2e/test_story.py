@@ -66,7 +66,10 @@ def test_the_whole_story(rubric, tmp_path, settings):
     call_command("seed_demo")
     server_port, stripe_port, queue = free_port(), free_port(), f"e2e-{uuid.uuid4().hex[:8]}"
     base, stripe_base = f"http://127.0.0.1:{server_port}", f"http://127.0.0.1:{stripe_port}"
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
     env = {"DATABASE_URL": current_database_url(), "CELERY_QUEUE": queue, "STRIPE_API_BASE": stripe_base}
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)  # the server and the worker, summed at a scrape
     listener = Listener()
     try:
         with (
@@ -111,6 +114,7 @@ def test_the_whole_story(rubric, tmp_path, settings):
             settings.STRIPE_API_BASE = stripe_base
             gateway.reset()
             call_command("ledger_check")
+            scraped = httpx.get(f"{base}/metrics").text
 
         assert story.timings["raise_to_invitations_seconds"] < 10
         for name in ("Grace", "Edsger"):
@@ -125,8 +129,30 @@ def test_the_whole_story(rubric, tmp_path, settings):
         assert statuses[-1] == "released"
         assert story.transfer["amount"] == 135_000
         assert story.transfer["source_transaction"].startswith("ch_")
+        _assert_every_family_has_samples(scraped)
     finally:
         listener.close()
+
+
+def _assert_every_family_has_samples(scraped: str) -> None:
+    """After the story, /metrics (the server's and the worker's, summed) shows every family with what it did."""
+    from tests.marketplace.test_metrics import FAMILIES
+
+    samples = [line for line in scraped.splitlines() if line and not line.startswith("#")]
+    missing = sorted(f for f in FAMILIES if not any(line.startswith(f) for line in samples))
+    assert missing == []
+
+    def value(prefix: str) -> float:
+        return sum(float(line.rsplit(" ", 1)[1]) for line in samples if line.startswith(prefix))
+
+    assert value("vetted_raise_to_first_invitation_seconds_count") >= 1  # observed in the worker
+    assert (
+        value('vetted_celery_task_duration_seconds_count{outcome="success",task="hiring_requests.tasks.match_request"}')
+        >= 1
+    )
+    assert value("vetted_stripe_call_duration_seconds_count") >= 3  # the account, the PaymentIntent, the Transfer
+    assert value("vetted_chat_delivery_seconds_count") >= 2
+    assert value("vetted_http_request_duration_seconds_count") >= 20
 
 
 def _answers(url: str) -> bool:
