@@ -29,6 +29,30 @@ DECLINING_CARDS = {
 }
 
 
+@dataclass(frozen=True)
+class TestCard:
+    """One of Stripe's test cards (https://docs.stripe.com/testing), as a token and as a number."""
+
+    token: str
+    number: str
+    brand: str
+    # "succeeds"; "authenticate": 3D Secure on every payment, so off-session charges fail with
+    # authentication_required; "declined_when_charged": attaches to a customer, every charge is declined.
+    behaviour: str
+
+
+SAVED_CARDS = {
+    card.token: card
+    for card in (
+        TestCard("pm_card_visa", "4242424242424242", "visa", "succeeds"),
+        TestCard("pm_card_mastercard", "5555555555554444", "mastercard", "succeeds"),
+        TestCard("pm_card_authenticationRequired", "4000002760003184", "visa", "authenticate"),
+        TestCard("pm_card_chargeCustomerFail", "4000000000000341", "visa", "declined_when_charged"),
+    )
+}
+CARDS_BY_NUMBER = {card.number: card for card in SAVED_CARDS.values()}
+
+
 class StripeError(Exception):
     def __init__(self, status: int, type_: str, message: str, *, code: str | None = None, param: str | None = None):
         super().__init__(message)
@@ -86,8 +110,13 @@ class StripeDouble:
         self.delivery = Delivery(webhook_url, webhook_secret, retry_delays)
         self.objects: dict[str, dict[str, Json]] = {
             kind: {}
-            for kind in ("customers", "payment_intents", "charges", "refunds", "accounts", "transfers", "disputes")
-        }
+            for kind in (
+                "customers", "payment_intents", "charges", "refunds", "accounts", "transfers", "disputes",
+                "setup_intents", "payment_methods",
+            )
+        }  # fmt: skip
+        # What each saved PaymentMethod does when used (not a Stripe field: the card network's side).
+        self.card_behaviour: dict[str, str] = {}
         self.events: list[Json] = []
         self.delivered: dict[str, bool] = {}
         self.idempotency: dict[str, tuple[str, int, Json]] = {}
@@ -106,6 +135,10 @@ class StripeDouble:
             ("POST", re.compile(r"^/v1/payment_intents/(?P<id>[\w]+)/confirm$"), self.confirm_payment_intent),
             ("POST", re.compile(r"^/v1/payment_intents/(?P<id>[\w]+)/cancel$"), self.cancel_payment_intent),
             ("GET", re.compile(r"^/v1/charges/(?P<id>[\w]+)$"), self.get("charges", "charge")),
+            ("POST", re.compile(r"^/v1/setup_intents$"), self.create_setup_intent),
+            ("GET", re.compile(r"^/v1/setup_intents/(?P<id>[\w]+)$"), self.get("setup_intents", "setup_intent")),
+            ("POST", re.compile(r"^/v1/setup_intents/(?P<id>[\w]+)/confirm$"), self.confirm_setup_intent),
+            ("GET", re.compile(r"^/v1/payment_methods/(?P<id>[\w]+)$"), self.get("payment_methods", "payment_method")),
             ("POST", re.compile(r"^/v1/refunds$"), self.create_refund),
             ("GET", re.compile(r"^/v1/refunds/(?P<id>[\w]+)$"), self.get("refunds", "refund")),
             ("POST", re.compile(r"^/v1/accounts$"), self.create_account),
@@ -122,6 +155,8 @@ class StripeDouble:
             ("GET", re.compile(r"^/_test/onboarding/(?P<id>[\w]+)$"), self.complete_onboarding),
             ("POST", re.compile(r"^/_test/charges/(?P<id>[\w]+)/dispute$"), self.open_dispute),
             ("POST", re.compile(r"^/_test/disputes/(?P<id>[\w]+)/close$"), self.close_dispute),
+            ("POST", re.compile(r"^/_test/setup_intents/(?P<id>[\w]+)/authenticate$"), self.authenticate_setup),
+            ("POST", re.compile(r"^/_test/payment_intents/(?P<id>[\w]+)/authenticate$"), self.authenticate_payment),
             ("POST", re.compile(r"^/_test/mode$"), self.set_mode),
             ("GET", re.compile(r"^/_test/requests$"), self.count_requests),
             ("POST", re.compile(r"^/_test/webhooks/hold$"), self.hold_webhooks),
@@ -138,6 +173,7 @@ class StripeDouble:
         self.idempotency.clear()
         self.platform_balance.clear()
         self.account_balance.clear()
+        self.card_behaviour.clear()
         self.requests.clear()
         self.delivery.held.clear()
         self.delivery.hold = False
@@ -294,7 +330,9 @@ class StripeDouble:
             intent["payment_method"] = params["payment_method"]
             intent["status"] = "requires_confirmation"
         if params.get("confirm") == "true":
-            return self._confirm(intent, params.get("payment_method"), key)
+            return self._confirm(
+                intent, params.get("payment_method"), key, off_session=params.get("off_session") == "true"
+            )
         return intent
 
     def list_payment_intents(self, *, params: Json, key: str | None) -> Json:
@@ -307,32 +345,143 @@ class StripeDouble:
         intent = self._find("payment_intents", "payment_intent", id)
         return self._confirm(intent, params.get("payment_method") or intent["payment_method"], key)
 
-    def _confirm(self, intent: Json, payment_method: str | None, key: str | None) -> Json:
+    def _confirm(self, intent: Json, payment_method: str | None, key: str | None, *, off_session: bool = False) -> Json:
         if intent["status"] not in ("requires_payment_method", "requires_confirmation"):
             raise StripeError(
                 400, "invalid_request_error",
                 f"This PaymentIntent's status is {intent['status']}; it cannot be confirmed.",
                 code="payment_intent_unexpected_state",
             )  # fmt: skip
+        if payment_method in self.objects["payment_methods"]:
+            return self._confirm_saved(intent, payment_method, key, off_session=off_session)
         if payment_method not in SUCCEEDING_CARDS and payment_method not in DECLINING_CARDS:
             raise StripeError(400, "invalid_request_error", f"No such PaymentMethod: '{payment_method}'",
                               code="resource_missing", param="payment_method")  # fmt: skip
         intent["payment_method"] = payment_method
         failure = DECLINING_CARDS.get(payment_method or "")
-        made = objects.charge(intent=intent, payment_method=payment_method or "", paid=failure is None, failure=failure)
+        if failure:
+            self._decline(intent, payment_method or "", failure, key)
+        return self._succeed(intent, payment_method or "", key)
+
+    def _confirm_saved(self, intent: Json, payment_method: str, key: str | None, *, off_session: bool) -> Json:
+        """Confirm with a PaymentMethod saved on a Customer, as an off-session charge or with the customer present."""
+        saved = self.objects["payment_methods"][payment_method]
+        if saved["customer"] is not None and saved["customer"] != intent["customer"]:
+            raise StripeError(
+                400, "invalid_request_error",
+                "The provided PaymentMethod is attached to another Customer than this PaymentIntent's.",
+                param="payment_method",
+            )  # fmt: skip
+        intent["payment_method"] = payment_method
+        behaviour = self.card_behaviour[payment_method]
+        if behaviour == "authenticate":
+            if off_session:
+                message = "Your card was declined. This transaction requires authentication."
+                intent["status"] = "requires_payment_method"
+                intent["last_payment_error"] = {
+                    "type": "card_error", "code": "authentication_required",
+                    "decline_code": "authentication_required", "message": message, "payment_method": saved,
+                }  # fmt: skip
+                self._emit("payment_intent.payment_failed", intent, key)
+                raise StripeError(402, "card_error", message, code="authentication_required")
+            intent["status"] = "requires_action"
+            intent["next_action"] = {"type": "use_stripe_sdk", "use_stripe_sdk": {"type": "three_d_secure_redirect"}}
+            self._emit("payment_intent.requires_action", intent, key)
+            return intent
+        if behaviour == "declined_when_charged":
+            self._decline(intent, payment_method, "Your card was declined.", key)
+        return self._succeed(intent, payment_method, key)
+
+    def _decline(self, intent: Json, payment_method: str, failure: str, key: str | None) -> None:
+        made = objects.charge(intent=intent, payment_method=payment_method, paid=False, failure=failure)
         self.objects["charges"][made["id"]] = made
         intent["latest_charge"] = made["id"]
-        if failure:
-            intent["status"] = "requires_payment_method"
-            intent["last_payment_error"] = {"type": "card_error", "code": "card_declined", "message": failure}
-            self._emit("payment_intent.payment_failed", intent, key)
-            raise StripeError(402, "card_error", failure, code="card_declined")
+        intent["status"] = "requires_payment_method"
+        intent["last_payment_error"] = {"type": "card_error", "code": "card_declined", "message": failure}
+        self._emit("payment_intent.payment_failed", intent, key)
+        raise StripeError(402, "card_error", failure, code="card_declined")
+
+    def _succeed(self, intent: Json, payment_method: str, key: str | None) -> Json:
+        made = objects.charge(intent=intent, payment_method=payment_method, paid=True, failure=None)
+        self.objects["charges"][made["id"]] = made
+        intent["latest_charge"] = made["id"]
         intent["status"], intent["amount_received"], intent["last_payment_error"] = "succeeded", intent["amount"], None
+        intent["next_action"] = None
         currency = intent["currency"]
         self.platform_balance[currency] = self.platform_balance.get(currency, 0) + intent["amount"]
         self._emit("charge.succeeded", made, key)
         self._emit("payment_intent.succeeded", intent, key)
         return intent
+
+    def authenticate_payment(self, *, id: str, params: Json, key: str | None) -> Json:
+        """The customer completing 3D Secure in Stripe.js: a PaymentIntent that requires_action succeeds."""
+        intent = self._find("payment_intents", "payment_intent", id)
+        if intent["status"] != "requires_action":
+            raise StripeError(400, "invalid_request_error", f"This PaymentIntent's status is {intent['status']}.")
+        return self._succeed(intent, intent["payment_method"], key)
+
+    # --- saving a card for later: SetupIntents and PaymentMethods -------------------------
+
+    def _payment_method_from(self, params: Json) -> str:
+        """A token (`pm_card_visa`), a test card number, or an existing PaymentMethod id; returns the id."""
+        given = params.get("payment_method")
+        if given in self.objects["payment_methods"]:
+            return str(given)
+        number = (params.get("payment_method_data") or {}).get("card", {}).get("number")
+        card = SAVED_CARDS.get(given or "") or CARDS_BY_NUMBER.get(number or "")
+        if card is None:
+            raise StripeError(400, "invalid_request_error", f"No such PaymentMethod: '{given or number}'",
+                              code="resource_missing", param="payment_method")  # fmt: skip
+        made = objects.payment_method(card={"brand": card.brand, "last4": card.number[-4:]}, customer=None)
+        self.objects["payment_methods"][made["id"]] = made
+        self.card_behaviour[made["id"]] = card.behaviour
+        return str(made["id"])
+
+    def create_setup_intent(self, *, params: Json, key: str | None) -> Json:
+        customer = params.get("customer")
+        if customer is not None:
+            self._find("customers", "customer", customer)
+        usage = params.get("usage", "off_session")
+        if usage not in ("off_session", "on_session"):
+            raise StripeError(400, "invalid_request_error", f"Invalid usage: {usage}", param="usage")
+        intent = objects.setup_intent(customer=customer, usage=usage, metadata=params.get("metadata", {}))
+        self.objects["setup_intents"][intent["id"]] = intent
+        if params.get("confirm") == "true":
+            return self._confirm_setup(intent, params, key)
+        return intent
+
+    def confirm_setup_intent(self, *, id: str, params: Json, key: str | None) -> Json:
+        return self._confirm_setup(self._find("setup_intents", "setup_intent", id), params, key)
+
+    def _confirm_setup(self, intent: Json, params: Json, key: str | None) -> Json:
+        if intent["status"] not in ("requires_payment_method", "requires_confirmation"):
+            raise StripeError(400, "invalid_request_error",
+                              f"This SetupIntent's status is {intent['status']}; it cannot be confirmed.",
+                              code="setup_intent_unexpected_state")  # fmt: skip
+        payment_method = self._payment_method_from(params)  # attached to the customer when the setup succeeds
+        intent["payment_method"] = payment_method
+        if self.card_behaviour[payment_method] == "authenticate":
+            intent["status"] = "requires_action"
+            intent["next_action"] = {"type": "use_stripe_sdk", "use_stripe_sdk": {"type": "three_d_secure_redirect"}}
+            self._emit("setup_intent.requires_action", intent, key)
+            return intent
+        return self._setup_succeeded(intent, key)
+
+    def _setup_succeeded(self, intent: Json, key: str | None) -> Json:
+        intent["status"], intent["next_action"] = "succeeded", None
+        method = self.objects["payment_methods"][intent["payment_method"]]
+        if intent["customer"] is not None and method["customer"] is None:
+            method["customer"] = intent["customer"]
+            self._emit("payment_method.attached", method, key)
+        self._emit("setup_intent.succeeded", intent, key)
+        return intent
+
+    def authenticate_setup(self, *, id: str, params: Json, key: str | None) -> Json:
+        """The customer completing 3D Secure while saving the card: the SetupIntent succeeds."""
+        intent = self._find("setup_intents", "setup_intent", id)
+        if intent["status"] != "requires_action":
+            raise StripeError(400, "invalid_request_error", f"This SetupIntent's status is {intent['status']}.")
+        return self._setup_succeeded(intent, key)
 
     def cancel_payment_intent(self, *, id: str, params: Json, key: str | None) -> Json:
         intent = self._find("payment_intents", "payment_intent", id)

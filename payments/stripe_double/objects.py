@@ -157,3 +157,37 @@ def event(*, type_: str, obj: dict[str, Any], idempotency_key: str | None) -> di
         "data": {"object": obj}, "livemode": False, "pending_webhooks": 1,
         "request": {"id": new_id("req"), "idempotency_key": idempotency_key}, "type": type_,
     }  # fmt: skip
+
+
+def payment_method(*, card: dict[str, Any], customer: str | None) -> dict[str, Any]:
+    """A card PaymentMethod as confirming with a test token (`pm_card_visa`) makes one: a new id each time."""
+    return {
+        "id": new_id("pm"), "object": "payment_method", "allow_redisplay": "unspecified",
+        "billing_details": {"address": _address(), "email": None, "name": None, "phone": None, "tax_id": None},
+        "card": {
+            "brand": card["brand"], "checks": {"address_line1_check": None, "address_postal_code_check": None,
+                                               "cvc_check": "pass"},
+            "country": "US", "display_brand": card["brand"], "exp_month": 12, "exp_year": 2034,
+            "fingerprint": secrets.token_hex(8), "funding": "credit",
+            "generated_from": None, "last4": card["last4"],
+            "networks": {"available": [card["brand"]], "preferred": None},
+            "three_d_secure_usage": {"supported": True}, "wallet": None, "regulated_status": None,
+        },
+        "created": now(), "customer": customer, "customer_account": None, "livemode": False, "metadata": {},
+        "type": "card",
+    }  # fmt: skip
+
+
+def setup_intent(*, customer: str | None, usage: str, metadata: dict[str, str]) -> dict[str, Any]:
+    intent_id = new_id("seti")
+    return {
+        "id": intent_id, "object": "setup_intent", "application": None,
+        "automatic_payment_methods": {"enabled": None}, "cancellation_reason": None,
+        "client_secret": f"{intent_id}_secret_{secrets.token_hex(12)}", "created": now(), "customer": customer,
+        "description": None, "flow_directions": None, "last_setup_error": None, "latest_attempt": None,
+        "livemode": False, "mandate": None, "metadata": metadata, "next_action": None, "on_behalf_of": None,
+        "payment_method": None, "payment_method_configuration_details": None,
+        "payment_method_options": {"card": {"request_three_d_secure": "automatic"}},
+        "payment_method_types": ["card"], "single_use_mandate": None, "status": "requires_payment_method",
+        "usage": usage, "excluded_payment_method_types": None,
+    }  # fmt: skip
