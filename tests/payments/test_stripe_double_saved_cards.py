@@ -7,6 +7,7 @@ customer, and every charge on it is declined.
 """
 
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -16,14 +17,17 @@ from tests.payments.conftest import DoubleRun
 from tests.payments.test_stripe_double import FIXTURES, _same_shape
 
 
-def saved_card(run: DoubleRun, card: str, *, number: bool = False) -> tuple[stripe.Customer, stripe.SetupIntent]:
+def saved_card(run: DoubleRun, card: str, *, number: bool = False) -> tuple[stripe.Customer, stripe.SetupIntent, str]:
+    """A customer and the SetupIntent that saved `card` (a token, or a number with number=True), and its card's id."""
     customer = run.client.v1.customers.create(params={"email": "client@example.test"})
     setup = run.client.v1.setup_intents.create(
         params={"customer": customer.id, "usage": "off_session", "metadata": {"engagement_id": "7"}}
     )
-    confirm: dict = {"payment_method_data": {"type": "card", "card": {"number": card}}} if number else {}
-    confirmed = run.client.v1.setup_intents.confirm(setup.id, params=confirm or {"payment_method": card})
-    return customer, confirmed
+    params: Any = (
+        {"payment_method_data": {"type": "card", "card": {"number": card}}} if number else {"payment_method": card}
+    )
+    confirmed = run.client.v1.setup_intents.confirm(setup.id, params=params)
+    return customer, confirmed, str(confirmed.payment_method)
 
 
 def charge_off_session(
@@ -45,12 +49,12 @@ def charge_off_session(
 
 
 def test_a_saved_visa_is_charged_off_session(stripe_double):
-    customer, setup = saved_card(stripe_double, "pm_card_visa")
+    customer, setup, card = saved_card(stripe_double, "pm_card_visa")
 
-    intent = charge_off_session(stripe_double, customer.id, setup.payment_method)
+    intent = charge_off_session(stripe_double, customer.id, card)
 
     assert setup.status == "succeeded"
-    method = stripe_double.client.v1.payment_methods.retrieve(setup.payment_method)
+    method = stripe_double.client.v1.payment_methods.retrieve(card)
     assert (method.customer, method.card.last4) == (customer.id, "4242")
     assert (intent.status, intent.amount_received, intent.transfer_group) == ("succeeded", 29_333, "timesheet-1")
     stripe_double.drain()
@@ -60,13 +64,15 @@ def test_a_saved_visa_is_charged_off_session(stripe_double):
 
 
 def test_the_authentication_card_needs_3ds_to_save_and_fails_off_session(stripe_double):
-    customer, setup = saved_card(stripe_double, "4000002760003184", number=True)
-    assert (setup.status, setup.next_action.type) == ("requires_action", "use_stripe_sdk")
+    customer, setup, card = saved_card(stripe_double, "4000002760003184", number=True)
+    assert setup.status == "requires_action"
+    assert setup.next_action is not None
+    assert setup.next_action.type == "use_stripe_sdk"
     httpx.post(f"{stripe_double.base}/_test/setup_intents/{setup.id}/authenticate")
     assert stripe_double.client.v1.setup_intents.retrieve(setup.id).status == "succeeded"
 
     with pytest.raises(stripe.CardError) as refused:
-        charge_off_session(stripe_double, customer.id, setup.payment_method)
+        charge_off_session(stripe_double, customer.id, card)
 
     assert refused.value.code == "authentication_required"
     (intent,) = stripe_double.client.v1.payment_intents.list().data
@@ -75,7 +81,7 @@ def test_the_authentication_card_needs_3ds_to_save_and_fails_off_session(stripe_
     assert intent.latest_charge is None  # nothing was charged
     # With the customer present (the link we send them), 3D Secure completes the same PaymentIntent.
     confirmed = stripe_double.client.v1.payment_intents.confirm(
-        intent.id, params={"payment_method": setup.payment_method}
+        intent.id, params={"payment_method": card}
     )
     assert confirmed.status == "requires_action"
     httpx.post(f"{stripe_double.base}/_test/payment_intents/{intent.id}/authenticate")
@@ -83,11 +89,11 @@ def test_the_authentication_card_needs_3ds_to_save_and_fails_off_session(stripe_
 
 
 def test_the_0341_card_saves_and_then_every_charge_is_declined(stripe_double):
-    customer, setup = saved_card(stripe_double, "4000000000000341", number=True)
+    customer, setup, card = saved_card(stripe_double, "4000000000000341", number=True)
     assert setup.status == "succeeded"
 
     with pytest.raises(stripe.CardError) as declined:
-        charge_off_session(stripe_double, customer.id, setup.payment_method)
+        charge_off_session(stripe_double, customer.id, card)
 
     assert declined.value.code == "card_declined"
     (intent,) = stripe_double.client.v1.payment_intents.list().data
@@ -99,21 +105,21 @@ def test_the_0341_card_saves_and_then_every_charge_is_declined(stripe_double):
 
 
 def test_a_retried_off_session_charge_with_its_key_is_charged_once(stripe_double):
-    customer, setup = saved_card(stripe_double, "pm_card_visa")
+    customer, _, card = saved_card(stripe_double, "pm_card_visa")
 
-    first = charge_off_session(stripe_double, customer.id, setup.payment_method, key="timesheet-9-charge-0")
-    again = charge_off_session(stripe_double, customer.id, setup.payment_method, key="timesheet-9-charge-0")
+    first = charge_off_session(stripe_double, customer.id, card, key="timesheet-9-charge-0")
+    again = charge_off_session(stripe_double, customer.id, card, key="timesheet-9-charge-0")
 
     assert first.id == again.id
     assert len(stripe_double.double.objects["charges"]) == 1
 
 
 def test_another_customers_card_and_an_unknown_card_are_refused(stripe_double):
-    _, setup = saved_card(stripe_double, "pm_card_visa")
+    _, _, card = saved_card(stripe_double, "pm_card_visa")
     stranger = stripe_double.client.v1.customers.create(params={})
 
     with pytest.raises(stripe.InvalidRequestError) as refused:
-        charge_off_session(stripe_double, stranger.id, setup.payment_method)
+        charge_off_session(stripe_double, stranger.id, card)
     with pytest.raises(stripe.InvalidRequestError) as unknown:
         saved_card(stripe_double, "4000000000009999", number=True)
 
@@ -125,11 +131,11 @@ def test_another_customers_card_and_an_unknown_card_are_refused(stripe_double):
 @pytest.mark.skipif(not FIXTURES.exists(), reason="needs ../shared/stripe/fixtures3.json beside the checkout")
 def test_setup_intents_and_payment_methods_have_stripes_fields_and_types(stripe_double):
     fixtures = json.loads(FIXTURES.read_text())["resources"]
-    _, setup = saved_card(stripe_double, "pm_card_visa")
+    _, setup, card = saved_card(stripe_double, "pm_card_visa")
     double = stripe_double.double
     ours = {
         "setup_intent": double.objects["setup_intents"][setup.id],
-        "payment_method": double.objects["payment_methods"][setup.payment_method],
+        "payment_method": double.objects["payment_methods"][card],
     }
 
     problems = [p for name, obj in ours.items() for p in _same_shape(obj, fixtures[name], name)]
