@@ -80,9 +80,7 @@ def test_the_authentication_card_needs_3ds_to_save_and_fails_off_session(stripe_
     assert intent.last_payment_error.decline_code == "authentication_required"
     assert intent.latest_charge is None  # nothing was charged
     # With the customer present (the link we send them), 3D Secure completes the same PaymentIntent.
-    confirmed = stripe_double.client.v1.payment_intents.confirm(
-        intent.id, params={"payment_method": card}
-    )
+    confirmed = stripe_double.client.v1.payment_intents.confirm(intent.id, params={"payment_method": card})
     assert confirmed.status == "requires_action"
     httpx.post(f"{stripe_double.base}/_test/payment_intents/{intent.id}/authenticate")
     assert stripe_double.client.v1.payment_intents.retrieve(intent.id).status == "succeeded"
