@@ -141,6 +141,10 @@ if _database["ENGINE"] == "django.db.backends.postgresql":
         # costs ~100 ms per call and saves nothing (docs/benchmarks.md). Off unless asked for.
         "jit": "on" if env_bool("DATABASE_JIT", False) else "off",
     }
+    # The pool checks a connection before handing it out (psycopg_pool's check_connection, one empty
+    # round trip) and replaces a dead one: after PostgreSQL restarts, every idle pooled connection is
+    # dead, and without the check each would fail one request before the pool noticed.
+    _database["CONN_HEALTH_CHECKS"] = True
     _database["OPTIONS"] = {
         "connect_timeout": env_int("DATABASE_CONNECT_TIMEOUT", 5, minimum=1),
         "options": " ".join(f"-c {name}={value}" for name, value in _pg_guards.items()),
