@@ -152,6 +152,10 @@ if _database["ENGINE"] == "django.db.backends.postgresql":
             "min_size": env_int("DATABASE_POOL_MIN_SIZE", 1, minimum=0),
             "max_size": env_int("DATABASE_POOL_MAX_SIZE", 10, minimum=1),
             "timeout": env_float("DATABASE_POOL_TIMEOUT", 5.0, minimum=0.1),
+            # How long the pool retries one failed connection attempt (with exponential backoff) before it
+            # gives up and starts afresh on the next request. psycopg_pool's default, 300 s, lets the backoff
+            # grow to minutes: after a long outage the pool would wait that long to notice PostgreSQL is back.
+            "reconnect_timeout": env_float("DATABASE_POOL_RECONNECT_TIMEOUT", 5.0, minimum=1.0),
         },
     }
 elif _database["ENGINE"] == "django.db.backends.sqlite3":
