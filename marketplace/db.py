@@ -8,7 +8,8 @@ and then closes that thread's connection, which hands it back to the pool
 (https://docs.djangoproject.com/en/stable/topics/async/#database-access-in-async-code).
 
 It also turns the database's own guards into answers a client can act on:
-PostgreSQL's `lock_timeout` and `statement_timeout`, and the pool's timeout.
+PostgreSQL's `lock_timeout` and `statement_timeout`, and the pool's timeout; and a
+connection lost to a restarting or unreachable server into a 503, not a 500.
 """
 
 import logging
@@ -19,7 +20,7 @@ from asgiref.sync import sync_to_async
 from django.db import DatabaseError, connections, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.deprecation import MiddlewareMixin
-from psycopg_pool import PoolTimeout
+from psycopg_pool import PoolTimeout, TooManyRequests
 
 from marketplace.errors import DomainError
 
@@ -33,6 +34,15 @@ class DatabaseBusy(DomainError):
     status = 503
     default_detail = "The service is busy; nothing was changed. Try again in a moment."
     retry_after = 2
+
+
+class DatabaseUnavailable(DomainError):
+    """The connection to PostgreSQL was lost or refused: the server is restarting, failing over or unreachable."""
+
+    code = "database_unavailable"
+    status = 503
+    default_detail = "The database is unavailable for a moment. Try again shortly."
+    retry_after = 5
 
 
 class RowLocked(DomainError):
@@ -81,20 +91,42 @@ def classify(exc: BaseException) -> DomainError | None:
 
     - `lock_timeout` (SQLSTATE 55P03) -> RowLocked (409): the row is busy, retry.
     - `statement_timeout` (57014) and the pool's timeout -> DatabaseBusy (503).
+    - a connection that broke or could not be made -> DatabaseUnavailable (503).
     """
     cause: BaseException | None = exc
     while cause is not None:
+        if isinstance(cause, PoolTimeout | TooManyRequests):
+            # Before the connection check: the pool's own errors are OperationalErrors without a SQLSTATE too.
+            logger.warning("database.pool_exhausted")
+            return DatabaseBusy()
         if isinstance(cause, psycopg.errors.LockNotAvailable):
             logger.warning("database.lock_timeout")
             return RowLocked()
         if isinstance(cause, psycopg.errors.QueryCanceled):
             logger.warning("database.statement_timeout")
             return DatabaseBusy()
-        if isinstance(cause, PoolTimeout):
-            logger.warning("database.pool_exhausted")
-            return DatabaseBusy()
+        if _connection_lost(cause):
+            logger.warning("database.unavailable", extra={"error": str(cause).splitlines()[0] if str(cause) else ""})
+            return DatabaseUnavailable()
         cause = cause.__cause__ or cause.__context__
     return None
+
+
+# SQLSTATEs the server sends as it goes away: class 08 (connection exception), and the shutdowns of
+# class 57 (57P01 admin_shutdown, as `pg_ctl stop -m fast` ends every session; 57P02 crash_shutdown;
+# 57P03 cannot_connect_now, while the server starts or stops).
+_SERVER_GONE = ("08", "57P01", "57P02", "57P03")
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """Whether psycopg says the connection is gone (or never came), rather than that a statement failed.
+
+    An OperationalError without a SQLSTATE is psycopg's own: the server closed the connection,
+    the connection is closed, or connecting failed. One with a SQLSTATE came from the server.
+    """
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    return exc.sqlstate is None or exc.sqlstate.startswith(_SERVER_GONE)
 
 
 class DatabaseGuardMiddleware(MiddlewareMixin):

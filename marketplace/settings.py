@@ -141,6 +141,10 @@ if _database["ENGINE"] == "django.db.backends.postgresql":
         # costs ~100 ms per call and saves nothing (docs/benchmarks.md). Off unless asked for.
         "jit": "on" if env_bool("DATABASE_JIT", False) else "off",
     }
+    # The pool checks a connection before handing it out (psycopg_pool's check_connection, one empty
+    # round trip) and replaces a dead one: after PostgreSQL restarts, every idle pooled connection is
+    # dead, and without the check each would fail one request before the pool noticed.
+    _database["CONN_HEALTH_CHECKS"] = True
     _database["OPTIONS"] = {
         "connect_timeout": env_int("DATABASE_CONNECT_TIMEOUT", 5, minimum=1),
         "options": " ".join(f"-c {name}={value}" for name, value in _pg_guards.items()),
@@ -148,6 +152,10 @@ if _database["ENGINE"] == "django.db.backends.postgresql":
             "min_size": env_int("DATABASE_POOL_MIN_SIZE", 1, minimum=0),
             "max_size": env_int("DATABASE_POOL_MAX_SIZE", 10, minimum=1),
             "timeout": env_float("DATABASE_POOL_TIMEOUT", 5.0, minimum=0.1),
+            # How long the pool retries one failed connection attempt (with exponential backoff) before it
+            # gives up and starts afresh on the next request. psycopg_pool's default, 300 s, lets the backoff
+            # grow to minutes: after a long outage the pool would wait that long to notice PostgreSQL is back.
+            "reconnect_timeout": env_float("DATABASE_POOL_RECONNECT_TIMEOUT", 5.0, minimum=1.0),
         },
     }
 elif _database["ENGINE"] == "django.db.backends.sqlite3":
