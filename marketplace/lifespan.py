@@ -1,8 +1,9 @@
 """The ASGI lifespan protocol: what a server process does when it starts and when it stops.
 
 At shutdown (uvicorn has stopped taking requests and finished the ones in hand)
-the process's outbound clients are closed, so no connection to Stripe is left
-half-open. https://asgi.readthedocs.io/en/latest/specs/lifespan.html
+the work those requests left running (money steps still at Stripe) is given what
+is left of the grace to finish, then the process's outbound clients are closed, so
+no connection to Stripe is left half-open. https://asgi.readthedocs.io/en/latest/specs/lifespan.html
 """
 
 import asyncio
@@ -11,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 
-from marketplace import metrics
+from marketplace import metrics, shutdown
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ async def lifespan(scope: dict[str, Any], receive: Any, send: Any) -> None:
         elif message["type"] == "lifespan.shutdown":
             if monitor is not None:
                 monitor.cancel()
+            await shutdown.finish_held_work()
             await gateway.aclose()
             logger.info("server.stopped")
             await send({"type": "lifespan.shutdown.complete"})

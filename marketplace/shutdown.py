@@ -9,7 +9,10 @@ On SIGTERM (`manage.py serve`, which `runall` and deployments run):
    registered by IANA), so clients reconnect to another process and resync;
 3. uvicorn stops accepting and finishes the requests in hand, for at most
    `SHUTDOWN_GRACE_SECONDS`;
-4. the ASGI lifespan shutdown (marketplace.lifespan) closes the outbound clients.
+4. the ASGI lifespan shutdown (marketplace.lifespan) lets the work requests left
+   running finish within what is left of that grace (`hold`: a money step whose
+   request answered 503 at its deadline is still at Stripe), then closes the
+   outbound clients.
 
 A second SIGTERM or SIGINT skips the wait. docs/operations.md has the numbers.
 """
@@ -19,6 +22,7 @@ import contextlib
 import logging
 import signal
 import threading
+import time
 import weakref
 from types import FrameType
 from typing import Any
@@ -31,6 +35,22 @@ CLOSE_SERVICE_RESTART = 1012
 
 _draining = threading.Event()
 _open_sockets: "weakref.WeakSet[Any]" = weakref.WeakSet()
+# Work a request started and left running, which the process finishes before it stops (strong references:
+# the loop holds only weak ones to tasks).
+_held: set[asyncio.Task[Any]] = set()
+
+
+class _Stopping:
+    """What this process knows once it has begun to stop."""
+
+    def __init__(self) -> None:
+        # When the grace for requests in hand ends (time.monotonic()).
+        self.grace_ends_at: float | None = None
+        # Set by a second signal: stop waiting for anything.
+        self.now = threading.Event()
+
+
+_stopping = _Stopping()
 
 
 def is_draining() -> bool:
@@ -60,6 +80,45 @@ async def close_sockets(code: int = CLOSE_SERVICE_RESTART) -> int:
     return len(consumers)
 
 
+def hold(task: asyncio.Task[Any]) -> None:
+    """Keep the process from stopping until `task` is done, within the shutdown's grace.
+
+    For work that outlives the request that started it: a money step runs shielded
+    from its request, and when Stripe is slower than the request's deadline the
+    request answers 503 while the step is still at Stripe. Stopping under it would
+    leave the step claimed for the sweep, a minute or more later, and a retry of the
+    request would find the milestone busy until then.
+    """
+    _held.add(task)
+    task.add_done_callback(_held.discard)
+
+
+async def finish_held_work() -> int:
+    """Wait for this loop's held work, until the grace ends; returns how many were left unfinished.
+
+    The grace is the one uvicorn gives requests in hand (it began when the server
+    stopped accepting), or SHUTDOWN_GRACE_SECONDS from now when the server did not
+    drain (plain uvicorn). What is still running then is logged and left to the
+    sweep, which replays it under the same idempotency key.
+    """
+    from django.conf import settings
+
+    loop = asyncio.get_running_loop()
+    pending = [task for task in _held if task.get_loop() is loop and not task.done()]
+    if not pending:
+        return 0
+    ends_at = _stopping.grace_ends_at
+    if ends_at is None:
+        ends_at = time.monotonic() + settings.SHUTDOWN_GRACE_SECONDS
+    logger.info("server.finishing_work", extra={"count": len(pending)})
+    unfinished = set(pending)
+    while unfinished and not _stopping.now.is_set() and (left := ends_at - time.monotonic()) > 0:
+        _, unfinished = await asyncio.wait(unfinished, timeout=min(left, 0.1))
+    if unfinished:
+        logger.warning("server.work_abandoned", extra={"count": len(unfinished)})
+    return len(unfinished)
+
+
 class DrainingServer(uvicorn.Server):
     """uvicorn's Server, which drains before it stops (see the module's docstring)."""
 
@@ -75,6 +134,7 @@ class DrainingServer(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self._drain is not None or self._loop is None or sig not in (signal.SIGTERM, signal.SIGINT):
+            _stopping.now.set()
             super().handle_exit(sig, frame)  # a second signal: stop now
             return
         self._captured_signals.append(sig)
@@ -89,4 +149,6 @@ class DrainingServer(uvicorn.Server):
             closed = await close_sockets()
             logger.info("server.sockets_closed", extra={"count": closed})
         finally:
+            grace = self.config.timeout_graceful_shutdown
+            _stopping.grace_ends_at = None if grace is None else time.monotonic() + grace
             self.should_exit = True

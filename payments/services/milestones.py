@@ -36,7 +36,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from hiring_requests.models import Engagement
-from marketplace import telemetry
+from marketplace import shutdown, telemetry
 from marketplace.db import atomic_phase
 from marketplace.errors import Forbidden
 from payments import gateway, locks
@@ -79,16 +79,12 @@ async def _finish[T](phases: Coroutine[Any, Any, T]) -> T:
     shared sync thread instead of the request's, which Django shuts down when the
     request ends. The step ends in one of its recorded states, never half-done.
     The fresh context keeps only the trace and the request id, so the Stripe call
-    is still a span of the request.
+    is still a span of the request. A server told to stop lets it finish first
+    (`marketplace.shutdown.hold`), within its grace.
     """
     task = asyncio.get_running_loop().create_task(phases, context=telemetry.fresh_context())
-    _in_flight.add(task)
-    task.add_done_callback(_in_flight.discard)
+    shutdown.hold(task)
     return await asyncio.shield(task)
-
-
-# Keeps shielded steps referenced until they finish (the loop holds only weak references to tasks).
-_in_flight: set[asyncio.Task[Any]] = set()
 
 
 def _payout_destination(milestone: Milestone) -> str | None:

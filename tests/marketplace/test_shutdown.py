@@ -1,0 +1,47 @@
+"""Work a request left running is finished before the process stops, within the grace (marketplace.shutdown)."""
+
+import asyncio
+import time
+
+import pytest
+
+from marketplace import shutdown
+
+
+@pytest.fixture(autouse=True)
+def _fresh_shutdown(monkeypatch):
+    monkeypatch.setattr(shutdown, "_stopping", shutdown._Stopping())
+
+
+async def test_held_work_is_finished_before_the_process_stops():
+    done = []
+
+    async def step() -> None:
+        await asyncio.sleep(0.2)
+        done.append(True)
+
+    shutdown.hold(asyncio.create_task(step()))
+    assert await shutdown.finish_held_work() == 0
+    assert done == [True]
+    assert await shutdown.finish_held_work() == 0  # nothing left to wait for
+
+
+async def test_work_that_outlasts_the_grace_is_left_to_the_sweep(monkeypatch, caplog):
+    monkeypatch.setattr(shutdown._stopping, "grace_ends_at", time.monotonic() + 0.2)
+    task = asyncio.create_task(asyncio.sleep(30))
+    shutdown.hold(task)
+    started = time.monotonic()
+    assert await shutdown.finish_held_work() == 1
+    assert time.monotonic() - started < 2
+    assert "server.work_abandoned" in caplog.text
+    task.cancel()
+
+
+async def test_a_second_signal_stops_the_wait():
+    task = asyncio.create_task(asyncio.sleep(30))
+    shutdown.hold(task)
+    asyncio.get_running_loop().call_later(0.2, shutdown._stopping.now.set)
+    started = time.monotonic()
+    assert await shutdown.finish_held_work() == 1
+    assert time.monotonic() - started < 2
+    task.cancel()
