@@ -250,3 +250,11 @@ class EngagementOut(Schema):
     hours_per_week: int
     status: EngagementStatus
     created_at: datetime
+    # Hourly engagements only: "awaiting_payment_method" until the client saves a card
+    # (POST /api/payments/engagements/{id}/payment-method), then "active"; null for fixed ones.
+    billing_status: str | None = None
+
+    @staticmethod
+    def resolve_billing_status(obj: Any) -> str | None:
+        billing = getattr(obj, "billing", None) if obj.rate_kind == "hourly" else None
+        return billing.status if billing is not None else None

@@ -53,6 +53,7 @@ from marketplace.errors import Forbidden
 from marketplace.money import format_money
 from marketplace.notifications import notify_user
 from payments.selectors import payouts_enabled
+from payments.services.hourly import billing_open
 from vetting.models import Level
 
 logger = logging.getLogger(__name__)
@@ -824,6 +825,9 @@ def _hire(request: HiringRequest, chosen: Invitation, *, accept_over_budget: boo
         currency=request.currency,
         hours_per_week=request.hours_per_week,
     )
+    if hourly:
+        # Starts when the client's card is saved for off-session charges (payments.services.hourly).
+        billing_open(engagement)
     request.status = R.HIRED
     request.save(update_fields=["status"])
     _withdraw_pending(request, reason="filled")

@@ -18,7 +18,7 @@ endpoint can forget a rule:
 
 import re
 import zoneinfo
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
@@ -26,7 +26,16 @@ from django.conf import settings
 from django.core.validators import validate_email
 from django.http.request import split_domain_port, validate_host
 from ninja import Schema
-from pydantic import AfterValidator, ConfigDict, Field, StrictInt, WithJsonSchema, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    ConfigDict,
+    Field,
+    StrictInt,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from accounts.models import email_key
 
@@ -195,6 +204,18 @@ Cursor = Annotated[int, Field(ge=0, le=MAX_ID)]
 BodyCursor = Annotated[StrictInt, Field(ge=0, le=MAX_ID)]
 # The schema lists the zones, so a client (or a schema-driven test) knows exactly what is accepted.
 TimeZoneName = Annotated[str, Field(max_length=64, json_schema_extra={"enum": IANA_ZONES}), AfterValidator(_iana_zone)]
+
+
+def _sane_moment(value: datetime) -> datetime:
+    if not EARLIEST_DATE.year <= value.year <= LATEST_DATE.year:
+        raise ValueError(f"times lie between {EARLIEST_DATE.year} and {LATEST_DATE.year}")
+    return value
+
+
+# A moment with its UTC offset (ISO 8601, 2026-12-01T09:00:00+01:00), in the same years as SaneDate.
+# A time without an offset is refused: it would mean a different moment in each zone.
+SaneMoment = Annotated[AwareDatetime, AfterValidator(_sane_moment)]
+
 SaneDate = Annotated[
     date,
     # JSON Schema has no range for dates, so the document states a pattern instead: years 2000-2099 and,

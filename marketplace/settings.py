@@ -264,6 +264,11 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "payments.sweep": {"task": "payments.tasks.sweep", "schedule": 60.0, "options": {"expires": 55}},
+    "payments.timesheets-close": {
+        "task": "payments.tasks.timesheets_close",
+        "schedule": 300.0,
+        "options": {"expires": 290},
+    },
     "payments.reconcile": {"task": "payments.tasks.reconcile", "schedule": 600.0, "options": {"expires": 590}},
     "hiring_requests.sweep": {
         "task": "hiring_requests.tasks.sweep",
@@ -384,6 +389,15 @@ if IDEMPOTENCY_KEY_TTL_SECONDS <= IDEMPOTENCY_IN_FLIGHT_SECONDS:
 PLATFORM_FEE_BP = env_int("PLATFORM_FEE_BP", 1000, minimum=0)
 MILESTONE_REVIEW_DAYS = env_int("MILESTONE_REVIEW_DAYS", 7, minimum=1)
 MILESTONE_MAX_CHANGE_ROUNDS = env_int("MILESTONE_MAX_CHANGE_ROUNDS", 3, minimum=0)
+# Hourly work: weeks run Monday 00:00 to Sunday 24:00 UTC. The engineer may still edit a week this many
+# hours after it ends (Upwork: until Monday 12:00 UTC); then it closes and goes to the client.
+TIMESHEET_EDIT_GRACE_HOURS = env_int("TIMESHEET_EDIT_GRACE_HOURS", 12, minimum=0)
+# The client approves or disputes a closed week within this many days; silence approves.
+TIMESHEET_REVIEW_DAYS = env_int("TIMESHEET_REVIEW_DAYS", 5, minimum=1)
+# A failed charge is retried this many days after the first failure; after the last, the engagement pauses.
+TIMESHEET_CHARGE_RETRY_DAYS = [int(day) for day in env_list("TIMESHEET_CHARGE_RETRY_DAYS", ["1", "3", "5"])]
+if sorted(set(TIMESHEET_CHARGE_RETRY_DAYS)) != TIMESHEET_CHARGE_RETRY_DAYS or min(TIMESHEET_CHARGE_RETRY_DAYS) < 0:
+    raise ImproperlyConfigured("TIMESHEET_CHARGE_RETRY_DAYS must be increasing whole days, such as 1,3,5")
 
 # --- Chat -----------------------------------------------------------------------
 

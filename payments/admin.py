@@ -1,5 +1,6 @@
 """Staff watch the money here and settle disputes; every change goes through payments.services."""
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
@@ -13,6 +14,7 @@ from marketplace.errors import DomainError
 from marketplace.money import format_money
 from payments import services
 from payments.models import (
+    HourlyBilling,
     LedgerAccount,
     LedgerEntry,
     LedgerTransaction,
@@ -20,6 +22,9 @@ from payments.models import (
     MilestoneEvent,
     PayoutAccount,
     StripeEvent,
+    TimeEntry,
+    Timesheet,
+    TimesheetEvent,
 )
 
 
@@ -69,27 +74,125 @@ class MilestoneAdmin(MoneyFieldsAdmin):
 
     @admin.action(description="Settle a dispute (split between engineer and client)")
     def settle(self, request: HttpRequest, queryset: QuerySet[Milestone]) -> HttpResponse | None:
-        if not request.POST.get("apply"):
-            return TemplateResponse(request, "admin/payments/settle.html", {"queryset": queryset, "title": "Settle"})
-        staff = request.user
-        assert isinstance(staff, User)  # noqa: S101 - admin views only run for logged-in users
-        for milestone in queryset:
-            try:
-                share = int(request.POST.get(f"share_{milestone.pk}", ""))
-                services.milestone_settle(staff=staff, milestone_id=milestone.pk, engineer_share_minor=share)
-            except ValueError:
-                self.message_user(
-                    request, f"{milestone}: the engineer's share must be a whole number of minor units.", messages.ERROR
-                )
-            except DomainError as exc:
-                self.message_user(request, f"{milestone}: {exc.detail}", messages.ERROR)
-            else:
-                self.message_user(
-                    request,
-                    f"{milestone}: settled, {format_money(share, milestone.currency)} to the engineer.",
-                    messages.SUCCESS,
-                )
-        return None
+        return settle_action(
+            self, request, queryset, what="milestones",
+            explanation="The engineer's share is transferred (less the platform fee); the rest is refunded to the "
+            "client.",
+            at_stake=lambda milestone: milestone.amount_minor,
+            settle_one=lambda staff, pk, share: services.milestone_settle(
+                staff=staff, milestone_id=pk, engineer_share_minor=share
+            ),
+        )  # fmt: skip
+
+
+def settle_action[M: (Milestone, Timesheet)](
+    model_admin: admin.ModelAdmin[Any],
+    request: HttpRequest,
+    queryset: QuerySet[M],
+    *,
+    what: str,
+    explanation: str,
+    at_stake: Callable[[M], int],
+    settle_one: Callable[[User, int, int], object],
+) -> HttpResponse | None:
+    """The one settle path for disputed money (milestones and hourly weeks): a form of shares, then each settled.
+
+    Every settlement goes through its service with the staff member as the actor.
+    """
+    if not request.POST.get("apply"):
+        rows = [(obj, at_stake(obj)) for obj in queryset]
+        context = {"rows": rows, "title": "Settle", "what": what, "explanation": explanation}
+        return TemplateResponse(request, "admin/payments/settle.html", context)
+    staff = request.user
+    assert isinstance(staff, User)  # noqa: S101 - admin views only run for logged-in users
+    for obj in queryset:
+        try:
+            share = int(request.POST.get(f"share_{obj.pk}", ""))
+            settle_one(staff, obj.pk, share)
+        except ValueError:
+            model_admin.message_user(
+                request, f"{obj}: the engineer's share must be a whole number of minor units.", messages.ERROR
+            )
+        except DomainError as exc:
+            model_admin.message_user(request, f"{obj}: {exc.detail}", messages.ERROR)
+        else:
+            model_admin.message_user(
+                request, f"{obj}: settled, {format_money(share, obj.currency)} to the engineer.", messages.SUCCESS
+            )
+    return None
+
+
+class TimeEntryInline(admin.TabularInline[TimeEntry, Timesheet]):
+    model = TimeEntry
+    fields = ("started_at", "minutes", "note", "disputed", "dispute_reason")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class TimesheetEventInline(admin.TabularInline[TimesheetEvent, Timesheet]):
+    model = TimesheetEvent
+    fields = ("created_at", "from_status", "to_status", "actor", "note")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def _settle_week(staff: User, timesheet_id: int, share: int) -> None:
+    settled = services.timesheet_settle(staff=staff, timesheet_id=timesheet_id, engineer_share_minor=share)
+    if settled.status == "approved":
+        services.timesheet_charge(timesheet_id=timesheet_id)  # a failure is a state; the sweep retries the rest
+
+
+@admin.register(Timesheet)
+class TimesheetAdmin(MoneyFieldsAdmin):
+    list_display = ("id", "week_start", "status", "amount", "engagement", "review_deadline", "charge_failures")
+    list_select_related = ("engagement__request", "engagement__engineer", "engagement__client")
+    list_filter = ("status",)
+    search_fields = ("engagement__client__email", "engagement__engineer__email", "payment_intent_id")
+    inlines = (TimeEntryInline, TimesheetEventInline)
+    actions = ("settle",)
+    amount = money_column("amount_minor", description="Amount")
+    money_fields = {
+        "rate_minor": ("currency", "Hourly rate"),
+        "amount_minor": ("currency", "Amount"),
+        "settle_share_minor": ("currency", "Engineer's share of the disputed amount"),
+    }
+    hidden_fields = ("client_secret",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_staff)
+
+    @admin.action(description="Settle a disputed week (bill part of the disputed hours)")
+    def settle(self, request: HttpRequest, queryset: QuerySet[Timesheet]) -> HttpResponse | None:
+        return settle_action(
+            self, request, queryset, what="timesheets",
+            explanation="The engineer's share of the disputed amount is charged with the undisputed hours and paid "
+            "out (less the platform fee); the rest is not charged.",
+            at_stake=services.disputed_amount, settle_one=_settle_week,
+        )  # fmt: skip
+
+
+@admin.register(HourlyBilling)
+class HourlyBillingAdmin(ReadOnlyAdmin):
+    """Kept by the card setup and Stripe's setup_intent.succeeded; not edited by hand."""
+
+    list_display = ("engagement", "status", "card_brand", "card_last4", "started_at", "paused_at")
+    list_filter = ("status",)
+    list_select_related = ("engagement__request", "engagement__engineer", "engagement__client")
+    exclude = ("setup_client_secret",)
 
 
 class LedgerEntryInline(admin.TabularInline[LedgerEntry, LedgerTransaction]):

@@ -1,9 +1,12 @@
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.http import HttpRequest
+from django.utils import timezone
 from ninja import Router, Status
 from ninja.pagination import paginate
 
@@ -14,16 +17,27 @@ from marketplace.idempotency import accepts_idempotency_key
 from marketplace.schemas import NoteIn, ReasonIn
 from payments import selectors, services
 from payments.errors import EngagementNotFound, MilestoneNotFound, PaymentsUnavailable
-from payments.models import Milestone, PayoutAccount
+from payments.models import Milestone, PayoutAccount, TimeEntry, Timesheet, WeeklyCap
 from payments.schemas import (
+    BillingOut,
+    CardSetupOut,
     FundingOut,
     MilestoneIn,
     MilestoneOut,
     OnboardingIn,
     OnboardingOut,
+    PayNowOut,
     PayoutAccountOut,
     SettleIn,
+    TimeEntryIn,
+    TimeEntryOut,
+    TimeEntryPatch,
+    TimesheetDetailOut,
+    TimesheetDisputeIn,
+    TimesheetOut,
     WebhookOut,
+    WeeklyCapIn,
+    WeeklyCapOut,
 )
 
 router = Router(tags=["payments"], auth=api_auth)
@@ -192,6 +206,157 @@ async def milestone_settle(request: HttpRequest, milestone_id: int, payload: Set
             staff=staff_user(request), milestone_id=milestone_id, engineer_share_minor=payload.engineer_share_minor
         )
     )
+
+
+# --- hourly engagements: card, cap, time, review, billing -----------------------------------
+
+
+def _billing_out(engagement_id: int, user: User) -> dict[str, Any]:
+    billing = selectors.billing_for(user=user, engagement_id=engagement_id)
+    if billing is None:
+        raise EngagementNotFound()
+    this_week = services.week_start_of(timezone.now())
+    return {
+        "engagement_id": engagement_id, "status": billing.status, "card_brand": billing.card_brand,
+        "card_last4": billing.card_last4, "started_at": billing.started_at, "paused_at": billing.paused_at,
+        "hours_this_week": services.weekly_cap_hours(billing.engagement, this_week),
+        "hours_next_week": services.weekly_cap_hours(billing.engagement, this_week + timedelta(days=7)),
+    }  # fmt: skip
+
+
+@router.get("/engagements/{engagement_id}/billing", response=BillingOut, summary="An hourly engagement's billing")
+def billing_detail(request: HttpRequest, engagement_id: int) -> dict[str, Any]:
+    return _billing_out(engagement_id, current_user(request))
+
+
+@router.post(
+    "/engagements/{engagement_id}/payment-method",
+    response={200: CardSetupOut},
+    summary="Save a card for an hourly engagement, or replace it (client)",
+)
+@accepts_idempotency_key
+async def payment_method_setup(request: HttpRequest, engagement_id: int) -> Status[Any]:
+    setup = await within_deadline(
+        services.apayment_method_setup(client=current_user(request), engagement_id=engagement_id)
+    )
+    return Status(200, CardSetupOut.model_validate(setup, from_attributes=True).model_dump(mode="json"))
+
+
+@router.put(
+    "/engagements/{engagement_id}/weekly-cap",
+    response=WeeklyCapOut,
+    summary="Change the weekly hours from next Monday (client)",
+)
+def weekly_cap_set(request: HttpRequest, engagement_id: int, payload: WeeklyCapIn) -> WeeklyCap:
+    return services.weekly_cap_set(client=current_user(request), engagement_id=engagement_id, hours=payload.hours)
+
+
+def _entry_out(entry: TimeEntry, zone: str) -> dict[str, Any]:
+    local = entry.started_at.astimezone(ZoneInfo(zone))
+    return {
+        "id": entry.pk, "timesheet_id": entry.timesheet_id, "started_at": entry.started_at, "minutes": entry.minutes,
+        "note": entry.note, "local_date": local.date(), "time_zone": zone, "disputed": entry.disputed,
+        "dispute_reason": entry.dispute_reason,
+    }  # fmt: skip
+
+
+@router.post("/engagements/{engagement_id}/time-entries", response={201: TimeEntryOut}, summary="Log time (engineer)")
+@accepts_idempotency_key
+def time_entry_log(request: HttpRequest, engagement_id: int, payload: TimeEntryIn) -> Status[dict[str, Any]]:
+    engineer = current_user(request)
+    entry = services.time_entry_log(
+        engineer=engineer, engagement_id=engagement_id, started_at=payload.started_at, minutes=payload.minutes,
+        note=payload.note,
+    )  # fmt: skip
+    return Status(201, _entry_out(entry, selectors.engineer_zone(entry.timesheet.engagement.engineer_id)))
+
+
+@router.patch("/time-entries/{entry_id}", response=TimeEntryOut, summary="Change a time entry (engineer)")
+def time_entry_edit(request: HttpRequest, entry_id: int, payload: TimeEntryPatch) -> dict[str, Any]:
+    entry = services.time_entry_edit(
+        engineer=current_user(request), entry_id=entry_id, started_at=payload.started_at, minutes=payload.minutes,
+        note=payload.note,
+    )  # fmt: skip
+    return _entry_out(entry, selectors.engineer_zone(entry.timesheet.engagement.engineer_id))
+
+
+@router.delete("/time-entries/{entry_id}", response={204: None}, summary="Delete a time entry (engineer)")
+def time_entry_delete(request: HttpRequest, entry_id: int) -> Status[None]:
+    services.time_entry_delete(engineer=current_user(request), entry_id=entry_id)
+    return Status(204, None)
+
+
+@router.get(
+    "/engagements/{engagement_id}/timesheets",
+    response=list[TimesheetOut],
+    summary="An hourly engagement's weeks, newest first",
+)
+@paginate
+def timesheet_list(request: HttpRequest, engagement_id: int) -> Any:
+    timesheets = selectors.timesheets_of(user=current_user(request), engagement_id=engagement_id)
+    if timesheets is None:
+        raise EngagementNotFound()
+    return timesheets
+
+
+@router.get("/timesheets/{timesheet_id}", response=TimesheetDetailOut, summary="A week with its entries")
+def timesheet_detail(request: HttpRequest, timesheet_id: int) -> dict[str, Any]:
+    timesheet = selectors.timesheet_for(user=current_user(request), timesheet_id=timesheet_id)
+    zone = selectors.engineer_zone(timesheet.engagement.engineer_id)
+    body = TimesheetOut.model_validate(timesheet, from_attributes=True).model_dump()
+    return {**body, "entries": [_entry_out(entry, zone) for entry in timesheet.entries.all()]}
+
+
+async def _timesheet_step(request: HttpRequest, timesheet_id: int, run: Callable[[User], Awaitable[Any]]) -> Any:
+    user = current_user(request)
+    await atomic_phase(selectors.timesheet_for)(user=user, timesheet_id=timesheet_id)
+    return await within_deadline(run(user))
+
+
+@router.post(
+    "/timesheets/{timesheet_id}/approve", response=TimesheetOut, summary="Approve a week; it is charged (client)"
+)
+@accepts_idempotency_key
+async def timesheet_approve(request: HttpRequest, timesheet_id: int) -> Any:
+    timesheet = await _timesheet_step(
+        request, timesheet_id, lambda user: services.atimesheet_approve(client=user, timesheet_id=timesheet_id)
+    )
+    return TimesheetOut.model_validate(timesheet, from_attributes=True).model_dump(mode="json")
+
+
+@router.post(
+    "/timesheets/{timesheet_id}/pay",
+    response=PayNowOut,
+    summary="Fix a failed charge: charge again now, or confirm the payment in Stripe.js (client)",
+)
+@accepts_idempotency_key
+async def timesheet_pay_now(request: HttpRequest, timesheet_id: int) -> Any:
+    paid = await _timesheet_step(
+        request, timesheet_id, lambda user: services.atimesheet_pay_now(client=user, timesheet_id=timesheet_id)
+    )
+    body = TimesheetOut.model_validate(paid.timesheet, from_attributes=True).model_dump(mode="json")
+    return {"timesheet": body, "client_secret": paid.client_secret}
+
+
+@router.post("/timesheets/{timesheet_id}/dispute", response=TimesheetOut, summary="Dispute entries of a week (client)")
+@accepts_idempotency_key
+def timesheet_dispute(request: HttpRequest, timesheet_id: int, payload: TimesheetDisputeIn) -> Timesheet:
+    return services.timesheet_dispute(
+        client=current_user(request), timesheet_id=timesheet_id,
+        entries=[(item.entry_id, item.reason) for item in payload.entries],
+    )  # fmt: skip
+
+
+@router.post("/staff/timesheets/{timesheet_id}/settle", response=TimesheetOut, summary="Settle a disputed week (staff)")
+@accepts_idempotency_key
+async def timesheet_settle(request: HttpRequest, timesheet_id: int, payload: SettleIn) -> Any:
+    staff = staff_user(request)
+    settled = await atomic_phase(services.timesheet_settle)(
+        staff=staff, timesheet_id=timesheet_id, engineer_share_minor=payload.engineer_share_minor
+    )
+    if settled.status == "approved":
+        settled = await within_deadline(services.atimesheet_charge(timesheet_id=timesheet_id))
+    return TimesheetOut.model_validate(settled, from_attributes=True).model_dump(mode="json")
 
 
 # Stripe's endpoint, not a client operation: kept out of the client-facing document (docs/payments.md).

@@ -61,9 +61,13 @@ class PaymentRefused(DomainError):
     status = 402
     default_detail = "Stripe refused the payment operation."
 
-    def __init__(self, detail: str | None = None, *, stripe_code: str | None = None) -> None:
+    def __init__(
+        self, detail: str | None = None, *, stripe_code: str | None = None, payment_intent_id: str = ""
+    ) -> None:
         super().__init__(detail)
         self.stripe_code = stripe_code
+        # A card error names the PaymentIntent it failed (https://docs.stripe.com/api/errors, `payment_intent`).
+        self.payment_intent_id = payment_intent_id
 
 
 class AmountOutOfRange(DomainError):
@@ -91,3 +95,48 @@ class InvalidEvent(DomainError):
     code = "invalid_event"
     status = 400
     default_detail = "The webhook body is not a Stripe event."
+
+
+class TimesheetNotFound(DomainError):
+    code = "timesheet_not_found"
+    status = 404
+    default_detail = "No such timesheet in your engagements."
+
+
+class TimeEntryNotFound(DomainError):
+    code = "time_entry_not_found"
+    status = 404
+    default_detail = "No such time entry in your timesheets."
+
+
+class TimesheetStateConflict(DomainError):
+    code = "timesheet_state_conflict"
+    status = 409
+    default_detail = "The timesheet is not in a state that allows this."
+
+
+class InvalidTimeEntry(DomainError):
+    code = "invalid_time_entry"
+    status = 422
+    default_detail = "The time entry has an invalid value."
+
+
+class WeeklyCapExceeded(DomainError):
+    code = "weekly_cap_exceeded"
+    status = 422
+    default_detail = "This would take the week over the engagement's weekly hours."
+    default_field = "minutes"
+
+
+class NotHourly(DomainError):
+    code = "not_hourly"
+    status = 409
+    default_detail = "This engagement is billed by milestones, not by the hour."
+
+
+class BillingNotActive(DomainError):
+    """An hourly engagement that cannot be worked now: no card saved yet, or paused after a failed charge."""
+
+    code = "billing_not_active"
+    status = 409
+    default_detail = "Time cannot be logged on this engagement until the client has a working payment method."

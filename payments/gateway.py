@@ -130,10 +130,19 @@ async def _call[T](operation: Callable[[stripe.StripeClient], Awaitable[T]], *, 
         outcome = "refused"
         code = getattr(exc, "code", None)
         logger.info("stripe.refused", extra={"what": what, "code": code, "error": str(exc)[:500]})
-        raise PaymentRefused(_refusal_in_words(exc), stripe_code=code) from None
+        raise PaymentRefused(_refusal_in_words(exc), stripe_code=code, payment_intent_id=_failed_intent(exc)) from None
     finally:
         metrics.stripe_call_duration.labels(operation=what, outcome=outcome).observe(time.monotonic() - started)
         metrics.stripe_breaker_open.set(1 if breaker.state == "open" else 0)
+
+
+def _failed_intent(exc: stripe.StripeError) -> str:
+    """The id of the PaymentIntent a card error left behind, or "" (https://docs.stripe.com/api/errors)."""
+    error = getattr(exc, "error", None)
+    intent = getattr(error, "payment_intent", None) if error is not None else None
+    if isinstance(intent, str):
+        return intent
+    return str(getattr(intent, "id", "") or "")
 
 
 def _refusal_in_words(exc: stripe.StripeError) -> str:
@@ -152,11 +161,21 @@ def _refusal_in_words(exc: stripe.StripeError) -> str:
 
 
 async def create_payment_intent(
-    *, amount: int, currency: str, transfer_group: str, metadata: dict[str, str], key: str
+    *,
+    amount: int,
+    currency: str,
+    transfer_group: str,
+    metadata: dict[str, str],
+    key: str,
+    customer: str | None = None,
+    payment_method: str | None = None,
 ) -> stripe.PaymentIntent:
     """A PaymentIntent on the platform for `amount` minor units of `currency`, captured when confirmed.
 
     https://docs.stripe.com/connect/separate-charges-and-transfers (the platform charges, transfers later).
+    With `customer` and `payment_method` it is an off-session charge of a saved card, confirmed at once
+    (https://docs.stripe.com/payments/save-and-reuse#charge-saved-payment-method): a decline or
+    `authentication_required` is a PaymentRefused that names the PaymentIntent left behind.
     """
     params: Any = {
         "amount": amount,
@@ -165,10 +184,54 @@ async def create_payment_intent(
         "metadata": metadata,
         "capture_method": "automatic",
     }
+    if customer is not None and payment_method is not None:
+        params |= {"customer": customer, "payment_method": payment_method, "off_session": True, "confirm": True}
     return await _call(
         lambda c: c.v1.payment_intents.create_async(params=params, options={"idempotency_key": key}),
         what="payment_intent.create",
     )
+
+
+async def confirm_payment_intent(intent_id: str, *, payment_method: str, key: str) -> stripe.PaymentIntent:
+    """Confirm a PaymentIntent again, off-session, with a saved card: a retry of a failed charge.
+
+    The same PaymentIntent is retried, never a new one, so a timesheet can be charged
+    at most once (https://docs.stripe.com/api/payment_intents/confirm).
+    """
+    params: Any = {"payment_method": payment_method, "off_session": True}
+    return await _call(
+        lambda c: c.v1.payment_intents.confirm_async(intent_id, params=params, options={"idempotency_key": key}),
+        what="payment_intent.confirm",
+    )
+
+
+async def create_customer(*, email: str, metadata: dict[str, str], key: str) -> stripe.Customer:
+    """A Stripe Customer for a client, to save cards on (https://docs.stripe.com/api/customers/create)."""
+    params: Any = {"email": email, "metadata": metadata}
+    return await _call(
+        lambda c: c.v1.customers.create_async(params=params, options={"idempotency_key": key}),
+        what="customer.create",
+    )
+
+
+async def create_setup_intent(*, customer: str, metadata: dict[str, str], key: str) -> stripe.SetupIntent:
+    """A SetupIntent that saves a card for charges made without the customer (`usage="off_session"`).
+
+    https://docs.stripe.com/payments/save-and-reuse. Stripe.js confirms it with the client secret.
+    """
+    params: Any = {"customer": customer, "usage": "off_session", "metadata": metadata}
+    return await _call(
+        lambda c: c.v1.setup_intents.create_async(params=params, options={"idempotency_key": key}),
+        what="setup_intent.create",
+    )
+
+
+async def retrieve_setup_intent(setup_intent_id: str) -> stripe.SetupIntent:
+    return await _call(lambda c: c.v1.setup_intents.retrieve_async(setup_intent_id), what="setup_intent.retrieve")
+
+
+async def retrieve_payment_method(payment_method_id: str) -> stripe.PaymentMethod:
+    return await _call(lambda c: c.v1.payment_methods.retrieve_async(payment_method_id), what="payment_method.retrieve")
 
 
 async def retrieve_payment_intent(intent_id: str) -> stripe.PaymentIntent:

@@ -60,6 +60,9 @@ class LedgerTransaction(models.Model):
     milestone = models.ForeignKey(
         "payments.Milestone", null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_transactions"
     )
+    timesheet = models.ForeignKey(
+        "payments.Timesheet", null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_transactions"
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
@@ -247,3 +250,213 @@ class Dispute(models.Model):
 
     def __str__(self) -> str:
         return f"Dispute {self.stripe_id} for {format_money(self.amount_minor, self.currency)} ({self.status})"
+
+
+# --- hourly engagements: a saved card, weekly timesheets, off-session charges ----------------
+
+
+class Customer(models.Model):
+    """A client as a Stripe Customer, made once, when they first save a card (https://docs.stripe.com/api/customers)."""
+
+    client = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="stripe_customer")
+    stripe_customer_id = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.stripe_customer_id
+
+
+class BillingStatus(models.TextChoices):
+    """Whether an hourly engagement can be worked and billed."""
+
+    # Hired; the client has not saved a card that may be charged off-session. No time can be logged.
+    AWAITING_PAYMENT_METHOD = "awaiting_payment_method", "Awaiting a payment method"
+    ACTIVE = "active", "Active"
+    # The last charge retry failed: no time is logged until the client has paid.
+    PAUSED = "paused", "Paused (a charge failed)"
+
+
+class HourlyBilling(models.Model):
+    """How an hourly engagement is paid: the client's saved card, and whether work may go on."""
+
+    engagement = models.OneToOneField("hiring_requests.Engagement", on_delete=models.PROTECT, related_name="billing")
+    status = models.CharField(
+        max_length=24, choices=BillingStatus.choices, default=BillingStatus.AWAITING_PAYMENT_METHOD
+    )
+    # The SetupIntent saving a card now (https://docs.stripe.com/payments/save-and-reuse); a new one per attempt.
+    setup_intent_id = models.CharField(max_length=64, blank=True)
+    setup_client_secret = models.CharField(max_length=128, blank=True)
+    setup_attempt = models.PositiveSmallIntegerField(default=0)
+    # The saved card that off-session charges use.
+    payment_method_id = models.CharField(max_length=64, blank=True)
+    card_brand = models.CharField(max_length=32, blank=True)
+    card_last4 = models.CharField(max_length=4, blank=True)
+    # When the first card was saved: the engagement's start. No time is logged before it.
+    started_at = models.DateTimeField(null=True, blank=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "hourly billing"
+
+    def __str__(self) -> str:
+        return f"Billing of engagement {self.engagement_id} ({self.status})"
+
+
+class WeeklyCap(models.Model):
+    """The client's change to an engagement's weekly hours, from the week starting `applies_from` (a Monday)."""
+
+    engagement = models.ForeignKey("hiring_requests.Engagement", on_delete=models.PROTECT, related_name="weekly_caps")
+    applies_from = models.DateField()
+    hours = models.PositiveSmallIntegerField()
+    set_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["engagement", "applies_from"], name="weekly_cap_one_per_week"),
+            models.CheckConstraint(condition=models.Q(hours__gte=1, hours__lte=168), name="weekly_cap_hours"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hours} h/week from {self.applies_from}"
+
+
+class TimesheetStatus(models.TextChoices):
+    """Where a week of hourly work is. CHARGING and PAYING are Stripe steps claimed and not yet recorded."""
+
+    OPEN = "open", "Open (the week is being logged)"
+    SUBMITTED = "submitted", "Submitted (awaiting the client's review)"
+    DISPUTED = "disputed", "Disputed (staff settle it)"
+    APPROVED = "approved", "Approved (to be charged)"
+    CHARGING = "charging", "Charging (creating the PaymentIntent)"
+    CHARGE_FAILED = "charge_failed", "Charge failed"
+    CHARGED = "charged", "Charged (to be paid out)"
+    PAYING = "paying", "Paying (creating the Transfer)"
+    PAID = "paid", "Paid"
+    # Nothing to bill: no time logged, or staff settled the disputed week at nothing.
+    VOID = "void", "Void (nothing to bill)"
+    # Below Stripe's minimum charge: its minutes are billed with the next week.
+    CARRIED_OVER = "carried_over", "Carried over to the next week"
+
+
+_T = TimesheetStatus
+
+TIMESHEET_MOVES: dict[str, frozenset[str]] = {
+    _T.OPEN: frozenset({_T.SUBMITTED, _T.VOID, _T.CARRIED_OVER}),
+    _T.SUBMITTED: frozenset({_T.APPROVED, _T.CHARGING, _T.DISPUTED}),
+    _T.DISPUTED: frozenset({_T.APPROVED, _T.CHARGING, _T.VOID}),
+    # Approved while the engagement's billing is not active: charged once it is.
+    _T.APPROVED: frozenset({_T.CHARGING}),
+    # Nothing reached Stripe: back to approved. A webhook may record the charge before the call returns.
+    _T.CHARGING: frozenset({_T.CHARGED, _T.CHARGE_FAILED, _T.APPROVED}),
+    # A retry, or the client confirming the payment in Stripe.js (the webhook records it).
+    _T.CHARGE_FAILED: frozenset({_T.CHARGING, _T.CHARGED}),
+    _T.CHARGED: frozenset({_T.PAYING}),
+    # A refused Transfer leaves the money charged; the sweep pays it once it can.
+    _T.PAYING: frozenset({_T.PAID, _T.CHARGED}),
+    _T.PAID: frozenset(),
+    _T.VOID: frozenset(),
+    _T.CARRIED_OVER: frozenset(),
+}
+# Stripe steps in flight: claimed, not yet recorded.
+TIMESHEET_STEP_STATES: frozenset[str] = frozenset({_T.CHARGING, _T.PAYING})
+# The charged money is held (the timesheet's escrow account holds the amount).
+TIMESHEET_HELD: frozenset[str] = frozenset({_T.CHARGED, _T.PAYING})
+
+
+class Timesheet(models.Model):
+    """One engagement's week, Monday 00:00 to Sunday 24:00 UTC, billed once at the engagement's rate."""
+
+    engagement = models.ForeignKey("hiring_requests.Engagement", on_delete=models.PROTECT, related_name="timesheets")
+    week_start = models.DateField()
+    status = models.CharField(max_length=16, choices=TimesheetStatus.choices, default=TimesheetStatus.OPEN)
+    # The rate and currency fixed at the hire; the amount is computed once, when the week closes.
+    rate_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    # Minutes brought in from an earlier week below Stripe's minimum charge.
+    carried_minutes = models.PositiveIntegerField(default=0)
+    minutes = models.PositiveIntegerField(default=0)
+    disputed_minutes = models.PositiveIntegerField(default=0)
+    amount_minor = models.BigIntegerField(default=0)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    review_deadline = models.DateTimeField(null=True, blank=True)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    disputed_at = models.DateTimeField(null=True, blank=True)
+    dispute_reason = models.TextField(blank=True)
+    settle_share_minor = models.BigIntegerField(null=True, blank=True)
+    # The Stripe step in flight, as for milestones: claimed at, attempt (in its key), parameters fixed at the claim.
+    step_claimed_at = models.DateTimeField(null=True, blank=True)
+    step_attempt = models.PositiveSmallIntegerField(default=0)
+    step_failures = models.PositiveSmallIntegerField(default=0)
+    step_payment_method = models.CharField(max_length=64, blank=True)
+    step_amount_minor = models.BigIntegerField(null=True, blank=True)
+    step_destination = models.CharField(max_length=64, blank=True)
+    # Failed charges so far; the next retry's time (TIMESHEET_CHARGE_RETRY_DAYS), and why the last one failed.
+    charge_failures = models.PositiveSmallIntegerField(default=0)
+    next_charge_at = models.DateTimeField(null=True, blank=True)
+    failure_code = models.CharField(max_length=64, blank=True)
+    failure_message = models.CharField(max_length=500, blank=True)
+    # One PaymentIntent per timesheet, ever: retries confirm it again, so it can succeed only once.
+    payment_intent_id = models.CharField(max_length=64, blank=True)
+    client_secret = models.CharField(max_length=128, blank=True)
+    charge_id = models.CharField(max_length=64, blank=True)
+    transfer_id = models.CharField(max_length=64, blank=True)
+    charged_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["engagement", "week_start"], name="timesheet_one_per_week"),
+            models.CheckConstraint(condition=models.Q(amount_minor__gte=0), name="timesheet_amount_not_negative"),
+        ]
+        indexes = [
+            models.Index(fields=["status", "week_start"], name="timesheet_status_week"),
+            models.Index(fields=["status", "review_deadline"], name="timesheet_review_clock"),
+            models.Index(fields=["status", "next_charge_at"], name="timesheet_charge_retry"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Week of {self.week_start} ({self.engagement_id})"
+
+
+class TimeEntry(models.Model):
+    """Time worked: `minutes` from `started_at` (UTC), with a note of what was done."""
+
+    timesheet = models.ForeignKey(Timesheet, on_delete=models.PROTECT, related_name="entries")
+    started_at = models.DateTimeField()
+    minutes = models.PositiveSmallIntegerField()
+    note = models.CharField(max_length=500)
+    # The client's objection, when they dispute this entry.
+    disputed = models.BooleanField(default=False)
+    dispute_reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "time entries"
+        ordering = ["started_at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(minutes__gte=1, minutes__lte=1440), name="time_entry_minutes")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.minutes} min from {self.started_at:%Y-%m-%d %H:%M} UTC"
+
+
+class TimesheetEvent(models.Model):
+    timesheet = models.ForeignKey(Timesheet, on_delete=models.CASCADE, related_name="events")
+    from_status = models.CharField(max_length=16)
+    to_status = models.CharField(max_length=16)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.from_status} -> {self.to_status}"

@@ -1,10 +1,20 @@
 from datetime import date, datetime
 
 from ninja import Schema
-from pydantic import Field
+from pydantic import Field, StrictInt
 
-from marketplace.schemas import CurrencyCode, MinorUnits, PositiveMinorUnits, ReturnUrl, SaneDate, StrictIn
-from payments.models import MilestoneStatus
+from marketplace.schemas import (
+    CurrencyCode,
+    Id,
+    MinorUnits,
+    PatchIn,
+    PositiveMinorUnits,
+    ReturnUrl,
+    SaneDate,
+    SaneMoment,
+    StrictIn,
+)
+from payments.models import BillingStatus, MilestoneStatus, TimesheetStatus
 
 
 class OnboardingIn(StrictIn):
@@ -57,3 +67,107 @@ class SettleIn(StrictIn):
 class WebhookOut(Schema):
     received: bool
     duplicate: bool
+
+
+# --- hourly engagements ----------------------------------------------------------------------
+
+
+class CardSetupOut(Schema):
+    """Hand `client_secret` to Stripe.js (`stripe.confirmCardSetup`); `setup_intent.succeeded` starts the engagement."""
+
+    engagement_id: int
+    setup_intent_id: str
+    client_secret: str
+    billing_status: BillingStatus
+
+
+class BillingOut(Schema):
+    engagement_id: int
+    status: BillingStatus
+    card_brand: str
+    card_last4: str
+    started_at: datetime | None
+    paused_at: datetime | None
+    # The weekly cap in hours this week and from next Monday (UTC).
+    hours_this_week: int
+    hours_next_week: int
+
+
+class WeeklyCapIn(StrictIn):
+    hours: StrictInt = Field(ge=1, le=168)
+
+
+class WeeklyCapOut(Schema):
+    engagement_id: int
+    hours: int
+    applies_from: date
+
+
+class TimeEntryIn(StrictIn):
+    # When the work started, with its UTC offset (2026-12-01T09:00:00+01:00); the week is decided in UTC.
+    started_at: SaneMoment
+    minutes: StrictInt = Field(ge=1, le=1440)
+    note: str = Field(min_length=1, max_length=500)
+
+
+class TimeEntryPatch(PatchIn):
+    started_at: SaneMoment | None = None
+    minutes: StrictInt | None = Field(default=None, ge=1, le=1440)
+    note: str | None = Field(default=None, min_length=1, max_length=500)
+
+
+class TimeEntryOut(Schema):
+    id: int
+    timesheet_id: int
+    started_at: datetime
+    minutes: int
+    note: str
+    # The day the work started in the engineer's own time zone, and that zone (IANA).
+    local_date: date
+    time_zone: str
+    disputed: bool
+    dispute_reason: str
+
+
+class TimesheetOut(Schema):
+    id: int
+    engagement_id: int
+    # The week runs from Monday 00:00 UTC of week_start to the next Monday 00:00 UTC.
+    week_start: date
+    status: TimesheetStatus
+    minutes: int
+    carried_minutes: int
+    disputed_minutes: int
+    rate_minor: int
+    amount_minor: int
+    currency: CurrencyCode
+    submitted_at: datetime | None
+    review_deadline: datetime | None
+    approved_at: datetime | None
+    charge_failures: int
+    next_charge_at: datetime | None
+    failure_code: str
+    failure_message: str
+    payment_intent_id: str
+    transfer_id: str
+    charged_at: datetime | None
+    paid_at: datetime | None
+
+
+class TimesheetDetailOut(TimesheetOut):
+    entries: list[TimeEntryOut]
+
+
+class DisputedEntryIn(StrictIn):
+    entry_id: Id
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class TimesheetDisputeIn(StrictIn):
+    entries: list[DisputedEntryIn] = Field(min_length=1, max_length=200)
+
+
+class PayNowOut(Schema):
+    timesheet: TimesheetOut
+    # Set when Stripe needs the cardholder: confirm with Stripe.js (`stripe.confirmCardPayment`).
+    client_secret: str

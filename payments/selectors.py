@@ -1,8 +1,19 @@
 from django.db.models import Q, QuerySet, Sum
 
-from accounts.models import User
+from accounts.models import EngineerProfile, User
 from hiring_requests.models import Engagement
-from payments.models import ESCROW_HELD, LedgerAccount, LedgerEntry, LedgerTransaction, Milestone, PayoutAccount
+from payments.errors import TimesheetNotFound
+from payments.models import (
+    ESCROW_HELD,
+    TIMESHEET_HELD,
+    HourlyBilling,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerTransaction,
+    Milestone,
+    PayoutAccount,
+    Timesheet,
+)
 
 
 def payouts_enabled(*, engineer_id: int) -> bool:
@@ -66,4 +77,58 @@ def ledger_problems() -> list[str]:
         )
         if paid > milestone.amount_minor:
             problems.append(f"milestone {milestone.pk} paid out {paid}, more than its {milestone.amount_minor}")
+    return problems + _timesheet_problems()
+
+
+def _timesheet_problems() -> list[str]:
+    """Each hourly week: escrow holds its amount exactly while charged and unpaid; charged once, paid out once."""
+    problems = []
+    for timesheet in Timesheet.objects.exclude(payment_intent_id="", status__in=["open", "void", "carried_over"]):
+        code = f"escrow:timesheet-{timesheet.pk}:{timesheet.currency}"
+        escrow = LedgerAccount.objects.filter(code=code).first()
+        held = escrow.balance if escrow else 0
+        expected = timesheet.amount_minor if timesheet.status in TIMESHEET_HELD else 0
+        if held != expected:
+            problems.append(f"timesheet {timesheet.pk} is {timesheet.status} but escrow holds {held}, not {expected}")
+        kinds = list(LedgerTransaction.objects.filter(timesheet=timesheet).values_list("kind", flat=True))
+        for kind in ("timesheet_charge", "timesheet_payout"):
+            if kinds.count(kind) > 1:
+                problems.append(f"timesheet {timesheet.pk} has {kinds.count(kind)} {kind} bookings")
+        if timesheet.status == "paid" and kinds.count("timesheet_payout") != 1:
+            problems.append(f"timesheet {timesheet.pk} is paid but its payout is not booked")
     return problems
+
+
+def billing_for(*, user: User, engagement_id: int) -> HourlyBilling | None:
+    """An hourly engagement's billing, for its client and engineer and staff; None otherwise."""
+    queryset = HourlyBilling.objects.select_related("engagement").filter(engagement_id=engagement_id)
+    if not user.is_staff:
+        queryset = queryset.filter(Q(engagement__client=user) | Q(engagement__engineer=user))
+    return queryset.first()
+
+
+def timesheets_of(*, user: User, engagement_id: int) -> QuerySet[Timesheet] | None:
+    """The engagement's weeks, newest first, or None when `user` may not see the engagement."""
+    engagements = Engagement.objects.filter(pk=engagement_id)
+    if not user.is_staff:
+        engagements = engagements.filter(Q(client=user) | Q(engineer=user))
+    if not engagements.exists():
+        return None
+    return Timesheet.objects.filter(engagement_id=engagement_id).order_by("-week_start")
+
+
+def timesheet_for(*, user: User, timesheet_id: int) -> Timesheet:
+    """A week its engagement's client and engineer (and staff) may see. Raises TimesheetNotFound."""
+    queryset = Timesheet.objects.select_related("engagement").filter(pk=timesheet_id)
+    if not user.is_staff:
+        queryset = queryset.filter(Q(engagement__client=user) | Q(engagement__engineer=user))
+    found = queryset.first()
+    if found is None:
+        raise TimesheetNotFound()
+    return found
+
+
+def engineer_zone(engineer_id: int) -> str:
+    """The engineer's IANA time zone (UTC when they have not set one)."""
+    zone = EngineerProfile.objects.filter(user_id=engineer_id).values_list("time_zone", flat=True).first()
+    return zone or "UTC"

@@ -16,8 +16,18 @@ def process_stripe_event(event_id: int) -> bool:
 
 @shared_task(name="payments.tasks.sweep")
 def sweep() -> dict[str, Any]:
-    """Finish abandoned Stripe steps, approve and release what is due, retry due events."""
-    return {**services.payments_sweep(), "events": services.stripe_events_retry()}
+    """Finish abandoned Stripe steps, approve and release (or charge and pay) what is due, retry due events."""
+    return {
+        **services.payments_sweep(),
+        "timesheets": services.timesheets_sweep(),
+        "events": services.stripe_events_retry(),
+    }
+
+
+@shared_task(name="payments.tasks.timesheets_close")
+def timesheets_close() -> dict[str, int]:
+    """Send every week past its edit grace to the client for review (weeks end Monday 00:00 UTC)."""
+    return services.timesheets_close()
 
 
 @shared_task(name="payments.tasks.reconcile")

@@ -5,6 +5,25 @@ phases (see `payments.services.milestones`); each has a sync twin without the
 `a` prefix for Celery tasks, admin actions and tests.
 """
 
+from payments.services.hourly import (
+    CardSetup,
+    amount_for,
+    apayment_method_setup,
+    asetup_intent_sync,
+    billing_open,
+    disputed_amount,
+    payment_method_setup,
+    setup_intent_sync,
+    time_entry_delete,
+    time_entry_edit,
+    time_entry_log,
+    timesheet_dispute,
+    timesheet_settle,
+    timesheets_close,
+    week_start_of,
+    weekly_cap_hours,
+    weekly_cap_set,
+)
 from payments.services.ledger import fee_for, ledger_account, ledger_post
 from payments.services.milestones import (
     amilestone_approve,
@@ -42,6 +61,18 @@ from payments.services.reconciliation import (
     catch_up_with_stripe,
     ledger_compare_with_stripe,
 )
+from payments.services.timesheet_billing import (
+    PayNow,
+    atimesheet_approve,
+    atimesheet_charge,
+    atimesheet_mark_charged,
+    atimesheet_pay_now,
+    atimesheets_sweep,
+    timesheet_approve,
+    timesheet_charge,
+    timesheet_mark_charged,
+    timesheets_sweep,
+)
 from payments.services.webhooks import (
     adispute_sync,
     astripe_events_reconcile,
@@ -54,6 +85,8 @@ from payments.services.webhooks import (
 )
 
 __all__ = [
+    "CardSetup",
+    "PayNow",
     "acatch_up_with_stripe",
     "adispute_sync",
     "aledger_compare_with_stripe",
@@ -64,12 +97,22 @@ __all__ = [
     "amilestone_refund",
     "amilestone_release_pending",
     "amilestone_settle",
+    "amount_for",
+    "apayment_method_setup",
     "apayments_sweep",
     "apayout_account_sync",
     "apayout_onboarding_start",
+    "asetup_intent_sync",
     "asteps_resume",
     "astripe_events_reconcile",
+    "atimesheet_approve",
+    "atimesheet_charge",
+    "atimesheet_mark_charged",
+    "atimesheet_pay_now",
+    "atimesheets_sweep",
+    "billing_open",
     "catch_up_with_stripe",
+    "disputed_amount",
     "fee_for",
     "ledger_account",
     "ledger_compare_with_stripe",
@@ -85,9 +128,11 @@ __all__ = [
     "milestone_request_changes",
     "milestone_settle",
     "milestone_submit",
+    "payment_method_setup",
     "payments_sweep",
     "payout_account_sync",
     "payout_onboarding_start",
+    "setup_intent_sync",
     "steps_resume",
     "stripe_event_process",
     "stripe_event_receive",
@@ -95,4 +140,17 @@ __all__ = [
     "stripe_events_reconcile",
     "stripe_events_retry",
     "stripe_events_stuck",
+    "time_entry_delete",
+    "time_entry_edit",
+    "time_entry_log",
+    "timesheet_approve",
+    "timesheet_charge",
+    "timesheet_dispute",
+    "timesheet_mark_charged",
+    "timesheet_settle",
+    "timesheets_close",
+    "timesheets_sweep",
+    "week_start_of",
+    "weekly_cap_hours",
+    "weekly_cap_set",
 ]

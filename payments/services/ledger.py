@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
-from payments.models import LedgerAccount, LedgerAccountKind, LedgerEntry, LedgerTransaction, Milestone
+from payments.models import LedgerAccount, LedgerAccountKind, LedgerEntry, LedgerTransaction, Milestone, Timesheet
 
 
 def ledger_account(kind: LedgerAccountKind, owner: str, currency: str) -> LedgerAccount:
@@ -21,7 +21,12 @@ def ledger_account(kind: LedgerAccountKind, owner: str, currency: str) -> Ledger
 
 
 def ledger_post(
-    *, reference: str, kind: str, milestone: Milestone | None, lines: list[tuple[LedgerAccount, int]]
+    *,
+    reference: str,
+    kind: str,
+    milestone: Milestone | None,
+    lines: list[tuple[LedgerAccount, int]],
+    timesheet: Timesheet | None = None,
 ) -> LedgerTransaction | None:
     """Book one movement (`lines`: account and signed minor units). None if `reference` was booked before.
 
@@ -35,7 +40,9 @@ def ledger_post(
         raise ValueError(f"ledger lines for {reference} do not balance: {totals}")
     try:
         with transaction.atomic():
-            booked = LedgerTransaction.objects.create(reference=reference, kind=kind, milestone=milestone)
+            booked = LedgerTransaction.objects.create(
+                reference=reference, kind=kind, milestone=milestone, timesheet=timesheet
+            )
     except IntegrityError:
         return None
     for account, amount in lines:
@@ -154,4 +161,44 @@ def book_dispute_won(milestone: Milestone, *, dispute_id: str, amount_minor: int
         kind="dispute_won",
         milestone=milestone,
         lines=[(back_to, amount_minor), (client_funding(milestone), -amount_minor)],
+    )
+
+
+# --- hourly weeks: charged into the week's escrow, paid out of it ------------------------------
+
+
+def timesheet_escrow(timesheet: Timesheet) -> LedgerAccount:
+    return ledger_account(LedgerAccountKind.ESCROW, f"timesheet-{timesheet.pk}", timesheet.currency)
+
+
+def book_timesheet_charge(timesheet: Timesheet) -> None:
+    """A week's off-session charge arrived: held in the week's escrow until the Transfer (once per week)."""
+    client = ledger_account(
+        LedgerAccountKind.CLIENT_FUNDING, f"client-{timesheet.engagement.client_id}", timesheet.currency
+    )
+    ledger_post(
+        reference=f"timesheet-charge:{timesheet.pk}",
+        kind="timesheet_charge",
+        milestone=None,
+        timesheet=timesheet,
+        lines=[(timesheet_escrow(timesheet), timesheet.amount_minor), (client, -timesheet.amount_minor)],
+    )
+
+
+def book_timesheet_payout(timesheet: Timesheet) -> None:
+    """The week paid out: the engineer's Transfer (the amount less the fee) and the platform's fee."""
+    fee = fee_for(timesheet.amount_minor)
+    engineer = ledger_account(
+        LedgerAccountKind.ENGINEER_PAYOUT, f"engineer-{timesheet.engagement.engineer_id}", timesheet.currency
+    )
+    ledger_post(
+        reference=f"timesheet-payout:{timesheet.pk}",
+        kind="timesheet_payout",
+        milestone=None,
+        timesheet=timesheet,
+        lines=[
+            (timesheet_escrow(timesheet), -timesheet.amount_minor),
+            (engineer, timesheet.amount_minor - fee),
+            (platform_fee(timesheet.currency), fee),
+        ],
     )

@@ -28,8 +28,10 @@ from payments import gateway, locks
 from payments.errors import InvalidEvent, InvalidSignature
 from payments.models import Dispute, Milestone, MilestoneStatus, StripeEvent
 from payments.services import ledger
+from payments.services.hourly import asetup_intent_sync
 from payments.services.milestones import amilestone_mark_funded
 from payments.services.onboarding import apayout_account_sync
+from payments.services.timesheet_billing import atimesheet_mark_charged, atimesheets_resume_for
 from payments.services.transitions import alert_staff, blocking, move
 
 logger = logging.getLogger(__name__)
@@ -191,8 +193,24 @@ async def adispute_sync(*, dispute_id: str) -> Dispute | None:
 # --- processing -------------------------------------------------------------------------------
 
 
+def _payment_intent_succeeded(obj: dict[str, Any]) -> Awaitable[object]:
+    """A milestone funded by the client in Stripe.js, or an hourly week charged (its metadata says which)."""
+    metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    if metadata and "timesheet_id" in metadata:
+        return atimesheet_mark_charged(payment_intent_id=obj["id"])
+    return amilestone_mark_funded(payment_intent_id=obj["id"])
+
+
+async def _setup_intent_succeeded(obj: dict[str, Any]) -> None:
+    """A card saved: the engagement starts or resumes, and weeks waiting on a working card are charged."""
+    billing = await asetup_intent_sync(setup_intent_id=obj["id"])
+    if billing is not None:
+        await atimesheets_resume_for(engagement_id=billing.engagement_id)
+
+
 HANDLERS: dict[str, Callable[[dict[str, Any]], Awaitable[object]]] = {
-    "payment_intent.succeeded": lambda obj: amilestone_mark_funded(payment_intent_id=obj["id"]),
+    "payment_intent.succeeded": _payment_intent_succeeded,
+    "setup_intent.succeeded": _setup_intent_succeeded,
     "account.updated": lambda obj: apayout_account_sync(stripe_account_id=obj["id"]),
     "charge.dispute.created": lambda obj: adispute_sync(dispute_id=obj["id"]),
     "charge.dispute.closed": lambda obj: adispute_sync(dispute_id=obj["id"]),

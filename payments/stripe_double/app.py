@@ -54,10 +54,18 @@ CARDS_BY_NUMBER = {card.number: card for card in SAVED_CARDS.values()}
 
 
 class StripeError(Exception):
-    def __init__(self, status: int, type_: str, message: str, *, code: str | None = None, param: str | None = None):
+    def __init__(
+        self, status: int, type_: str, message: str, *, code: str | None = None, param: str | None = None,
+        payment_intent: Json | None = None, decline_code: str | None = None,
+    ):  # fmt: skip
         super().__init__(message)
         self.status = status
-        self.body = {"error": {"type": type_, "message": message, "code": code, "param": param}}
+        self.body: Json = {"error": {"type": type_, "message": message, "code": code, "param": param}}
+        if payment_intent is not None:
+            # A card error names the PaymentIntent it left behind (https://docs.stripe.com/api/errors).
+            self.body["error"]["payment_intent"] = copy.deepcopy(payment_intent)
+        if decline_code is not None:
+            self.body["error"]["decline_code"] = decline_code
 
 
 # Stripe's minimum charge amounts for the currencies the tests use (https://docs.stripe.com/currencies);
@@ -343,7 +351,10 @@ class StripeDouble:
 
     def confirm_payment_intent(self, *, id: str, params: Json, key: str | None) -> Json:
         intent = self._find("payment_intents", "payment_intent", id)
-        return self._confirm(intent, params.get("payment_method") or intent["payment_method"], key)
+        return self._confirm(
+            intent, params.get("payment_method") or intent["payment_method"], key,
+            off_session=params.get("off_session") == "true",
+        )  # fmt: skip
 
     def _confirm(self, intent: Json, payment_method: str | None, key: str | None, *, off_session: bool = False) -> Json:
         if intent["status"] not in ("requires_payment_method", "requires_confirmation"):
@@ -383,7 +394,10 @@ class StripeDouble:
                     "decline_code": "authentication_required", "message": message, "payment_method": saved,
                 }  # fmt: skip
                 self._emit("payment_intent.payment_failed", intent, key)
-                raise StripeError(402, "card_error", message, code="authentication_required")
+                raise StripeError(
+                    402, "card_error", message, code="authentication_required", payment_intent=intent,
+                    decline_code="authentication_required",
+                )  # fmt: skip
             intent["status"] = "requires_action"
             intent["next_action"] = {"type": "use_stripe_sdk", "use_stripe_sdk": {"type": "three_d_secure_redirect"}}
             self._emit("payment_intent.requires_action", intent, key)
@@ -399,7 +413,8 @@ class StripeDouble:
         intent["status"] = "requires_payment_method"
         intent["last_payment_error"] = {"type": "card_error", "code": "card_declined", "message": failure}
         self._emit("payment_intent.payment_failed", intent, key)
-        raise StripeError(402, "card_error", failure, code="card_declined")
+        raise StripeError(402, "card_error", failure, code="card_declined", payment_intent=intent,
+                          decline_code="generic_decline")  # fmt: skip
 
     def _succeed(self, intent: Json, payment_method: str, key: str | None) -> Json:
         made = objects.charge(intent=intent, payment_method=payment_method, paid=True, failure=None)

@@ -1,13 +1,13 @@
 """Build an engagement whose engineer is onboarded at the double, and move money through it."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from django.utils import timezone
 
 from hiring_requests.models import Engagement, HiringRequest
 from payments import services
-from payments.models import Milestone, PayoutAccount
+from payments.models import Milestone, PayoutAccount, Timesheet
 from tests.factories import ClientFactory, vetted_engineer
 from tests.hiring_requests.conftest import request_fields
 
@@ -49,3 +49,55 @@ def funded(run, http_client, made: Engagement, amount: int = 50_000) -> Mileston
     deliver_webhooks(run, http_client)
     created.refresh_from_db()
     return created
+
+
+# --- hourly engagements -----------------------------------------------------------------------
+
+
+def hourly_engagement(*, onboarded: bool = True, rate_minor: int = 4_000, hours_per_week: int = 40) -> Engagement:
+    """An hourly engagement just hired: its billing waits for the client's card."""
+    from payments.services import billing_open
+
+    made = engagement(onboarded=onboarded)
+    Engagement.objects.filter(pk=made.pk).update(
+        rate_kind="hourly", rate_minor=rate_minor, hours_per_week=hours_per_week
+    )
+    made.refresh_from_db()
+    billing_open(made)
+    return made
+
+
+def save_card(run, http_client, made: Engagement, card: str = "pm_card_visa", *, started_days_ago: int = 28) -> None:
+    """The client saves `card` in Stripe.js and Stripe's setup_intent.succeeded arrives.
+
+    `started_days_ago` back-dates the engagement's start, so tests can log earlier weeks.
+    """
+    from payments.models import HourlyBilling
+    from tests.payments.conftest import deliver_webhooks
+
+    setup = services.payment_method_setup(client=made.client, engagement_id=made.pk)
+    confirmed = run.client.v1.setup_intents.confirm(setup.setup_intent_id, params={"payment_method": card})
+    if confirmed.status == "requires_action":
+        httpx.post(f"{run.base}/_test/setup_intents/{confirmed.id}/authenticate", timeout=5)
+    deliver_webhooks(run, http_client)
+    HourlyBilling.objects.filter(engagement=made).update(started_at=timezone.now() - timedelta(days=started_days_ago))
+
+
+def last_monday(weeks_ago: int = 1) -> datetime:
+    """Monday 00:00 UTC `weeks_ago` weeks before this week's."""
+    today = timezone.now().astimezone(UTC).date()
+    monday = today - timedelta(days=today.weekday(), weeks=weeks_ago)
+    return datetime.combine(monday, datetime.min.time(), tzinfo=UTC)
+
+
+def closed_week(made: Engagement, minutes: list[int], *, weeks_ago: int = 1) -> Timesheet:
+    """A past week with one entry per day of `minutes`, closed and submitted to the client."""
+    monday = last_monday(weeks_ago)
+    for day, amount in enumerate(minutes):
+        services.time_entry_log(
+            engineer=made.engineer, engagement_id=made.pk, started_at=monday + timedelta(days=day, hours=9),
+            minutes=amount, note=f"day {day + 1}: worker pool",
+            now=monday + timedelta(days=6, hours=23),
+        )  # fmt: skip
+    services.timesheets_close(now=monday + timedelta(days=7, hours=13))
+    return Timesheet.objects.get(engagement=made, week_start=monday.date())
