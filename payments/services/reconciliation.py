@@ -13,12 +13,22 @@ from django.db.models import Sum
 
 from marketplace.db import atomic_phase
 from payments import gateway
-from payments.models import ESCROW_HELD, Dispute, LedgerAccountKind, LedgerEntry, Milestone, MilestoneStatus
+from payments.models import (
+    ESCROW_HELD,
+    Dispute,
+    LedgerAccountKind,
+    LedgerEntry,
+    Milestone,
+    MilestoneStatus,
+    Timesheet,
+    TimesheetStatus,
+)
 from payments.services.transitions import blocking
 
 logger = logging.getLogger(__name__)
 
 M = MilestoneStatus
+T = TimesheetStatus
 
 
 def _milestones(statuses: Sequence[str]) -> list[Milestone]:
@@ -81,6 +91,7 @@ async def aledger_compare_with_stripe() -> list[str]:
                     f"milestone {milestone.pk}: Stripe's Refund {refund.id} is {refund.status} for {refund.amount}, "
                     f"the ledger refunded {expected}"
                 )
+    differences += await _timesheet_differences()
     for dispute in await atomic_phase(_disputes)():
         remote = await gateway.retrieve_dispute(dispute.stripe_id)
         if remote.amount != dispute.amount_minor:
@@ -92,13 +103,36 @@ async def aledger_compare_with_stripe() -> list[str]:
     return differences
 
 
+def _timesheets(statuses: Sequence[str]) -> list[Timesheet]:
+    return list(Timesheet.objects.filter(status__in=statuses).exclude(payment_intent_id="").order_by("pk"))
+
+
+async def _timesheet_differences() -> list[str]:
+    """Hourly weeks: a charged one's PaymentIntent succeeded for its amount; a failed one's has not."""
+    differences = []
+    for timesheet in await atomic_phase(_timesheets)([T.CHARGED, T.PAYING, T.PAID, T.CHARGE_FAILED]):
+        intent = await gateway.retrieve_payment_intent(timesheet.payment_intent_id)
+        charged = intent.status == "succeeded"
+        if timesheet.status == T.CHARGE_FAILED and charged:
+            differences.append(
+                f"timesheet {timesheet.pk} is charge_failed but Stripe captured {intent.amount_received} "
+                f"{intent.currency} on PaymentIntent {intent.id}"
+            )
+        elif timesheet.status != T.CHARGE_FAILED and (not charged or intent.amount_received != timesheet.amount_minor):
+            differences.append(
+                f"timesheet {timesheet.pk}: Stripe's PaymentIntent is {intent.status} for {intent.amount_received}, "
+                f"the ledger holds {timesheet.amount_minor}"
+            )
+    return differences
+
+
 ledger_compare_with_stripe = blocking(aledger_compare_with_stripe)
 
 
 async def acatch_up_with_stripe() -> int:
-    """Book what Stripe did that our records missed: a captured PaymentIntent whose milestone never heard.
+    """Book what Stripe did that our records missed: a captured PaymentIntent whose milestone or week never heard.
 
-    Returns how many milestones were caught up (a cancelled one's money is refunded).
+    Returns how many were caught up (a cancelled milestone's money is refunded; a week is paid out).
     """
     from payments.services.milestones import amilestone_mark_funded
 
@@ -107,6 +141,13 @@ async def acatch_up_with_stripe() -> int:
         intent = await gateway.retrieve_payment_intent(milestone.payment_intent_id)
         if intent.status == "succeeded":
             await amilestone_mark_funded(payment_intent_id=intent.id)
+            caught_up += 1
+    from payments.services.timesheet_billing import atimesheet_mark_charged
+
+    for timesheet in await atomic_phase(_timesheets)([T.CHARGING, T.CHARGE_FAILED]):
+        intent = await gateway.retrieve_payment_intent(timesheet.payment_intent_id)
+        if intent.status == "succeeded":
+            await atimesheet_mark_charged(payment_intent_id=intent.id)
             caught_up += 1
     return caught_up
 

@@ -314,3 +314,27 @@ def test_only_the_engagements_client_approves_and_nothing_changes_for_others(cli
     timesheet.refresh_from_db()
     assert timesheet.status == T.SUBMITTED
     assert intents(stripe_settings) == []
+
+
+def test_a_lost_webhook_for_a_confirmed_week_is_caught_up_from_stripe(client, stripe_settings):
+    made = hourly_engagement()
+    save_card(stripe_settings, client, made, "pm_card_authenticationRequired")
+    timesheet = closed_week(made, [120])
+    failed = services.timesheet_approve(client=made.client, timesheet_id=timesheet.pk)
+    stripe_settings.client.v1.payment_intents.confirm(failed.payment_intent_id)
+    httpx.post(f"{stripe_settings.base}/_test/payment_intents/{failed.payment_intent_id}/authenticate", timeout=5)
+    stripe_settings.drain()
+    stripe_settings.collector.received.clear()  # payment_intent.succeeded never reaches us
+
+    before = services.ledger_compare_with_stripe()
+    caught_up = services.catch_up_with_stripe()
+
+    timesheet.refresh_from_db()
+    assert before == [
+        f"timesheet {timesheet.pk} is charge_failed but Stripe captured 8000 usd on PaymentIntent "
+        f"{failed.payment_intent_id}"
+    ]
+    assert caught_up == 1
+    assert timesheet.status == T.PAID
+    assert services.ledger_compare_with_stripe() == []
+    assert ledger_problems() == []
