@@ -84,6 +84,7 @@ def test_a_week_is_logged_approved_charged_off_session_and_paid_out(client, rubr
     timesheet.refresh_from_db()
     transfer = stripe_settings.double.objects["transfers"][timesheet.transfer_id]
     assert (transfer["amount"], transfer["source_transaction"]) == (29_333 - 2_933, timesheet.charge_id)
+    assert list(made.review_rounds.values_list("step", flat=True)) == [f"timesheet-{timesheet.pk}"]
     kinds = sorted(LedgerTransaction.objects.filter(timesheet=timesheet).values_list("kind", flat=True))
     assert kinds == ["timesheet_charge", "timesheet_payout"]
     assert ledger_problems() == []
