@@ -2,11 +2,12 @@ from typing import Any
 
 from django.http import HttpRequest
 from ninja import Router, Status
+from ninja.pagination import paginate
 
 from marketplace.auth import api_auth, current_user, staff_user
 from marketplace.idempotency import accepts_idempotency_key
+from payments.errors import EngagementNotFound
 from reviews import selectors, services
-from reviews.errors import ReviewRoundNotFound
 from reviews.models import Review
 from reviews.schemas import HideIn, OwnReviewOut, ReputationOut, ReviewIn, ReviewOut, RoundOut
 
@@ -15,16 +16,15 @@ router = Router(tags=["reviews"], auth=api_auth)
 PUBLIC_REVIEWS = 50
 
 
-@router.get("/engagements/{engagement_id}", response=list[RoundOut], summary="An engagement's review rounds")
-def rounds(request: HttpRequest, engagement_id: int) -> list[dict[str, Any]]:
+@router.get(
+    "/engagements/{engagement_id}", response=list[RoundOut], summary="An engagement's review rounds, oldest first"
+)
+@paginate
+def rounds(request: HttpRequest, engagement_id: int) -> Any:
     found = selectors.rounds_of(user=current_user(request), engagement_id=engagement_id)
     if found is None:
-        raise ReviewRoundNotFound("No such engagement of yours.")
-    return [
-        {**RoundOut.model_validate({**row["round"].__dict__, "id": row["round"].pk, "mine": None, "theirs": None})
-         .model_dump(), "mine": row["mine"], "theirs": row["theirs"]}
-        for row in found
-    ]  # fmt: skip
+        raise EngagementNotFound()
+    return found
 
 
 @router.post("/rounds/{round_id}", response={201: OwnReviewOut}, summary="Review the other side, once")

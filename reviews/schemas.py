@@ -1,12 +1,13 @@
 from datetime import datetime
+from typing import Any
 
 from ninja import Schema
 from pydantic import Field, StrictInt
 
+from marketplace.auth import current_user
 from marketplace.schemas import StrictIn
+from reviews import selectors
 from reviews.models import ReviewerRole
-
-Stars = StrictInt
 
 
 class ReviewIn(StrictIn):
@@ -45,6 +46,14 @@ class RoundOut(Schema):
     mine: OwnReviewOut | None
     # The other side's review: null until both have written or the window has closed.
     theirs: ReviewOut | None
+
+    @staticmethod
+    def resolve_mine(round_: Any, context: Any) -> Any:
+        return selectors.own_review(round_, current_user(context["request"]))
+
+    @staticmethod
+    def resolve_theirs(round_: Any, context: Any) -> Any:
+        return selectors.their_review(round_, current_user(context["request"]))
 
 
 class ReputationOut(Schema):

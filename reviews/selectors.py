@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from django.db.models import OuterRef, Q, Subquery, Value
+from django.db.models import OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from accounts.models import User
@@ -33,31 +33,35 @@ def reputation_of(user_id: int) -> dict[str, int]:
     }
 
 
-def rounds_of(*, user: User, engagement_id: int) -> list[dict[str, Any]] | None:
-    """The engagement's rounds for one of its parties (or staff), or None when they may not see it.
-
-    Each: the round, the reader's own review, and the other side's only once published (and, for
-    a party, only if staff have not hidden it).
-    """
+def rounds_of(*, user: User, engagement_id: int) -> QuerySet[ReviewRound] | None:
+    """The engagement's rounds, oldest first, with their reviews; None when `user` may not see the engagement."""
     engagements = Engagement.objects.filter(pk=engagement_id)
     if not user.is_staff:
         engagements = engagements.filter(Q(client=user) | Q(engineer=user))
     if not engagements.exists():
         return None
-    rounds = (
+    return (
         ReviewRound.objects.filter(engagement_id=engagement_id).prefetch_related("reviews").order_by("opened_at", "id")
     )
-    answer = []
-    for round_ in rounds:
-        reviews = list(round_.reviews.all())
-        mine = next((review for review in reviews if review.author_id == user.pk), None)
-        theirs = None
-        if round_.published_at is not None or user.is_staff:
-            theirs = next(
-                (r for r in reviews if r.author_id != user.pk and (r.hidden_at is None or user.is_staff)), None
-            )
-        answer.append({"round": round_, "mine": mine, "theirs": theirs})
-    return answer
+
+
+def own_review(round_: ReviewRound, reader: User) -> Review | None:
+    """The reader's own review in a round (with its private note), or None."""
+    return next((review for review in round_.reviews.all() if review.author_id == reader.pk), None)
+
+
+def their_review(round_: ReviewRound, reader: User) -> Review | None:
+    """The other side's review, only once the round is published and only if staff have not hidden it.
+
+    The sealed rule, in one place: before publication a party sees nothing of it, not even that it
+    exists. Staff see every review.
+    """
+    for review in round_.reviews.all():
+        if review.author_id == reader.pk:
+            continue
+        if reader.is_staff or (round_.published_at is not None and review.hidden_at is None):
+            return review
+    return None
 
 
 def public_reviews_of(*, subject_id: int) -> Any:

@@ -57,12 +57,12 @@ def test_a_review_is_sealed_until_the_other_side_writes_then_both_are_public(cli
     stranger = ClientFactory.create()
 
     first = write(client, round_, engagement.client, 5)
-    engineer_before = rounds_seen_by(client, engagement.engineer, engagement.pk).json()[0]
-    client_before = rounds_seen_by(client, engagement.client, engagement.pk).json()[0]
+    engineer_before = rounds_seen_by(client, engagement.engineer, engagement.pk).json()["items"][0]
+    client_before = rounds_seen_by(client, engagement.client, engagement.pk).json()["items"][0]
     client.force_login(stranger)
     public_before = client.get(f"/api/reviews/users/{engagement.engineer_id}").json()
     second = write(client, round_, engagement.engineer, 4)
-    engineer_after = rounds_seen_by(client, engagement.engineer, engagement.pk).json()[0]
+    engineer_after = rounds_seen_by(client, engagement.engineer, engagement.pk).json()["items"][0]
     client.force_login(stranger)
     public_after = client.get(f"/api/reviews/users/{engagement.engineer_id}").json()
     stranger_rounds = rounds_seen_by(client, stranger, engagement.pk)
@@ -94,7 +94,7 @@ def test_the_window_closing_publishes_a_lone_review_and_shuts_the_other_out(clie
         published = services.reviews_publish_due()
         late = write(client, round_, engagement.engineer, 5)
 
-    seen = rounds_seen_by(client, engagement.engineer, engagement.pk).json()[0]
+    seen = rounds_seen_by(client, engagement.engineer, engagement.pk).json()["items"][0]
     assert (early, published) == (0, 1)
     assert late.status_code == 409
     assert late.json()["code"] == "review_window_closed"
@@ -142,8 +142,8 @@ def test_staff_hide_a_review_with_a_reason_and_the_rating_forgets_it(client):
         content_type="application/json",
     )  # fmt: skip
     public = client.get(f"/api/reviews/users/{engagement.engineer_id}").json()
-    staff_view = rounds_seen_by(client, staff, engagement.pk).json()[0]
-    engineer_view = rounds_seen_by(client, engagement.engineer, engagement.pk).json()[0]
+    staff_view = rounds_seen_by(client, staff, engagement.pk).json()["items"][0]
+    engineer_view = rounds_seen_by(client, engagement.engineer, engagement.pk).json()["items"][0]
 
     assert refused.status_code == 403
     assert hidden.status_code == 200
