@@ -271,3 +271,23 @@ def test_a_made_up_timesheets_cursor_is_refused(client, cursor):
 
     assert refused.status_code == 422
     assert refused.json()["code"] == "validation_error"
+
+
+def test_a_dispute_naming_an_entry_twice_is_refused_and_changes_nothing(client):
+    made = active(hourly_engagement(onboarded=False))
+    submitted = week(made, T.SUBMITTED)
+    entry = submitted.entries.get()
+    client.force_login(made.client)
+
+    refused = post(
+        client,
+        f"/api/payments/timesheets/{submitted.pk}/dispute",
+        {"entries": [{"entry_id": entry.pk, "reason": "never done"}, {"entry_id": entry.pk, "reason": "fine"}]},
+    )
+
+    assert refused.status_code == 422
+    assert refused.json()["code"] == "invalid_time_entry"
+    submitted.refresh_from_db()
+    entry.refresh_from_db()
+    assert (submitted.status, submitted.disputed_minutes) == (T.SUBMITTED, 0)
+    assert (entry.disputed, entry.dispute_reason) == (False, "")
