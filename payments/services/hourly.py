@@ -454,7 +454,11 @@ def time_entry_edit(
         timesheet = lock_timesheet(entry.timesheet_id, None)
         if timesheet.status != T.OPEN:
             raise InvalidTimeEntry(f"started_at: the week of {timesheet.week_start} is closed", field="started_at")
-        entry = TimeEntry.objects.get(pk=entry_id)
+        # Read again under the lock: a DELETE that held it first has removed the entry.
+        current = TimeEntry.objects.filter(pk=entry_id).first()
+        if current is None:
+            raise TimeEntryNotFound()
+        entry = current
         entry.started_at = started_at or entry.started_at
         entry.minutes = entry.minutes if minutes is None else minutes
         entry.note = entry.note if note is None else note.strip()

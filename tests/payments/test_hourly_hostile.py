@@ -291,3 +291,25 @@ def test_a_dispute_naming_an_entry_twice_is_refused_and_changes_nothing(client):
     entry.refresh_from_db()
     assert (submitted.status, submitted.disputed_minutes) == (T.SUBMITTED, 0)
     assert (entry.disputed, entry.dispute_reason) == (False, "")
+
+
+def test_editing_an_entry_deleted_meanwhile_is_not_found(client, monkeypatch):
+    from payments.services import hourly
+
+    made = active(hourly_engagement(onboarded=False))
+    client.force_login(made.engineer)
+    entry_id = post(client, f"/api/payments/engagements/{made.pk}/time-entries", GOOD).json()["id"]
+    lock_timesheet = hourly.lock_timesheet
+
+    def deleted_while_waiting_for_the_lock(timesheet_id, user):
+        TimeEntry.objects.filter(pk=entry_id).delete()  # the engineer's DELETE from another tab commits first
+        return lock_timesheet(timesheet_id, user)
+
+    monkeypatch.setattr(hourly, "lock_timesheet", deleted_while_waiting_for_the_lock)
+
+    edited = client.patch(f"/api/payments/time-entries/{entry_id}", {"minutes": 30}, content_type="application/json")
+
+    assert edited.status_code == 404
+    assert edited.json()["code"] == "time_entry_not_found"
+    # The stand-in DELETE ran inside the request's transaction and was rolled back with it; the edit was not made.
+    assert [minutes for _, minutes, _ in entries_of(made)] == [60]
