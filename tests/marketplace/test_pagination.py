@@ -24,7 +24,7 @@ from hiring_requests.models import Engagement, HiringRequest, Invitation, Invita
 from marketplace.models import Notification
 from marketplace.notifications.log import notify_user
 from marketplace.pagination import _signer, decode_cursor, ordering_of
-from payments.models import Milestone
+from payments.models import Milestone, Timesheet
 from tests.factories import ClientFactory, EngineerFactory, StaffFactory, vetted_engineer
 from tests.hiring_requests.conftest import raised, request_fields
 from tests.vetting.conftest import submit
@@ -177,6 +177,24 @@ def _milestones() -> Listing:
     return Listing(client, f"/api/payments/engagements/{engagement.pk}/milestones", add, newest_first=False)
 
 
+def _timesheets() -> Listing:
+    client, request = _request_with_client()
+    engagement = Engagement.objects.create(
+        request=request, client=client, engineer=EngineerFactory.create(), rate_kind="hourly", rate_minor=4_000,
+        currency="usd", hours_per_week=20,
+    )  # fmt: skip
+    weeks = itertools.count()
+
+    def add() -> int:
+        # Each week added is a later one: newest first, it lands ahead of the cursor.
+        week_start = date(2026, 1, 5) + timedelta(days=7 * next(weeks))
+        return Timesheet.objects.create(
+            engagement=engagement, week_start=week_start, rate_minor=4_000, currency="usd"
+        ).pk
+
+    return Listing(client, f"/api/payments/engagements/{engagement.pk}/timesheets", add)
+
+
 def _notifications() -> Listing:
     user = EngineerFactory.create()
 
@@ -201,6 +219,7 @@ LISTINGS = {
     "conversations": _conversations,
     "messages": _messages,
     "milestones": _milestones,
+    "timesheets": _timesheets,
     "notifications": _notifications,
 }
 
