@@ -114,6 +114,7 @@ def timesheets_of(*, user: User, engagement_id: int) -> QuerySet[Timesheet] | No
         engagements = engagements.filter(Q(client=user) | Q(engineer=user))
     if not engagements.exists():
         return None
+    # The id tail makes the key total, as the cursor pagination needs (marketplace.pagination).
     return Timesheet.objects.filter(engagement_id=engagement_id).order_by("-week_start", "-id")
 
 

@@ -93,9 +93,12 @@ def celery_worker(
 
 
 @contextmanager
-def asgi_server(*, log_dir: Path, env: dict[str, str] | None = None) -> Iterator[str]:
-    """uvicorn serving the project on a free port, on the test database; yields the base URL."""
-    port = free_port()
+def asgi_server(*, log_dir: Path, env: dict[str, str] | None = None, port: int | None = None) -> Iterator[str]:
+    """uvicorn serving the project on `port` (a free one if None), on the test database; yields the base URL.
+
+    Pass a port chosen beforehand when another process must know the URL first (the Stripe double's webhooks).
+    """
+    port = port or free_port()
     from marketplace.proxies import uvicorn_proxy_args
 
     args = ["-m", "uvicorn", "marketplace.asgi:application", "--host", "127.0.0.1", "--port", str(port)]

@@ -458,7 +458,11 @@ def time_entry_edit(
         timesheet = lock_timesheet(entry.timesheet_id, None)
         if timesheet.status != T.OPEN:
             raise InvalidTimeEntry(f"started_at: the week of {timesheet.week_start} is closed", field="started_at")
-        entry = TimeEntry.objects.get(pk=entry_id)
+        # Read again under the lock: a DELETE that held it first has removed the entry.
+        current = TimeEntry.objects.filter(pk=entry_id).first()
+        if current is None:
+            raise TimeEntryNotFound()
+        entry = current
         entry.started_at = started_at or entry.started_at
         entry.minutes = entry.minutes if minutes is None else minutes
         entry.note = entry.note if note is None else note.strip()
@@ -540,11 +544,14 @@ def timesheets_close(*, now: datetime | None = None) -> dict[str, int]:
 def timesheet_dispute(*, client: User, timesheet_id: int, entries: list[tuple[int, str]]) -> Timesheet:
     """Dispute some entries of a submitted week, each with a reason; the week waits for staff.
 
-    `entries`: (entry id, reason) pairs, at least one. Raises TimesheetNotFound,
+    `entries`: (entry id, reason) pairs, at least one, each entry once. Raises TimesheetNotFound,
     Forbidden, TimesheetStateConflict, InvalidTimeEntry.
     """
     if not entries or any(not reason.strip() for _, reason in entries):
         raise InvalidTimeEntry("entries: name at least one entry, each with a reason", field="entries")
+    if len(dict(entries)) != len(entries):
+        # Two reasons for one entry: which one the client meant cannot be known.
+        raise InvalidTimeEntry("entries: name each entry once", field="entries")
     with transaction.atomic():
         timesheet = lock_timesheet(timesheet_id, client)
         if client.pk != timesheet.engagement.client_id:

@@ -153,6 +153,7 @@ class StripeDouble:
             ("GET", re.compile(r"^/v1/accounts/(?P<id>[\w]+)$"), self.get("accounts", "account")),
             ("POST", re.compile(r"^/v1/account_links$"), self.create_account_link),
             ("POST", re.compile(r"^/v1/transfers$"), self.create_transfer),
+            ("GET", re.compile(r"^/v1/transfers$"), self.list_transfers),
             ("GET", re.compile(r"^/v1/transfers/(?P<id>[\w]+)$"), self.get("transfers", "transfer")),
             ("POST", re.compile(r"^/v1/transfers/(?P<id>[\w]+)/reversals$"), self.create_reversal),
             ("GET", re.compile(r"^/v1/disputes/(?P<id>[\w]+)$"), self.get("disputes", "dispute")),
@@ -598,6 +599,14 @@ class StripeDouble:
         self.account_balance[balance_key] = self.account_balance.get(balance_key, 0) + amount
         self._emit("transfer.created", made, key)
         return made
+
+    def list_transfers(self, *, params: Json, key: str | None) -> Json:
+        """Newest first, optionally only one `transfer_group`; `limit` up to 100, as for PaymentIntents."""
+        group = params.get("transfer_group")
+        transfers = reversed(self.objects["transfers"].values())
+        found = [t for t in transfers if group is None or t["transfer_group"] == group]
+        limit = min(int(params.get("limit", 10)), 100)
+        return {"object": "list", "data": found[:limit], "has_more": len(found) > limit, "url": "/v1/transfers"}
 
     def create_reversal(self, *, id: str, params: Json, key: str | None) -> Json:
         sent = self._find("transfers", "transfer", id)

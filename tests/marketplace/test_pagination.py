@@ -178,6 +178,24 @@ def _milestones() -> Listing:
     return Listing(client, f"/api/payments/engagements/{engagement.pk}/milestones", add, newest_first=False)
 
 
+def _timesheets() -> Listing:
+    client, request = _request_with_client()
+    engagement = Engagement.objects.create(
+        request=request, client=client, engineer=EngineerFactory.create(), rate_kind="hourly", rate_minor=4_000,
+        currency="usd", hours_per_week=20,
+    )  # fmt: skip
+    weeks = itertools.count()
+
+    def add() -> int:
+        # Each week added is a later one: newest first, it lands ahead of the cursor.
+        week_start = date(2026, 1, 5) + timedelta(days=7 * next(weeks))
+        return Timesheet.objects.create(
+            engagement=engagement, week_start=week_start, rate_minor=4_000, currency="usd"
+        ).pk
+
+    return Listing(client, f"/api/payments/engagements/{engagement.pk}/timesheets", add)
+
+
 def _notifications() -> Listing:
     user = EngineerFactory.create()
 
@@ -196,19 +214,6 @@ def _hourly_engagement() -> tuple[Any, Engagement]:
         request=request, client=client, engineer=EngineerFactory.create(), rate_kind="hourly", rate_minor=5_000,
         currency="usd", hours_per_week=20,
     )  # fmt: skip
-
-
-def _timesheets() -> Listing:
-    client, engagement = _hourly_engagement()
-    weeks = itertools.count()
-
-    def add() -> int:
-        week_start = date(2026, 1, 5) + timedelta(weeks=next(weeks))  # Mondays, each later than the last
-        return Timesheet.objects.create(
-            engagement=engagement, week_start=week_start, rate_minor=5_000, currency="usd"
-        ).pk
-
-    return Listing(client, f"/api/payments/engagements/{engagement.pk}/timesheets", add)
 
 
 def _review_rounds() -> Listing:
@@ -233,8 +238,8 @@ LISTINGS = {
     "conversations": _conversations,
     "messages": _messages,
     "milestones": _milestones,
-    "notifications": _notifications,
     "timesheets": _timesheets,
+    "notifications": _notifications,
     "review_rounds": _review_rounds,
 }
 

@@ -40,6 +40,10 @@ class Double:
         answer = httpx.get(f"{self.base}/v1/payment_intents", params={"limit": 100}, headers=DOUBLE_KEY, timeout=30)
         return list(answer.json()["data"])
 
+    def transfers(self) -> list[dict[str, Any]]:
+        answer = httpx.get(f"{self.base}/v1/transfers", params={"limit": 100}, headers=DOUBLE_KEY, timeout=30)
+        return list(answer.json()["data"])
+
     def onboarded_account(self) -> str:
         made = httpx.post(f"{self.base}/v1/accounts", data={"type": "express"}, headers=DOUBLE_KEY, timeout=5).json()
         httpx.post(f"{self.base}/_test/accounts/{made['id']}/complete_onboarding", timeout=5).raise_for_status()
