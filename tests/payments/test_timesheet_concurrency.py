@@ -9,6 +9,7 @@ from django.utils import timezone
 from payments import services
 from payments.models import LedgerTransaction, Timesheet, TimesheetStatus
 from payments.selectors import ledger_problems
+from payments.services import timesheet_billing as billing
 from tests.concurrency import race
 from tests.payments.helpers import closed_week, hourly_engagement, save_card
 
@@ -74,3 +75,25 @@ def test_two_sweeps_racing_on_a_due_retry_confirm_it_once(client, rubric, stripe
     assert len(confirms(stripe_settings)) == 1
     assert len(stripe_settings.double.objects["payment_intents"]) == 1
     assert ledger_problems() == []
+
+
+def test_a_sweep_that_listed_a_retry_before_another_sweep_ran_it_does_not_retry_it_again(
+    client, rubric, stripe_settings, monkeypatch
+):
+    # The race above, with its losing order laid out: sweep B lists the due week, sweep A
+    # retries it (the card fails again, the next retry is days away), then B goes on with its list.
+    made = hourly_engagement()
+    save_card(stripe_settings, client, made, "pm_card_chargeCustomerFail")
+    week = closed_week(made, [120])
+    services.timesheet_approve(client=made.client, timesheet_id=week.pk)
+    due = timezone.now() + timedelta(days=1, minutes=1)
+    listed_by_b = billing._due(due)
+    services.timesheets_sweep(now=due)
+    monkeypatch.setattr(billing, "_due", lambda now: listed_by_b)
+
+    services.timesheets_sweep(now=due)
+
+    week.refresh_from_db()
+    assert listed_by_b[1] == [week.pk]
+    assert (week.status, week.charge_failures) == (T.CHARGE_FAILED, 2)
+    assert len(confirms(stripe_settings)) == 1
