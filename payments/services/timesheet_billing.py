@@ -84,10 +84,15 @@ def _customer_of(timesheet: Timesheet) -> str:
     return found.first() or ""
 
 
-def _charge_claim(*, actor: User | None, timesheet_id: int, approving: bool) -> Timesheet | _Charge:
+def _charge_claim(
+    *, actor: User | None, timesheet_id: int, approving: bool, due_by: datetime | None = None
+) -> Timesheet | _Charge:
     """Approve (SUBMITTED) or charge again (APPROVED, CHARGE_FAILED); claim the charge if the card can be used.
 
-    Returns the plan to send, or the timesheet when there is nothing to send now.
+    With `due_by` (the sweep's clock), a failed week is retried only if its retry is
+    due by then: the sweep read it as due before taking the lock, and another sweep
+    (or the client) may have retried it meanwhile. Returns the plan to send, or the
+    timesheet when there is nothing to send now.
     """
     timesheet = lock_timesheet(timesheet_id, actor)
     if approving:
@@ -98,6 +103,12 @@ def _charge_claim(*, actor: User | None, timesheet_id: int, approving: bool) -> 
         timesheet.approved_at = timezone.now()
     elif timesheet.status not in (T.APPROVED, T.CHARGE_FAILED):
         return timesheet
+    elif (
+        timesheet.status == T.CHARGE_FAILED
+        and due_by is not None
+        and (timesheet.next_charge_at is None or timesheet.next_charge_at > due_by)
+    ):
+        return timesheet  # retried meanwhile, by another sweep or the client
     billing = HourlyBilling.objects.get(engagement_id=timesheet.engagement_id)
     customer = _customer_of(timesheet)
     if billing.status != BillingStatus.ACTIVE or not billing.payment_method_id or not customer:
@@ -265,9 +276,12 @@ async def atimesheet_approve(*, client: User | None, timesheet_id: int) -> Times
 timesheet_approve = blocking(atimesheet_approve)
 
 
-async def atimesheet_charge(*, timesheet_id: int) -> Timesheet:
-    """Charge an approved week, or retry a failed one now (the sweep, a new card, a staff settlement)."""
-    claimed = await atomic_phase(_charge_claim)(actor=None, timesheet_id=timesheet_id, approving=False)
+async def atimesheet_charge(*, timesheet_id: int, due_by: datetime | None = None) -> Timesheet:
+    """Charge an approved week, or retry a failed one now (a new card, the client's "pay now", a staff settlement).
+
+    The sweep passes its clock as `due_by`: a failed week is then retried only if its retry is still due.
+    """
+    claimed = await atomic_phase(_charge_claim)(actor=None, timesheet_id=timesheet_id, approving=False, due_by=due_by)
     if isinstance(claimed, Timesheet):
         return claimed
     return await _finish(_charge_call_and_record(claimed))
@@ -501,7 +515,8 @@ async def atimesheets_sweep(*, now: datetime | None = None) -> dict[str, int]:
             continue
     for timesheet_id in charge:
         try:
-            if (await atimesheet_charge(timesheet_id=timesheet_id)).status in (T.CHARGED, T.PAYING, T.PAID):
+            charged = await atimesheet_charge(timesheet_id=timesheet_id, due_by=now)
+            if charged.status in (T.CHARGED, T.PAYING, T.PAID):
                 counts["charged"] += 1
         except PaymentsUnavailable:
             continue
