@@ -85,14 +85,20 @@ def _customer_of(timesheet: Timesheet) -> str:
 
 
 def _charge_claim(
-    *, actor: User | None, timesheet_id: int, approving: bool, due_by: datetime | None = None
+    *,
+    actor: User | None,
+    timesheet_id: int,
+    approving: bool,
+    due_by: datetime | None = None,
+    client_asked: bool = False,
 ) -> Timesheet | _Charge:
     """Approve (SUBMITTED) or charge again (APPROVED, CHARGE_FAILED); claim the charge if the card can be used.
 
     With `due_by` (the sweep's clock), a failed week is retried only if its retry is
     due by then: the sweep read it as due before taking the lock, and another sweep
     (or the client) may have retried it meanwhile. Returns the plan to send, or the
-    timesheet when there is nothing to send now.
+    timesheet when there is nothing to send now. A paused engagement's card is tried
+    again only when the client asks (`client_asked`: "pay now").
     """
     timesheet = lock_timesheet(timesheet_id, actor)
     if approving:
@@ -111,7 +117,8 @@ def _charge_claim(
         return timesheet  # retried meanwhile, by another sweep or the client
     billing = HourlyBilling.objects.get(engagement_id=timesheet.engagement_id)
     customer = _customer_of(timesheet)
-    if billing.status != BillingStatus.ACTIVE or not billing.payment_method_id or not customer:
+    usable = billing.status == BillingStatus.ACTIVE or (client_asked and billing.status == BillingStatus.PAUSED)
+    if not usable or not billing.payment_method_id or not customer:
         if approving:
             move(timesheet, T.APPROVED, actor=actor, fields=["approved_at"], note="charged once the card works")
         return timesheet
@@ -250,6 +257,13 @@ async def _after_unexpected_state(plan: _Charge) -> Timesheet:
             timesheet_id=plan.timesheet_id, intent_id=intent.id, charge_id=_charge_of(intent)
         )
         return await _pay(charged)
+    if intent.status == "requires_action":
+        # The client began confirming in Stripe.js and did not finish: still unpaid, and it counts as a
+        # failed try, so the schedule moves on (and ends in a pause) instead of retrying every minute.
+        return await atomic_phase(_charge_failed)(
+            timesheet_id=plan.timesheet_id, intent_id=intent.id, code="authentication_required",
+            message="The payment waits for the client to finish confirming it.",
+        )  # fmt: skip
     await atomic_phase(_charge_give_back)(timesheet_id=plan.timesheet_id, back_to=plan.back_to, refused="")
     return await atomic_phase(lock_timesheet)(plan.timesheet_id, None)
 
@@ -276,12 +290,17 @@ async def atimesheet_approve(*, client: User | None, timesheet_id: int) -> Times
 timesheet_approve = blocking(atimesheet_approve)
 
 
-async def atimesheet_charge(*, timesheet_id: int, due_by: datetime | None = None) -> Timesheet:
+async def atimesheet_charge(
+    *, timesheet_id: int, due_by: datetime | None = None, client_asked: bool = False
+) -> Timesheet:
     """Charge an approved week, or retry a failed one now (a new card, the client's "pay now", a staff settlement).
 
     The sweep passes its clock as `due_by`: a failed week is then retried only if its retry is still due.
+    `client_asked`: the client's "pay now", which tries the card even while the engagement is paused.
     """
-    claimed = await atomic_phase(_charge_claim)(actor=None, timesheet_id=timesheet_id, approving=False, due_by=due_by)
+    claimed = await atomic_phase(_charge_claim)(
+        actor=None, timesheet_id=timesheet_id, approving=False, due_by=due_by, client_asked=client_asked
+    )
     if isinstance(claimed, Timesheet):
         return claimed
     return await _finish(_charge_call_and_record(claimed))
@@ -330,7 +349,7 @@ async def atimesheet_pay_now(*, client: User, timesheet_id: int) -> PayNow:
             if intent.status == "succeeded":
                 return PayNow(await _record_and_pay(timesheet.pk, intent), "")
             return PayNow(timesheet, intent.client_secret or "")
-    return PayNow(await atimesheet_charge(timesheet_id=timesheet.pk), "")
+    return PayNow(await atimesheet_charge(timesheet_id=timesheet.pk, client_asked=True), "")
 
 
 async def _record_and_pay(timesheet_id: int, intent: object) -> Timesheet:

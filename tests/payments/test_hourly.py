@@ -344,3 +344,34 @@ def test_a_lost_webhook_for_a_confirmed_week_is_caught_up_from_stripe(client, st
     assert timesheet.status == T.PAID
     assert services.ledger_compare_with_stripe() == []
     assert ledger_problems() == []
+
+
+def test_pay_now_tries_the_card_again_even_while_the_engagement_is_paused(client, stripe_settings):
+    made = hourly_engagement()
+    save_card(stripe_settings, client, made, "pm_card_chargeCustomerFail")
+    timesheet = closed_week(made, [120])
+    services.timesheet_approve(client=made.client, timesheet_id=timesheet.pk)
+    HourlyBilling.objects.filter(engagement=made).update(status=BillingStatus.PAUSED)
+    client.force_login(made.client)
+
+    paid = post(client, f"/api/payments/timesheets/{timesheet.pk}/pay")
+
+    assert paid.status_code == 200
+    assert paid.json()["timesheet"]["charge_failures"] == 2  # the card was tried, and declined again
+    assert len(intents(stripe_settings)) == 1
+    assert ledger_problems() == []
+
+
+def test_a_confirmation_left_half_done_counts_as_a_failed_try(client, stripe_settings):
+    made = hourly_engagement()
+    save_card(stripe_settings, client, made, "pm_card_authenticationRequired")
+    timesheet = closed_week(made, [120])
+    failed = services.timesheet_approve(client=made.client, timesheet_id=timesheet.pk)
+    stripe_settings.client.v1.payment_intents.confirm(failed.payment_intent_id)  # 3D Secure begun, never finished
+
+    services.timesheets_sweep(now=timezone.now() + timedelta(days=1, minutes=1))
+
+    timesheet.refresh_from_db()
+    assert (timesheet.status, timesheet.charge_failures) == (T.CHARGE_FAILED, 2)
+    assert timesheet.next_charge_at is not None
+    assert timesheet.next_charge_at > timezone.now() + timedelta(days=1)  # the schedule moved on
