@@ -613,7 +613,10 @@ def overhead(world: World) -> dict[str, tuple[float, float]]:
 def socket_get(port: int, path: str) -> str:
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
-        return sock.recv(4096).split(b"\r\n\r\n", 1)[1].decode()
+        answer = b""
+        while chunk := sock.recv(4096):  # the head and the body may come in separate reads
+            answer += chunk
+        return answer.split(b"\r\n\r\n", 1)[1].decode()
 
 
 def report_overhead(results: dict[str, tuple[float, float]]) -> bool:
