@@ -47,6 +47,7 @@ from django.conf import settings
 from django.db import connections, transaction
 
 from marketplace import metrics, shutdown
+from marketplace.channel_layer import RedisChannelLayer
 from marketplace.resilience import is_outage
 
 logger = logging.getLogger(__name__)
@@ -318,6 +319,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self.close_down()
         except Exception:
             logger.warning("websocket.close_down_failed", exc_info=True)
+        if isinstance(self.channel_layer, RedisChannelLayer):
+            # Nothing reads the channel any more (Channels has cancelled its receive): what reaches it
+            # from now on, a broadcast that races the group leaves below included, is dropped.
+            self.channel_layer.forget(self.channel_name)
         for group in self.joined:
             await leave_group(self.channel_layer, group, self.channel_name)
         self.joined = []

@@ -187,7 +187,7 @@ if REDIS_URL:
     }
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "marketplace.channel_layer.RedisChannelLayer",
             "CONFIG": {
                 # channels-redis blocks in BZPOPMIN for 5 s; redis-py's default socket timeout is
                 # also 5 s, so an idle read could time out and kill a consumer. Read for longer.

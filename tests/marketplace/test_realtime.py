@@ -282,3 +282,38 @@ async def test_a_sync_past_the_newest_seq_is_clamped_and_acknowledged_and_the_st
     assert synced == {"event": "synced", "payload": {"seq": 0}}
     assert (pushed["seq"], pushed["payload"]) == (1, {"n": 1})
     await socket.disconnect()
+
+
+@needs_redis("the receive buffer is channels-redis's")
+async def test_sockets_that_come_and_go_leave_nothing_in_the_layers_receive_buffer():
+    user = await sync_to_async(EngineerFactory.create)()
+    layer = get_channel_layer()
+    before = set(layer.receive_buffer)
+
+    for i in range(20):
+        _, socket = await token_socket(user, f"t{i}")
+        await socket.disconnect()
+
+    assert set(layer.receive_buffer) - before == set()
+
+
+@needs_redis("the receive buffer is channels-redis's")
+async def test_a_message_still_on_its_way_to_a_closed_socket_is_dropped_not_kept(monkeypatch):
+    user = await sync_to_async(EngineerFactory.create)()
+    layer = get_channel_layer()
+    _, reader = await token_socket(user, "reader")  # stays open: its receive reads Redis for the process
+    _, closing = await token_socket(user, "closing")
+    leave, channels = realtime.leave_group, []
+
+    async def note_channel_then_leave(layer, group, channel):
+        channels.append(channel)
+        await leave(layer, group, channel)
+
+    monkeypatch.setattr(realtime, "leave_group", note_channel_then_leave)
+    await closing.disconnect()
+    await layer.send(channels[0], {"type": "access.changed"})  # was on its way when the socket closed
+    await layer.group_send(f"user.{user.pk}", {"type": "notify", "seq": 1, "event": "x", "payload": {}, "sent_at": ""})
+
+    assert (await reader.receive_json_from())["seq"] == 1  # the reader has read past the closed socket's message
+    assert channels[0] not in layer.receive_buffer
+    await reader.disconnect()
