@@ -280,6 +280,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.slot_taken = False
         self.closed = False
         self.heartbeat: asyncio.Task[None] | None = None
+        self.seen_written = float("-inf")
 
         async def send_unless_closed(message: dict[str, Any]) -> None:
             if self.closed:
@@ -374,7 +375,22 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 await self.close(code=CLOSE_SERVER_ERROR)
             return
         if not self.closed:
+            await self._seen()
             self.heartbeat = asyncio.create_task(self._beat())
+
+    async def _seen(self) -> None:
+        """Record that the user is online (marketplace.notifications.presence), at most once a minute per socket."""
+        from marketplace.notifications.presence import WRITE_EVERY, presence_seen
+
+        now = time.monotonic()
+        if now - self.seen_written < WRITE_EVERY.total_seconds():
+            return
+        self.seen_written = now
+        try:
+            await ws_db(presence_seen, pool="handshake")(self.scope["user"].pk)
+        except Exception as exc:
+            # Presence only holds back chat emails; a socket never fails for it.
+            logger.warning("websocket.presence_failed", extra={"error": repr(exc)})
 
     async def _beat(self) -> None:
         """Keep the slot and the group memberships alive while the socket is."""
@@ -390,6 +406,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                         await self.channel_layer.group_add(group, self.channel_name)
             except Exception as exc:
                 logger.warning("websocket.heartbeat_failed", extra={"error": repr(exc)})
+            await self._seen()
             await asyncio.sleep(period)
 
     async def open(self) -> None:
