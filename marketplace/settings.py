@@ -228,7 +228,9 @@ TIMESHEET_REVIEW_REMINDER_HOURS = env_int("TIMESHEET_REVIEW_REMINDER_HOURS", 24,
 # Tries per email (the first and the retries, with backoff) before its outbox row is marked failed.
 EMAIL_SEND_MAX_ATTEMPTS = 5
 # Where people reach this service: links in emails (unsubscribe) are absolute.
-SITE_URL = env_str("SITE_URL", f"https://{ALLOWED_HOSTS[0].lstrip('.')}" if PRODUCTION else "http://127.0.0.1:8000").rstrip("/")
+SITE_URL = env_str(
+    "SITE_URL", f"https://{ALLOWED_HOSTS[0].lstrip('.')}" if PRODUCTION else "http://127.0.0.1:8000"
+).rstrip("/")
 
 # --- Celery -------------------------------------------------------------------
 

@@ -7,66 +7,122 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0005_email_once_in_any_case'),
-        ('marketplace', '0003_idempotency_created'),
+        ("accounts", "0005_email_once_in_any_case"),
+        ("marketplace", "0003_idempotency_created"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Presence',
+            name="Presence",
             fields=[
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='+', serialize=False, to=settings.AUTH_USER_MODEL)),
-                ('last_seen_at', models.DateTimeField()),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="+",
+                        serialize=False,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                ("last_seen_at", models.DateTimeField()),
             ],
         ),
         migrations.CreateModel(
-            name='ReminderSent',
+            name="ReminderSent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(max_length=64)),
-                ('subject_id', models.BigIntegerField()),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("kind", models.CharField(max_length=64)),
+                ("subject_id", models.BigIntegerField()),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('kind', 'subject_id'), name='reminder_once_per_subject')],
+                "constraints": [
+                    models.UniqueConstraint(fields=("kind", "subject_id"), name="reminder_once_per_subject")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='EmailOutbox',
+            name="EmailOutbox",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('channel', models.CharField(default='email', max_length=16)),
-                ('kind', models.CharField(max_length=64)),
-                ('status', models.CharField(choices=[('pending', 'Pending (to be sent when due)'), ('digest', 'Waiting for the daily digest'), ('sending', 'Sending (claimed by one task)'), ('sent', 'Sent'), ('skipped', 'Skipped (turned off, read, or seen online)'), ('failed', 'Failed (retries exhausted)')], default='pending', max_length=16)),
-                ('due_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('claim', models.CharField(blank=True, max_length=32)),
-                ('claimed_at', models.DateTimeField(blank=True, null=True)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('last_error', models.CharField(blank=True, max_length=500)),
-                ('sent_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('notification', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='marketplace.notification')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("channel", models.CharField(default="email", max_length=16)),
+                ("kind", models.CharField(max_length=64)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending (to be sent when due)"),
+                            ("digest", "Waiting for the daily digest"),
+                            ("sending", "Sending (claimed by one task)"),
+                            ("sent", "Sent"),
+                            ("skipped", "Skipped (turned off, read, or seen online)"),
+                            ("failed", "Failed (retries exhausted)"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("due_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("claim", models.CharField(blank=True, max_length=32)),
+                ("claimed_at", models.DateTimeField(blank=True, null=True)),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("last_error", models.CharField(blank=True, max_length=500)),
+                ("sent_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "notification",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="marketplace.notification"
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(condition=models.Q(('status__in', ['pending', 'digest', 'sending'])), fields=['status', 'due_at'], name='email_outbox_waiting'), models.Index(fields=['user', 'status'], name='email_outbox_user')],
-                'constraints': [models.UniqueConstraint(fields=('notification', 'channel'), name='email_outbox_once_per_channel')],
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("status__in", ["pending", "digest", "sending"])),
+                        fields=["status", "due_at"],
+                        name="email_outbox_waiting",
+                    ),
+                    models.Index(fields=["user", "status"], name="email_outbox_user"),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(fields=("notification", "channel"), name="email_outbox_once_per_channel")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='EmailPreference',
+            name="EmailPreference",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(max_length=64)),
-                ('delivery', models.CharField(choices=[('immediately', 'Immediately'), ('daily', 'In a daily digest'), ('never', 'Never')], max_length=16)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("kind", models.CharField(max_length=64)),
+                (
+                    "delivery",
+                    models.CharField(
+                        choices=[("immediately", "Immediately"), ("daily", "In a daily digest"), ("never", "Never")],
+                        max_length=16,
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('user', 'kind'), name='email_preference_once_per_kind')],
+                "constraints": [
+                    models.UniqueConstraint(fields=("user", "kind"), name="email_preference_once_per_kind")
+                ],
             },
         ),
     ]

@@ -87,7 +87,9 @@ class EmailPreferencesIn(StrictIn):
     )
 
 
-@router.get("/email-preferences", response=EmailPreferencesOut, summary="How each kind of notification is emailed to me")
+@router.get(
+    "/email-preferences", response=EmailPreferencesOut, summary="How each kind of notification is emailed to me"
+)
 def email_preferences_get(request: HttpRequest) -> dict[str, Any]:
     return {"preferences": preferences.email_preferences_of(user=current_user(request))}
 

@@ -30,8 +30,8 @@ class NotificationEmail(EmailMultiAlternatives):
     allows lines of up to 998 characters, so the header goes as it is.
     """
 
-    def message(self, *, policy: email.policy.Policy = email.policy.default) -> Any:
-        return super().message(policy=policy.clone(max_line_length=998))
+    def message(self, *, policy: Any = email.policy.default) -> Any:
+        return super().message(policy=(policy or email.policy.default).clone(max_line_length=998))
 
 
 def unsubscribe_token(*, user_id: int, kind: str) -> str:

@@ -77,18 +77,11 @@ def email_send(*, outbox_id: int, now: datetime | None = None) -> str:
     if row.due_at > now:
         return "not_due"
     kind = KINDS.get(row.kind)
-    if kind is None or not row.user.is_active or not row.user.email:
-        _move([row.pk], S.PENDING, S.SKIPPED)
-        return "skipped"
-    if kind.chat:
+    if kind is not None and kind.chat and row.user.is_active:
         return "sent" if chat_digest_send(user_id=row.user_id, now=now) else "skipped"
-    delivery = delivery_for(user_id=row.user_id, kind=kind, payload=row.notification.payload)
-    if delivery == EmailDelivery.NEVER:
-        _move([row.pk], S.PENDING, S.SKIPPED)
-        return "skipped"
-    if delivery == EmailDelivery.DAILY:
-        _move([row.pk], S.PENDING, S.DIGEST)
-        return "digest"
+    routed = _route(row, kind)
+    if routed is not None or kind is None:
+        return routed or "skipped"
     essential = kind.is_essential(row.notification.payload)
 
     def message(rows: list[EmailOutbox]) -> EmailMultiAlternatives | None:
@@ -103,6 +96,21 @@ def email_send(*, outbox_id: int, now: datetime | None = None) -> str:
         )
 
     return "sent" if _send_claimed([row.pk], S.PENDING, message) else "done"
+
+
+def _route(row: EmailOutbox, kind: Kind | None) -> str | None:
+    """Skip the row or keep it for the digest, as the user chose; None: send it now."""
+    if kind is None or not row.user.is_active or not row.user.email:
+        _move([row.pk], S.PENDING, S.SKIPPED)
+        return "skipped"
+    delivery = delivery_for(user_id=row.user_id, kind=kind, payload=row.notification.payload)
+    if delivery == EmailDelivery.NEVER:
+        _move([row.pk], S.PENDING, S.SKIPPED)
+        return "skipped"
+    if delivery == EmailDelivery.DAILY:
+        _move([row.pk], S.PENDING, S.DIGEST)
+        return "digest"
+    return None
 
 
 def chat_digest_send(*, user_id: int, now: datetime | None = None) -> int:
@@ -144,7 +152,9 @@ def chat_digest_send(*, user_id: int, now: datetime | None = None) -> int:
 
 def daily_digest_send(*, user_id: int, now: datetime | None = None) -> int:
     """One email of everything the user gets daily; returns how many rows it covered (0: nothing to send)."""
-    waiting = list(EmailOutbox.objects.filter(user_id=user_id, status=S.DIGEST).order_by("pk").values_list("pk", flat=True))
+    waiting = list(
+        EmailOutbox.objects.filter(user_id=user_id, status=S.DIGEST).order_by("pk").values_list("pk", flat=True)
+    )
     if not waiting:
         return 0
     user = User.objects.get(pk=user_id)

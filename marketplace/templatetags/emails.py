@@ -1,6 +1,6 @@
 """Filters for email templates: `{{ iso_time|when }}` and the money filter's library, loaded together."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django import template
 from django.utils import timezone
@@ -18,5 +18,5 @@ def when(value: str | datetime | None) -> str:
         return ""
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
     if timezone.is_naive(moment):
-        moment = timezone.make_aware(moment, timezone.UTC)
-    return moment.astimezone(timezone.UTC).strftime("%a %-d %b %Y, %H:%M UTC")
+        moment = timezone.make_aware(moment, UTC)
+    return moment.astimezone(UTC).strftime("%a %-d %b %Y, %H:%M UTC")

@@ -1,5 +1,7 @@
 from typing import Any
 
+from django.core.mail import EmailMessage, EmailMultiAlternatives
+
 from accounts.models import User
 from marketplace.notifications.kinds import CLIENT, ENGINEER, STAFF, Kind
 from tests.factories import ClientFactory, EngineerFactory, StaffFactory
@@ -25,3 +27,11 @@ def recipient(kind: Kind) -> User:
     if STAFF in kind.audience:
         return StaffFactory.create()
     return ClientFactory.create()
+
+
+def html_of(message: EmailMessage) -> str:
+    """The HTML part of a sent email."""
+    assert isinstance(message, EmailMultiAlternatives)
+    content, mimetype = message.alternatives[0]
+    assert mimetype == "text/html"
+    return str(content)
