@@ -76,9 +76,14 @@ from hiring_requests.models import (
     InvitationStatus,
 )
 from marketplace.money import format_money
+from reviews.selectors import reputation_bp_of
 from vetting.models import Level
 
-WEIGHTS = {"skills": 35, "vetting": 25, "time_zone": 15, "rate": 10, "load": 10, "responsiveness": 5}
+# Percent of the score. Reputation is bounded at 10: an unreviewed engineer starts at the prior (7,500 bp),
+# so the most a rating can move anyone is 10 points, and newcomers are not buried (docs/matching.md).
+WEIGHTS = {
+    "skills": 30, "vetting": 20, "time_zone": 15, "rate": 10, "load": 10, "responsiveness": 5, "reputation": 10,
+}  # fmt: skip
 WORKDAY_MINUTES = 8 * 60
 MAX_TZ_GAP = 12 * 60
 LEVEL_ORDER = [Level.JUNIOR, Level.MID, Level.SENIOR, Level.STAFF]
@@ -262,6 +267,7 @@ def _scored(queryset: QuerySet[EngineerProfile], criteria: Criteria, *, request_
             time_zone_bp=Greatest(Value(WORKDAY_MINUTES) - F("tz_gap"), Value(0))
             * Value(10_000)
             / Value(WORKDAY_MINUTES),
+            reputation_bp=reputation_bp_of("user_id"),
             tie=tie,
         )
         .annotate(skills_bp=Coalesce(skills, Value(0)), rate_bp=_rate_fit(criteria))
@@ -270,6 +276,7 @@ def _scored(queryset: QuerySet[EngineerProfile], criteria: Criteria, *, request_
             + Value(WEIGHTS["vetting"]) * F("vetting_bp")
             + Value(WEIGHTS["time_zone"]) * F("time_zone_bp")
             + Value(WEIGHTS["rate"]) * F("rate_bp")
+            + Value(WEIGHTS["reputation"]) * F("reputation_bp")
         )
     )
 
@@ -409,7 +416,8 @@ def rank(criteria: Criteria, *, limit: int, request_id: int | None = None) -> li
 
 
 STATIC_COLUMNS = ["user_id", "static", "tie", "level", "tz_gap", "hourly_rate_minor",
-                  "skills", "vetted_skills", "skills_bp", "vetting_bp", "time_zone_bp", "rate_bp"]  # fmt: skip
+                  "skills", "vetted_skills", "skills_bp", "vetting_bp", "time_zone_bp", "rate_bp",
+                  "reputation_bp"]  # fmt: skip
 
 
 def _candidate(row: dict[str, Any], doing: _Doing, criteria: Criteria) -> Candidate:
@@ -430,5 +438,6 @@ def _candidate(row: dict[str, Any], doing: _Doing, criteria: Criteria) -> Candid
             "rate": {"score_bp": row["rate_bp"], "hourly_rate_minor": row["hourly_rate_minor"]},
             "load": {"score_bp": doing.load_bp},
             "responsiveness": {"score_bp": doing.responsiveness_bp},
+            "reputation": {"score_bp": row["reputation_bp"]},
         },
     )

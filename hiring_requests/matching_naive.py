@@ -28,6 +28,8 @@ from hiring_requests.models import (
     Invitation,
     InvitationStatus,
 )
+from reviews.models import Review, ReviewerRole
+from reviews.services import rating_bp
 from vetting.models import VettedRecord
 
 
@@ -61,7 +63,15 @@ def load_world(now: datetime | None = None) -> dict[str, Any]:
         committed[engineer_id] = committed.get(engineer_id, 0) + hours
         if status == InvitationStatus.PENDING:
             pending_offers[engineer_id] = pending_offers.get(engineer_id, 0) + 1
+    # Ratings from the reviews themselves (not the stored Reputation): published, visible, of engineers.
+    stars: dict[int, list[int]] = {}
+    for subject_id, overall in Review.objects.filter(
+        role=ReviewerRole.CLIENT, round__published_at__isnull=False, hidden_at=None
+    ).values_list("subject_id", "overall"):
+        stars.setdefault(subject_id, []).append(overall)
+    reputation = {user_id: rating_bp(stars_total=sum(given), count=len(given)) for user_id, given in stars.items()}
     return {
+        "reputation": reputation,
         "records": records,
         "profiles": profiles,
         "committed": committed,
@@ -123,6 +133,7 @@ def rank_naive(
             "rate": rate_bp,
             "load": 10_000 // (1 + load),
             "responsiveness": (a * 10_000 + 10_000) // (a + x + 2),
+            "reputation": world["reputation"].get(engineer_id, rating_bp(stars_total=0, count=0)),
         }
         total = sum(WEIGHTS[name] * value for name, value in components.items()) // 100
         tie = (engineer_id * 7_919 + (request_id or 0) * 104_729) % 1_000_003 * 48_271 % 2_147_483_647

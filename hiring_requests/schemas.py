@@ -204,6 +204,15 @@ class RequestSummaryOut(Schema):
     start_date: date
 
 
+class ClientReputationOut(Schema):
+    """How the client is reviewed by engineers: rating in basis points of the 1-5 scale (7,500 = 4 stars,
+    the prior for a client nobody has reviewed), the reviews behind it, and engagements they have paid."""
+
+    rating_bp: int
+    review_count: int
+    paid_engagements: int
+
+
 class InvitationOut(Schema):
     id: int
     status: InvitationStatus
@@ -218,6 +227,15 @@ class InvitationOut(Schema):
     # Why it was withdrawn or not chosen, in words.
     closed_reason: str
     request: RequestSummaryOut
+    client: ClientReputationOut
+
+    @staticmethod
+    def resolve_client(obj: Any) -> dict[str, int]:
+        return {
+            "rating_bp": obj.client_rating_bp,
+            "review_count": obj.client_review_count,
+            "paid_engagements": obj.client_paid_engagements,
+        }
 
 
 class DeclineIn(StrictIn):

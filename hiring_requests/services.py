@@ -54,6 +54,7 @@ from marketplace.money import format_money
 from marketplace.notifications import notify_user
 from payments.selectors import payouts_enabled
 from payments.services.hourly import billing_open
+from reviews.services import engagement_ended
 from vetting.models import Level
 
 logger = logging.getLogger(__name__)
@@ -208,6 +209,8 @@ def request_close(*, client: User, request_id: int) -> HiringRequest:
         request.save(update_fields=["status", "closed_at"])
         # The work is over: the engineer's hours are theirs again.
         Engagement.objects.filter(request=request, status=EngagementStatus.ACTIVE).update(status=EngagementStatus.ENDED)
+        for ended in Engagement.objects.filter(request=request):
+            engagement_ended(engagement=ended)  # a last review round, if the engagement had paid work
         _record(request, "closed")
     return request
 

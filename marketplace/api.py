@@ -19,6 +19,7 @@ from marketplace.notifications.api import router as notifications_router
 from marketplace.pagination import NEXT_LINK_ATTRIBUTE
 from marketplace.versions import CURRENT, document_versioning
 from payments.api import router as payments_router
+from reviews.api import router as reviews_router
 from vetting.api import router as vetting_router
 
 SECURITY_SCHEMES = {
@@ -163,6 +164,7 @@ api.add_router("/requests", hiring_requests_router)
 api.add_router("/conversations", conversations_router)
 api.add_router("/payments/", payments_router)
 api.add_router("/notifications", notifications_router)
+api.add_router("/reviews", reviews_router)
 
 
 class FieldErrorOut(Schema):

@@ -246,6 +246,55 @@ class Story:
             f" to {transfer['destination']} (source {transfer['source_transaction']})"
         )
 
+    def bill_hourly(self) -> None:
+        self.say("8. The engagement is hourly: the client saves a card to be charged each week")
+        engagement_id = self.engagement["id"]
+        setup = self.client.call(
+            "POST", f"/api/payments/engagements/{engagement_id}/payment-method",
+            headers={"Idempotency-Key": f"card-{self.run_id}"},
+        )  # fmt: skip
+        # What Stripe.js does in the client's browser with the SetupIntent's client secret:
+        httpx.post(
+            f"{self.stripe_base}/v1/setup_intents/{setup['setup_intent_id']}/confirm",
+            data={"payment_method": "pm_card_visa"}, headers={"Authorization": "Bearer sk_test_double"}, timeout=10,
+        ).raise_for_status()  # fmt: skip
+        billing = self.wait_for(
+            "the card to be saved (setup_intent.succeeded webhook)", lambda: self._active(engagement_id)
+        )
+        self.billing = billing
+        self.say(
+            f"  card saved: {billing['card_brand']} ending {billing['card_last4']}; the engagement started at"
+            f" {billing['started_at']}. From now on the engineer logs time (POST .../time-entries), up to"
+            f" {billing['hours_this_week']} h a week; each week closes Monday 12:00 UTC and is charged once approved"
+        )
+
+    def _active(self, engagement_id: int) -> dict[str, Any] | None:
+        billing = self.client.call("GET", f"/api/payments/engagements/{engagement_id}/billing")
+        return billing if billing["status"] == "active" else None
+
+    def review(self) -> None:
+        self.say("9. Both sides review each other; the reviews open once both are in")
+        (round_,) = self.client.call("GET", f"/api/reviews/engagements/{self.engagement['id']}")["items"]
+        self.client.call(
+            "POST", f"/api/reviews/rounds/{round_['id']}",
+            json={"overall": 5, "categories": {"quality": 5, "communication": 5, "reliability": 5, "expertise": 4},
+                  "public_text": "Bounded every queue and every call. Would hire again."},
+        )  # fmt: skip
+        sealed = self.first.call("GET", f"/api/reviews/engagements/{self.engagement['id']}")["items"][0]
+        self.say(f"  the client reviewed; the engineer sees it yet: {sealed['theirs'] is not None}")
+        self.first.call(
+            "POST", f"/api/reviews/rounds/{round_['id']}",
+            json={"overall": 5, "categories": {"clarity": 5, "responsiveness": 4, "fairness": 5},
+                  "public_text": "Clear brief, quick answers, paid on time."},
+        )  # fmt: skip
+        self.reputation = self.client.call("GET", f"/api/reviews/users/{self.first.user_id}")
+        self.say(
+            f"  both published: {self.first.name} is rated {self.reputation['stars']} stars from"
+            f" {self.reputation['review_count']} review(s); matching weighs it in every next request"
+        )
+
     def run(self) -> None:
-        for step in (self.cast, self.vet, self.raise_request, self.accept, self.chat, self.hire, self.pay):
+        steps = (self.cast, self.vet, self.raise_request, self.accept, self.chat, self.hire, self.pay, self.bill_hourly,
+                 self.review)  # fmt: skip
+        for step in steps:
             step()

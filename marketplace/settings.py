@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "hiring_requests",
     "conversations",
     "payments",
+    "reviews",
 ]
 
 MIDDLEWARE = [
@@ -288,6 +289,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 300.0,
         "options": {"expires": 290},
     },
+    "reviews.publish-due": {"task": "reviews.tasks.publish_due", "schedule": 300.0, "options": {"expires": 290}},
     "payments.reconcile": {"task": "payments.tasks.reconcile", "schedule": 600.0, "options": {"expires": 590}},
     "hiring_requests.sweep": {
         "task": "hiring_requests.tasks.sweep",
@@ -432,6 +434,11 @@ TIMESHEET_REVIEW_DAYS = env_int("TIMESHEET_REVIEW_DAYS", 5, minimum=1)
 TIMESHEET_CHARGE_RETRY_DAYS = [int(day) for day in env_list("TIMESHEET_CHARGE_RETRY_DAYS", ["1", "3", "5"])]
 if sorted(set(TIMESHEET_CHARGE_RETRY_DAYS)) != TIMESHEET_CHARGE_RETRY_DAYS or min(TIMESHEET_CHARGE_RETRY_DAYS) < 0:
     raise ImproperlyConfigured("TIMESHEET_CHARGE_RETRY_DAYS must be increasing whole days, such as 1,3,5")
+
+# Reviews: each side of a paid step may review the other within this many days; then both are published.
+REVIEW_WINDOW_DAYS = env_int("REVIEW_WINDOW_DAYS", 14, minimum=1)
+# How many imaginary 4-star reviews every rating starts with (the Bayesian prior's weight).
+REPUTATION_PRIOR_WEIGHT = env_int("REPUTATION_PRIOR_WEIGHT", 5, minimum=1)
 
 # --- Chat -----------------------------------------------------------------------
 

@@ -117,7 +117,7 @@ def timesheets_of(*, user: User, engagement_id: int) -> QuerySet[Timesheet] | No
         engagements = engagements.filter(Q(client=user) | Q(engineer=user))
     if not engagements.exists():
         return None
-    return Timesheet.objects.filter(engagement_id=engagement_id).order_by("-week_start")
+    return Timesheet.objects.filter(engagement_id=engagement_id).order_by("-week_start", "-id")
 
 
 def timesheet_for(*, user: User, timesheet_id: int) -> Timesheet:

@@ -58,6 +58,7 @@ from payments.models import (
     WeeklyCap,
 )
 from payments.services.transitions import alert_staff, blocking
+from reviews.services import review_round_open
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +126,9 @@ def move(timesheet: Timesheet, to: TimesheetStatus, *, actor: User | None, field
     timesheet.step_failures = 0
     timesheet.save(update_fields=["status", "step_claimed_at", "step_failures", *fields])
     TimesheetEvent.objects.create(timesheet=timesheet, from_status=from_status, to_status=to, actor=actor, note=note)
+    if to == T.PAID:
+        # The engineer is paid for the week: both sides may now review each other.
+        review_round_open(engagement=timesheet.engagement, step=f"timesheet-{timesheet.pk}")
     _announce(timesheet)
     logger.info("timesheet.moved", extra={"timesheet_id": timesheet.pk, "from": from_status, "to": to})
 

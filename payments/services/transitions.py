@@ -15,6 +15,7 @@ from marketplace.errors import Forbidden
 from marketplace.notifications import notify_user
 from payments.errors import MilestoneStateConflict
 from payments.models import ALLOWED_MOVES, STEP_STATES, Milestone, MilestoneEvent, MilestoneStatus
+from reviews.services import review_round_open
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,9 @@ def move(milestone: Milestone, to: MilestoneStatus, *, actor: User | None, field
     milestone.step_failures = 0
     milestone.save(update_fields=["status", "step_claimed_at", "step_failures", *fields])
     MilestoneEvent.objects.create(milestone=milestone, from_status=from_status, to_status=to, actor=actor, note=note)
+    if to == M.RELEASED:
+        # The engineer is paid for this step: both sides may now review each other.
+        review_round_open(engagement=milestone.engagement, step=f"milestone-{milestone.pk}")
     _announce(milestone)
     logger.info("milestone.moved", extra={"milestone_id": milestone.pk, "from": from_status, "to": to})
 

@@ -129,6 +129,8 @@ def test_the_whole_story(rubric, tmp_path, settings):
         assert statuses[-1] == "released"
         assert story.transfer["amount"] == 135_000
         assert story.transfer["source_transaction"].startswith("ch_")
+        assert (story.billing["status"], story.billing["card_last4"]) == ("active", "4242")
+        assert (story.reputation["review_count"], story.reputation["rating_bp"]) == (1, 7_916)
         _assert_every_family_has_samples(scraped)
     finally:
         listener.close()

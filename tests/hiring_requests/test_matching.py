@@ -285,9 +285,10 @@ def test_the_breakdown_explains_the_score(rubric):
     }
     assert b["vetting"] == {"score_bp": 8_000, "level": "senior"}
     assert b["rate"] == {"score_bp": 10_000, "hourly_rate_minor": 7_500}
+    assert b["reputation"] == {"score_bp": 7_500}  # no reviews yet: the prior, 4 stars
     expected = (
-        35 * b["skills"]["score_bp"] + 25 * 8_000 + 15 * b["time_zone"]["score_bp"] + 10 * 10_000 + 10 * 10_000
-        + 5 * 5_000
+        30 * b["skills"]["score_bp"] + 20 * 8_000 + 15 * b["time_zone"]["score_bp"] + 10 * 10_000 + 10 * 10_000
+        + 5 * 5_000 + 10 * 7_500
     ) // 100  # fmt: skip
     assert candidate.score_bp == expected
 

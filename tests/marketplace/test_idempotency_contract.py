@@ -40,6 +40,7 @@ ACCEPTING = [
     ("post", "/api/payments/timesheets/{timesheet_id}/pay"),
     ("post", "/api/payments/timesheets/{timesheet_id}/dispute"),
     ("post", "/api/payments/staff/timesheets/{timesheet_id}/settle"),
+    ("post", "/api/reviews/rounds/{round_id}"),
     ("post", "/api/requests"),
     ("post", "/api/requests/{request_id}/raise"),
     ("post", "/api/requests/{request_id}/cancel"),

@@ -24,7 +24,8 @@ from hiring_requests.models import Engagement, HiringRequest, Invitation, Invita
 from marketplace.models import Notification
 from marketplace.notifications.log import notify_user
 from marketplace.pagination import _signer, decode_cursor, ordering_of
-from payments.models import Milestone
+from payments.models import Milestone, Timesheet
+from reviews.services import review_round_open
 from tests.factories import ClientFactory, EngineerFactory, StaffFactory, vetted_engineer
 from tests.hiring_requests.conftest import raised, request_fields
 from tests.vetting.conftest import submit
@@ -189,6 +190,37 @@ def _notifications() -> Listing:
     return Listing(user, "/api/notifications", add, key="seq", newest_first=False)
 
 
+def _hourly_engagement() -> tuple[Any, Engagement]:
+    client, request = _request_with_client()
+    return client, Engagement.objects.create(
+        request=request, client=client, engineer=EngineerFactory.create(), rate_kind="hourly", rate_minor=5_000,
+        currency="usd", hours_per_week=20,
+    )  # fmt: skip
+
+
+def _timesheets() -> Listing:
+    client, engagement = _hourly_engagement()
+    weeks = itertools.count()
+
+    def add() -> int:
+        week_start = date(2026, 1, 5) + timedelta(weeks=next(weeks))  # Mondays, each later than the last
+        return Timesheet.objects.create(
+            engagement=engagement, week_start=week_start, rate_minor=5_000, currency="usd"
+        ).pk
+
+    return Listing(client, f"/api/payments/engagements/{engagement.pk}/timesheets", add)
+
+
+def _review_rounds() -> Listing:
+    client, engagement = _hourly_engagement()
+    steps = itertools.count()
+
+    def add() -> int:
+        return review_round_open(engagement=engagement, step=f"timesheet-{next(steps)}").pk
+
+    return Listing(client, f"/api/reviews/engagements/{engagement.pk}", add, newest_first=False)
+
+
 LISTINGS = {
     "tokens": _tokens,
     "requests": _requests,
@@ -202,6 +234,8 @@ LISTINGS = {
     "messages": _messages,
     "milestones": _milestones,
     "notifications": _notifications,
+    "timesheets": _timesheets,
+    "review_rounds": _review_rounds,
 }
 
 

@@ -51,6 +51,8 @@ def test_fund_submit_approve_release_through_the_api(client, rubric, stripe_sett
     transfer = stripe_settings.double.objects["transfers"][released.json()["transfer_id"]]
     charge_id = Milestone.objects.get(pk=milestone_id).charge_id
     assert (transfer["amount"], transfer["source_transaction"]) == (45_000, charge_id)  # less the 10% fee
+    # Paid: both sides may now review each other.
+    assert list(made.review_rounds.values_list("step", flat=True)) == [f"milestone-{milestone_id}"]
     assert ledger_problems() == []
     call_command("ledger_check")
 

@@ -3,6 +3,7 @@ reviewed, charged off-session and paid out, with the ledger checked after each s
 
 import json
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -27,7 +28,7 @@ def post(client, path, body=None, **headers):
     return client.post(path, json.dumps(body or {}), content_type="application/json", **headers)
 
 
-def intents(run) -> list[dict]:
+def intents(run) -> list[dict[str, Any]]:
     return list(run.double.objects["payment_intents"].values())
 
 
@@ -83,6 +84,7 @@ def test_a_week_is_logged_approved_charged_off_session_and_paid_out(client, rubr
     timesheet.refresh_from_db()
     transfer = stripe_settings.double.objects["transfers"][timesheet.transfer_id]
     assert (transfer["amount"], transfer["source_transaction"]) == (29_333 - 2_933, timesheet.charge_id)
+    assert list(made.review_rounds.values_list("step", flat=True)) == [f"timesheet-{timesheet.pk}"]
     kinds = sorted(LedgerTransaction.objects.filter(timesheet=timesheet).values_list("kind", flat=True))
     assert kinds == ["timesheet_charge", "timesheet_payout"]
     assert ledger_problems() == []
@@ -118,15 +120,18 @@ def test_silence_approves_after_the_review_window(client, stripe_settings, setti
     made = hourly_engagement()
     save_card(stripe_settings, client, made)
     timesheet = closed_week(made, [120, 120])
+    deadline, submitted = timesheet.review_deadline, timesheet.submitted_at
+    assert deadline is not None
+    assert submitted is not None
 
-    early = services.timesheets_sweep(now=timesheet.review_deadline - timedelta(minutes=1))
-    late = services.timesheets_sweep(now=timesheet.review_deadline + timedelta(minutes=1))
+    early = services.timesheets_sweep(now=deadline - timedelta(minutes=1))
+    late = services.timesheets_sweep(now=deadline + timedelta(minutes=1))
 
     timesheet.refresh_from_db()
     assert early["auto_approved"] == 0
     assert late["auto_approved"] == 1
     assert timesheet.status == T.PAID
-    assert timesheet.review_deadline - timesheet.submitted_at == timedelta(days=settings.TIMESHEET_REVIEW_DAYS)
+    assert deadline - submitted == timedelta(days=settings.TIMESHEET_REVIEW_DAYS)
     assert ledger_problems() == []
 
 
@@ -220,7 +225,7 @@ def test_a_declined_card_is_retried_on_schedule_then_the_engagement_pauses(clien
         user=made.client, event="timesheet.changed", payload__status="charge_failed"
     )
     assert client_told.count() == 4
-    assert client_told.first().payload["fix"]["pay_now"] == f"/api/payments/timesheets/{timesheet.pk}/pay"
+    assert client_told[0].payload["fix"]["pay_now"] == f"/api/payments/timesheets/{timesheet.pk}/pay"
     with pytest.raises(BillingNotActive) as refused:
         services.time_entry_log(
             engineer=made.engineer, engagement_id=made.pk, started_at=timezone.now() - timedelta(hours=2), minutes=30,
@@ -281,6 +286,7 @@ def test_a_webhook_that_records_the_charge_before_the_call_returns_changes_nothi
     save_card(stripe_settings, client, made)
     timesheet = closed_week(made, [120])
     plan = billing._charge_claim(actor=made.client, timesheet_id=timesheet.pk, approving=True)
+    assert isinstance(plan, billing._Charge)
     from asgiref.sync import async_to_sync
 
     from payments import gateway
@@ -291,7 +297,7 @@ def test_a_webhook_that_records_the_charge_before_the_call_returns_changes_nothi
         customer=plan.customer, payment_method=plan.payment_method,
     )  # fmt: skip
     deliver_webhooks(stripe_settings, client)  # payment_intent.succeeded first: charged and paid out
-    late = billing._charged_record(timesheet_id=timesheet.pk, intent_id=intent.id, charge_id=intent.latest_charge)
+    late = billing._charged_record(timesheet_id=timesheet.pk, intent_id=intent.id, charge_id=str(intent.latest_charge))
 
     assert late.status == T.PAID
     assert LedgerTransaction.objects.filter(timesheet=timesheet, kind="timesheet_charge").count() == 1

@@ -23,6 +23,6 @@ class Command(BaseCommand):
             story.run()
         except StoryError as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write("8. The books")
+        self.stdout.write("10. The books")
         call_command("ledger_check", stdout=self.stdout)
         self.stdout.write(self.style.SUCCESS("The story is complete."))

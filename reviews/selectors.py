@@ -1,0 +1,73 @@
+"""What each reader may see of reviews: the sealed rule lives here, once."""
+
+from typing import Any
+
+from django.db.models import OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+
+from accounts.models import User
+from hiring_requests.models import Engagement
+from reviews.models import Reputation, Review, ReviewRound
+from reviews.services import rating_bp
+
+
+def prior_bp() -> int:
+    return rating_bp(stars_total=0, count=0)
+
+
+def reputation_bp_of(user_field: str = "user_id") -> Any:
+    """An SQL expression: the rating (basis points) of the user in `user_field`, the prior when unreviewed."""
+    rating = Reputation.objects.filter(user_id=OuterRef(user_field)).values("rating_bp")[:1]
+    return Coalesce(Subquery(rating), Value(prior_bp()))
+
+
+def reputation_of(user_id: int) -> dict[str, int]:
+    """{rating_bp, review_count, paid_engagements}: the prior and zeros for someone never reviewed."""
+    found = Reputation.objects.filter(user_id=user_id).first()
+    if found is None:
+        return {"rating_bp": prior_bp(), "review_count": 0, "paid_engagements": 0}
+    return {
+        "rating_bp": found.rating_bp,
+        "review_count": found.review_count,
+        "paid_engagements": found.paid_engagements,
+    }
+
+
+def rounds_of(*, user: User, engagement_id: int) -> QuerySet[ReviewRound] | None:
+    """The engagement's rounds, oldest first, with their reviews; None when `user` may not see the engagement."""
+    engagements = Engagement.objects.filter(pk=engagement_id)
+    if not user.is_staff:
+        engagements = engagements.filter(Q(client=user) | Q(engineer=user))
+    if not engagements.exists():
+        return None
+    return (
+        ReviewRound.objects.filter(engagement_id=engagement_id).prefetch_related("reviews").order_by("opened_at", "id")
+    )
+
+
+def own_review(round_: ReviewRound, reader: User) -> Review | None:
+    """The reader's own review in a round (with its private note), or None."""
+    return next((review for review in round_.reviews.all() if review.author_id == reader.pk), None)
+
+
+def their_review(round_: ReviewRound, reader: User) -> Review | None:
+    """The other side's review, only once the round is published and only if staff have not hidden it.
+
+    The sealed rule, in one place: before publication a party sees nothing of it, not even that it
+    exists. Staff see every review.
+    """
+    for review in round_.reviews.all():
+        if review.author_id == reader.pk:
+            continue
+        if reader.is_staff or (round_.published_at is not None and review.hidden_at is None):
+            return review
+    return None
+
+
+def public_reviews_of(*, subject_id: int) -> Any:
+    """Published reviews of `subject_id` that staff have not hidden, newest first (a QuerySet)."""
+    return (
+        Review.objects.filter(subject_id=subject_id, round__published_at__isnull=False, hidden_at=None)
+        .select_related("round")
+        .order_by("-round__published_at", "-id")
+    )
