@@ -174,6 +174,18 @@ _KINDS = [
         summary="{% if p.payouts_enabled %}You can now be paid.{% else %}Payouts are off: finish your payout"
         " account so clients can hire you.{% endif %}",
     ),
+    # --- reviews -----------------------------------------------------------------------------
+    Kind(
+        "review.due", BOTH, "A paid step can be reviewed: say how it went, within the review window.",
+        subject="How did it go? Review engagement #{{ p.engagement_id }}",
+        summary="You can review the other side of engagement #{{ p.engagement_id }} until {{ p.closes_at|when }}."
+        " Neither side sees the other's review until both are in or the window closes.",
+    ),
+    Kind(
+        "review.published", BOTH, "Both reviews of a step are visible (both were in, or the window closed).",
+        subject="Reviews published on engagement #{{ p.engagement_id }}",
+        summary="The reviews of engagement #{{ p.engagement_id }} ({{ p.step }}) are now visible.",
+    ),
     # --- security ----------------------------------------------------------------------------
     Kind(
         "api_token.created", EVERYONE, "A new API token (a login for programs) was created on your account.",
@@ -210,3 +222,17 @@ def register(kind: Kind) -> None:
     if kind.name in KINDS and KINDS[kind.name] != kind:
         raise ValueError(f"notification kind {kind.name} is registered already")
     KINDS[kind.name] = kind
+
+
+def kinds_markdown() -> str:
+    """The table docs/notifications.md carries between its markers (a test compares them)."""
+    rows = ["| kind | who gets it | what it says | can be turned off |", "|---|---|---|---|"]
+    for kind in sorted(KINDS.values(), key=lambda kind: kind.name):
+        if kind.always_essential:
+            off = "no: security"
+        elif kind.partly_essential:
+            off = "yes, except the essential ones (see below)"
+        else:
+            off = "yes"
+        rows.append(f"| `{kind.name}` | {kind.audience} | {kind.description} | {off} |")
+    return "\n".join(rows)

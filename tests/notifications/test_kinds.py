@@ -69,3 +69,12 @@ def test_money_and_security_are_essential():
     assert KINDS["billing.changed"].is_essential({"status": "paused"})
     assert not KINDS["billing.changed"].is_essential({"status": "active"})
     assert not KINDS["invitation.created"].is_essential({})
+
+
+def test_docs_list_every_kind_as_the_registry_has_it():
+    from marketplace.notifications.kinds import kinds_markdown
+
+    text = (ROOT / "docs" / "notifications.md").read_text()
+    listed = text.split("<!-- kinds:start -->\n", 1)[1].split("\n<!-- kinds:end -->", 1)[0]
+
+    assert listed == kinds_markdown(), "regenerate the table: marketplace.notifications.kinds.kinds_markdown()"

@@ -14,7 +14,7 @@ from marketplace.notifications import outbox, reminders
 from payments.models import BillingStatus, HourlyBilling
 from tests.factories import ClientFactory, StaffFactory, vetted_engineer
 from tests.hiring_requests.conftest import raised
-from tests.payments.helpers import closed_week, hourly_engagement
+from tests.payments.helpers import closed_week, engagement, hourly_engagement
 
 pytestmark = pytest.mark.django_db
 
@@ -112,11 +112,30 @@ def test_a_reminder_kind_can_be_registered_by_another_app(monkeypatch):
     monkeypatch.setattr(reminders, "KINDS", kinds.KINDS)
     monkeypatch.setattr(reminders, "REMINDERS", list(reminders.REMINDERS))
     client = ClientFactory.create()
-    kinds.register(kinds.Kind("review.window_closing", kinds.CLIENT, "A review window closes within 24 hours.",
-                              subject="Review window closing"))  # fmt: skip
+    kinds.register(kinds.Kind("example.deadline_near", kinds.CLIENT, "An example deadline is near.",
+                              subject="Deadline near"))  # fmt: skip
     reminders.register(
-        reminders.Reminder("review.window_closing", lambda now: [reminders.Due(41, [client.pk], {"title": "x"})])
+        reminders.Reminder("example.deadline_near", lambda now: [reminders.Due(41, [client.pk], {"title": "x"})])
     )
 
-    assert reminders.reminders_send(now=timezone.now())["review.window_closing"] == 1
-    assert reminders.reminders_send(now=timezone.now())["review.window_closing"] == 0
+    assert reminders.reminders_send(now=timezone.now())["example.deadline_near"] == 1
+    assert reminders.reminders_send(now=timezone.now())["example.deadline_near"] == 0
+
+
+def test_a_client_who_has_not_reviewed_is_reminded_a_day_before_the_review_window_closes():
+    from reviews.services import review_round_open
+
+    made = engagement(onboarded=False)
+    round_ = review_round_open(engagement=made, step="milestone-1")
+
+    with at(round_.closes_at - timedelta(hours=25)):
+        early = reminders.reminders_send()["review.window_closing"]
+    with at(round_.closes_at - timedelta(hours=23)):
+        due = reminders.reminders_send()["review.window_closing"]
+        again = reminders.reminders_send()["review.window_closing"]
+        client_subjects = emails_of(made.client, "review.window_closing")
+        engineer_subjects = emails_of(made.engineer, "review.window_closing")
+
+    assert (early, due, again) == (0, 1, 0)
+    assert client_subjects == [f"Last day to review engagement #{made.pk}"]
+    assert engineer_subjects == []
