@@ -375,7 +375,6 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 await self.close(code=CLOSE_SERVER_ERROR)
             return
         if not self.closed:
-            await self._seen()
             self.heartbeat = asyncio.create_task(self._beat())
 
     async def _seen(self) -> None:
@@ -387,7 +386,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return
         self.seen_written = now
         try:
-            await ws_db(presence_seen, pool="handshake")(self.scope["user"].pk)
+            await ws_db(presence_seen)(self.scope["user"].pk)
         except Exception as exc:
             # Presence only holds back chat emails; a socket never fails for it.
             logger.warning("websocket.presence_failed", extra={"error": repr(exc)})
@@ -395,6 +394,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def _beat(self) -> None:
         """Keep the slot and the group memberships alive while the socket is."""
         user_id, period = self.scope["user"].pk, settings.WEBSOCKET_HEARTBEAT_SECONDS
+        await self._seen()  # here, not in the handshake: a slow database never delays a connection
         # The first beat at a random point of the period, so sockets opened together do not beat together.
         await asyncio.sleep(random.uniform(0.5, 1.0) * period)  # noqa: S311 (spreading load, not security)
         while True:

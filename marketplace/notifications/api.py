@@ -10,6 +10,7 @@ from ninja.pagination import paginate
 from marketplace.auth import api_auth, current_user
 from marketplace.models import Notification
 from marketplace.notifications import log, preferences
+from marketplace.notifications.kinds import KINDS
 from marketplace.notifications.schemas import EventPayloadOut
 from marketplace.schemas import MAX_ID, QueryIn, StrictIn
 
@@ -65,8 +66,13 @@ def notifications_read(request: HttpRequest, payload: NotificationsReadIn) -> di
 Delivery = Literal["immediately", "daily", "never"]
 
 
+def _kinds_enum(schema: dict[str, Any]) -> None:
+    # Read when the document is built, so kinds other apps register when ready are listed too.
+    schema["enum"] = sorted(KINDS)
+
+
 class EmailPreferenceOut(Schema):
-    kind: str = Field(description="A notification kind (docs/notifications.md).")
+    kind: str = Field(description="A notification kind (docs/notifications.md).", json_schema_extra=_kinds_enum)
     description: str
     delivery: Delivery
     can_turn_off: bool = Field(description="False for money and security emails: always sent immediately.")

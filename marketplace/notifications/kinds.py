@@ -148,8 +148,8 @@ _KINDS = [
     Kind(
         "timesheet.changed", BOTH,
         "An hourly week moved: submitted, approved, charged, paid; a failed charge cannot be turned off.",
-        subject="{% if p.status == 'charge_failed' %}Payment failed{% else %}Timesheet{% endif %}"
-        " for the week of {{ p.week_start }}: {{ p.status }}",
+        subject="{% if p.status == 'charge_failed' %}Payment failed for the week of {{ p.week_start }}"
+        "{% else %}Timesheet for the week of {{ p.week_start }}: {{ p.status }}{% endif %}",
         template="timesheet_changed",
         essential=_charge_failed,
     ),

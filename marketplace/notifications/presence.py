@@ -12,4 +12,6 @@ WRITE_EVERY = timedelta(seconds=60)
 
 def presence_seen(user_id: int, *, now: datetime | None = None) -> None:
     now = now or timezone.now()
-    Presence.objects.update_or_create(user_id=user_id, defaults={"last_seen_at": now})
+    # No row lock: two sockets of one user writing at once both win, each with "now".
+    if not Presence.objects.filter(user_id=user_id).update(last_seen_at=now):
+        Presence.objects.bulk_create([Presence(user_id=user_id, last_seen_at=now)], ignore_conflicts=True)

@@ -56,7 +56,7 @@ def test_money_in_an_email_is_formatted_as_everywhere_else():
     sent = mail.outbox[0]
     assert "$1,500.00" in sent.body
     assert "$1,500.00" in html_of(sent)
-    assert sent.subject == "Payment failed for the week of 2026-10-26: charge_failed"
+    assert sent.subject == "Payment failed for the week of 2026-10-26"
 
 
 def test_a_user_who_chose_never_gets_no_email():
