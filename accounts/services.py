@@ -17,6 +17,7 @@ from accounts.errors import EmailTaken, InvalidProfile, ProfileNotFound, TokenNo
 from accounts.models import ApiToken, ClientProfile, EngineerProfile, Role, User
 from accounts.skills import normalize_skills
 from accounts.timezones import is_time_zone, utc_offset_minutes
+from marketplace.notifications import notify_user
 from marketplace.realtime import credentials_ended
 from marketplace.schemas import CURRENCIES
 
@@ -114,7 +115,14 @@ def _digest(raw_token: str) -> str:
 def api_token_create(*, user: User, name: str) -> tuple[ApiToken, str]:
     """Return the token row and its secret. The secret is not stored and cannot be shown again."""
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken.objects.create(user=user, name=name, prefix=raw[:10], digest=_digest(raw))
+    with transaction.atomic():
+        token = ApiToken.objects.create(user=user, name=name, prefix=raw[:10], digest=_digest(raw))
+        # A security email the user cannot turn off: a token they did not make means a stolen password.
+        notify_user(
+            user_id=user.pk,
+            event="api_token.created",
+            payload={"token_id": token.pk, "name": name, "prefix": token.prefix},
+        )
     logger.info("api_token.created", extra={"user_id": user.pk, "token_id": token.pk})
     return token, raw
 

@@ -66,3 +66,30 @@ def messages_page(
         return list(reversed(page[:limit])), has_more
     page = list(queryset.filter(seq__gt=after or 0).order_by("seq")[: limit + 1])
     return page[:limit], len(page) > limit
+
+
+def unread_messages(*, user_id: int, conversation_ids: list[int], limit: int = 20) -> dict[Conversation, list[Message]]:
+    """Per conversation of `user_id` among `conversation_ids`: the others' text messages after their read marker.
+
+    Oldest first, the newest `limit` of each; conversations with nothing unread are left out.
+    For the unread-chat email, which must never show a message the member has read.
+    """
+    unread: dict[Conversation, list[Message]] = {}
+    conversations = Conversation.objects.select_related("request").filter(
+        Q(client_id=user_id) | Q(engineer_id=user_id), pk__in=conversation_ids
+    )
+    markers = dict(
+        ReadMarker.objects.filter(user_id=user_id, conversation_id__in=conversation_ids).values_list(
+            "conversation_id", "last_read_seq"
+        )
+    )
+    for conversation in conversations.order_by("pk"):
+        messages = list(
+            Message.objects.select_related("sender")
+            .filter(conversation=conversation, kind="text", seq__gt=markers.get(conversation.pk, 0))
+            .exclude(sender_id=user_id)
+            .order_by("-seq")[:limit]
+        )
+        if messages:
+            unread[conversation] = messages[::-1]
+    return unread

@@ -1,6 +1,6 @@
 """Reads for requests: each one scoped to the client or engineer asking."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import OuterRef, QuerySet, Subquery, Value
@@ -121,3 +121,12 @@ def clock(*, request: HiringRequest, now: datetime | None = None) -> dict[str, A
             else None
         ),
     }
+
+
+def invitations_expiring(*, now: datetime, within: timedelta) -> QuerySet[Invitation]:
+    """Pending invitations that expire within `within` of `now` (not yet expired), soonest first."""
+    return (
+        Invitation.objects.select_related("request")
+        .filter(status=InvitationStatus.PENDING, expires_at__gt=now, expires_at__lte=now + within)
+        .order_by("expires_at", "pk")
+    )

@@ -705,7 +705,7 @@ def _close_invitations(
         notify_user(
             user_id=invitation.engineer_id,
             # Not chosen: the request was filled by someone else.
-            event="request.filled" if status == InvitationStatus.NOT_CHOSEN else f"invitation.{status}",
+            event="request.filled" if status == InvitationStatus.NOT_CHOSEN else "invitation.withdrawn",
             payload={"invitation_id": invitation.pk, "request_id": request.pk, "reason": reason},
         )
     if request.status == R.SHORTLISTED and not request.invitations.filter(status=InvitationStatus.ACCEPTED).exists():

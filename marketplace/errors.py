@@ -230,7 +230,7 @@ def install_error_handlers(api: NinjaAPI) -> None:
 ERROR_MODULES = (
     "marketplace.api", "accounts.errors", "vetting.errors", "hiring_requests.errors", "conversations.errors",
     "payments.errors", "payments.services", "marketplace.errors", "marketplace.db", "marketplace.idempotency",
-    "marketplace.versions",
+    "marketplace.versions", "marketplace.notifications.errors",
 )  # fmt: skip
 
 

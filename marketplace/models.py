@@ -67,3 +67,98 @@ class NotificationStream(models.Model):
 
     def __str__(self) -> str:
         return f"user {self.user_id} at seq {self.last_seq}"
+
+
+class EmailDelivery(models.TextChoices):
+    """How a user wants one kind of notification by email."""
+
+    IMMEDIATELY = "immediately", "Immediately"
+    DAILY = "daily", "In a daily digest"
+    NEVER = "never", "Never"
+
+
+class EmailPreference(models.Model):
+    """A user's choice for one notification kind; no row means IMMEDIATELY (marketplace.notifications.kinds)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=64)
+    delivery = models.CharField(max_length=16, choices=EmailDelivery.choices)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "kind"], name="email_preference_once_per_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.delivery} for user {self.user_id}"
+
+
+class OutboxStatus(models.TextChoices):
+    PENDING = "pending", "Pending (to be sent when due)"
+    DIGEST = "digest", "Waiting for the daily digest"
+    SENDING = "sending", "Sending (claimed by one task)"
+    SENT = "sent", "Sent"
+    SKIPPED = "skipped", "Skipped (turned off, read, or seen online)"
+    FAILED = "failed", "Failed (retries exhausted)"
+
+
+class EmailOutbox(models.Model):
+    """The email of one notification: written with the notification, sent at most once.
+
+    A sender claims the row by compare-and-set (PENDING or DIGEST -> SENDING) before it
+    talks to SMTP, in no transaction; a second run of the same task finds it claimed or
+    sent and does nothing. `claim` names the run that holds it, so a digest can claim
+    many rows at once and read back exactly those.
+    """
+
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="+")
+    channel = models.CharField(max_length=16, default="email")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=OutboxStatus.choices, default=OutboxStatus.PENDING)
+    due_at = models.DateTimeField(default=timezone.now)
+    claim = models.CharField(max_length=32, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["notification", "channel"], name="email_outbox_once_per_channel")
+        ]
+        indexes = [
+            models.Index(
+                fields=["status", "due_at"],
+                name="email_outbox_waiting",
+                condition=models.Q(status__in=["pending", "digest", "sending"]),
+            ),
+            models.Index(fields=["user", "status"], name="email_outbox_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} email for user {self.user_id} ({self.status})"
+
+
+class Presence(models.Model):
+    """When a user last had a live websocket (refreshed by its heartbeat): "online meanwhile" for chat emails."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    last_seen_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} last seen {self.last_seen_at:%Y-%m-%d %H:%M}"
+
+
+class ReminderSent(models.Model):
+    """A reminder of one kind about one subject (an invitation, a timesheet), sent once."""
+
+    kind = models.CharField(max_length=64)
+    subject_id = models.BigIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["kind", "subject_id"], name="reminder_once_per_subject")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} about #{self.subject_id}"

@@ -281,6 +281,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.slot_taken = False
         self.closed = False
         self.heartbeat: asyncio.Task[None] | None = None
+        self.seen_written = float("-inf")
 
         async def send_unless_closed(message: dict[str, Any]) -> None:
             if self.closed:
@@ -381,9 +382,24 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if not self.closed:
             self.heartbeat = asyncio.create_task(self._beat())
 
+    async def _seen(self) -> None:
+        """Record that the user is online (marketplace.notifications.presence), at most once a minute per socket."""
+        from marketplace.notifications.presence import WRITE_EVERY, presence_seen
+
+        now = time.monotonic()
+        if now - self.seen_written < WRITE_EVERY.total_seconds():
+            return
+        self.seen_written = now
+        try:
+            await ws_db(presence_seen)(self.scope["user"].pk)
+        except Exception as exc:
+            # Presence only holds back chat emails; a socket never fails for it.
+            logger.warning("websocket.presence_failed", extra={"error": repr(exc)})
+
     async def _beat(self) -> None:
         """Keep the slot and the group memberships alive while the socket is."""
         user_id, period = self.scope["user"].pk, settings.WEBSOCKET_HEARTBEAT_SECONDS
+        await self._seen()  # here, not in the handshake: a slow database never delays a connection
         # The first beat at a random point of the period, so sockets opened together do not beat together.
         await asyncio.sleep(random.uniform(0.5, 1.0) * period)  # noqa: S311 (spreading load, not security)
         while True:
@@ -395,6 +411,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                         await self.channel_layer.group_add(group, self.channel_name)
             except Exception as exc:
                 logger.warning("websocket.heartbeat_failed", extra={"error": repr(exc)})
+            await self._seen()
             await asyncio.sleep(period)
 
     async def open(self) -> None:

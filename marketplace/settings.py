@@ -214,6 +214,25 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# --- Email notifications (marketplace.notifications, docs/notifications.md) ------------
+
+# Unread chat messages are emailed this long after they arrive, unless read or seen online meanwhile.
+CHAT_EMAIL_DIGEST_MINUTES = env_int("CHAT_EMAIL_DIGEST_MINUTES", 15, minimum=1)
+# The daily digest goes out at this hour, UTC.
+EMAIL_DAILY_DIGEST_HOUR = env_int("EMAIL_DAILY_DIGEST_HOUR", 8, minimum=0)
+if EMAIL_DAILY_DIGEST_HOUR > 23:
+    raise ImproperlyConfigured("EMAIL_DAILY_DIGEST_HOUR is an hour of the day, 0 to 23")
+# Engineers are reminded of an unanswered invitation this long before it expires.
+INVITATION_EXPIRY_REMINDER_MINUTES = env_int("INVITATION_EXPIRY_REMINDER_MINUTES", 60, minimum=1)
+# Clients are reminded of a submitted week this long before silence approves it.
+TIMESHEET_REVIEW_REMINDER_HOURS = env_int("TIMESHEET_REVIEW_REMINDER_HOURS", 24, minimum=1)
+# Tries per email (the first and the retries, with backoff) before its outbox row is marked failed.
+EMAIL_SEND_MAX_ATTEMPTS = 5
+# Where people reach this service: links in emails (unsubscribe) are absolute.
+SITE_URL = env_str(
+    "SITE_URL", f"https://{ALLOWED_HOSTS[0].lstrip('.')}" if PRODUCTION else "http://127.0.0.1:8000"
+).rstrip("/")
+
 # --- Celery -------------------------------------------------------------------
 
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 60, minimum=1)
@@ -302,6 +321,21 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accounts.tasks.welcome_mails_sweep",
         "schedule": 300.0,
         "options": {"expires": 290},
+    },
+    "marketplace.email-outbox-sweep": {
+        # Sends what is due: unread-chat digests after their delay, and emails whose task was lost.
+        "task": "marketplace.tasks.email_outbox_sweep",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    "marketplace.email-reminders": {
+        "task": "marketplace.tasks.email_reminders",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    "marketplace.email-daily-digest": {
+        "task": "marketplace.tasks.email_daily_digest",
+        "schedule": crontab(minute=0, hour=EMAIL_DAILY_DIGEST_HOUR),
     },
     "accounts.clear-expired-sessions": {
         "task": "accounts.tasks.sessions_clear_expired",
@@ -426,6 +460,7 @@ NOTIFICATIONS_RETENTION_DAYS = env_int("NOTIFICATIONS_RETENTION_DAYS", 30, minim
 # so what the worker writes still arrives; with Redis, pushes arrive and the log is read only to fill gaps.
 NOTIFICATIONS_POLL_SECONDS = env_float("NOTIFICATIONS_POLL_SECONDS", 0.0 if REDIS_URL else 1.0, minimum=0.0)
 
+
 # --- API, websockets, health --------------------------------------------------
 
 NINJA_PAGINATION_PER_PAGE = 20
@@ -509,7 +544,9 @@ if PRODUCTION:
 
 # --- Email, i18n, static ------------------------------------------------------
 
-MAIL_BACKEND = env_choice("MAIL_BACKEND", "smtp" if PRODUCTION else "console", ("smtp", "console"))
+MAIL_BACKEND = env_choice("MAIL_BACKEND", "smtp" if PRODUCTION else "file", ("smtp", "file", "console"))
+# Development writes each email to a file here (`make run` says where); tests use Django's locmem backend.
+MAIL_FILE_DIR = VAR_DIR / "mail"
 if MAIL_BACKEND == "smtp":
     MAILERS = {
         "default": {
@@ -522,6 +559,13 @@ if MAIL_BACKEND == "smtp":
                 "use_tls": env_bool("SMTP_USE_TLS", False),
                 "timeout": 10,
             },
+        }
+    }
+elif MAIL_BACKEND == "file":
+    MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "OPTIONS": {"file_path": str(MAIL_FILE_DIR)},
         }
     }
 else:

@@ -5,6 +5,7 @@ from django_otp.admin import OTPAdminSite
 
 from marketplace import health, metrics, pages
 from marketplace.api import api
+from marketplace.notifications import views as notification_views
 
 if settings.ADMIN_REQUIRE_OTP:
     # Staff sign in with their password and a TOTP code; without a confirmed device they cannot.
@@ -20,6 +21,7 @@ urlpatterns = [
     # Browsers ask for /favicon.ico on every page, the admin's and the API docs' included.
     path("favicon.ico", pages.favicon),
     path("api/", api.urls),
+    path("email/unsubscribe/<str:token>", notification_views.unsubscribe, name="email-unsubscribe"),
     path(settings.ADMIN_PATH, admin.site.urls),
     path("health/live", health.live, name="health-live"),
     path("health/ready", health.ready, name="health-ready"),

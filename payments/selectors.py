@@ -1,3 +1,5 @@
+from datetime import datetime, timedelta
+
 from django.db.models import Q, QuerySet, Sum
 
 from accounts.models import EngineerProfile, User
@@ -13,6 +15,7 @@ from payments.models import (
     Milestone,
     PayoutAccount,
     Timesheet,
+    TimesheetStatus,
 )
 
 
@@ -133,3 +136,12 @@ def engineer_zone(engineer_id: int) -> str:
     """The engineer's IANA time zone (UTC when they have not set one)."""
     zone = EngineerProfile.objects.filter(user_id=engineer_id).values_list("time_zone", flat=True).first()
     return zone or "UTC"
+
+
+def timesheets_awaiting_review(*, now: datetime, within: timedelta) -> QuerySet[Timesheet]:
+    """Submitted weeks whose review window closes within `within` of `now` (silence approves them then)."""
+    return (
+        Timesheet.objects.select_related("engagement")
+        .filter(status=TimesheetStatus.SUBMITTED, review_deadline__gt=now, review_deadline__lte=now + within)
+        .order_by("review_deadline", "pk")
+    )

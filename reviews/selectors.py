@@ -1,8 +1,9 @@
 """What each reader may see of reviews: the sealed rule lives here, once."""
 
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from accounts.models import User
@@ -70,4 +71,14 @@ def public_reviews_of(*, subject_id: int) -> Any:
         Review.objects.filter(subject_id=subject_id, round__published_at__isnull=False, hidden_at=None)
         .select_related("round")
         .order_by("-round__published_at", "-id")
+    )
+
+
+def rounds_closing_without_client_review(*, now: datetime, within: timedelta) -> QuerySet[ReviewRound]:
+    """Open rounds whose window closes within `within` of `now` and whose client has not reviewed yet."""
+    return (
+        ReviewRound.objects.select_related("engagement")
+        .filter(published_at=None, closes_at__gt=now, closes_at__lte=now + within)
+        .exclude(reviews__author_id=F("engagement__client_id"))
+        .order_by("closes_at", "pk")
     )

@@ -1,7 +1,7 @@
 """`/api/notifications`: the notification log over REST, read with a cursor and marked read."""
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
@@ -9,7 +9,8 @@ from ninja.pagination import paginate
 
 from marketplace.auth import api_auth, current_user
 from marketplace.models import Notification
-from marketplace.notifications import log
+from marketplace.notifications import log, preferences
+from marketplace.notifications.kinds import KINDS
 from marketplace.notifications.schemas import EventPayloadOut
 from marketplace.schemas import MAX_ID, QueryIn, StrictIn
 
@@ -60,3 +61,46 @@ def notifications_unread(request: HttpRequest) -> dict[str, int]:
 def notifications_read(request: HttpRequest, payload: NotificationsReadIn) -> dict[str, int]:
     user = current_user(request)
     return {"up_to": payload.up_to, "unread": log.mark_read(user_id=user.pk, up_to=payload.up_to)}
+
+
+Delivery = Literal["immediately", "daily", "never"]
+
+
+def _kinds_enum(schema: dict[str, Any]) -> None:
+    # Read when the document is built, so kinds other apps register when ready are listed too.
+    schema["enum"] = sorted(KINDS)
+
+
+class EmailPreferenceOut(Schema):
+    kind: str = Field(description="A notification kind (docs/notifications.md).", json_schema_extra=_kinds_enum)
+    description: str
+    delivery: Delivery
+    can_turn_off: bool = Field(description="False for money and security emails: always sent immediately.")
+    partly_essential: bool = Field(
+        description="Some notifications of this kind are essential (a failed charge) and come whatever you choose."
+    )
+
+
+class EmailPreferencesOut(Schema):
+    preferences: list[EmailPreferenceOut]
+
+
+class EmailPreferencesIn(StrictIn):
+    preferences: dict[str, Delivery] = Field(
+        ...,
+        max_length=100,
+        description="Kind -> immediately, daily (one digest a day) or never. Kinds left out keep their choice.",
+    )
+
+
+@router.get(
+    "/email-preferences", response=EmailPreferencesOut, summary="How each kind of notification is emailed to me"
+)
+def email_preferences_get(request: HttpRequest) -> dict[str, Any]:
+    return {"preferences": preferences.email_preferences_of(user=current_user(request))}
+
+
+@router.put("/email-preferences", response=EmailPreferencesOut, summary="Choose how kinds of notification are emailed")
+def email_preferences_put(request: HttpRequest, payload: EmailPreferencesIn) -> dict[str, Any]:
+    user = current_user(request)
+    return {"preferences": preferences.email_preferences_set(user=user, choices=dict(payload.preferences))}

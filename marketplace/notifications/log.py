@@ -44,11 +44,17 @@ def as_frame(row: Notification) -> dict[str, Any]:
 def notify_user(*, user_id: int, event: str, payload: dict[str, Any]) -> Notification:
     """Record a notification for `user_id` in the current transaction; it is numbered and pushed on commit.
 
+    Its email is recorded in the same transaction (marketplace.notifications.outbox) and sent
+    as the user chose. `event` must be a kind of marketplace.notifications.kinds.
+
     `payload` must be JSON-serialisable. Raises what the database raises for the
     insert (so the caller's transaction fails with it); a failure to publish after
     commit is logged, never raised: the sweep publishes the row later.
     """
+    from marketplace.notifications import outbox
+
     row = Notification.objects.create(user_id=user_id, event=event, payload=payload)
+    outbox.record(row)
     transaction.on_commit(lambda: publish(user_id), robust=True)
     return row
 

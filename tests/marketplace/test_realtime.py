@@ -279,8 +279,9 @@ async def test_a_sync_past_the_newest_seq_is_clamped_and_acknowledged_and_the_st
     await sync_to_async(_notify)(user.pk, 1)
     pushed = await socket.receive_json_from(timeout=2)
 
-    assert synced == {"event": "synced", "payload": {"seq": 0}}
-    assert (pushed["seq"], pushed["payload"]) == (1, {"n": 1})
+    # Seq 1 is the token's own notification (api_token.created).
+    assert synced == {"event": "synced", "payload": {"seq": 1}}
+    assert (pushed["seq"], pushed["payload"]) == (2, {"n": 1})
     await socket.disconnect()
 
 

@@ -22,6 +22,7 @@ SENT_ON_COMMIT = {
     "hiring_requests.tasks.match_request",
     "payments.tasks.process_stripe_event",
     "accounts.tasks.user_send_welcome",
+    "marketplace.tasks.email_send",
 }
 
 

@@ -65,6 +65,8 @@ class Command(BaseCommand):
         # (the worker's pool processes and its embedded beat).
         children = {name: subprocess.Popen(cmd, start_new_session=True) for name, cmd in commands.items()}
         self.stdout.write(f"Vetted on http://{host}:{port}/  (API docs: /api/docs, admin: /admin/). Ctrl-C stops.")
+        if settings.MAIL_BACKEND == "file":
+            self.stdout.write(f"Emails are written to {settings.MAIL_FILE_DIR}/ (one file per email).")
 
         stopping = False
 
