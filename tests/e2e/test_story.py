@@ -109,6 +109,8 @@ def test_the_whole_story(rubric, tmp_path, settings):
             story.chat()
             story.hire()
             story.pay()
+            story.bill_hourly()
+            story.review()
             wait_until(lambda: "milestone.changed" in listener.events("Client"), timeout=10, what="milestone events")
             # The books, checked against the same Stripe the story paid through.
             settings.STRIPE_API_BASE = stripe_base

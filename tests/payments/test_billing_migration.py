@@ -11,7 +11,7 @@ AFTER = [("payments", "0007_billing_for_earlier_hourly_hires")]
 
 
 @pytest.mark.django_db(transaction=True)
-def test_earlier_hourly_hires_wait_for_a_card_after_the_migration():
+def test_earlier_hourly_hires_wait_for_a_card_after_the_migration(rubric):
     executor = MigrationExecutor(connection)
     executor.migrate(BEFORE)
     try:
