@@ -154,6 +154,10 @@ class BreakdownOut(Schema):
     rate: RateFitOut | None = None
     load: FitOut | None = None
     responsiveness: FitOut | None = None
+    reputation: FitOut | None = Field(
+        default=None,
+        description="The engineer's review rating (a Bayesian average, docs/matching.md); the prior when unreviewed.",
+    )
 
 
 class MatchOut(Schema):

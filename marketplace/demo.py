@@ -149,10 +149,10 @@ class Story:
         seconds = self.timings["raise_to_invitations_seconds"]
         self.say(f"  both engineers invited {seconds:.2f}s after raising; clock: {clock['summary']}")
 
-    def _invitation_of(self, engineer: Actor) -> Callable[[], dict[str, Any] | None]:
+    def _invitation_of(self, engineer: Actor, request_id: int = 0) -> Callable[[], dict[str, Any] | None]:
         def find() -> dict[str, Any] | None:
             items = engineer.call("GET", "/api/requests/invitations")["items"]
-            return next((i for i in items if i["request"]["id"] == self.request_id), None)
+            return next((i for i in items if i["request"]["id"] == (request_id or self.request_id)), None)
 
         return find
 
@@ -293,8 +293,32 @@ class Story:
             f" {self.reputation['review_count']} review(s); matching weighs it in every next request"
         )
 
+    def next_request(self) -> None:
+        self.say("10. The client's next request: the rating is part of every match")
+        draft = self.client.call(
+            "POST", "/api/requests",
+            json={"title": f"Webhook backlog drain ({self.run_id})", "description": "Bound a Celery queue.",
+                  "required_skills": [self.skill, "python"], "nice_to_have_skills": [], "min_level": "mid",
+                  "budget_kind": "fixed", "budget_minor": 200_000, "currency": "usd", "hours_per_week": 10,
+                  "time_zone": "Europe/London", "min_overlap_hours": 2, "start_date": "2099-02-01"},
+        )  # fmt: skip
+        self.next_request_id = self.client.call("POST", f"/api/requests/{draft['id']}/raise")["id"]
+        invitation = self.wait_for(
+            f"{self.first.name}'s invitation to the next request", self._invitation_of(self.first, self.next_request_id)
+        )
+        self.first.call("POST", f"/api/requests/invitations/{invitation['id']}/accept")
+        matches = self.client.call("GET", f"/api/requests/{self.next_request_id}/matches")["items"]
+        self.next_matches = matches
+        for match in matches:
+            who = self.first.name if match["engineer_id"] == self.first.user_id else "(not yet accepted)"
+            reputation = match["breakdown"]["reputation"]["score_bp"]
+            self.say(
+                f"  rank {match['rank']} {who}: score {match['score_bp'] / 100:.2f}%, reputation"
+                f" {reputation / 100:.2f}% (weight {match['breakdown']['weights']['reputation']}%)"
+            )
+
     def run(self) -> None:
         steps = (self.cast, self.vet, self.raise_request, self.accept, self.chat, self.hire, self.pay, self.bill_hourly,
-                 self.review)  # fmt: skip
+                 self.review, self.next_request)  # fmt: skip
         for step in steps:
             step()

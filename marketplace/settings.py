@@ -612,6 +612,20 @@ SENTRY_DSN = env_optional_str("SENTRY_DSN")
 # defaults to `vetted-web` for server processes and `vetted-worker` for Celery workers.
 OTEL_EXPORTER_OTLP_ENDPOINT = env_optional_str("OTEL_EXPORTER_OTLP_ENDPOINT")
 OTEL_SERVICE_NAME = env_optional_str("OTEL_SERVICE_NAME")
+# Head sampling, with the SDK's own variable names and values
+# (https://opentelemetry.io/docs/specs/otel/configuration/sdk-environment-variables/#general-sdk-configuration).
+# The default traces one request in ten, and every request whose caller sent a sampled `traceparent`
+# (its tasks follow their parent): tracing everything costs reads about a fifth of their throughput
+# (docs/benchmarks.md, "Soak"). `parentbased_always_on` traces everything.
+OTEL_TRACES_SAMPLER = env_choice(
+    "OTEL_TRACES_SAMPLER",
+    "parentbased_traceidratio",
+    ("always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off",
+     "parentbased_traceidratio"),
+)  # fmt: skip
+OTEL_TRACES_SAMPLER_ARG = env_float("OTEL_TRACES_SAMPLER_ARG", 0.1, minimum=0.0)
+if OTEL_TRACES_SAMPLER_ARG > 1:
+    raise ImproperlyConfigured("OTEL_TRACES_SAMPLER_ARG is a ratio, 0 to 1")
 # --- end Tracing ---
 
 # `json`: one object per line for log pipelines (production's default); `text`: `time level logger event

@@ -8,7 +8,9 @@ process (marketplace.celery) calls `setup` once: spans for Django requests
 context travels in the task's headers), psycopg queries, redis commands and
 httpx calls (Stripe's client is httpx), plus our own `notification.push`. They
 are batched and sent over OTLP/HTTP to `<endpoint>/v1/traces`
-(https://opentelemetry.io/docs/specs/otel/protocol/exporter/).
+(https://opentelemetry.io/docs/specs/otel/protocol/exporter/). By default one trace in ten
+is recorded, plus every trace a caller's sampled `traceparent` asks for
+(`OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`).
 
 `install` takes any provider, which is how tests collect spans in memory.
 """
@@ -28,6 +30,7 @@ from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
 
 from marketplace.tracing import request_id
 
@@ -59,6 +62,24 @@ def enabled() -> bool:
     return _installed.provider is not None
 
 
+def sampler(name: str, ratio: float) -> Sampler:
+    """The head sampler `OTEL_TRACES_SAMPLER` names, as the SDK would build it; `ratio` (0-1) for the ratio ones.
+
+    The names and their meaning are the specification's
+    (https://opentelemetry.io/docs/specs/otel/configuration/sdk-environment-variables/).
+    Raises KeyError for any other name (settings accept only these).
+    """
+    built: dict[str, Sampler] = {
+        "always_on": ALWAYS_ON,
+        "always_off": ALWAYS_OFF,
+        "traceidratio": TraceIdRatioBased(ratio),
+        "parentbased_always_on": ParentBased(ALWAYS_ON),
+        "parentbased_always_off": ParentBased(ALWAYS_OFF),
+        "parentbased_traceidratio": ParentBased(TraceIdRatioBased(ratio)),
+    }
+    return built[name]
+
+
 def setup(*, default_service_name: str) -> TracerProvider | None:
     """Turn tracing on for this process if `OTEL_EXPORTER_OTLP_ENDPOINT` is set; returns the provider, or None.
 
@@ -72,7 +93,10 @@ def setup(*, default_service_name: str) -> TracerProvider | None:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     name = settings.OTEL_SERVICE_NAME or default_service_name
-    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: name}))
+    provider = TracerProvider(
+        resource=Resource.create({SERVICE_NAME: name}),
+        sampler=sampler(settings.OTEL_TRACES_SAMPLER, settings.OTEL_TRACES_SAMPLER_ARG),
+    )
     endpoint = settings.OTEL_EXPORTER_OTLP_ENDPOINT.rstrip("/") + "/v1/traces"
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
     # Global too, so that any library asking the API for a tracer reports to the same place.

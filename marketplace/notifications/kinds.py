@@ -32,6 +32,12 @@ class Kind:
     essential: bool | Callable[[dict[str, Any]], bool] = False
     # Emailed as the unread-chat digest, CHAT_EMAIL_DIGEST_MINUTES after it, only if still unread.
     chat: bool = False
+    # Which notifications of the kind are worth an email (None: all). The rest, steps the system
+    # takes on its own within seconds (a milestone "releasing"), stay in the notification log.
+    emailed: Callable[[dict[str, Any]], bool] | None = None
+
+    def emails(self, payload: dict[str, Any]) -> bool:
+        return self.emailed is None or self.emailed(payload)
 
     def is_essential(self, payload: dict[str, Any]) -> bool:
         return self.essential(payload) if callable(self.essential) else self.essential
@@ -54,6 +60,19 @@ class Kind:
 
 def _charge_failed(payload: dict[str, Any]) -> bool:
     return payload.get("status") == "charge_failed"
+
+
+# The states a person acts on or waits for; the -ing steps and "approved" (released within seconds) are not.
+_MILESTONE_EMAILED = {"funded", "submitted", "changes_requested", "released", "refunded", "disputed", "charged_back"}
+_TIMESHEET_EMAILED = {"submitted", "disputed", "charge_failed", "charged", "paid", "carried_over", "void"}
+
+
+def _milestone_emailed(payload: dict[str, Any]) -> bool:
+    return payload.get("status") in _MILESTONE_EMAILED
+
+
+def _timesheet_emailed(payload: dict[str, Any]) -> bool:
+    return payload.get("status") in _TIMESHEET_EMAILED
 
 
 def _billing_paused(payload: dict[str, Any]) -> bool:
@@ -128,8 +147,8 @@ _KINDS = [
     # --- vetting -----------------------------------------------------------------------------
     Kind(
         "vetting.stage_changed", ENGINEER, "Your vetting application moved to another stage.",
-        subject="Your vetting application: {{ p.status }}",
-        summary="Your vetting application #{{ p.application_id }} is now “{{ p.status }}”.",
+        subject="Your vetting application: {{ p.status|label }}",
+        summary="Your vetting application #{{ p.application_id }} is now “{{ p.status|label }}”.",
     ),
     Kind(
         "vetting.revoked", ENGINEER, "Your vetting was revoked.",
@@ -142,16 +161,21 @@ _KINDS = [
     ),
     # --- payments ----------------------------------------------------------------------------
     Kind(
-        "milestone.changed", BOTH, "A milestone was funded, submitted, approved, paid, refunded, ...",
-        subject="Milestone “{{ p.title }}”: {{ p.status }}", template="milestone_changed",
+        "milestone.changed", BOTH,
+        "A milestone was funded, submitted, sent back for changes, released, refunded or disputed"
+        " (the steps between are in the notification log only).",
+        subject="Milestone “{{ p.title }}”: {{ p.status|label }}", template="milestone_changed",
+        emailed=_milestone_emailed,
     ),
     Kind(
         "timesheet.changed", BOTH,
-        "An hourly week moved: submitted, approved, charged, paid; a failed charge cannot be turned off.",
+        "An hourly week was submitted, disputed, charged, paid, carried over or voided; a failed charge"
+        " cannot be turned off.",
         subject="{% if p.status == 'charge_failed' %}Payment failed for the week of {{ p.week_start }}"
-        "{% else %}Timesheet for the week of {{ p.week_start }}: {{ p.status }}{% endif %}",
+        "{% else %}Timesheet for the week of {{ p.week_start }}: {{ p.status|label }}{% endif %}",
         template="timesheet_changed",
         essential=_charge_failed,
+        emailed=_timesheet_emailed,
     ),
     Kind(
         "timesheet.awaiting_approval", CLIENT,
@@ -160,7 +184,7 @@ _KINDS = [
     ),
     Kind(
         "billing.changed", BOTH, "Hourly billing paused or resumed; a pause cannot be turned off.",
-        subject="Billing {{ p.status }} on engagement #{{ p.engagement_id }}", template="billing_changed",
+        subject="Billing {{ p.status|label }} on engagement #{{ p.engagement_id }}", template="billing_changed",
         essential=_billing_paused,
     ),
     Kind(

@@ -47,13 +47,16 @@ SWEEP_BATCH = 500
 def record(notification: Notification) -> EmailOutbox | None:
     """Write the notification's outbox row in the current transaction; its task is sent on commit.
 
-    A kind missing from the registry is not emailed (and a test fails for it).
+    A kind missing from the registry is not emailed (and a test fails for it), nor is a
+    notification its kind does not email (`Kind.emailed`); both return None.
     """
     from marketplace import tasks
 
     kind = KINDS.get(notification.event)
     if kind is None:
         logger.warning("email.kind_unknown", extra={"event": notification.event})
+        return None
+    if not kind.emails(notification.payload):
         return None
     due = notification.created_at + timedelta(minutes=settings.CHAT_EMAIL_DIGEST_MINUTES if kind.chat else 0)
     row = EmailOutbox.objects.create(

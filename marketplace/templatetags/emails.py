@@ -1,4 +1,4 @@
-"""Filters for email templates: `{{ iso_time|when }}` and the money filter's library, loaded together."""
+"""Filters for email templates: `{{ iso_time|when }}`, `{{ status|label }}` and the money filter, loaded together."""
 
 from datetime import UTC, datetime
 
@@ -20,3 +20,9 @@ def when(value: str | datetime | None) -> str:
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment, UTC)
     return moment.astimezone(UTC).strftime("%a %-d %b %Y, %H:%M UTC")
+
+
+@register.filter(name="label")
+def label(value: str) -> str:
+    """A status as people read it: "changes_requested" -> "changes requested"."""
+    return str(value).replace("_", " ")

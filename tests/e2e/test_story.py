@@ -4,6 +4,7 @@ on PostgreSQL and Redis, with staff, a client and two engineers acting over HTTP
 import asyncio
 import json
 import threading
+import time
 import uuid
 from collections import defaultdict
 from typing import Any
@@ -69,6 +70,8 @@ def test_the_whole_story(rubric, tmp_path, settings):
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
     env = {"DATABASE_URL": current_database_url(), "CELERY_QUEUE": queue, "STRIPE_API_BASE": stripe_base}
+    # Development's email backend: one file per email under the var directory (here, the test's own).
+    env |= {"MAIL_BACKEND": "file", "VETTED_VAR_DIR": str(tmp_path / "var")}
     env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)  # the server and the worker, summed at a scrape
     listener = Listener()
     try:
@@ -111,6 +114,7 @@ def test_the_whole_story(rubric, tmp_path, settings):
             story.pay()
             story.bill_hourly()
             story.review()
+            story.next_request()
             wait_until(lambda: "milestone.changed" in listener.events("Client"), timeout=10, what="milestone events")
             # The books, checked against the same Stripe the story paid through.
             settings.STRIPE_API_BASE = stripe_base
@@ -133,6 +137,9 @@ def test_the_whole_story(rubric, tmp_path, settings):
         assert story.transfer["source_transaction"].startswith("ch_")
         assert (story.billing["status"], story.billing["card_last4"]) == ("active", "4242")
         assert (story.reputation["review_count"], story.reputation["rating_bp"]) == (1, 7_916)
+        grace = next(m for m in story.next_matches if m["engineer_id"] == story.first.user_id)
+        assert grace["breakdown"]["reputation"] == {"score_bp": 7_916}  # the review counts in the next request
+        _assert_the_expected_emails_were_written(story, tmp_path / "var" / "mail")
         _assert_every_family_has_samples(scraped)
     finally:
         listener.close()
@@ -157,6 +164,44 @@ def _assert_every_family_has_samples(scraped: str) -> None:
     assert value("vetted_stripe_call_duration_seconds_count") >= 3  # the account, the PaymentIntent, the Transfer
     assert value("vetted_chat_delivery_seconds_count") >= 2
     assert value("vetted_http_request_duration_seconds_count") >= 20
+
+
+def _emails(mail_dir) -> list[Any]:
+    """Every email the file backend wrote: each file holds one or more, separated by a line of 79 dashes."""
+    import email
+    from email import policy
+
+    found = []
+    for path in sorted(mail_dir.glob("*.log")):
+        for raw in path.read_bytes().split(b"\n" + b"-" * 79 + b"\n"):
+            if raw.strip():
+                found.append(email.message_from_bytes(raw.lstrip(), policy=policy.default))
+    return found
+
+
+def _assert_the_expected_emails_were_written(story: Story, mail_dir) -> None:
+    """What a client and an engineer would expect in their inbox after the story, by subject."""
+    expected = {
+        story.first.email: ["Your vetting application: approved", "New invitation: Async payments service",
+                            "You are hired on request", "Payouts", "released"],
+        story.second.email: ["New invitation: Async payments service", "The request was filled"],
+        story.client.email: ["Your shortlist changed", "funded", "submitted", "released", "Billing active"],
+    }  # fmt: skip
+
+    def inbox() -> dict[str, list[str]]:
+        by_recipient: dict[str, list[str]] = defaultdict(list)
+        for message in _emails(mail_dir):
+            by_recipient[str(message["To"])].append(str(message["Subject"]))
+        return by_recipient
+
+    def complete() -> bool:  # the worker sends each email as a task; give it a moment
+        got = inbox()
+        return all(any(part in subject for subject in got[to]) for to, parts in expected.items() for part in parts)
+
+    deadline = time.monotonic() + 30
+    while not complete() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert complete(), f"expected subjects {expected}, written {dict(inbox())}"
 
 
 def _answers(url: str) -> bool:

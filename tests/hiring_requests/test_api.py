@@ -135,7 +135,9 @@ def test_matches_hide_who_until_they_accept_and_shortlist_shows_card_and_why(cli
         "rate",
         "load",
         "responsiveness",
+        "reputation",
     }
+    assert matches[0]["breakdown"]["reputation"] == {"score_bp": 7_500}  # unreviewed: the prior, 4 stars
     assert [entry["card"]["engineer_id"] for entry in shortlist] == [accepted.pk]
     assert shortlist[0]["card"]["level"] == "senior"
     assert card.status_code == 200

@@ -1,6 +1,7 @@
 """Traces: what becomes a span, which spans share a trace, and that nothing is traced without an endpoint."""
 
 import logging
+import random
 from collections.abc import Iterator
 
 import pytest
@@ -235,3 +236,30 @@ def test_without_an_endpoint_nothing_is_traced(settings):
     assert not DjangoInstrumentor().is_instrumented_by_opentelemetry
     assert not any("opentelemetry" in middleware for middleware in settings.MIDDLEWARE)
     assert not telemetry.tracer().start_span("work").get_span_context().is_valid
+
+
+def test_by_default_one_trace_in_ten_is_sampled_and_a_sampled_caller_always_is(settings):
+    from opentelemetry.sdk.trace.sampling import Decision
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+
+    chosen = telemetry.sampler(settings.OTEL_TRACES_SAMPLER, settings.OTEL_TRACES_SAMPLER_ARG)
+    rng = random.Random(7)
+    roots = [chosen.should_sample(None, rng.getrandbits(128), "GET /api/me").decision for _ in range(10_000)]
+
+    def under(flags: int) -> Decision:
+        parent = SpanContext(trace_id=rng.getrandbits(128), span_id=1, is_remote=True, trace_flags=TraceFlags(flags))
+        context = set_span_in_context(NonRecordingSpan(parent))
+        return chosen.should_sample(context, parent.trace_id, "POST raise").decision
+
+    assert (settings.OTEL_TRACES_SAMPLER, settings.OTEL_TRACES_SAMPLER_ARG) == ("parentbased_traceidratio", 0.1)
+    assert 800 < roots.count(Decision.RECORD_AND_SAMPLE) < 1_200  # a tenth of 10,000, give or take
+    assert all(under(TraceFlags.SAMPLED) == Decision.RECORD_AND_SAMPLE for _ in range(100))
+    assert all(under(TraceFlags.DEFAULT) == Decision.DROP for _ in range(100))
+
+
+def test_everything_is_traced_when_the_operator_asks():
+    from opentelemetry.sdk.trace.sampling import Decision
+
+    chosen = telemetry.sampler("parentbased_always_on", 0.1)
+
+    assert all(chosen.should_sample(None, n + 1, "x").decision == Decision.RECORD_AND_SAMPLE for n in range(100))

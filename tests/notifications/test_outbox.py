@@ -197,3 +197,37 @@ def test_both_parts_and_the_headers_are_in_the_message_as_sent():
         "text/plain",
         "text/html",
     ]
+
+
+@pytest.mark.parametrize(
+    ("event", "status", "emailed"),
+    [
+        ("milestone.changed", "funding", False),  # a Stripe step the system finishes within seconds
+        ("milestone.changed", "releasing", False),
+        ("milestone.changed", "awaiting_funding", False),  # the client is on the page, paying
+        ("milestone.changed", "changes_requested", True),
+        ("milestone.changed", "released", True),
+        ("timesheet.changed", "charging", False),
+        ("timesheet.changed", "charge_failed", True),
+        ("timesheet.changed", "paid", True),
+    ],
+)
+def test_steps_the_system_takes_by_itself_are_logged_but_not_emailed(event, status, emailed):
+    user = ClientFactory.create()
+
+    notification = notify_user(user_id=user.pk, event=event, payload={**PAYLOAD, "status": status})
+
+    assert notification.payload["status"] == status  # in the notification log either way
+    assert EmailOutbox.objects.filter(notification=notification).exists() is emailed
+
+
+def test_a_status_in_a_subject_reads_as_words():
+    user = ClientFactory.create()
+    row = row_of(
+        notify_user(user_id=user.pk, event="milestone.changed", payload={**PAYLOAD, "status": "changes_requested"})
+    )
+
+    outbox.email_send(outbox_id=row.pk)
+
+    assert mail.outbox[0].subject == "Milestone “Async payments service”: changes requested"
+    assert "is now changes requested" in mail.outbox[0].body
