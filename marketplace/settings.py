@@ -72,6 +72,8 @@ INSTALLED_APPS = [
     "conversations",
     "payments",
     "reviews",
+    "web",
+    "django_htmx",
 ]
 
 MIDDLEWARE = [
@@ -571,6 +573,11 @@ elif MAIL_BACKEND == "file":
 else:
     MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Vetted <no-reply@vetted.test>")
+
+# The web app's pages (web/urls.py): where login_required sends a stranger, and where logging in leads.
+LOGIN_URL = "web:login"
+LOGIN_REDIRECT_URL = "web:home"
+LOGOUT_REDIRECT_URL = "landing"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

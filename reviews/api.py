@@ -42,7 +42,7 @@ def reputation(request: HttpRequest, user_id: int) -> dict[str, Any]:
     current_user(request)
     figures = selectors.reputation_of(user_id)
     reviews = list(selectors.public_reviews_of(subject_id=user_id)[:PUBLIC_REVIEWS])
-    return {**figures, "user_id": user_id, "stars": round(1 + figures["rating_bp"] * 4 / 10_000, 2), "reviews": reviews}
+    return {**figures, "user_id": user_id, "stars": selectors.stars(figures["rating_bp"]), "reviews": reviews}
 
 
 @router.post("/staff/reviews/{review_id}/hide", response=ReviewOut, summary="Hide a review, with a reason (staff)")

@@ -16,6 +16,11 @@ def prior_bp() -> int:
     return rating_bp(stars_total=0, count=0)
 
 
+def stars(rating_bp: int) -> float:
+    """A rating in basis points of the 1-5 scale (0 = 1 star, 10,000 = 5 stars) as stars, to two decimals."""
+    return round(1 + rating_bp * 4 / 10_000, 2)
+
+
 def reputation_bp_of(user_field: str = "user_id") -> Any:
     """An SQL expression: the rating (basis points) of the user in `user_field`, the prior when unreviewed."""
     rating = Reputation.objects.filter(user_id=OuterRef(user_field)).values("rating_bp")[:1]

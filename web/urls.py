@@ -1,0 +1,44 @@
+"""The web app's pages (docs/web.md): everything a client or an engineer does, in a browser."""
+
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from web.views import accounts, conversations, engagements, home, invitations, requests, reviews
+
+app_name = "web"
+
+urlpatterns = [
+    path("signup", accounts.signup, name="signup"),
+    path(
+        "login",
+        auth_views.LoginView.as_view(template_name="web/login.html", redirect_authenticated_user=True),
+        name="login",
+    ),  # fmt: skip
+    path("logout", auth_views.LogoutView.as_view(), name="logout"),
+    path("account", accounts.account, name="account"),
+    path(
+        "account/password",
+        auth_views.PasswordChangeView.as_view(template_name="web/password.html", success_url="/app/account?changed=1"),
+        name="password",
+    ),  # fmt: skip
+    path("app/", home.home, name="home"),
+    path("app/requests/new", requests.request_new, name="request-new"),
+    path("app/requests/<int:request_id>", requests.request_page, name="request"),
+    path("app/requests/<int:request_id>/hire", requests.request_hire, name="request-hire"),
+    path("app/requests/<int:request_id>/widening", requests.request_widening, name="request-widening"),
+    path("app/requests/<int:request_id>/cancel", requests.request_cancel, name="request-cancel"),
+    path("app/invitations", invitations.inbox, name="invitations"),
+    path("app/invitations/<int:invitation_id>/<str:answer>", invitations.invitation_answer, name="invitation-answer"),
+    path("app/conversations", conversations.conversation_list, name="conversations"),
+    path("app/conversations/<int:conversation_id>", conversations.conversation_page, name="conversation"),
+    path("app/conversations/<int:conversation_id>/send", conversations.conversation_send, name="conversation-send"),
+    path("app/engagements/<int:engagement_id>", engagements.engagement_page, name="engagement"),
+    path("app/milestones/<int:milestone_id>", engagements.milestone_back, name="milestone-back"),
+    path("app/milestones/<int:milestone_id>/fund", engagements.milestone_fund, name="milestone-fund"),
+    path("app/milestones/<int:milestone_id>/funded", engagements.milestone_funded, name="milestone-funded"),
+    path("app/milestones/<int:milestone_id>/approve", engagements.milestone_approve, name="milestone-approve"),
+    path("app/milestones/<int:milestone_id>/refund", engagements.milestone_refund, name="milestone-refund"),
+    path("app/milestones/<int:milestone_id>/<str:step>", engagements.milestone_step, name="milestone-step"),
+    path("app/reviews", reviews.my_reviews, name="reviews"),
+    path("app/reviews/<int:round_id>", reviews.review_write, name="review-write"),
+]
