@@ -13,14 +13,14 @@ urlpatterns = [
         "login",
         auth_views.LoginView.as_view(template_name="web/login.html", redirect_authenticated_user=True),
         name="login",
-    ),  # fmt: skip
+    ),
     path("logout", auth_views.LogoutView.as_view(), name="logout"),
     path("account", accounts.account, name="account"),
     path(
         "account/password",
         auth_views.PasswordChangeView.as_view(template_name="web/password.html", success_url="/app/account?changed=1"),
         name="password",
-    ),  # fmt: skip
+    ),
     path("app/", home.home, name="home"),
     path("app/requests/new", requests.request_new, name="request-new"),
     path("app/requests/<int:request_id>", requests.request_page, name="request"),

@@ -1,4 +1,4 @@
-"""The web app's pages through Django's test client: who sees what, forms and their errors, nothing changed on refusal."""
+"""The web app's pages through Django's test client: who sees what, errors by field, nothing changed on refusal."""
 
 from datetime import timedelta
 

@@ -1,5 +1,7 @@
 """After logging in: what needs you now, by role."""
 
+from typing import Any
+
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
@@ -18,7 +20,7 @@ def home(request: HttpRequest) -> HttpResponse:
         .select_related("request", "client", "engineer")
         .order_by("-created_at", "-id")[:50]
     )
-    context = {"engagements": engagements}
+    context: dict[str, Any] = {"engagements": engagements}
     if user.role == "client":
         context["requests"] = hiring.requests_of(client=user)[:50]
     elif user.role == "engineer":
