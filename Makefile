@@ -17,6 +17,11 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --constraint constraints.txt --editable '.[dev]'
 	@touch $(STAMP)
 
+# axe-core, which the browser tests inject into pages (tests/browser); npm ci installs the locked version.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	@touch node_modules/.installed
+
 migrate: $(STAMP)
 	$(BIN)/python manage.py migrate --no-input
 
@@ -26,7 +31,7 @@ demo: migrate
 run: demo
 	$(BIN)/python manage.py runall
 
-test: $(STAMP)
+test: $(STAMP) node_modules/.installed
 	$(BIN)/pytest
 
 lint: $(STAMP)

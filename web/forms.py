@@ -41,14 +41,17 @@ def skills(text: str) -> list[str]:
 def validate_with(form: forms.Form, schema: type[BaseModel], data: dict[str, Any], *, fields: dict[str, str]) -> Any:
     """`schema` validated on `data`; its errors added to `form`, each on its field (`fields`: schema name -> form name).
 
-    Returns the validated model, or None when there were errors.
+    Returns the validated model, or None when there were errors. A field the form already
+    refused keeps its own error (the schema would only say it is missing).
     """
     try:
         return schema.model_validate(data)
     except ValidationError as exc:
         for error in exc.errors():
             name = str(error["loc"][0]) if error["loc"] else ""
-            form.add_error(fields.get(name, name) if fields.get(name, name) in form.fields else None, error["msg"])
+            target = fields.get(name, name) if fields.get(name, name) in form.fields else None
+            if target is None or target not in form.errors:
+                form.add_error(target, error["msg"])
         return None
 
 
@@ -87,14 +90,15 @@ class RequestForm(forms.Form):
     SCHEMA_FIELDS = {"budget_minor": "budget"}
 
     def as_api(self) -> dict[str, Any]:
+        """What the form cleaned, in RequestIn's names and units; fields the form refused are left out."""
         data = dict(self.cleaned_data)
-        currency = data["currency"]
-        try:
-            data["budget_minor"] = to_minor(data.pop("budget"), currency)
-        except (ValueError, InvalidOperation) as exc:
-            self.add_error("budget", str(exc))
-            data["budget_minor"] = 0
-        data["required_skills"] = skills(data["required_skills"])
+        if "budget" in data:
+            try:
+                data["budget_minor"] = to_minor(data.pop("budget"), data.get("currency", "usd"))
+            except (ValueError, InvalidOperation) as exc:
+                self.add_error("budget", str(exc))
+        if "required_skills" in data:
+            data["required_skills"] = skills(data["required_skills"])
         data["nice_to_have_skills"] = skills(data.get("nice_to_have_skills") or "")
         return data
 

@@ -15,9 +15,9 @@ urlpatterns = [
         name="login",
     ),
     path("logout", auth_views.LogoutView.as_view(), name="logout"),
-    path("account", accounts.account, name="account"),
+    path("app/account", accounts.account, name="account"),
     path(
-        "account/password",
+        "app/account/password",
         auth_views.PasswordChangeView.as_view(template_name="web/password.html", success_url="/app/account?changed=1"),
         name="password",
     ),

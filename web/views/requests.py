@@ -34,10 +34,10 @@ def _known_skills() -> list[str]:
 def request_new(request: HttpRequest) -> HttpResponse:
     """Draft and raise in one step; refused for exactly what POST /api/requests would refuse, by field."""
     form = RequestForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        data = form.as_api()
-        valid = None if form.errors else validate_with(form, RequestIn, data, fields=RequestForm.SCHEMA_FIELDS)
-        if valid is not None:
+    if request.method == "POST":
+        form.is_valid()  # then the API's schema on what cleaned, so every field's error shows at once
+        valid = validate_with(form, RequestIn, form.as_api(), fields=RequestForm.SCHEMA_FIELDS)
+        if valid is not None and not form.errors:
             try:
                 draft = services.request_create(client=user_of(request), fields=valid.model_dump())
             except DomainError as error:
