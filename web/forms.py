@@ -141,3 +141,36 @@ class ReviewForm(forms.Form):
             self.fields[f"category_{name}"] = forms.TypedChoiceField(
                 coerce=int, choices=[(n, str(n)) for n in range(5, 0, -1)], label=name.capitalize()
             )
+
+
+class ProfileForm(forms.Form):
+    headline = forms.CharField(max_length=200, required=False)
+    skills = forms.CharField(required=False, help_text="Comma-separated, e.g. python, asyncio, postgresql")
+    hourly_rate = forms.DecimalField(min_value=Decimal("0"), decimal_places=2, label="Hourly rate")
+    currency = forms.ChoiceField(choices=CURRENCIES)
+    weekly_hours_available = forms.IntegerField(label="Hours a week you can take")
+    time_zone = forms.CharField(help_text="e.g. Europe/Berlin")
+    years_experience = forms.IntegerField(label="Years of experience")
+
+    SCHEMA_FIELDS = {"hourly_rate_minor": "hourly_rate"}
+
+    def as_api(self) -> dict[str, Any]:
+        data = dict(self.cleaned_data)
+        if "hourly_rate" in data:
+            try:
+                data["hourly_rate_minor"] = to_minor(data.pop("hourly_rate"), data.get("currency", "usd"))
+            except (ValueError, InvalidOperation) as exc:
+                self.add_error("hourly_rate", str(exc))
+        if "skills" in data:
+            data["skills"] = skills(data["skills"])
+        return data
+
+
+class ApplicationForm(forms.Form):
+    statement = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 6}),
+        help_text="What you have built and run with async Python, in production. At least 20 characters.",
+    )
+    links = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="One URL a line: code, talks, writing."
+    )

@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from web.views import accounts, conversations, engagements, home, invitations, requests, reviews
+from web.views import accounts, conversations, engagements, engineer, home, invitations, requests, reviews
 
 app_name = "web"
 
@@ -27,6 +27,10 @@ urlpatterns = [
     path("app/requests/<int:request_id>/hire", requests.request_hire, name="request-hire"),
     path("app/requests/<int:request_id>/widening", requests.request_widening, name="request-widening"),
     path("app/requests/<int:request_id>/cancel", requests.request_cancel, name="request-cancel"),
+    path("app/profile", engineer.profile, name="profile"),
+    path("app/vetting", engineer.vetting, name="vetting"),
+    path("app/payouts", engineer.payouts, name="payouts"),
+    path("app/payouts/onboarding", engineer.payouts_onboarding, name="payouts-onboarding"),
     path("app/invitations", invitations.inbox, name="invitations"),
     path("app/invitations/<int:invitation_id>/<str:answer>", invitations.invitation_answer, name="invitation-answer"),
     path("app/conversations", conversations.conversation_list, name="conversations"),

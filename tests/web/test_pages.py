@@ -183,3 +183,51 @@ def test_a_stranger_cannot_see_an_engagement_or_its_milestones(client, rubric):
 
     assert (page.status_code, add.status_code) == (404, 404)
     assert not Milestone.objects.exists()
+
+
+def test_an_engineer_edits_the_profile_matching_reads(client):
+    from tests.factories import EngineerProfileFactory, UserFactory
+
+    engineer = UserFactory.create(role="engineer")
+    EngineerProfileFactory.create(user=engineer)
+    client.force_login(engineer)
+    form = {"headline": "Async Python", "skills": "python, asyncio", "hourly_rate": "85.00", "currency": "eur",
+            "weekly_hours_available": "30", "time_zone": "Europe/Berlin", "years_experience": "7"}  # fmt: skip
+
+    saved = client.post("/app/profile", form)
+    refused = client.post("/app/profile", {**form, "time_zone": "Nowhere/Town", "hourly_rate": "90.00"})
+
+    assert saved.status_code == 302
+    engineer.engineer_profile.refresh_from_db()
+    profile = engineer.engineer_profile
+    assert (profile.hourly_rate_minor, profile.currency, sorted(profile.skills)) == (
+        8_500,
+        "eur",
+        ["asyncio", "python"],
+    )
+    assert refused.status_code == 422
+    assert 'id="id_time_zone-error"' in refused.content.decode()
+    profile.refresh_from_db()
+    assert profile.hourly_rate_minor == 8_500  # nothing of the refused form was saved
+
+
+def test_an_engineer_applies_for_vetting_and_sees_the_stage(client, rubric):
+    from tests.factories import EngineerProfileFactory, UserFactory
+    from vetting.models import Application
+
+    engineer = UserFactory.create(role="engineer")
+    EngineerProfileFactory.create(user=engineer)
+    client.force_login(engineer)
+
+    short = client.post("/app/vetting", {"statement": "too short", "links": ""})
+    applied = client.post(
+        "/app/vetting",
+        {"statement": "I have run asyncio services in production for years.", "links": "https://example.com/me"},
+    )
+
+    assert short.status_code == 422
+    assert 'id="id_statement-error"' in short.content.decode()
+    assert applied.status_code == 302
+    application = Application.objects.get(engineer=engineer)
+    assert application.links == ["https://example.com/me"]
+    assert "Submitted" in client.get("/app/vetting").content.decode()
