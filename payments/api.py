@@ -7,10 +7,11 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.http import HttpRequest
 from django.utils import timezone
-from ninja import Router, Status
+from ninja import Query, Router, Status
 from ninja.pagination import paginate
 
 from accounts.models import User
+from hiring_requests.models import Engagement
 from marketplace.auth import api_auth, current_user, staff_user
 from marketplace.db import atomic_phase
 from marketplace.idempotency import accepts_idempotency_key
@@ -21,9 +22,11 @@ from payments.models import Milestone, PayoutAccount, TimeEntry, Timesheet, Week
 from payments.schemas import (
     BillingOut,
     CardSetupOut,
+    EngagementQuery,
     FundingOut,
     MilestoneIn,
     MilestoneOut,
+    MyEngagementOut,
     OnboardingIn,
     OnboardingOut,
     PayNowOut,
@@ -94,6 +97,36 @@ async def payout_onboarding(request: HttpRequest, payload: OnboardingIn) -> dict
 def payout_account(request: HttpRequest) -> PayoutAccount | Status[None]:
     account = selectors.payout_account_of(engineer=current_user(request))
     return account if account is not None else Status(204, None)
+
+
+@router.get(
+    "/engagements",
+    response=list[MyEngagementOut],
+    summary="My engagements, as client or engineer, with their milestones, newest first",
+)
+@paginate
+def engagement_list(request: HttpRequest, filters: Query[EngagementQuery]) -> Any:
+    """The engagements you are in, newest first (`created_at`, then `id`), each with its milestones oldest first.
+
+    Each item: `id`, `request_id`, `request_title`, `my_role`, `counterpart_id`, `counterpart_name`,
+    `rate_kind`, `rate_minor`, `currency`, `hours_per_week`, `status`, `created_at`, `billing_status`
+    (hourly only, else null) and `milestones` (`id`, `title`, `amount_minor`, `currency`, `status`,
+    `due_date`). Money is an integer in minor units of `currency` (`rate_minor: 4000` is 40.00).
+    Staff see only engagements they are in, as everyone does. `?status=active|ended` filters.
+    """
+    return selectors.engagements_of(user=current_user(request), status=filters.status)
+
+
+@router.get("/engagements/{engagement_id}", response=MyEngagementOut, summary="An engagement with its milestones")
+def engagement_detail(request: HttpRequest, engagement_id: int) -> Engagement:
+    """One engagement, shaped as in `GET /api/payments/engagements`, for its client and engineer (and staff).
+
+    Anyone else gets `404 engagement_not_found`, as for an engagement that does not exist.
+    """
+    engagement = selectors.engagement_for(user=current_user(request), engagement_id=engagement_id)
+    if engagement is None:
+        raise EngagementNotFound()
+    return engagement
 
 
 @router.post(

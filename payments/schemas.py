@@ -1,14 +1,17 @@
 from datetime import date, datetime
+from typing import Any, Literal
 
 from ninja import Schema
 from pydantic import Field, StrictInt
 
+from hiring_requests.models import BudgetKind, EngagementStatus
 from marketplace.schemas import (
     CurrencyCode,
     Id,
     MinorUnits,
     PatchIn,
     PositiveMinorUnits,
+    QueryIn,
     ReturnUrl,
     SaneDate,
     SaneMoment,
@@ -54,6 +57,56 @@ class MilestoneOut(Schema):
     review_deadline: datetime | None
     change_rounds: int
     released_at: datetime | None
+
+
+class EngagementMilestoneOut(Schema):
+    """A milestone as a list of engagements shows it; `GET /api/payments/milestones/{id}` has the rest."""
+
+    id: int
+    title: str
+    # Integer minor units of `currency` (5000 is 50.00).
+    amount_minor: int
+    currency: CurrencyCode
+    status: MilestoneStatus
+    due_date: date
+
+
+class MyEngagementOut(Schema):
+    """An engagement as its client or engineer sees it, with its milestones (oldest first)."""
+
+    id: int
+    request_id: int
+    request_title: str
+    my_role: Literal["client", "engineer", "staff"] = Field(
+        description='Your part in it; "staff" for staff reading an engagement they are not in.'
+    )
+    counterpart_id: int = Field(description="The other party: the engineer for the client, the client otherwise.")
+    counterpart_name: str = Field(description='Their full name, or "Client" / "Engineer" when they have not set one.')
+    rate_kind: BudgetKind
+    # Integer minor units of `currency`: per hour when rate_kind is "hourly", the agreed total when "fixed".
+    rate_minor: int
+    currency: CurrencyCode
+    hours_per_week: int
+    status: EngagementStatus
+    created_at: datetime
+    billing_status: BillingStatus | None = Field(
+        default=None,
+        description="Hourly engagements only (GET /api/payments/engagements/{id}/billing); null for fixed ones.",
+    )
+    milestones: list[EngagementMilestoneOut]
+
+    @staticmethod
+    def resolve_request_title(obj: Any) -> str:
+        return str(obj.request.title)
+
+    @staticmethod
+    def resolve_billing_status(obj: Any) -> str | None:
+        billing = getattr(obj, "billing", None) if obj.rate_kind == BudgetKind.HOURLY else None
+        return billing.status if billing is not None else None
+
+
+class EngagementQuery(QueryIn):
+    status: EngagementStatus | None = Field(default=None, description="Only engagements in this status.")
 
 
 class FundingOut(MilestoneOut):

@@ -1,6 +1,7 @@
 from datetime import datetime, timedelta
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Case, CharField, F, IntegerField, Prefetch, Q, QuerySet, Sum, Value, When
+from django.db.models.functions import Coalesce, NullIf
 
 from accounts.models import EngineerProfile, User
 from hiring_requests.models import Engagement
@@ -25,6 +26,63 @@ def payouts_enabled(*, engineer_id: int) -> bool:
 
 def payout_account_of(*, engineer: User) -> PayoutAccount | None:
     return PayoutAccount.objects.filter(engineer=engineer).first()
+
+
+def _engagements_seen_by(user: User) -> QuerySet[Engagement]:
+    """Engagements with what a list of them shows, read by `user`: one query, and one for all their milestones.
+
+    Annotated relative to `user`: `my_role` ("client", "engineer", or "staff" for staff reading an engagement
+    they are not in), and the counterpart (the engineer for its client; the client for anyone else) by id and
+    display name (their full name, else "Client" or "Engineer").
+    """
+    is_client = Q(client_id=user.pk)
+    return (
+        Engagement.objects.select_related("request", "billing")
+        .annotate(
+            my_role=Case(
+                When(is_client, then=Value("client")),
+                When(engineer_id=user.pk, then=Value("engineer")),
+                default=Value("staff"),
+                output_field=CharField(),
+            ),
+            counterpart_id=Case(
+                When(is_client, then=F("engineer_id")), default=F("client_id"), output_field=IntegerField()
+            ),
+            counterpart_name=Case(
+                When(is_client, then=Coalesce(NullIf(F("engineer__full_name"), Value("")), Value("Engineer"))),
+                default=Coalesce(NullIf(F("client__full_name"), Value("")), Value("Client")),
+                output_field=CharField(),
+            ),
+        )
+        .prefetch_related(
+            Prefetch(
+                "milestones",
+                queryset=Milestone.objects.only(
+                    "id", "engagement_id", "title", "amount_minor", "currency", "status", "due_date", "created_at"
+                ).order_by("created_at", "id"),
+            )
+        )
+    )
+
+
+def engagements_of(*, user: User, status: str | None = None) -> QuerySet[Engagement]:
+    """The engagements `user` is in, as client or as engineer, newest first, each with its milestones.
+
+    Only their own, staff too: like `conversations_of`, a "mine" list is the caller's part, and staff have none.
+    """
+    engagements = _engagements_seen_by(user).filter(Q(client=user) | Q(engineer=user))
+    if status is not None:
+        engagements = engagements.filter(status=status)
+    # The id tail makes the key total, as the cursor pagination needs (marketplace.pagination).
+    return engagements.order_by("-created_at", "-id")
+
+
+def engagement_for(*, user: User, engagement_id: int) -> Engagement | None:
+    """One engagement as `engagements_of` shows it, for its client and engineer, and staff (as `milestones_of`)."""
+    engagements = _engagements_seen_by(user).filter(pk=engagement_id)
+    if not user.is_staff:
+        engagements = engagements.filter(Q(client=user) | Q(engineer=user))
+    return engagements.first()
 
 
 def milestones_of(*, user: User, engagement_id: int) -> QuerySet[Milestone] | None:

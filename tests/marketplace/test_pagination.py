@@ -178,6 +178,19 @@ def _milestones() -> Listing:
     return Listing(client, f"/api/payments/engagements/{engagement.pk}/milestones", add, newest_first=False)
 
 
+def _engagements() -> Listing:
+    client = ClientFactory.create()
+
+    def add() -> int:
+        request = HiringRequest.objects.create(client=client, status="hired", **request_fields())
+        return Engagement.objects.create(
+            request=request, client=client, engineer=EngineerFactory.create(), rate_kind="fixed", rate_minor=100_000,
+            currency="usd", hours_per_week=20,
+        ).pk  # fmt: skip
+
+    return Listing(client, "/api/payments/engagements", add)
+
+
 def _timesheets() -> Listing:
     client, request = _request_with_client()
     engagement = Engagement.objects.create(
@@ -237,6 +250,7 @@ LISTINGS = {
     "shortlist": _shortlist,
     "conversations": _conversations,
     "messages": _messages,
+    "engagements": _engagements,
     "milestones": _milestones,
     "timesheets": _timesheets,
     "notifications": _notifications,

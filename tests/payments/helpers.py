@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from django.utils import timezone
 
+from accounts.models import User
 from hiring_requests.models import Engagement, HiringRequest
 from payments import services
 from payments.models import Milestone, PayoutAccount, Timesheet
@@ -12,8 +13,10 @@ from tests.factories import ClientFactory, vetted_engineer
 from tests.hiring_requests.conftest import request_fields
 
 
-def engagement(*, onboarded: bool = True) -> Engagement:
-    client, engineer = ClientFactory.create(), vetted_engineer()
+def engagement(*, onboarded: bool = True, client: User | None = None, engineer: User | None = None) -> Engagement:
+    """A fixed-price engagement between `client` and `engineer` (new ones when not given)."""
+    client = client or ClientFactory.create()
+    engineer = engineer or vetted_engineer()
     request = HiringRequest.objects.create(client=client, status="hired", **request_fields())
     made = Engagement.objects.create(
         request=request, client=client, engineer=engineer, rate_kind="fixed", rate_minor=100_000, currency="usd",
