@@ -3,23 +3,18 @@
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from hiring_requests import selectors as hiring
-from hiring_requests.models import Engagement
+from payments import selectors as payments
 from web.views.common import user_of
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     user = user_of(request)
-    engagements = (
-        Engagement.objects.filter(Q(client=user) | Q(engineer=user))
-        .select_related("request", "client", "engineer")
-        .order_by("-created_at", "-id")[:50]
-    )
+    engagements = payments.engagements_of(user=user)[:50]
     context: dict[str, Any] = {"engagements": engagements}
     if user.role == "client":
         context["requests"] = hiring.requests_of(client=user)[:50]
