@@ -403,6 +403,22 @@ STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET", "whsec_double")
 if PRODUCTION and (STRIPE_SECRET_KEY == "sk_test_double" or STRIPE_WEBHOOK_SECRET == "whsec_double"):  # noqa: S105
     raise ImproperlyConfigured("STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET must be set in production")
 
+# What a page needs to confirm a payment in the browser with Stripe.js (the Payment Element): the
+# publishable key and where Stripe.js is loaded from. With the double there is no js.stripe.com, so
+# the double serves a stand-in for Stripe.js at <STRIPE_API_BASE>/v3/ (docs/payments.md).
+_stripe_double = STRIPE_SECRET_KEY == "sk_test_double"  # noqa: S105 - the double's placeholder key
+STRIPE_PUBLISHABLE_KEY = env_str("STRIPE_PUBLISHABLE_KEY", "pk_test_double" if _stripe_double else "")
+STRIPE_JS_URL = env_str(
+    "STRIPE_JS_URL", f"{STRIPE_API_BASE.rstrip('/')}/v3/" if _stripe_double else "https://js.stripe.com/v3/"
+)
+if PRODUCTION and STRIPE_PUBLISHABLE_KEY in ("", "pk_test_double"):
+    raise ImproperlyConfigured("STRIPE_PUBLISHABLE_KEY must be set in production")
+if STRIPE_PUBLISHABLE_KEY and not STRIPE_PUBLISHABLE_KEY.startswith("pk_"):
+    raise ImproperlyConfigured("STRIPE_PUBLISHABLE_KEY must be a publishable key (pk_...), never the secret key")
+# A test publishable key with a live secret key (or the reverse) fails every payment in the browser.
+if STRIPE_PUBLISHABLE_KEY and ("_live_" in STRIPE_PUBLISHABLE_KEY) != ("_live_" in STRIPE_SECRET_KEY):
+    raise ImproperlyConfigured("STRIPE_PUBLISHABLE_KEY and STRIPE_SECRET_KEY must both be live keys or both test keys")
+
 STRIPE_TIMEOUT_SECONDS = env_float("STRIPE_TIMEOUT_SECONDS", 10.0, minimum=0.1)
 STRIPE_RETRY_ATTEMPTS = env_int("STRIPE_RETRY_ATTEMPTS", 3, minimum=1)
 # One operation's whole budget at Stripe, retries included.

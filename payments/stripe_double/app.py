@@ -10,6 +10,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -53,6 +54,28 @@ SAVED_CARDS = {
 CARDS_BY_NUMBER = {card.number: card for card in SAVED_CARDS.values()}
 
 
+# The stand-in for Stripe.js that pages load in place of https://js.stripe.com/v3/ (docs/payments.md).
+STRIPE_JS = (Path(__file__).parent / "stripe.js").read_bytes()
+
+# Pages on another origin call /v1/ from the browser, as Stripe.js calls api.stripe.com.
+CORS_HEADERS = [(b"access-control-allow-origin", b"*")]
+PREFLIGHT_HEADERS = [
+    *CORS_HEADERS,
+    (b"access-control-allow-methods", b"GET, POST, DELETE, OPTIONS"),
+    (b"access-control-allow-headers", b"Authorization, Content-Type, Idempotency-Key, Stripe-Account, Stripe-Version"),
+    (b"access-control-max-age", b"600"),
+]
+
+# The one call a publishable key may make here: confirming a PaymentIntent whose client secret it holds.
+CONFIRM_PAYMENT_INTENT = re.compile(r"^/v1/payment_intents/(?P<id>[\w]+)/confirm$")
+
+
+def _publishable(params: Json, headers: dict[bytes, bytes]) -> bool:
+    """Stripe.js sends its key as `key=pk_...` in the body; a server library as `Authorization: Bearer`."""
+    bearer = headers.get(b"authorization", b"").decode().removeprefix("Bearer ")
+    return str(params.get("key", "")).startswith("pk_") or bearer.startswith("pk_")
+
+
 class StripeError(Exception):
     def __init__(
         self, status: int, type_: str, message: str, *, code: str | None = None, param: str | None = None,
@@ -82,6 +105,11 @@ def sign(payload: str, secret: str, timestamp: int | None = None) -> str:
     timestamp = int(time.time()) if timestamp is None else timestamp
     digest = hmac.new(secret.encode(), f"{timestamp}.{payload}".encode(), hashlib.sha256).hexdigest()
     return f"t={timestamp},v1={digest}"
+
+
+async def _respond(send: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def read_body(receive: Any) -> bytes:
@@ -140,7 +168,7 @@ class StripeDouble:
             ("POST", re.compile(r"^/v1/payment_intents$"), self.create_payment_intent),
             ("GET", re.compile(r"^/v1/payment_intents$"), self.list_payment_intents),
             ("GET", re.compile(r"^/v1/payment_intents/(?P<id>[\w]+)$"), self.get("payment_intents", "payment_intent")),
-            ("POST", re.compile(r"^/v1/payment_intents/(?P<id>[\w]+)/confirm$"), self.confirm_payment_intent),
+            ("POST", CONFIRM_PAYMENT_INTENT, self.confirm_payment_intent),
             ("POST", re.compile(r"^/v1/payment_intents/(?P<id>[\w]+)/cancel$"), self.cancel_payment_intent),
             ("GET", re.compile(r"^/v1/charges/(?P<id>[\w]+)$"), self.get("charges", "charge")),
             ("POST", re.compile(r"^/v1/setup_intents$"), self.create_setup_intent),
@@ -195,13 +223,19 @@ class StripeDouble:
             await self._lifespan(receive, send)
             return
         body = await read_body(receive)
+        method, path = scope["method"], scope["path"]
+        if method == "GET" and path in ("/v3", "/v3/"):
+            await _respond(send, 200, [(b"content-type", b"application/javascript; charset=utf-8")], STRIPE_JS)
+            return
+        if method == "OPTIONS" and path.startswith("/v1/"):
+            await _respond(send, 204, PREFLIGHT_HEADERS, b"")
+            return
         status, payload, headers = await self.handle(
-            scope["method"], scope["path"], scope.get("query_string", b"").decode(), body, dict(scope["headers"])
+            method, path, scope.get("query_string", b"").decode(), body, dict(scope["headers"])
         )
-        encoded = json.dumps(payload).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), *headers]})  # fmt: skip
-        await send({"type": "http.response.body", "body": encoded})
+        if path.startswith("/v1/"):
+            headers = [*headers, *CORS_HEADERS]
+        await _respond(send, status, [(b"content-type", b"application/json"), *headers], json.dumps(payload).encode())
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:
@@ -234,6 +268,14 @@ class StripeDouble:
     async def _answer(
         self, method: str, path: str, params: Json, headers: dict[bytes, bytes]
     ) -> tuple[int, Json, list[tuple[bytes, bytes]]]:
+        if _publishable(params, headers) and not (
+            method == "POST" and CONFIRM_PAYMENT_INTENT.match(path) and params.get("client_secret")
+        ):
+            error = StripeError(
+                401, "invalid_request_error",
+                "This API call cannot be made with a publishable API key. Please use a secret API key.",
+            )  # fmt: skip
+            return error.status, error.body, []
         key = headers.get(b"idempotency-key", b"").decode() or None
         if key is not None and method == "POST":
             fingerprint = json.dumps([method, path, params], sort_keys=True)
@@ -351,7 +393,15 @@ class StripeDouble:
         return {"object": "list", "data": found[:limit], "has_more": len(found) > limit, "url": "/v1/payment_intents"}
 
     def confirm_payment_intent(self, *, id: str, params: Json, key: str | None) -> Json:
+        """With a secret key as stripe-python does, or from the browser as Stripe.js does: a publishable key and
+        the PaymentIntent's `client_secret` (https://docs.stripe.com/api/payment_intents/confirm)."""
         intent = self._find("payment_intents", "payment_intent", id)
+        if "client_secret" in params and params["client_secret"] != intent["client_secret"]:
+            raise StripeError(
+                400, "invalid_request_error",
+                "The client_secret provided does not match the client_secret associated with the PaymentIntent.",
+                code="payment_intent_invalid_parameter", param="client_secret",
+            )  # fmt: skip
         return self._confirm(
             intent, params.get("payment_method") or intent["payment_method"], key,
             off_session=params.get("off_session") == "true",

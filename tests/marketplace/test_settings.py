@@ -16,6 +16,7 @@ SECURE = {
     "ALLOWED_HOSTS": "vetted.example.com",
     "STRIPE_SECRET_KEY": "sk_live_from_the_operator",
     "STRIPE_WEBHOOK_SECRET": "whsec_from_the_operator",
+    "STRIPE_PUBLISHABLE_KEY": "pk_live_from_the_operator",
 }
 
 
@@ -64,6 +65,22 @@ def test_production_refuses_the_stripe_double_placeholders():
 
     assert result.returncode != 0
     assert "STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET must be set in production" in result.stderr
+
+
+def test_production_refuses_a_missing_publishable_key():
+    env = {k: v for k, v in SECURE.items() if k != "STRIPE_PUBLISHABLE_KEY"}
+
+    result = manage("check", **env)
+
+    assert result.returncode != 0
+    assert "STRIPE_PUBLISHABLE_KEY must be set in production" in result.stderr
+
+
+def test_a_test_publishable_key_beside_a_live_secret_key_is_refused():
+    result = manage("check", **{**SECURE, "STRIPE_PUBLISHABLE_KEY": "pk_test_from_the_operator"})
+
+    assert result.returncode != 0
+    assert "must both be live keys or both test keys" in result.stderr
 
 
 def test_a_bad_value_fails_loudly_naming_the_variable():

@@ -30,6 +30,7 @@ def _production_env(var_dir) -> dict[str, str]:
         "SECURE_SSL_REDIRECT": "false",
         "STRIPE_SECRET_KEY": "sk_test_static_files",
         "STRIPE_WEBHOOK_SECRET": "whsec_static_files",
+        "STRIPE_PUBLISHABLE_KEY": "pk_test_static_files",
         "VETTED_VAR_DIR": str(var_dir),
     }
 
