@@ -9,6 +9,7 @@ lists every variable.
 import warnings
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 import django_stubs_ext
@@ -529,6 +530,17 @@ SECURE_CSP = {
     "base-uri": [CSP.SELF],
     "form-action": [CSP.SELF],
     "frame-ancestors": [CSP.NONE],
+}
+# The one page that hosts Stripe's Payment Element (web.views.engagements.milestone_fund) also loads
+# Stripe.js, lets it call Stripe's API and show its frames
+# (https://docs.stripe.com/security/guide#content-security-policy).
+_stripe_js = urlsplit(STRIPE_JS_URL)
+_stripe_api = urlsplit(STRIPE_API_BASE)
+STRIPE_PAGE_CSP = {
+    **SECURE_CSP,
+    "script-src": [*SECURE_CSP["script-src"], f"{_stripe_js.scheme}://{_stripe_js.netloc}"],
+    "connect-src": [*SECURE_CSP["connect-src"], f"{_stripe_api.scheme}://{_stripe_api.netloc}"],
+    "frame-src": ["https://js.stripe.com", "https://hooks.stripe.com"],
 }
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -30,6 +30,9 @@ DECLINING_CARDS = {
 }
 
 
+ONBOARDING_PAGE = re.compile(r"^/_test/onboarding/(?P<id>[\w]+)$")
+
+
 @dataclass(frozen=True)
 class TestCard:
     """One of Stripe's test cards (https://docs.stripe.com/testing), as a token and as a number."""
@@ -160,6 +163,8 @@ class StripeDouble:
         self.account_balance: dict[tuple[str, str], int] = {}
         self.mode, self.delay = "normal", 0.0
         self.requests: list[tuple[str, str]] = []
+        # Where each account's onboarding link sends the browser back (the Account Link's return_url).
+        self.onboarding_return: dict[str, str] = {}
         self._queue: asyncio.Queue[Json] | None = None
         self._sender: asyncio.Task[None] | None = None
         self._routes: list[tuple[str, re.Pattern[str], Callable[..., Json]]] = [
@@ -212,6 +217,7 @@ class StripeDouble:
         self.account_balance.clear()
         self.card_behaviour.clear()
         self.requests.clear()
+        self.onboarding_return.clear()
         self.delivery.held.clear()
         self.delivery.hold = False
         self.mode, self.delay = "normal", 0.0
@@ -235,6 +241,12 @@ class StripeDouble:
         )
         if path.startswith("/v1/"):
             headers = [*headers, *CORS_HEADERS]
+        onboarded = ONBOARDING_PAGE.match(path) if method == "GET" and status == 200 else None
+        if onboarded and onboarded["id"] in self.onboarding_return:
+            # A person finished Stripe's hosted onboarding in a browser: Stripe sends them to return_url.
+            location = self.onboarding_return[onboarded["id"]].encode()
+            await _respond(send, 302, [(b"location", location), (b"content-type", b"text/plain")], b"")
+            return
         await _respond(send, status, [(b"content-type", b"application/json"), *headers], json.dumps(payload).encode())
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
@@ -610,6 +622,8 @@ class StripeDouble:
 
     def create_account_link(self, *, params: Json, key: str | None) -> Json:
         self._find("accounts", "account", params.get("account", ""))
+        if params.get("return_url"):
+            self.onboarding_return[params["account"]] = params["return_url"]
         return objects.account_link(url=f"{self.public_url}/_test/onboarding/{params['account']}")
 
     def complete_onboarding(self, *, id: str, params: Json, key: str | None) -> Json:

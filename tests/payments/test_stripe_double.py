@@ -266,3 +266,19 @@ def test_the_smallest_and_largest_amounts_are_accepted(stripe_double):
         stripe_double.client.v1.payment_intents.create(params={"amount": amount, "currency": "usd"})
 
     assert len(stripe_double.double.objects["payment_intents"]) == 2
+
+
+def test_a_person_finishing_onboarding_in_a_browser_is_sent_to_the_links_return_url(stripe_double):
+    import httpx
+
+    account = stripe_double.client.v1.accounts.create(params={"type": "express"})
+    link = stripe_double.client.v1.account_links.create(
+        params={"account": account.id, "type": "account_onboarding",
+                "refresh_url": "http://vetted.test/app/payouts", "return_url": "http://vetted.test/app/payouts"}
+    )  # fmt: skip
+
+    answer = httpx.get(link.url, timeout=5)
+
+    assert answer.status_code == 302
+    assert answer.headers["location"] == "http://vetted.test/app/payouts"
+    assert stripe_double.client.v1.accounts.retrieve(account.id).payouts_enabled is True

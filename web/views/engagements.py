@@ -13,6 +13,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_POST
 
 from accounts.models import User
@@ -90,6 +91,7 @@ async def _money_step(
 
 @require_POST
 @login_required
+@csp_override(settings.STRIPE_PAGE_CSP)
 async def milestone_fund(request: HttpRequest, milestone_id: int) -> HttpResponse:
     """The PaymentIntent (made once), confirmed in this page by Stripe's Payment Element; Stripe returns the
     browser to `milestone_funded`, and the `payment_intent.succeeded` webhook marks the milestone funded."""
