@@ -542,6 +542,14 @@ STRIPE_PAGE_CSP = {
     "connect-src": [*SECURE_CSP["connect-src"], f"{_stripe_api.scheme}://{_stripe_api.netloc}"],
     "frame-src": ["https://js.stripe.com", "https://hooks.stripe.com"],
 }
+# The payouts page's form leads to Stripe's hosted onboarding (an Account Link on connect.stripe.com, or
+# the double): `form-action` covers where a form's answer redirects, so that origin is allowed there.
+_onboarding = (
+    "https://connect.stripe.com"
+    if STRIPE_API_BASE == "https://api.stripe.com"
+    else (f"{_stripe_api.scheme}://{_stripe_api.netloc}")
+)
+STRIPE_ONBOARDING_PAGE_CSP = {**SECURE_CSP, "form-action": [*SECURE_CSP["form-action"], _onboarding]}
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 # Browser features none of our pages use, switched off (django-permissions-policy).

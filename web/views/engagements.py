@@ -7,6 +7,7 @@ STRIPE_DEADLINE_SECONDS, else the page says to look again in a moment.
 
 from collections.abc import Awaitable, Callable
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -15,6 +16,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.models import User
 from hiring_requests.models import Engagement
@@ -106,7 +108,8 @@ async def milestone_fund(request: HttpRequest, milestone_id: int) -> HttpRespons
         "stripe_js": settings.STRIPE_JS_URL,
         "return_url": request.build_absolute_uri(reverse("web:milestone-funded", args=[milestone.pk])),
     }
-    return render(request, "web/fund.html", context)
+    # The page reads the session's user and messages: synchronous work, off the event loop.
+    return await sync_to_async(render)(request, "web/fund.html", context)
 
 
 @login_required
@@ -115,9 +118,11 @@ def milestone_funded(request: HttpRequest, milestone_id: int) -> HttpResponse:
     milestone = selectors.milestone_for(user=user_of(request), milestone_id=milestone_id)
     if milestone is None:
         raise Http404("No such milestone.")
-    if milestone.status == "funded" and not request.headers.get("HX-Request"):
+    if milestone.status == "funded":
         messages.success(request, f"Milestone “{milestone.title}” is funded: the money is in escrow.")
-        return redirect("web:engagement", engagement_id=milestone.engagement_id)
+        back = reverse("web:engagement", args=[milestone.engagement_id])
+        # The page's poll (htmx) is told to move the whole page; a plain request is redirected.
+        return HttpResponseClientRedirect(back) if request.headers.get("HX-Request") else redirect(back)
     return render(request, "web/funded.html", {"m": milestone})
 
 

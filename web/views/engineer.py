@@ -1,9 +1,11 @@
 """An engineer's own pages: the profile matching reads, applying for vetting and its stages, payouts."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_POST
 
 from accounts import services as accounts
@@ -75,6 +77,7 @@ def vetting(request: HttpRequest) -> HttpResponse:
 
 
 @for_role("engineer")
+@csp_override(settings.STRIPE_ONBOARDING_PAGE_CSP)
 def payouts(request: HttpRequest) -> HttpResponse:
     account = payments.payout_account_of(engineer=user_of(request))
     return render(request, "web/payouts.html", {"account": account})
