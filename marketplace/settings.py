@@ -520,7 +520,7 @@ OTP_TOTP_ISSUER = "Vetted"
 # Django's built-in Content-Security-Policy. Everything comes from this origin: the pages, the
 # admin and the API docs load only our own scripts (no inline script). Styles allow inline
 # attributes because Swagger UI and the admin set some from their scripts; websockets are 'self'.
-SECURE_CSP = {
+SECURE_CSP: dict[str, list[str]] = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF],
     "style-src": [CSP.SELF, CSP.UNSAFE_INLINE],
@@ -536,7 +536,7 @@ SECURE_CSP = {
 # (https://docs.stripe.com/security/guide#content-security-policy).
 _stripe_js = urlsplit(STRIPE_JS_URL)
 _stripe_api = urlsplit(STRIPE_API_BASE)
-STRIPE_PAGE_CSP = {
+STRIPE_PAGE_CSP: dict[str, list[str]] = {
     **SECURE_CSP,
     "script-src": [*SECURE_CSP["script-src"], f"{_stripe_js.scheme}://{_stripe_js.netloc}"],
     "connect-src": [*SECURE_CSP["connect-src"], f"{_stripe_api.scheme}://{_stripe_api.netloc}"],
@@ -549,7 +549,10 @@ _onboarding = (
     if STRIPE_API_BASE == "https://api.stripe.com"
     else (f"{_stripe_api.scheme}://{_stripe_api.netloc}")
 )
-STRIPE_ONBOARDING_PAGE_CSP = {**SECURE_CSP, "form-action": [*SECURE_CSP["form-action"], _onboarding]}
+STRIPE_ONBOARDING_PAGE_CSP: dict[str, list[str]] = {
+    **SECURE_CSP,
+    "form-action": [*SECURE_CSP["form-action"], _onboarding],
+}
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 # Browser features none of our pages use, switched off (django-permissions-policy).
