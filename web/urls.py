@@ -3,7 +3,17 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from web.views import accounts, conversations, engagements, engineer, home, invitations, requests, reviews
+from web.views import (
+    accounts,
+    conversations,
+    engagements,
+    engineer,
+    home,
+    invitations,
+    notifications,
+    requests,
+    reviews,
+)
 
 app_name = "web"
 
@@ -43,6 +53,8 @@ urlpatterns = [
     path("app/milestones/<int:milestone_id>/approve", engagements.milestone_approve, name="milestone-approve"),
     path("app/milestones/<int:milestone_id>/refund", engagements.milestone_refund, name="milestone-refund"),
     path("app/milestones/<int:milestone_id>/<str:step>", engagements.milestone_step, name="milestone-step"),
+    path("app/notifications", notifications.notifications, name="notifications"),
+    path("app/notifications/email", notifications.email_preferences, name="email-preferences"),
     path("app/reviews", reviews.my_reviews, name="reviews"),
     path("app/reviews/<int:round_id>", reviews.review_write, name="review-write"),
 ]

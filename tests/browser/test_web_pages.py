@@ -62,8 +62,10 @@ async def test_no_page_has_a_serious_accessibility_violation(world, axe_context,
         "anonymous": ["/", "/signup", "/login"],
         "client": ["/app/", "/app/requests/new", f"/app/requests/{world['request'].pk}",
                    f"/app/engagements/{world['engagement'].pk}", "/app/conversations",
-                   f"/app/conversations/{world['conversation'].pk}", "/app/reviews", "/app/account"],
-        "engineer": ["/app/", "/app/invitations", f"/app/engagements/{world['engagement'].pk}"],
+                   f"/app/conversations/{world['conversation'].pk}", "/app/reviews", "/app/account",
+                   "/app/notifications", "/app/notifications/email"],
+        "engineer": ["/app/", "/app/invitations", f"/app/engagements/{world['engagement'].pk}", "/app/profile",
+                     "/app/vetting", "/app/payouts"],
     }  # fmt: skip
     found: dict[str, list[str]] = {}
     for who, paths in pages.items():

@@ -231,3 +231,36 @@ def test_an_engineer_applies_for_vetting_and_sees_the_stage(client, rubric):
     application = Application.objects.get(engineer=engineer)
     assert application.links == ["https://example.com/me"]
     assert "Submitted" in client.get("/app/vetting").content.decode()
+
+
+def test_the_notifications_page_lists_the_log_and_marks_it_read(client):
+    from marketplace.notifications import log, notify_user
+
+    user = ClientFactory.create()
+    notify_user(user_id=user.pk, event="shortlist.changed", payload={"request_id": 1, "title": "Payments"})
+    log.publish(user.pk)
+    client.force_login(user)
+    before = client.get("/app/").content.decode()
+
+    page = client.get("/app/notifications").content.decode()
+
+    assert "data-bell>1<" in before
+    assert "shortlist.changed" in page
+    assert log.unread_count(user_id=user.pk) == 0
+
+
+def test_email_preferences_are_saved_and_essential_kinds_stay_on(client):
+    from marketplace.models import EmailPreference
+
+    user = ClientFactory.create()
+    client.force_login(user)
+
+    answer = client.post(
+        "/app/notifications/email",
+        {"kind-shortlist.changed": "daily", "kind-api_token.created": "never", "kind-message.created": "bogus"},
+    )
+
+    assert answer.status_code == 302
+    saved = dict(EmailPreference.objects.filter(user=user).values_list("kind", "delivery"))
+    assert saved == {"shortlist.changed": "daily"}  # the essential kind and the garbage were not taken
+    assert 'value="daily" selected' in client.get("/app/notifications/email").content.decode()

@@ -42,7 +42,7 @@
     if (!path) return;
     const key = "vetted.notifications.after";
     const bell = document.querySelector("[data-bell]");
-    let unseen = 0;
+    let unseen = bell ? Number(bell.textContent) || 0 : 0;
     follow(path, function () {
       const after = sessionStorage.getItem(key);
       return after ? "?after=" + after : "";
@@ -60,6 +60,7 @@
         unseen += 1;
         if (bell) bell.textContent = String(unseen);
         document.body.dispatchEvent(new CustomEvent("vetted:" + frame.event, { detail: frame }));
+        document.body.dispatchEvent(new CustomEvent("vetted:notification", { detail: frame }));
       },
     });
   }
