@@ -69,8 +69,9 @@ PREFLIGHT_HEADERS = [
     (b"access-control-max-age", b"600"),
 ]
 
-# The one call a publishable key may make here: confirming a PaymentIntent whose client secret it holds.
-CONFIRM_PAYMENT_INTENT = re.compile(r"^/v1/payment_intents/(?P<id>[\w]+)/confirm$")
+# The calls a publishable key may make here: confirming a PaymentIntent or a SetupIntent whose client secret
+# it holds (Stripe.js's confirmPayment and confirmSetup).
+CONFIRM_WITH_CLIENT_SECRET = re.compile(r"^/v1/(payment_intents|setup_intents)/(?P<id>[\w]+)/confirm$")
 
 
 def _publishable(params: Json, headers: dict[bytes, bytes]) -> bool:
@@ -173,7 +174,7 @@ class StripeDouble:
             ("POST", re.compile(r"^/v1/payment_intents$"), self.create_payment_intent),
             ("GET", re.compile(r"^/v1/payment_intents$"), self.list_payment_intents),
             ("GET", re.compile(r"^/v1/payment_intents/(?P<id>[\w]+)$"), self.get("payment_intents", "payment_intent")),
-            ("POST", CONFIRM_PAYMENT_INTENT, self.confirm_payment_intent),
+            ("POST", re.compile(r"^/v1/payment_intents/(?P<id>[\w]+)/confirm$"), self.confirm_payment_intent),
             ("POST", re.compile(r"^/v1/payment_intents/(?P<id>[\w]+)/cancel$"), self.cancel_payment_intent),
             ("GET", re.compile(r"^/v1/charges/(?P<id>[\w]+)$"), self.get("charges", "charge")),
             ("POST", re.compile(r"^/v1/setup_intents$"), self.create_setup_intent),
@@ -281,7 +282,7 @@ class StripeDouble:
         self, method: str, path: str, params: Json, headers: dict[bytes, bytes]
     ) -> tuple[int, Json, list[tuple[bytes, bytes]]]:
         if _publishable(params, headers) and not (
-            method == "POST" and CONFIRM_PAYMENT_INTENT.match(path) and params.get("client_secret")
+            method == "POST" and CONFIRM_WITH_CLIENT_SECRET.match(path) and params.get("client_secret")
         ):
             error = StripeError(
                 401, "invalid_request_error",
@@ -529,7 +530,16 @@ class StripeDouble:
         return intent
 
     def confirm_setup_intent(self, *, id: str, params: Json, key: str | None) -> Json:
-        return self._confirm_setup(self._find("setup_intents", "setup_intent", id), params, key)
+        """With a secret key, or from the browser with a publishable key and the SetupIntent's `client_secret`
+        (https://docs.stripe.com/api/setup_intents/confirm)."""
+        intent = self._find("setup_intents", "setup_intent", id)
+        if "client_secret" in params and params["client_secret"] != intent["client_secret"]:
+            raise StripeError(
+                400, "invalid_request_error",
+                "The client_secret provided does not match the client_secret associated with the SetupIntent.",
+                code="setup_intent_invalid_parameter", param="client_secret",
+            )  # fmt: skip
+        return self._confirm_setup(intent, params, key)
 
     def _confirm_setup(self, intent: Json, params: Json, key: str | None) -> Json:
         if intent["status"] not in ("requires_payment_method", "requires_confirmation"):

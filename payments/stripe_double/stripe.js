@@ -7,6 +7,7 @@
  *   const elements = stripe.elements({clientSecret, appearance});   // appearance is ignored
  *   elements.create("payment").mount("#payment-element");
  *   const {error} = await stripe.confirmPayment({elements, confirmParams: {return_url}, redirect});
+ *   const {error} = await stripe.confirmSetup({elements, confirmParams: {return_url}, redirect});  // saving a card
  *
  * The "Payment Element" is three plain inputs on the page itself, not in an iframe as Stripe's is.
  * They have no `name`, so a form around them never posts the card to our server. Only the double's
@@ -63,7 +64,7 @@
 
   function Elements(options) {
     var secret = (options && options.clientSecret) || "";
-    if (!/^pi_\w+_secret_\w+$/.test(secret)) {
+    if (!/^(pi|seti)_\w+_secret_\w+$/.test(secret)) {
       throw integrationError(
         "elements(): clientSecret should be a client secret of the form ${id}_secret_${secret}",
       );
@@ -88,23 +89,25 @@
     });
   }
 
-  function returnUrl(url, intentId, secret) {
+  function returnUrl(url, intentId, secret, kind) {
     var target = new URL(url, window.location.href);
-    target.searchParams.set("payment_intent", intentId);
-    target.searchParams.set("payment_intent_client_secret", secret);
+    target.searchParams.set(kind, intentId);
+    target.searchParams.set(kind + "_client_secret", secret);
     target.searchParams.set("redirect_status", "succeeded");
     return target.href;
   }
 
-  async function confirmPayment(publishableKey, options) {
+  // confirmPayment and confirmSetup: the same steps on a PaymentIntent or a SetupIntent.
+  async function confirm(publishableKey, options, kind) {
+    var name = kind === "payment_intent" ? "confirmPayment()" : "confirmSetup()";
     var elements = options && options.elements;
     var element = elements && elements.paymentElement;
     if (!element || !element.inputs) {
-      throw integrationError("confirmPayment(): pass the elements whose Payment Element is mounted");
+      throw integrationError(name + ": pass the elements whose Payment Element is mounted");
     }
     var returnTo = options.confirmParams && options.confirmParams.return_url;
     if (!returnTo && options.redirect !== "if_required") {
-      throw integrationError("confirmPayment(): confirmParams.return_url is required");
+      throw integrationError(name + ": confirmParams.return_url is required");
     }
     var number = element.inputs.number.value.replace(/\s+/g, "");
     var token = TEST_CARDS[number];
@@ -123,7 +126,7 @@
     var intentId = secret.split("_secret_")[0];
     var answer;
     try {
-      var response = await post("/v1/payment_intents/" + intentId + "/confirm", {
+      var response = await post("/v1/" + kind + "s/" + intentId + "/confirm", {
         payment_method: token,
         client_secret: secret,
         key: publishableKey,
@@ -136,9 +139,9 @@
       return { error: answer.error }; // a decline: {type: "card_error", code: "card_declined", message, ...}
     }
     if (options.redirect === "if_required") {
-      return { paymentIntent: answer };
+      return kind === "payment_intent" ? { paymentIntent: answer } : { setupIntent: answer };
     }
-    window.location.assign(returnUrl(returnTo, intentId, secret));
+    window.location.assign(returnUrl(returnTo, intentId, secret, kind));
     return new Promise(function () {}); // as Stripe.js: the page is leaving, nothing to resolve
   }
 
@@ -151,7 +154,10 @@
         return new Elements(options);
       },
       confirmPayment: function (options) {
-        return confirmPayment(publishableKey, options);
+        return confirm(publishableKey, options, "payment_intent");
+      },
+      confirmSetup: function (options) {
+        return confirm(publishableKey, options, "setup_intent");
       },
     };
   };

@@ -132,3 +132,29 @@ def test_a_publishable_key_can_do_nothing_else(stripe_double):
     assert read.json()["error"]["message"].startswith("This API call cannot be made with a publishable API key.")
     assert list(stripe_double.double.objects["payment_intents"]) == [intent_id]
     assert stripe_double.double.objects["payment_intents"][intent_id]["status"] == "requires_payment_method"
+
+
+def test_confirm_setup_from_the_browser_saves_the_card_and_a_wrong_secret_changes_nothing(stripe_double):
+    customer = stripe_double.client.v1.customers.create(params={"email": "ada@example.test"})
+    setup = stripe_double.client.v1.setup_intents.create(params={"customer": customer.id, "usage": "off_session"})
+    other = stripe_double.client.v1.setup_intents.create(params={"customer": customer.id, "usage": "off_session"})
+
+    def confirm(secret: str) -> httpx.Response:
+        return httpx.post(
+            f"{stripe_double.base}/v1/setup_intents/{setup.id}/confirm",
+            data={"payment_method": "pm_card_visa", "client_secret": secret, "key": "pk_test_double"},
+            headers=PAGE_ORIGIN,
+            timeout=5,
+        )
+
+    wrong = confirm(str(other.client_secret))
+    untouched = stripe_double.client.v1.setup_intents.retrieve(setup.id).status
+    right = confirm(str(setup.client_secret))
+    stripe_double.drain()
+
+    assert wrong.status_code == 400
+    assert wrong.json()["error"]["code"] == "setup_intent_invalid_parameter"
+    assert untouched == "requires_payment_method"
+    assert right.status_code == 200
+    assert right.json()["status"] == "succeeded"
+    assert "setup_intent.succeeded" in [event["type"] for event in stripe_double.collector.events()]

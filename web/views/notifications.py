@@ -18,7 +18,7 @@ def notifications(request: HttpRequest) -> HttpResponse:
     user = user_of(request)
     newest = list(log.numbered_of(user_id=user.pk).order_by("-seq")[:SHOWN])
     if newest:
-        log.mark_read(user_id=user.pk, up_to=newest[0].seq)
+        log.mark_read(user_id=user.pk, up_to=newest[0].seq or 0)
     return render(request, "web/notifications.html", {"notifications": newest})
 
 

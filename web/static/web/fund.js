@@ -1,6 +1,7 @@
-// Funding a milestone with Stripe's Payment Element (https://docs.stripe.com/payments/payment-element).
-// The PaymentIntent already exists (made by the server, once); the browser only confirms it.
-// Stripe then returns the browser to data-return, and the webhook marks the milestone funded.
+// Stripe's Payment Element (https://docs.stripe.com/payments/payment-element), for funding a milestone
+// (a PaymentIntent: confirmPayment) or saving a card for weekly charges (data-mode="setup", a
+// SetupIntent: confirmSetup). The intent already exists (made by the server, once); the browser only
+// confirms it. Stripe then returns the browser to data-return, and the webhook records the outcome.
 (function () {
   "use strict";
   document.addEventListener("DOMContentLoaded", function () {
@@ -14,7 +15,8 @@
       submitted.preventDefault();
       button.disabled = true;
       error.textContent = "";
-      const result = await stripe.confirmPayment({ elements: elements, confirmParams: { return_url: form.dataset.return } });
+      const confirm = form.dataset.mode === "setup" ? stripe.confirmSetup : stripe.confirmPayment;
+      const result = await confirm({ elements: elements, confirmParams: { return_url: form.dataset.return } });
       if (result && result.error) {
         error.textContent = result.error.message; // a declined card: nothing was charged, try another
         button.disabled = false;
