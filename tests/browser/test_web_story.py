@@ -1,6 +1,6 @@
-"""The whole story in Chromium, in two browser contexts (a client and an engineer), against live processes:
-the ASGI server, a Celery worker and the Stripe double, which serves its stand-in for Stripe.js and sends
-signed webhooks. Nothing is done behind the pages' backs except making a vetted engineer."""
+"""The whole story in Chromium, in browser contexts for two staff, a client and an engineer, against live
+processes: the ASGI server, a Celery worker and the Stripe double, which serves its stand-in for Stripe.js
+and sends signed webhooks. Nothing is done behind the pages' backs but making the two staff accounts."""
 
 import re
 import uuid
@@ -14,7 +14,7 @@ from django.test import Client
 from playwright.async_api import BrowserContext, Page, expect
 
 from payments.models import Milestone
-from tests.factories import vetted_engineer
+from tests.factories import StaffFactory
 from tests.processes import asgi_server, celery_worker, free_port, needs_redis, running, wait_until
 
 pytestmark = [needs_redis("the worker's notifications reach the pages' websockets only through Redis")]
@@ -58,15 +58,84 @@ async def logged_in(browser: Any, base: str, user: Any) -> tuple[BrowserContext,
     return context, await context.new_page()
 
 
+async def sign_up(page: Page, role: str, name: str) -> str:
+    """Sign up from the landing page; returns the email used."""
+    email = f"{name.split(maxsplit=1)[0].lower()}-{uuid.uuid4().hex[:6]}@example.com"
+    await page.goto("/")
+    await page.click("main >> text=Sign up")
+    await page.check(f"input[value={role}]")
+    await page.fill("#id_full_name", name)
+    await page.fill("#id_email", email)
+    await page.fill("#id_password", "a-long-pass-2026")
+    await page.click("main button[type=submit]")
+    await page.wait_for_url(re.compile(r"/app/$"))
+    return email
+
+
+async def vet_in_the_admin(interviewer: Page, lead: Page, engineer_email: str) -> None:
+    """Staff move the application through the rubric in the admin: screening, an interview scored on every
+    criterion, and approval by a second person (the interviewer may not approve)."""
+
+    async def act(page: Page, action: str) -> None:
+        await page.goto("/admin/vetting/application/")
+        row = page.locator("#result_list tr", has_text=engineer_email)
+        await row.locator("input.action-select").check()
+        await page.select_option("select[name=action]", action)
+        await page.click("button[name=index]")
+
+    await act(interviewer, "start_screening")
+    await expect(interviewer.locator(".messagelist")).to_contain_text("Done for 1 of 1")
+    await act(interviewer, "start_interview")
+    await expect(interviewer.locator(".messagelist")).to_contain_text("Done for 1 of 1")
+    await interviewer.locator("#result_list tr", has_text=engineer_email).locator("th a").click()
+    await interviewer.wait_for_url(re.compile(r"/change/$"))
+    await expect(interviewer.locator("input[name$='-value']").first).to_be_visible()
+    for value in await interviewer.locator("input[name$='-value'], select[name$='-value']").all():
+        tag = await value.evaluate("node => node.tagName")
+        await (value.select_option("4") if tag == "SELECT" else value.fill("4"))
+    async with interviewer.expect_navigation():
+        await interviewer.click("input[name=_continue]")
+    await expect(interviewer.locator(".messagelist")).to_contain_text("was changed successfully")
+    await expect(interviewer.locator(".messagelist")).not_to_contain_text("not saved")
+    await act(lead, "approve")
+    await lead.fill("#id_note", "Welcome")
+    await lead.click("input[type=submit][value=Approve]")
+    await expect(lead.locator(".messagelist")).to_contain_text("Done for 1 of 1")
+
+
 @pytest.mark.live
 async def test_a_client_and_an_engineer_walk_the_whole_flow_in_a_browser(stack, browser):
-    engineer = await sync_to_async(vetted_engineer)(
-        full_name="Grace Hopper", skills=["asyncio", "python"], hourly_rate_minor=9_000, time_zone="Europe/London"
-    )
+    # Staff as seed_demo makes them: superusers (the admin checks model permissions).
+    interviewer_user, lead_user = await sync_to_async(
+        lambda: (StaffFactory.create(is_superuser=True), StaffFactory.create(is_superuser=True))
+    )()
+    staff, interviewer = await logged_in(browser, stack, interviewer_user)
+    leads, lead = await logged_in(browser, stack, lead_user)
     clients = await browser.new_context(base_url=stack)
     clients.set_default_timeout(TIMEOUT)
     client = await clients.new_page()
-    engineers, grace = await logged_in(browser, stack, engineer)
+    engineers = await browser.new_context(base_url=stack)
+    engineers.set_default_timeout(TIMEOUT)
+    grace = await engineers.new_page()
+
+    # An engineer signs up, says what she does, and applies; staff vet her in the admin.
+    grace_email = await sign_up(grace, "engineer", "Grace Hopper")
+    await grace.click("text=Profile")
+    await grace.fill("#id_headline", "Async Python, in production")
+    await grace.fill("#id_skills", "python, asyncio, postgresql")
+    await grace.fill("#id_hourly_rate", "90")
+    await grace.fill("#id_weekly_hours_available", "40")
+    await grace.fill("#id_time_zone", "Europe/London")
+    await grace.fill("#id_years_experience", "8")
+    await grace.click("main button[type=submit]")
+    await expect(grace.locator(".messages")).to_contain_text("Profile saved")
+    await grace.click("text=Vetting")
+    await grace.fill("#id_statement", "I have run asyncio services with bounded queues in production for years.")
+    await grace.click("main button[type=submit]")
+    await expect(grace.locator(".rows")).to_contain_text("Submitted")
+    await vet_in_the_admin(interviewer, lead, grace_email)
+    await grace.reload()
+    await expect(grace.locator("main")).to_contain_text("You are vetted")
 
     # The engineer sets up payouts on Stripe's hosted page and comes back.
     await grace.goto("/app/payouts")
@@ -82,14 +151,7 @@ async def test_a_client_and_an_engineer_walk_the_whole_flow_in_a_browser(stack, 
 
     # The engineer waits on the invitations page; the client signs up and raises a request.
     await grace.goto("/app/invitations")
-    await client.goto("/")
-    await client.click("text=Sign up")
-    await client.check("input[value=client]")
-    await client.fill("#id_full_name", "Ada Client")
-    await client.fill("#id_email", f"ada-{uuid.uuid4().hex[:6]}@example.com")
-    await client.fill("#id_password", "a-long-pass-2026")
-    await client.click("main button[type=submit]")
-    await client.wait_for_url(re.compile(r"/app/$"))
+    await sign_up(client, "client", "Ada Client")
     await client.click("text=Raise a request")
     await client.fill("#id_title", "Async payments service")
     await client.fill("#id_description", "An asyncio service that talks to Stripe, with bounded queues.")
@@ -161,5 +223,5 @@ async def test_a_client_and_an_engineer_walk_the_whole_flow_in_a_browser(stack, 
     await grace.goto("/app/reviews")
     await expect(grace.locator("main")).to_contain_text("Bounded every queue.")
 
-    await clients.close()
-    await engineers.close()
+    for context in (clients, engineers, staff, leads):
+        await context.close()
