@@ -17,3 +17,9 @@ def stars(rating_bp: int) -> str:
 def percent(score_bp: int) -> str:
     """8_250 -> "82.5%": a score in basis points."""
     return f"{int(score_bp) / 100:.1f}%"
+
+
+@register.filter
+def words(name: str) -> str:
+    """ "time_zone" -> "time zone": a field's name as people read it."""
+    return str(name).replace("_", " ")

@@ -1,4 +1,5 @@
-"""Photograph what a newcomer sees: `/`, the API docs, and the admin (login, a milestone, an application).
+"""Photograph what a newcomer sees: `/`, the API docs, the admin, and every page of the web app at desktop and
+phone width (as the demo client and the demo engineer Ada).
 
 `make screenshots` runs this on a throwaway SQLite database under var/screenshots, seeded with
 the demo cast; it adds a sample engagement and milestone, serves the project with uvicorn on a
@@ -25,7 +26,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.services import demo_password
-from hiring_requests.models import Engagement, HiringRequest
+from hiring_requests.models import Engagement
 from marketplace.chromium import LAUNCH_ARGS, MISSING, chromium_path
 from marketplace.proxies import uvicorn_proxy_args
 from payments.models import Milestone
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from playwright.async_api import ViewportSize
 
 VIEWPORT: "ViewportSize" = {"width": 1280, "height": 860}
+PHONE: "ViewportSize" = {"width": 390, "height": 844}
 
 
 def _free_port() -> int:
@@ -44,31 +46,47 @@ def _free_port() -> int:
 
 
 def _sample_milestone() -> Milestone:
-    """An engagement between the demo client and Ada, with one milestone awaiting funding."""
+    """The demo client's request, raised and matched through the real services: Ada accepts (proposing a rate),
+    the client hires Ada and adds a milestone awaiting funding; one chat message each."""
+    from conversations.services import message_send
+    from hiring_requests import services as hiring
+    from payments.models import PayoutAccount
+    from payments.services import milestone_create
+
     client = User.objects.get(email="client@vetted.test")
-    engineer = User.objects.get(email="ada@vetted.test")
+    ada = User.objects.get(email="ada@vetted.test")
     existing = Milestone.objects.filter(engagement__client=client).first()
     if existing is not None:
         return existing
-    request = HiringRequest.objects.create(
-        client=client, status="hired", title="Async payments service",
-        description="An asyncio service that talks to Stripe with timeouts, retries and a breaker.",
-        required_skills=["asyncio", "python"], nice_to_have_skills=[], min_level="mid", budget_kind="fixed",
-        budget_minor=150_000, currency="usd", hours_per_week=20, time_zone="Europe/London", min_overlap_hours=4,
-        start_date=timezone.localdate() + timedelta(days=7),
+    draft = hiring.request_create(
+        client=client,
+        fields={
+            "title": "Async payments service", "required_skills": ["asyncio", "python"],
+            "description": "An asyncio service that talks to Stripe with timeouts, retries and a breaker.",
+            "nice_to_have_skills": ["postgresql"], "min_level": "mid", "budget_kind": "hourly", "budget_minor": 10_000,
+            "currency": "usd", "hours_per_week": 20, "expected_weeks": 8, "time_zone": "Europe/London",
+            "min_overlap_hours": 2, "start_date": timezone.localdate() + timedelta(days=7),
+        },
     )  # fmt: skip
-    engagement = Engagement.objects.create(
-        request=request, client=client, engineer=engineer, rate_kind="fixed", rate_minor=150_000, currency="usd",
-        hours_per_week=20,
-    )  # fmt: skip
-    return Milestone.objects.create(
-        engagement=engagement, title="Worker pool with backpressure", amount_minor=150_000, currency="usd",
-        due_date=timezone.localdate() + timedelta(days=21), status="awaiting_funding",
+    request = hiring.request_raise(client=client, request_id=draft.pk)
+    hiring.matching_run(request_id=request.pk)
+    invitation = request.invitations.get(engineer=ada)
+    hiring.invitation_accept(engineer=ada, invitation_id=invitation.pk, rate_minor=9_500)
+    conversation = request.conversations.get(engineer=ada)
+    for sender, body in ((client, "How would you bound concurrency here?"),
+                         (ada, "A semaphore per dependency, timeouts on every call.")):  # fmt: skip
+        message_send(sender=sender, conversation_id=conversation.pk, body=body, client_msg_id=None)
+    PayoutAccount.objects.update_or_create(engineer=ada, defaults={"payouts_enabled": True})
+    engagement = hiring.request_hire(client=client, request_id=request.pk, engineer_id=ada.pk)
+    Engagement.objects.filter(pk=engagement.pk).update(rate_kind="fixed")  # milestones, for the pictures
+    return milestone_create(
+        client=client, engagement_id=engagement.pk, title="Worker pool with backpressure", amount_minor=150_000,
+        due_date=timezone.localdate() + timedelta(days=21),
     )  # fmt: skip
 
 
 class Command(BaseCommand):
-    help = "Write PNGs of /, /api/docs and the admin into docs/screenshots/ (make screenshots)."
+    help = "Write PNGs of /, /api/docs, the admin and the web app's pages into docs/screenshots/ (make screenshots)."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--out", default=str(Path(settings.BASE_DIR) / "docs" / "screenshots"))
@@ -87,6 +105,24 @@ class Command(BaseCommand):
             "admin-milestone": f"/admin/payments/milestone/{milestone.pk}/change/",
             "admin-application": f"/admin/vetting/application/{application.pk}/change/",
         }
+        engagement = milestone.engagement_id
+        request_id = milestone.engagement.request_id
+        self.web_pages = {
+            "": {"signup": "/signup", "login": "/login"},
+            "client@vetted.test": {
+                "client-home": "/app/", "client-raise": "/app/requests/new",
+                "client-request": f"/app/requests/{request_id}",
+                "client-engagement": f"/app/engagements/{engagement}", "client-conversations": "/app/conversations",
+                "client-notifications": "/app/notifications", "client-email": "/app/notifications/email",
+                "client-reviews": "/app/reviews", "client-account": "/app/account",
+            },
+            "ada@vetted.test": {
+                "engineer-home": "/app/", "engineer-invitations": "/app/invitations",
+                "engineer-profile": "/app/profile",
+                "engineer-vetting": "/app/vetting", "engineer-payouts": "/app/payouts",
+                "engineer-engagement": f"/app/engagements/{engagement}",
+            },
+        }  # fmt: skip
         port = _free_port()
         base = f"http://127.0.0.1:{port}"
         server = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no outside input
@@ -140,5 +176,20 @@ class Command(BaseCommand):
                     await page.locator(".opblock").first.wait_for(timeout=15_000)
                 written.append(out / f"{name}.png")
                 await page.screenshot(path=written[-1], full_page=name == "landing")
+            for who, web_pages in self.web_pages.items():
+                for size, viewport in (("desktop", VIEWPORT), ("phone", PHONE)):
+                    context = await browser.new_context(base_url=base, viewport=viewport)
+                    page = await context.new_page()
+                    if who:
+                        await page.goto("/login")
+                        await page.fill("#id_username", who)
+                        await page.fill("#id_password", demo_password())
+                        await page.click("main button[type=submit]")
+                        await page.wait_for_url("**/app/")
+                    for name, path in web_pages.items():
+                        await page.goto(path)
+                        written.append(out / f"web-{name}-{size}.png")
+                        await page.screenshot(path=written[-1], full_page=True)
+                    await context.close()
             await browser.close()
         return written
