@@ -63,7 +63,9 @@ class Command(BaseCommand):
             ]  # fmt: skip
         # Each child leads its own process group, so stopping it stops what it forked too
         # (the worker's pool processes and its embedded beat).
-        children = {name: subprocess.Popen(cmd, start_new_session=True) for name, cmd in commands.items()}
+        # Two malloc arenas per process, as deployed (docs/operations.md, "Memory"), unless set otherwise.
+        env = {"MALLOC_ARENA_MAX": "2", **os.environ}
+        children = {name: subprocess.Popen(cmd, start_new_session=True, env=env) for name, cmd in commands.items()}
         self.stdout.write(f"Vetted on http://{host}:{port}/  (API docs: /api/docs, admin: /admin/). Ctrl-C stops.")
         if settings.MAIL_BACKEND == "file":
             self.stdout.write(f"Emails are written to {settings.MAIL_FILE_DIR}/ (one file per email).")
