@@ -532,16 +532,16 @@ SECURE_CSP: dict[str, list[str]] = {
     "form-action": [CSP.SELF],
     "frame-ancestors": [CSP.NONE],
 }
-# The one page that hosts Stripe's Payment Element (web.views.engagements.milestone_fund) also loads
+# The pages that host Stripe's Payment Element (funding a milestone, saving a card) also load
 # Stripe.js, lets it call Stripe's API and show its frames
 # (https://docs.stripe.com/security/guide#content-security-policy).
 _stripe_js = urlsplit(STRIPE_JS_URL)
 _stripe_api = urlsplit(STRIPE_API_BASE)
 STRIPE_PAGE_CSP: dict[str, list[str]] = {
     **SECURE_CSP,
-    "script-src": [*SECURE_CSP["script-src"], f"{_stripe_js.scheme}://{_stripe_js.netloc}"],
+    "script-src": [*SECURE_CSP["script-src"], f"{_stripe_js.scheme}://{_stripe_js.netloc}", "https://*.js.stripe.com"],
     "connect-src": [*SECURE_CSP["connect-src"], f"{_stripe_api.scheme}://{_stripe_api.netloc}"],
-    "frame-src": ["https://js.stripe.com", "https://hooks.stripe.com"],
+    "frame-src": ["https://js.stripe.com", "https://*.js.stripe.com", "https://hooks.stripe.com"],
 }
 # The payouts page's form leads to Stripe's hosted onboarding (an Account Link on connect.stripe.com, or
 # the double): `form-action` covers where a form's answer redirects, so that origin is allowed there.

@@ -98,10 +98,14 @@ class FixedWindowThrottle(BaseThrottle):
         if self.key == "user":
             user = getattr(request, "auth", None)
             return str(user.pk) if user is not None else client_address(request)
-        try:
-            email = json.loads(request.body or b"{}").get("email")
-        except (ValueError, AttributeError):
-            return None
+        if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            # A web page's form (web/): the login form calls the email "username".
+            email = request.POST.get("email") or request.POST.get("username")
+        else:
+            try:
+                email = json.loads(request.body or b"{}").get("email")
+            except (ValueError, AttributeError):
+                return None
         if not isinstance(email, str) or not email.strip():
             return None
         # The account's canonical form (marketplace.schemas.canonical_email), hashed: any text, even one

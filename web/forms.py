@@ -68,7 +68,7 @@ class SignupForm(forms.Form):
         initial="client",
     )
     full_name = forms.CharField(max_length=150, label="Your name")
-    email = forms.EmailField()
+    email = forms.EmailField(max_length=254)
     password = forms.CharField(widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}), max_length=128)
 
 

@@ -22,7 +22,7 @@ urlpatterns = [
     path("signup", accounts.signup, name="signup"),
     path(
         "login",
-        auth_views.LoginView.as_view(template_name="web/login.html", redirect_authenticated_user=True),
+        accounts.login_view,
         name="login",
     ),
     path("logout", auth_views.LogoutView.as_view(), name="logout"),

@@ -245,7 +245,7 @@ def test_the_notifications_page_lists_the_log_and_marks_it_read(client):
     page = client.get("/app/notifications").content.decode()
 
     assert "data-bell>1<" in before
-    assert "shortlist.changed" in page
+    assert "An engineer joined or left your shortlist." in page  # the kind, as people read it
     assert log.unread_count(user_id=user.pk) == 0
 
 

@@ -1,5 +1,6 @@
 """Chat: a conversation's history rendered, then followed live by web/static/web/live.js over its websocket."""
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -8,8 +9,9 @@ from django.views.decorators.http import require_POST
 from conversations import selectors, services
 from conversations.models import Conversation
 from marketplace.errors import DomainError
+from marketplace.throttling import FixedWindowThrottle
 from web.forms import MessageForm
-from web.views.common import refused, user_of
+from web.views.common import refused, throttled, user_of
 
 HISTORY = 50
 
@@ -23,7 +25,7 @@ def _member(request: HttpRequest, conversation_id: int) -> Conversation:
 
 @login_required
 def conversation_list(request: HttpRequest) -> HttpResponse:
-    conversations = selectors.conversations_of(user=user_of(request))[:100]
+    conversations = selectors.conversations_of(user=user_of(request)).select_related("client", "engineer")[:100]
     return render(request, "web/conversations.html", {"conversations": conversations})
 
 
@@ -49,6 +51,7 @@ def conversation_page(request: HttpRequest, conversation_id: int) -> HttpRespons
 
 @require_POST
 @login_required
+@throttled(FixedWindowThrottle("chat_send", "RATE_LIMIT_CHAT_REST", key="user", fail_open=True))
 def conversation_send(request: HttpRequest, conversation_id: int) -> HttpResponse:
     """Without JavaScript the form posts here; with it, the page sends over the websocket instead."""
     conversation = _member(request, conversation_id)
@@ -61,4 +64,6 @@ def conversation_send(request: HttpRequest, conversation_id: int) -> HttpRespons
             )  # fmt: skip
         except DomainError as error:
             refused(request, error)
+    else:
+        messages.error(request, " ".join(str(error) for errors in form.errors.values() for error in errors))
     return redirect("web:conversation", conversation_id=conversation.pk)

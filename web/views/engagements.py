@@ -16,6 +16,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_POST
+from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.models import User
@@ -31,14 +32,17 @@ from web.views.common import refused, user_of
 
 
 def _engagement(user: User, engagement_id: int) -> tuple[Engagement, list[Milestone]]:
-    milestones = selectors.milestones_of(user=user, engagement_id=engagement_id)
-    if milestones is None or (user.is_staff and not user.role):
+    """The engagement (annotated with the other side's name) and its milestones, for its client and engineer;
+    staff use the admin."""
+    engagement = selectors.engagement_for(user=user, engagement_id=engagement_id)
+    if engagement is None or user.pk not in (engagement.client_id, engagement.engineer_id):
         raise Http404("No such engagement.")
-    engagement = Engagement.objects.select_related("request", "client", "engineer").get(pk=engagement_id)
-    return engagement, list(milestones)
+    milestones = selectors.milestones_of(user=user, engagement_id=engagement_id)
+    return engagement, list(milestones or [])
 
 
 @login_required
+@vary_on_headers("HX-Request")
 def engagement_page(request: HttpRequest, engagement_id: int) -> HttpResponse:
     user = user_of(request)
     engagement, milestones = _engagement(user, engagement_id)
@@ -65,7 +69,8 @@ def engagement_page(request: HttpRequest, engagement_id: int) -> HttpResponse:
         "reason_form": ReasonForm(),
         "is_client": engagement.client_id == user.pk,
         "billing": selectors.billing_for(user=user, engagement_id=engagement.pk),
-        "rounds": list(rounds or []),
+        # Each round with whether the reader has written theirs (one review each, never edited).
+        "rounds": [(round_, review_selectors.own_review(round_, user) is not None) for round_ in rounds or []],
     }
     if request.headers.get("HX-Request"):
         return render(request, "web/_milestones.html", context)
@@ -118,8 +123,9 @@ def milestone_funded(request: HttpRequest, milestone_id: int) -> HttpResponse:
     milestone = selectors.milestone_for(user=user_of(request), milestone_id=milestone_id)
     if milestone is None:
         raise Http404("No such milestone.")
-    if milestone.status == "funded":
-        messages.success(request, f"Milestone “{milestone.title}” is funded: the money is in escrow.")
+    if milestone.status not in ("funding", "awaiting_funding"):  # nothing to wait for (any more)
+        if milestone.status == "funded":
+            messages.success(request, f"Milestone “{milestone.title}” is funded: the money is in escrow.")
         back = reverse("web:engagement", args=[milestone.engagement_id])
         # The page's poll (htmx) is told to move the whole page; a plain request is redirected.
         return HttpResponseClientRedirect(back) if request.headers.get("HX-Request") else redirect(back)
@@ -160,6 +166,8 @@ async def milestone_refund(request: HttpRequest, milestone_id: int) -> HttpRespo
 @login_required
 def milestone_step(request: HttpRequest, milestone_id: int, step: str) -> HttpResponse:
     """The steps without a Stripe call: submit (engineer), request changes (client), dispute (either)."""
+    if step not in ("submit", "request-changes", "dispute"):
+        raise Http404("No such step.")
     user = user_of(request)
     milestone = selectors.milestone_for(user=user, milestone_id=milestone_id)
     if milestone is None:

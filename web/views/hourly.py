@@ -4,6 +4,7 @@ engineer logs time by day, the client approves or disputes each week, and fixes 
 Card and charge steps are async views like the API's: no database connection is held while Stripe answers.
 """
 
+import re
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
@@ -18,6 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_POST
+from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.models import User
@@ -29,6 +31,8 @@ from payments.api import within_deadline
 from payments.models import Timesheet
 from web.forms import refuse
 from web.views.common import refused, user_of
+
+_ID = re.compile(r"[0-9]{1,18}")  # ASCII digits only, and no bigger than a database id
 
 
 class TimeEntryForm(forms.Form):
@@ -54,6 +58,7 @@ def _party(user: User, engagement_id: int) -> Engagement:
 
 
 @login_required
+@vary_on_headers("HX-Request")
 def timesheets(request: HttpRequest, engagement_id: int) -> HttpResponse:
     """The weeks of an hourly engagement; the engineer logs time here, the client reviews each submitted week."""
     user = user_of(request)
@@ -98,7 +103,11 @@ def timesheet_dispute(request: HttpRequest, timesheet_id: int) -> HttpResponse:
     user = user_of(request)
     timesheet = _timesheet(user, timesheet_id)
     reason = (request.POST.get("reason") or "").strip()[:500]
-    entries = [(int(entry), reason) for entry in request.POST.getlist("entry") if entry.isdigit()]
+    ids = request.POST.getlist("entry")
+    if not all(_ID.fullmatch(entry) for entry in ids):
+        messages.error(request, "Tick the entries to dispute.")
+        return redirect("web:timesheets", engagement_id=timesheet.engagement_id)
+    entries = [(int(entry), reason) for entry in ids]
     try:
         services.timesheet_dispute(client=user, timesheet_id=timesheet.pk, entries=entries)
     except DomainError as error:
@@ -171,8 +180,9 @@ def card_saved(request: HttpRequest, engagement_id: int) -> HttpResponse:
     billing = selectors.billing_for(user=user_of(request), engagement_id=engagement_id)
     if billing is None:
         raise Http404("No such engagement.")
-    if billing.status == "active":
-        messages.success(request, f"Card ending {billing.card_last4} saved: each approved week is charged to it.")
+    if billing.status == "active" or not billing.setup_client_secret:  # saved, or nothing to wait for
+        if billing.status == "active":
+            messages.success(request, f"Card ending {billing.card_last4} saved: each approved week is charged to it.")
         back = reverse("web:timesheets", args=[engagement_id])
         return HttpResponseClientRedirect(back) if request.headers.get("HX-Request") else redirect(back)
     return render(request, "web/card_saved.html", {"billing": billing, "engagement_id": engagement_id})

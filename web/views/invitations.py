@@ -1,9 +1,10 @@
 """An engineer's invitations inbox: the offered terms, accept (or propose a rate), decline, withdraw."""
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
+from django.views.decorators.vary import vary_on_headers
 
 from hiring_requests import selectors, services
 from marketplace.errors import DomainError
@@ -14,6 +15,7 @@ INBOX_SIZE = 50
 
 
 @for_role("engineer")
+@vary_on_headers("HX-Request")
 def inbox(request: HttpRequest) -> HttpResponse:
     """Newest first; the list part alone when htmx asks (a new invitation arrived on the notification socket)."""
     invitations = selectors.invitations_of(engineer=user_of(request))[:INBOX_SIZE]
@@ -25,10 +27,15 @@ def inbox(request: HttpRequest) -> HttpResponse:
 @for_role("engineer")
 def invitation_answer(request: HttpRequest, invitation_id: int, answer: str) -> HttpResponse:
     engineer = user_of(request)
+    if answer not in ("accept", "decline", "withdraw"):
+        raise Http404("No such answer.")
     try:
         if answer == "accept":
             form = AcceptForm(request.POST)
-            rate = form.cleaned_data.get("rate") if form.is_valid() else None
+            if not form.is_valid():  # a rate that is not an amount: say so, accept nothing
+                messages.error(request, "The proposed rate must be an amount, like 95.00.")
+                return redirect("web:invitations")
+            rate = form.cleaned_data.get("rate")
             invitation = selectors.invitations_of(engineer=engineer).filter(pk=invitation_id).first()
             rate_minor = to_minor(rate, invitation.request.currency) if rate and invitation else None
             services.invitation_accept(engineer=engineer, invitation_id=invitation_id, rate_minor=rate_minor)

@@ -7,6 +7,7 @@ from django.shortcuts import redirect, render
 
 from marketplace.errors import DomainError
 from marketplace.notifications import log, preferences
+from marketplace.notifications.kinds import KINDS
 from web.views.common import user_of
 
 SHOWN = 50
@@ -19,7 +20,8 @@ def notifications(request: HttpRequest) -> HttpResponse:
     newest = list(log.numbered_of(user_id=user.pk).order_by("-seq")[:SHOWN])
     if newest:
         log.mark_read(user_id=user.pk, up_to=newest[0].seq or 0)
-    return render(request, "web/notifications.html", {"notifications": newest})
+    rows = [(n, KINDS[n.event].description if n.event in KINDS else n.event) for n in newest]
+    return render(request, "web/notifications.html", {"notifications": rows})
 
 
 @login_required

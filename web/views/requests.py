@@ -5,6 +5,7 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
+from django.views.decorators.vary import vary_on_headers
 
 from accounts.models import EngineerProfile
 from hiring_requests import selectors, services
@@ -53,6 +54,7 @@ def request_new(request: HttpRequest) -> HttpResponse:
 
 
 @for_role("client")
+@vary_on_headers("HX-Request")
 def request_page(request: HttpRequest, request_id: int) -> HttpResponse:
     """The clock, any widening to answer, the matches with why, and the shortlist with each one's terms."""
     hiring_request = _own(request, request_id)
@@ -76,9 +78,11 @@ def request_hire(request: HttpRequest, request_id: int) -> HttpResponse:
             engineer_id=int(request.POST.get("engineer_id", "0")),
             accept_over_budget=request.POST.get("accept_over_budget") == "on",
         )
-    except (DomainError, ValueError) as error:
-        if isinstance(error, DomainError):
-            refused(request, error)
+    except DomainError as error:
+        refused(request, error)
+        return redirect("web:request", request_id=request_id)
+    except ValueError:
+        messages.error(request, "Choose an engineer from the shortlist.")
         return redirect("web:request", request_id=request_id)
     messages.success(request, "Hired. Add a milestone to fund the first piece of work.")
     return redirect("web:engagement", engagement_id=engagement.pk)
@@ -87,10 +91,12 @@ def request_hire(request: HttpRequest, request_id: int) -> HttpResponse:
 @require_POST
 @for_role("client")
 def request_widening(request: HttpRequest, request_id: int) -> HttpResponse:
+    answer = request.POST.get("accept")
+    if answer not in ("yes", "no"):
+        messages.error(request, "Choose whether to widen the request.")
+        return redirect("web:request", request_id=request_id)
     try:
-        services.request_widening_answer(
-            client=user_of(request), request_id=request_id, accept=request.POST.get("accept") == "yes"
-        )
+        services.request_widening_answer(client=user_of(request), request_id=request_id, accept=answer == "yes")
     except DomainError as error:
         refused(request, error)
     return redirect("web:request", request_id=request_id)

@@ -18,9 +18,11 @@
   function follow(path, query, handlers) {
     let delay = 1000;
     let socket = null;
+    let opened = false; // whether any connection got through: a socket never accepted is not retried
     function open() {
       socket = new WebSocket(socketUrl(path, query()));
       socket.addEventListener("open", function () {
+        opened = true;
         delay = 1000;
         if (handlers.open) handlers.open(socket);
       });
@@ -29,6 +31,7 @@
       });
       socket.addEventListener("close", function (closed) {
         if (closed.code === 4003 || closed.code === 4004) return; // not allowed, or gone: stay closed
+        if (closed.code === 1006 && !opened) return; // refused at the handshake (403): retrying will not help
         setTimeout(open, delay);
         delay = Math.min(delay * 2, 30000);
       });
@@ -65,10 +68,23 @@
     });
   }
 
+  // A system message ("hired", "milestone.funded", ...) in words, with the title it names.
+  function describe(message) {
+    const payload = message.payload || {};
+    const event = String(payload.event || message.kind).replace(/[._]/g, " ");
+    const words = event.charAt(0).toUpperCase() + event.slice(1);
+    return payload.title ? words + ": " + payload.title : words;
+  }
+
   function chat() {
     const list = document.getElementById("chat");
     if (!list) return;
     const form = document.getElementById("chat-form");
+    const problem = document.createElement("p");
+    problem.className = "error";
+    problem.setAttribute("role", "alert");
+    form.prepend(problem);
+    let sending = null; // the client_msg_id sent and not yet acknowledged
     const me = Number(list.dataset.me);
     let after = Number(list.dataset.after || 0);
     function add(message) {
@@ -76,7 +92,7 @@
       after = message.seq;
       const item = document.createElement("li");
       item.dataset.seq = String(message.seq);
-      item.textContent = message.body || message.kind;
+      item.textContent = message.kind === "text" ? message.body : describe(message);
       if (message.sender_id === me) item.classList.add("mine");
       if (message.kind !== "text") item.classList.add("system");
       list.appendChild(item);
@@ -86,6 +102,12 @@
       open: function (socket) { socket.send(JSON.stringify({ type: "sync", after: after })); },
       message: function (frame, socket) {
         if (frame.type === "message") add(frame.message);
+        if (frame.type === "ack" && frame.client_msg_id === sending) {
+          sending = null;
+          form.elements.body.value = ""; // stored: only now is the text let go
+          problem.textContent = "";
+        }
+        if (frame.type === "error") problem.textContent = frame.detail || "The message was not sent.";
         if (frame.type === "sync") {
           frame.messages.forEach(add);
           if (frame.has_more) socket.send(JSON.stringify({ type: "sync", after: after }));
@@ -98,8 +120,8 @@
       if (!socket || socket.readyState !== WebSocket.OPEN || !body) return; // falls back to posting the form
       submitted.preventDefault();
       const id = "web-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 8);
+      sending = id;
       socket.send(JSON.stringify({ type: "send", body: body, client_msg_id: id }));
-      form.elements.body.value = "";
     });
   }
 
