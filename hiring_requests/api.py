@@ -23,6 +23,8 @@ from hiring_requests.schemas import (
 )
 from marketplace.auth import api_auth, current_user
 from marketplace.idempotency import accepts_idempotency_key
+from marketplace.pagination import each_page
+from vetting import selectors as vetting_selectors
 
 router = Router(tags=["requests"], auth=api_auth)
 
@@ -32,6 +34,15 @@ def _own(request: HttpRequest, request_id: int) -> HiringRequest:
     if hiring_request is None:
         raise RequestNotFound()
     return hiring_request
+
+
+def _attach_cards(request: HttpRequest, invitations: list[Invitation]) -> None:
+    """Each shortlisted engineer's card, read for the whole page at once."""
+    cards = vetting_selectors.engineer_cards(
+        viewer=current_user(request), engineer_ids=[invitation.engineer_id for invitation in invitations]
+    )
+    for invitation in invitations:
+        invitation.card = cards.get(invitation.engineer_id)  # type: ignore[attr-defined]
 
 
 def _detail(hiring_request: HiringRequest) -> dict[str, Any]:
@@ -147,6 +158,7 @@ def request_matches(request: HttpRequest, request_id: int) -> Any:
 
 
 @router.get("/{request_id}/shortlist", response=list[ShortlistEntryOut], summary="Engineers who accepted, first first")
+@each_page(_attach_cards)
 @paginate
 def request_shortlist(request: HttpRequest, request_id: int) -> Any:
     return selectors.shortlist_of(request=_own(request, request_id))

@@ -5,7 +5,6 @@ from ninja import Schema
 from pydantic import Field, StrictBool, StrictInt
 
 from hiring_requests.models import BudgetKind, EngagementStatus, InvitationStatus, RequestStatus
-from marketplace.auth import current_user
 from marketplace.schemas import (
     Currency,
     CurrencyCode,
@@ -19,7 +18,6 @@ from marketplace.schemas import (
 )
 from vetting.models import Level
 from vetting.schemas import EngineerCardOut
-from vetting.selectors import engineer_card
 
 LevelName = Literal["junior", "mid", "senior", "staff"]
 
@@ -187,11 +185,8 @@ class ShortlistEntryOut(Schema):
     # The terms: the engineer's rate when invited, and the rate they accepted (the same, or their proposal).
     offered_rate_minor: int
     agreed_rate_minor: int | None
+    # Set on each row by the view, for the whole page at once (vetting.selectors.engineer_cards).
     card: EngineerCardOut | None
-
-    @staticmethod
-    def resolve_card(invitation: Any, context: Any) -> Any:
-        return engineer_card(viewer=current_user(context["request"]), engineer_id=invitation.engineer_id)
 
 
 class RequestSummaryOut(Schema):

@@ -1,5 +1,6 @@
 """Reads for requests: each one scoped to the client or engineer asking."""
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -54,6 +55,14 @@ def client_has_shortlisted(*, client: User, engineer_id: int) -> bool:
     return Invitation.objects.filter(
         request__client=client, engineer_id=engineer_id, status=InvitationStatus.ACCEPTED
     ).exists()
+
+
+def client_shortlisted(*, client: User, engineer_ids: Iterable[int]) -> set[int]:
+    """Those of `engineer_ids` who accepted an invitation to one of the client's requests."""
+    accepted = Invitation.objects.filter(
+        request__client=client, engineer_id__in=list(engineer_ids), status=InvitationStatus.ACCEPTED
+    )
+    return set(accepted.values_list("engineer_id", flat=True).distinct())
 
 
 def requests_at_risk(*, now: datetime | None = None) -> QuerySet[HiringRequest]:

@@ -1,9 +1,15 @@
-from factory.declarations import LazyAttribute, LazyFunction, RelatedFactory, Sequence, SubFactory
+from datetime import date, timedelta
+
+from django.utils import timezone
+from factory.declarations import LazyAttribute, LazyFunction, RelatedFactory, SelfAttribute, Sequence, SubFactory
 from factory.django import DjangoModelFactory, Password
 from factory.faker import Faker
 
 from accounts.models import ClientProfile, EngineerProfile, Role, User
 from accounts.timezones import utc_offset_minutes
+from hiring_requests.matching import WEIGHTS
+from hiring_requests.models import Engagement, HiringRequest, Invitation
+from payments.models import Milestone
 
 PASSWORD = "correct-horse-battery"
 
@@ -112,3 +118,70 @@ def vetted_engineer(
         expires_at=vetted_at + timedelta(days=365),
     )
     return engineer
+
+
+class HiringRequestFactory(DjangoModelFactory[HiringRequest]):
+    """A raised request, written straight to the table (no matching runs); `request_fields` in its shape."""
+
+    class Meta:
+        model = HiringRequest
+
+    client = SubFactory(ClientFactory)
+    title = "Async payments service"
+    description = "Build and run an asyncio service that talks to Stripe."
+    required_skills = LazyFunction(lambda: ["asyncio", "python"])
+    nice_to_have_skills = LazyFunction(list)
+    min_level = "mid"
+    budget_kind = "hourly"
+    budget_minor = 10_000
+    currency = "usd"
+    hours_per_week = 20
+    time_zone = "Europe/London"
+    min_overlap_hours = 4
+    start_date = LazyFunction(lambda: timezone.localdate() + timedelta(days=7))
+    status = "raised"
+
+
+class InvitationFactory(DjangoModelFactory[Invitation]):
+    """A pending invitation in wave 1; pass `status=InvitationStatus.ACCEPTED, responded_at=...` for a shortlist."""
+
+    class Meta:
+        model = Invitation
+
+    request = SubFactory(HiringRequestFactory)
+    engineer = SubFactory(EngineerFactory)
+    wave = 1
+    rank = Sequence(lambda n: n + 1)
+    score_bp = 5_000
+    breakdown = LazyFunction(lambda: {"weights": WEIGHTS, "load": {"score_bp": 10_000}})
+    expires_at = LazyFunction(lambda: timezone.now() + timedelta(hours=8))
+    offered_rate_minor = 8_000
+    offered_hours_per_week = 20
+
+
+class EngagementFactory(DjangoModelFactory[Engagement]):
+    """A fixed-price engagement on a hired request of its own client."""
+
+    class Meta:
+        model = Engagement
+
+    client = SubFactory(ClientFactory)
+    request = SubFactory(HiringRequestFactory, client=SelfAttribute("..client"), status="hired")
+    engineer = SubFactory(EngineerFactory)
+    rate_kind = "fixed"
+    rate_minor = 100_000
+    currency = "usd"
+    hours_per_week = 20
+
+
+class MilestoneFactory(DjangoModelFactory[Milestone]):
+    """A draft milestone, written straight to the table (no Stripe)."""
+
+    class Meta:
+        model = Milestone
+
+    engagement = SubFactory(EngagementFactory)
+    title = Sequence(lambda n: f"Part {n}")
+    amount_minor = 1_000
+    currency = LazyAttribute(lambda milestone: milestone.engagement.currency)
+    due_date = date(2099, 1, 1)

@@ -1,5 +1,6 @@
 """Reads for vetting: the staff queue, what an engineer sees, and who may be matched."""
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -81,34 +82,36 @@ def rubric_detail(*, rubric_id: int) -> Rubric | None:
     return Rubric.objects.prefetch_related("categories__criteria").filter(pk=rubric_id).first()
 
 
-def engineer_card_record(*, viewer: User, engineer_id: int) -> VettedRecord | None:
-    """The vetted record behind an engineer's card, if `viewer` may see it.
+def engineer_cards(*, viewer: User, engineer_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """The cards of `engineer_ids` that `viewer` may see, by engineer id, in two queries however many.
 
-    Staff and the engineer themself may; a client may once the engineer is on
-    one of that client's shortlists (hiring_requests decides that).
+    Staff and the engineer themself may see a card; a client may once the engineer is on
+    one of that client's shortlists (hiring_requests decides that). An engineer the viewer
+    may not see, or with no current vetted record, has no entry.
     """
-    from hiring_requests.selectors import client_has_shortlisted
+    from hiring_requests.selectors import client_shortlisted
 
-    allowed = (
-        viewer.is_staff
-        or viewer.pk == engineer_id
-        or (viewer.is_client and client_has_shortlisted(client=viewer, engineer_id=engineer_id))
+    wanted = set(engineer_ids)
+    if not viewer.is_staff:
+        allowed = wanted & {viewer.pk}
+        if viewer.is_client and wanted - allowed:
+            allowed |= client_shortlisted(client=viewer, engineer_ids=wanted - allowed)
+        wanted = allowed
+    if not wanted:
+        return {}
+    records = (
+        current_records().select_related("engineer__engineer_profile", "application").filter(engineer_id__in=wanted)
     )
-    if not allowed:
-        return None
-    return (
-        current_records()
-        .select_related("engineer__engineer_profile", "application")
-        .filter(engineer_id=engineer_id)
-        .first()
-    )
+    return {record.engineer_id: _card(record) for record in records}
 
 
 def engineer_card(*, viewer: User, engineer_id: int) -> dict[str, Any] | None:
+    """The card a client weighs an engineer by, if `viewer` may see it (`engineer_cards`)."""
+    return engineer_cards(viewer=viewer, engineer_ids=[engineer_id]).get(engineer_id)
+
+
+def _card(record: VettedRecord) -> dict[str, Any]:
     """The card a client weighs an engineer by: level, per-category scores, vetting date, skills."""
-    record = engineer_card_record(viewer=viewer, engineer_id=engineer_id)
-    if record is None:
-        return None
     engineer = record.engineer
     profile = engineer.engineer_profile
     return {

@@ -3,10 +3,19 @@
 import json
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from hiring_requests import services
 from hiring_requests.models import HiringRequest, Invitation, InvitationStatus, RequestStatus
-from tests.factories import ClientFactory, EngineerFactory, vetted_engineer
+from tests.factories import (
+    ClientFactory,
+    EngineerFactory,
+    HiringRequestFactory,
+    InvitationFactory,
+    vetted_engineer,
+)
 from tests.hiring_requests.conftest import enable_payouts, raised, request_fields
 
 pytestmark = pytest.mark.django_db
@@ -169,3 +178,38 @@ def test_my_requests_pins_its_query_count(client, client_user, django_assert_num
         response = client.get("/api/requests")
 
     assert len(response.json()["items"]) == 3
+
+
+def _shortlisted(request: HiringRequest) -> Invitation:
+    return InvitationFactory.create(
+        request=request, engineer=vetted_engineer(), status=InvitationStatus.ACCEPTED, responded_at=timezone.now()
+    )
+
+
+def test_the_shortlist_reads_every_card_at_once(client, rubric, client_user, django_assert_num_queries):
+    one, five = HiringRequestFactory.create(client=client_user), HiringRequestFactory.create(client=client_user)
+    _shortlisted(one)
+    for _ in range(5):
+        _shortlisted(five)
+    client.force_login(client_user)
+
+    with CaptureQueriesContext(connection) as for_one:
+        small = client.get(f"/api/requests/{one.pk}/shortlist")
+    # session, user, the request, the page, which engineers the client shortlisted, their vetted records
+    with django_assert_num_queries(6):
+        large = client.get(f"/api/requests/{five.pk}/shortlist")
+
+    assert len(for_one.captured_queries) == 6
+    assert [len(small.json()["items"]), len(large.json()["items"])] == [1, 5]
+    assert all(entry["card"] is not None for entry in large.json()["items"])
+
+
+def test_a_shortlist_card_is_the_card_the_client_sees_on_its_own(client, rubric, client_user):
+    invitation = _shortlisted(HiringRequestFactory.create(client=client_user))
+    client.force_login(client_user)
+
+    entry = client.get(f"/api/requests/{invitation.request_id}/shortlist").json()["items"][0]
+    card = client.get(f"/api/vetting/engineers/{invitation.engineer_id}/card").json()
+
+    assert entry["card"] == card
+    assert card["engineer_id"] == invitation.engineer_id

@@ -9,8 +9,9 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import Client, TestCase
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from ninja.errors import ValidationError
 
@@ -256,6 +257,46 @@ LISTINGS = {
     "notifications": _notifications,
     "review_rounds": _review_rounds,
 }
+
+
+# Queries to read a page, whatever its length: the session and the user, then per list what it
+# checks first (the request, conversation or engagement it belongs to) and its page, with what the
+# page prefetches.
+QUERIES = {
+    "tokens": 3,
+    "requests": 3,
+    "applications": 3,
+    "queue": 3,
+    "rubrics": 3,
+    "invitations": 3,  # the client's reputation is annotated
+    "matches": 4,  # the request
+    "shortlist": 6,  # the request; the page; which engineers the client shortlisted, and their records
+    "conversations": 3,  # unread counts and the last message are annotated
+    "messages": 4,  # the conversation
+    "engagements": 4,  # the page; its milestones
+    "milestones": 4,  # the engagement
+    "timesheets": 4,  # the engagement
+    "notifications": 3,
+    "review_rounds": 5,  # the engagement; the page; its reviews
+}
+
+
+@pytest.mark.parametrize("name", sorted(LISTINGS))
+def test_a_list_reads_in_as_many_queries_for_six_rows_as_for_two(client, rubric, django_assert_num_queries, name):
+    listing = LISTINGS[name]()
+    for _ in range(2):
+        listing.add()
+    client.force_login(listing.viewer)
+    with CaptureQueriesContext(connection) as two_rows:
+        small = client.get(listing.url)
+    for _ in range(4):
+        listing.add()
+
+    with django_assert_num_queries(QUERIES[name]):
+        large = client.get(listing.url)
+
+    assert len(two_rows.captured_queries) == QUERIES[name]
+    assert len(large.json()["items"]) == len(small.json()["items"]) + 4
 
 
 def _walk(client: Client, listing: Listing, *, during: Callable[[int], None]) -> tuple[list[Any], list[str]]:
