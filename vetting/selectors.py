@@ -13,8 +13,7 @@ from vetting.models import OPEN_STATUSES, Application, ApplicationStatus, Rubric
 
 def current_records(*, now: datetime | None = None) -> QuerySet[VettedRecord]:
     """Records that make an engineer matchable right now: not revoked, not superseded, not expired."""
-    now = now or timezone.now()
-    return VettedRecord.objects.filter(revoked_at=None, superseded_at=None, expires_at__gt=now)
+    return VettedRecord.objects.current(at=now)
 
 
 def matchable_engineers(*, now: datetime | None = None) -> QuerySet[User]:
