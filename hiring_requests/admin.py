@@ -1,8 +1,8 @@
 """Staff watch the clock here: requests at risk of missing the 8-hour promise come first."""
 
-from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -10,8 +10,8 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from accounts.models import User
-from hiring_requests import services
-from hiring_requests.models import ACTIVE_STATUSES, Engagement, HiringRequest, Invitation, RequestEvent
+from hiring_requests import selectors, services
+from hiring_requests.models import Engagement, HiringRequest, Invitation, RequestEvent
 from marketplace.admin import MoneyFieldsAdmin
 from marketplace.errors import DomainError
 
@@ -34,16 +34,13 @@ class AtRiskFilter(admin.SimpleListFilter):
     parameter_name = "clock"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("at_risk", "At risk (2h or less left, no shortlist)"), ("breached", "Breached")]
+        hours, minutes = divmod(settings.MATCH_WARN_BEFORE_MINUTES, 60)
+        window = f"{hours}h {minutes:02d}m" if minutes else f"{hours}h"
+        return [("at_risk", f"At risk ({window} or less left, no shortlist)"), ("breached", "Breached")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         if self.value() == "at_risk":
-            return queryset.filter(
-                status__in=ACTIVE_STATUSES,
-                shortlisted_at=None,
-                breached_at=None,
-                match_deadline__lte=timezone.now() + timedelta(hours=2),
-            )
+            return queryset.filter(pk__in=selectors.requests_near_deadline().values("pk"))
         if self.value() == "breached":
             return queryset.exclude(breached_at=None)
         return queryset
