@@ -12,7 +12,7 @@ from django.utils import timezone
 from accounts.models import User
 from hiring_requests import selectors, services
 from hiring_requests.models import Engagement, HiringRequest, Invitation, RequestEvent
-from marketplace.admin import MoneyFieldsAdmin
+from marketplace.admin import MoneyFieldsAdmin, ReadOnlyInline
 from marketplace.errors import DomainError
 
 
@@ -46,26 +46,14 @@ class AtRiskFilter(admin.SimpleListFilter):
         return queryset
 
 
-class InvitationInline(admin.TabularInline[Invitation, HiringRequest]):
+class InvitationInline(ReadOnlyInline[Invitation, HiringRequest]):
     model = Invitation
     fields = ("wave", "rank", "engineer", "status", "score_bp", "sent_at", "expires_at", "responded_at")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
-class EventInline(admin.TabularInline[RequestEvent, HiringRequest]):
+class EventInline(ReadOnlyInline[RequestEvent, HiringRequest]):
     model = RequestEvent
     fields = ("created_at", "kind", "data")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(HiringRequest)
