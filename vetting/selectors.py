@@ -17,7 +17,11 @@ def current_records(*, now: datetime | None = None) -> QuerySet[VettedRecord]:
 
 
 def matchable_engineers(*, now: datetime | None = None) -> QuerySet[User]:
-    """Active engineers with a current vetted record. Matching starts from this set."""
+    """Active engineers with a current vetted record: who vetting calls matchable.
+
+    Ranking does not start from this set; `hiring_requests.matching` joins the same
+    current-record rule (`vetting.models.current_record_q`) onto engineer profiles.
+    """
     return User.objects.filter(
         Exists(current_records(now=now).filter(engineer=OuterRef("pk"))), is_active=True, role="engineer"
     )
