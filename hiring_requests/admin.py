@@ -1,8 +1,8 @@
 """Staff watch the clock here: requests at risk of missing the 8-hour promise come first."""
 
-from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -10,9 +10,9 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from accounts.models import User
-from hiring_requests import services
-from hiring_requests.models import ACTIVE_STATUSES, Engagement, HiringRequest, Invitation, RequestEvent
-from marketplace.admin import MoneyFieldsAdmin
+from hiring_requests import selectors, services
+from hiring_requests.models import Engagement, HiringRequest, Invitation, RequestEvent
+from marketplace.admin import MoneyFieldsAdmin, ReadOnlyInline
 from marketplace.errors import DomainError
 
 
@@ -34,41 +34,26 @@ class AtRiskFilter(admin.SimpleListFilter):
     parameter_name = "clock"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("at_risk", "At risk (2h or less left, no shortlist)"), ("breached", "Breached")]
+        hours, minutes = divmod(settings.MATCH_WARN_BEFORE_MINUTES, 60)
+        window = f"{hours}h {minutes:02d}m" if minutes else f"{hours}h"
+        return [("at_risk", f"At risk ({window} or less left, no shortlist)"), ("breached", "Breached")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         if self.value() == "at_risk":
-            return queryset.filter(
-                status__in=ACTIVE_STATUSES,
-                shortlisted_at=None,
-                breached_at=None,
-                match_deadline__lte=timezone.now() + timedelta(hours=2),
-            )
+            return queryset.filter(pk__in=selectors.requests_near_deadline().values("pk"))
         if self.value() == "breached":
             return queryset.exclude(breached_at=None)
         return queryset
 
 
-class InvitationInline(admin.TabularInline[Invitation, HiringRequest]):
+class InvitationInline(ReadOnlyInline[Invitation, HiringRequest]):
     model = Invitation
     fields = ("wave", "rank", "engineer", "status", "score_bp", "sent_at", "expires_at", "responded_at")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
-class EventInline(admin.TabularInline[RequestEvent, HiringRequest]):
+class EventInline(ReadOnlyInline[RequestEvent, HiringRequest]):
     model = RequestEvent
     fields = ("created_at", "kind", "data")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(HiringRequest)

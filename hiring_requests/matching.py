@@ -77,7 +77,7 @@ from hiring_requests.models import (
 )
 from marketplace.money import format_money
 from reviews.selectors import reputation_bp_of
-from vetting.models import Level
+from vetting.models import Level, current_record_q
 
 # Percent of the score. Reputation is bounded at 10: an unreviewed engineer starts at the prior (7,500 bp),
 # so the most a rating can move anyone is 10 points, and newcomers are not buried (docs/matching.md).
@@ -203,13 +203,9 @@ def _candidates(criteria: Criteria, *, request_id: int | None) -> QuerySet[Engin
 
     # The engineer's one current record (a partial unique index guarantees at most one), joined once:
     # its level filters, its score and the skills it assessed are read from the same row.
+    # The join condition is the rule of VettedRecord.objects.current(), from the same function.
     current = FilteredRelation(
-        "user__vetted_records",
-        condition=Q(
-            user__vetted_records__revoked_at=None,
-            user__vetted_records__superseded_at=None,
-            user__vetted_records__expires_at__gt=timezone.now(),
-        ),
+        "user__vetted_records", condition=current_record_q(at=timezone.now(), through="user__vetted_records__")
     )
     queryset = EngineerProfile.objects.annotate(current=current).filter(
         current__level__in=criteria.levels,

@@ -36,12 +36,7 @@ from vetting.models import VettedRecord
 def load_world(now: datetime | None = None) -> dict[str, Any]:
     """Everything the loop needs, read once: profiles, current records, engagements, invitations."""
     now = now or timezone.now()
-    records = {
-        r.engineer_id: r
-        for r in VettedRecord.objects.filter(revoked_at=None, superseded_at=None, expires_at__gt=now).select_related(
-            "application"
-        )
-    }
+    records = {r.engineer_id: r for r in VettedRecord.objects.current(at=now).select_related("application")}
     profiles = list(
         EngineerProfile.objects.filter(user__is_active=True, user__role="engineer").values(
             "user_id", "skills", "hourly_rate_minor", "currency", "weekly_hours_available", "time_zone"

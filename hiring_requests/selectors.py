@@ -4,6 +4,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db.models import OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -69,6 +70,17 @@ def requests_at_risk(*, now: datetime | None = None) -> QuerySet[HiringRequest]:
     """Active requests without a shortlist yet, the closest deadline first."""
     return HiringRequest.objects.filter(status__in=ACTIVE_STATUSES, shortlisted_at=None).order_by(
         "match_deadline", "id"
+    )
+
+
+def requests_near_deadline(*, now: datetime | None = None) -> QuerySet[HiringRequest]:
+    """Requests at risk whose deadline is within MATCH_WARN_BEFORE_MINUTES and not yet missed.
+
+    The window staff are warned in (`services.request_check_deadline`), closest deadline first.
+    """
+    now = now or timezone.now()
+    return requests_at_risk().filter(
+        breached_at=None, match_deadline__lte=now + timedelta(minutes=settings.MATCH_WARN_BEFORE_MINUTES)
     )
 
 

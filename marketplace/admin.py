@@ -3,6 +3,8 @@
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.utils import flatten
+from django.db.models import Model
 from django.http import HttpRequest
 
 from marketplace.money import format_money
@@ -18,6 +20,23 @@ class ReadOnlyAdmin(admin.ModelAdmin[Any]):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ReadOnlyInline[ChildT: Model, ParentT: Model](admin.TabularInline[ChildT, ParentT]):
+    """Rows shown under their parent and never added, changed or deleted there: events, entries, invitations.
+
+    Every name in `fields` is read-only (set once the subclass is defined).
+    """
+
+    extra = 0
+    can_delete = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.readonly_fields = flatten(cls.fields or ())
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 

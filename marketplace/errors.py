@@ -32,22 +32,10 @@ class DomainError(Exception):
         super().__init__(self.detail)
 
 
-class NotFound(DomainError):
-    code = "not_found"
-    status = 404
-    default_detail = "Not found."
-
-
 class Forbidden(DomainError):
     code = "forbidden"
     status = 403
     default_detail = "You are not allowed to do this."
-
-
-class Conflict(DomainError):
-    code = "conflict"
-    status = 409
-    default_detail = "The object is not in a state that allows this."
 
 
 class RateLimitUnavailable(DomainError):

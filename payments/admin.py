@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from accounts.models import User
-from marketplace.admin import MoneyFieldsAdmin, ReadOnlyAdmin, money_column
+from marketplace.admin import MoneyFieldsAdmin, ReadOnlyAdmin, ReadOnlyInline, money_column
 from marketplace.errors import DomainError
 from marketplace.money import format_money
 from payments import services
@@ -38,15 +38,9 @@ class PayoutAccountAdmin(ReadOnlyAdmin):
     list_select_related = ("engineer",)
 
 
-class MilestoneEventInline(admin.TabularInline[MilestoneEvent, Milestone]):
+class MilestoneEventInline(ReadOnlyInline[MilestoneEvent, Milestone]):
     model = MilestoneEvent
     fields = ("created_at", "from_status", "to_status", "actor", "note")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Milestone)
@@ -122,26 +116,14 @@ def settle_action[M: (Milestone, Timesheet)](
     return None
 
 
-class TimeEntryInline(admin.TabularInline[TimeEntry, Timesheet]):
+class TimeEntryInline(ReadOnlyInline[TimeEntry, Timesheet]):
     model = TimeEntry
     fields = ("started_at", "minutes", "note", "disputed", "dispute_reason")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
-class TimesheetEventInline(admin.TabularInline[TimesheetEvent, Timesheet]):
+class TimesheetEventInline(ReadOnlyInline[TimesheetEvent, Timesheet]):
     model = TimesheetEvent
     fields = ("created_at", "from_status", "to_status", "actor", "note")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 def _settle_week(staff: User, timesheet_id: int, share: int) -> None:
@@ -195,16 +177,10 @@ class HourlyBillingAdmin(ReadOnlyAdmin):
     exclude = ("setup_client_secret",)
 
 
-class LedgerEntryInline(admin.TabularInline[LedgerEntry, LedgerTransaction]):
+class LedgerEntryInline(ReadOnlyInline[LedgerEntry, LedgerTransaction]):
     model = LedgerEntry
     fields = ("account", "money")
-    readonly_fields = fields
     money = money_column("amount", description="Amount")
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(LedgerTransaction)

@@ -52,11 +52,23 @@ class LedgerAccount(models.Model):
         return self.code
 
 
+class LedgerTransactionKind(models.TextChoices):
+    FUND = "fund", "Fund (card into escrow)"
+    RELEASE = "release", "Release (escrow to engineer and fee)"
+    REFUND = "refund", "Refund (escrow back to client)"
+    SETTLE = "settle", "Settle (escrow split by staff)"
+    DISPUTE = "dispute", "Dispute (chargeback after release)"
+    CHARGEBACK = "chargeback", "Chargeback (out of escrow)"
+    DISPUTE_WON = "dispute_won", "Dispute won"
+    TIMESHEET_CHARGE = "timesheet_charge", "Timesheet charge (card into a week's escrow)"
+    TIMESHEET_PAYOUT = "timesheet_payout", "Timesheet payout (week's escrow to engineer and fee)"
+
+
 class LedgerTransaction(models.Model):
     """One movement of money. `reference` is unique: the same movement is never booked twice."""
 
     reference = models.CharField(max_length=100, unique=True)
-    kind = models.CharField(max_length=20)
+    kind = models.CharField(max_length=20, choices=LedgerTransactionKind.choices)
     milestone = models.ForeignKey(
         "payments.Milestone", null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_transactions"
     )

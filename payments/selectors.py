@@ -11,13 +11,16 @@ from payments.models import (
     TIMESHEET_HELD,
     HourlyBilling,
     LedgerAccount,
+    LedgerAccountKind,
     LedgerEntry,
     LedgerTransaction,
+    LedgerTransactionKind,
     Milestone,
     PayoutAccount,
     Timesheet,
     TimesheetStatus,
 )
+from payments.services import ledger
 
 
 def payouts_enabled(*, engineer_id: int) -> bool:
@@ -119,20 +122,23 @@ def ledger_problems() -> list[str]:
         total = account.total or 0
         if total != account.balance:
             problems.append(f"account {account.code} says {account.balance} but its entries sum to {total}")
-        if account.kind == "escrow" and total < 0:
+        if account.kind == LedgerAccountKind.ESCROW and total < 0:
             problems.append(f"escrow {account.code} is negative: {total}")
     for milestone in Milestone.objects.all():
-        escrow = LedgerAccount.objects.filter(code=f"escrow:milestone-{milestone.pk}:{milestone.currency}").first()
+        escrow = LedgerAccount.objects.filter(code=ledger.escrow_code(milestone)).first()
         held = escrow.balance if escrow else 0
         expected = milestone.amount_minor if milestone.status in ESCROW_HELD else 0
         if held != expected:
             problems.append(f"milestone {milestone.pk} is {milestone.status} but escrow holds {held}, not {expected}")
-        payouts = LedgerTransaction.objects.filter(milestone=milestone, kind__in=["release", "settle"]).count()
+        payouts = LedgerTransaction.objects.filter(
+            milestone=milestone, kind__in=[LedgerTransactionKind.RELEASE, LedgerTransactionKind.SETTLE]
+        ).count()
         if payouts > 1:
             problems.append(f"milestone {milestone.pk} was paid out {payouts} times")
         paid = (
             LedgerEntry.objects.filter(
-                transaction__milestone=milestone, account__kind__in=["engineer_payout", "platform_fee"]
+                transaction__milestone=milestone,
+                account__kind__in=[LedgerAccountKind.ENGINEER_PAYOUT, LedgerAccountKind.PLATFORM_FEE],
             ).aggregate(total=Sum("amount"))["total"]
             or 0
         )
@@ -145,17 +151,16 @@ def _timesheet_problems() -> list[str]:
     """Each hourly week: escrow holds its amount exactly while charged and unpaid; charged once, paid out once."""
     problems = []
     for timesheet in Timesheet.objects.exclude(payment_intent_id="", status__in=["open", "void", "carried_over"]):
-        code = f"escrow:timesheet-{timesheet.pk}:{timesheet.currency}"
-        escrow = LedgerAccount.objects.filter(code=code).first()
+        escrow = LedgerAccount.objects.filter(code=ledger.timesheet_escrow_code(timesheet)).first()
         held = escrow.balance if escrow else 0
         expected = timesheet.amount_minor if timesheet.status in TIMESHEET_HELD else 0
         if held != expected:
             problems.append(f"timesheet {timesheet.pk} is {timesheet.status} but escrow holds {held}, not {expected}")
         kinds = list(LedgerTransaction.objects.filter(timesheet=timesheet).values_list("kind", flat=True))
-        for kind in ("timesheet_charge", "timesheet_payout"):
+        for kind in (LedgerTransactionKind.TIMESHEET_CHARGE, LedgerTransactionKind.TIMESHEET_PAYOUT):
             if kinds.count(kind) > 1:
                 problems.append(f"timesheet {timesheet.pk} has {kinds.count(kind)} {kind} bookings")
-        if timesheet.status == "paid" and kinds.count("timesheet_payout") != 1:
+        if timesheet.status == "paid" and kinds.count(LedgerTransactionKind.TIMESHEET_PAYOUT) != 1:
             problems.append(f"timesheet {timesheet.pk} is paid but its payout is not booked")
     return problems
 

@@ -13,7 +13,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from accounts.models import User
-from marketplace.admin import ReadOnlyAdmin
+from marketplace.admin import ReadOnlyAdmin, ReadOnlyInline
 from marketplace.errors import DomainError
 from vetting import selectors, services
 from vetting.models import Application, ApplicationEvent, Criterion, Rubric, RubricCategory, Score, VettedRecord
@@ -112,16 +112,10 @@ class ScoreInline(admin.TabularInline[Score, Application]):
         return score.criterion.weight
 
 
-class EventInline(admin.TabularInline[ApplicationEvent, Application]):
+class EventInline(ReadOnlyInline[ApplicationEvent, Application]):
     model = ApplicationEvent
     fields = ("created_at", "from_status", "to_status", "actor", "note")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
     verbose_name_plural = "Audit trail"
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -285,12 +279,9 @@ class VettedRecordAdmin(admin.ModelAdmin[VettedRecord]):
         )
 
 
-class CategoryInline(admin.TabularInline[RubricCategory, Rubric]):
+class CategoryInline(ReadOnlyInline[RubricCategory, Rubric]):
     model = RubricCategory
     fields = ("position", "key", "name", "description")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
 
 
 @admin.register(Rubric)

@@ -1,3 +1,6 @@
+from datetime import datetime
+from typing import Self
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -176,6 +179,22 @@ class Level(models.TextChoices):
     STAFF = "staff", "Staff"
 
 
+def current_record_q(*, at: datetime, through: str = "") -> Q:
+    """The rule for a current vetted record at `at`: not revoked, not superseded, not yet expired.
+
+    `through` is the lookup path to the record from another model, with its trailing
+    `__` (`"user__vetted_records__"`), for a join condition such as a FilteredRelation;
+    everything else should use `VettedRecord.objects.current()`.
+    """
+    return Q(**{f"{through}revoked_at": None, f"{through}superseded_at": None, f"{through}expires_at__gt": at})
+
+
+class VettedRecordQuerySet(models.QuerySet["VettedRecord"]):
+    def current(self, at: datetime | None = None) -> Self:
+        """Records that make an engineer matchable at `at` (an aware datetime; default now)."""
+        return self.filter(current_record_q(at=at or timezone.now()))
+
+
 class VettedRecord(models.Model):
     """What an approval grants: the engineer is matchable until it expires or is revoked."""
 
@@ -195,6 +214,8 @@ class VettedRecord(models.Model):
     superseded_at = models.DateTimeField(null=True, blank=True)
     # When the engineer was reminded that the record is about to expire (once).
     reminded_at = models.DateTimeField(null=True, blank=True)
+
+    objects = VettedRecordQuerySet.as_manager()
 
     class Meta:
         constraints = [

@@ -14,12 +14,15 @@ from vetting.models import OPEN_STATUSES, Application, ApplicationStatus, Rubric
 
 def current_records(*, now: datetime | None = None) -> QuerySet[VettedRecord]:
     """Records that make an engineer matchable right now: not revoked, not superseded, not expired."""
-    now = now or timezone.now()
-    return VettedRecord.objects.filter(revoked_at=None, superseded_at=None, expires_at__gt=now)
+    return VettedRecord.objects.current(at=now)
 
 
 def matchable_engineers(*, now: datetime | None = None) -> QuerySet[User]:
-    """Active engineers with a current vetted record. Matching starts from this set."""
+    """Active engineers with a current vetted record: who vetting calls matchable.
+
+    Ranking does not start from this set; `hiring_requests.matching` joins the same
+    current-record rule (`vetting.models.current_record_q`) onto engineer profiles.
+    """
     return User.objects.filter(
         Exists(current_records(now=now).filter(engineer=OuterRef("pk"))), is_active=True, role="engineer"
     )

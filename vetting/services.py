@@ -99,9 +99,7 @@ def rubric_create(*, spec: dict[str, Any], actor: User) -> Rubric:
 
 
 def _current_record(engineer: User) -> VettedRecord | None:
-    return VettedRecord.objects.filter(
-        engineer=engineer, revoked_at=None, superseded_at=None, expires_at__gt=timezone.now()
-    ).first()
+    return VettedRecord.objects.current().filter(engineer=engineer).first()
 
 
 def reapply_allowed_at(engineer: User) -> datetime | None:
@@ -423,10 +421,9 @@ def vetting_expiry_reminders() -> int:
     Compare-and-set on `reminded_at`, so two runs never remind twice. Returns how many were reminded.
     """
     now = timezone.now()
-    due = VettedRecord.objects.filter(
-        revoked_at=None, superseded_at=None, reminded_at=None, expires_at__gt=now,
-        expires_at__lte=now + timedelta(days=settings.VETTING_RENEWAL_WINDOW_DAYS),
-    )  # fmt: skip
+    due = VettedRecord.objects.current(at=now).filter(
+        reminded_at=None, expires_at__lte=now + timedelta(days=settings.VETTING_RENEWAL_WINDOW_DAYS)
+    )
     reminded = 0
     for record_id, engineer_id, expires_at in due.values_list("pk", "engineer_id", "expires_at"):
         with transaction.atomic():

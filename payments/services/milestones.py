@@ -24,7 +24,7 @@ name without the `a` prefix (tasks, admin, tests).
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -359,11 +359,39 @@ def _release_record(*, milestone_id: int, transfer_id: str) -> Milestone:
     return milestone
 
 
+async def _transfer_and_book[T](
+    *,
+    milestone_id: int,
+    amount: int,
+    currency: str,
+    destination: str,
+    charge_id: str,
+    key: str,
+    record: Callable[..., T],
+) -> T:
+    """Call: the engineer's Transfer for a release or a settlement; then `record(milestone_id=, transfer_id=)`.
+
+    The Transfer draws on the milestone's own charge (`source_transaction`,
+    https://docs.stripe.com/connect/separate-charges-and-transfers#transfer-availability)
+    and is grouped under `milestone-<id>`. `key` is the step's idempotency key, so a
+    replay by the sweep gets the first Transfer back
+    (https://docs.stripe.com/api/idempotent_requests). `record` runs in a phase of
+    its own: a release books the ledger there; a settlement notes the Transfer and
+    books once its refund is done too. Stripe's errors reach the caller, which
+    decides what a refusal undoes.
+    """
+    transfer = await gateway.create_transfer(
+        amount=amount, currency=currency, destination=destination,
+        source_transaction=charge_id, transfer_group=f"milestone-{milestone_id}", key=key,
+    )  # fmt: skip
+    return await atomic_phase(record)(milestone_id=milestone_id, transfer_id=transfer.id)
+
+
 async def _release_call_and_record(plan: _Release) -> Milestone:
     try:
-        transfer = await gateway.create_transfer(
-            amount=plan.amount, currency=plan.currency, destination=plan.destination,
-            source_transaction=plan.charge_id, transfer_group=f"milestone-{plan.milestone_id}", key=plan.key,
+        return await _transfer_and_book(
+            milestone_id=plan.milestone_id, amount=plan.amount, currency=plan.currency, destination=plan.destination,
+            charge_id=plan.charge_id, key=plan.key, record=_release_record,
         )  # fmt: skip
     except PaymentsUnavailable as exc:
         if not exc.sent:
@@ -374,7 +402,6 @@ async def _release_call_and_record(plan: _Release) -> Milestone:
             milestone_id=plan.milestone_id, back_to=plan.back_to, refused=f"Stripe refused the Transfer: {exc.detail}"
         )
         raise
-    return await atomic_phase(_release_record)(milestone_id=plan.milestone_id, transfer_id=transfer.id)
 
 
 async def amilestone_approve(*, client: User | None, milestone_id: int) -> Milestone:
@@ -597,13 +624,11 @@ async def _settle_calls_and_record(milestone: Milestone, staff: User | None) -> 
     refund_amount = milestone.amount_minor - share
     try:
         if share and not milestone.transfer_id:
-            transfer = await gateway.create_transfer(
-                amount=milestone.step_amount_minor or 0, currency=milestone.currency,
-                destination=milestone.step_destination,
-                source_transaction=milestone.charge_id, transfer_group=f"milestone-{milestone.pk}",
-                key=_key(milestone, "settle-transfer"),
+            await _transfer_and_book(
+                milestone_id=milestone.pk, amount=milestone.step_amount_minor or 0, currency=milestone.currency,
+                destination=milestone.step_destination, charge_id=milestone.charge_id,
+                key=_key(milestone, "settle-transfer"), record=_settle_note_transfer,
             )  # fmt: skip
-            await atomic_phase(_settle_note_transfer)(milestone_id=milestone.pk, transfer_id=transfer.id)
         refund_id = ""
         if refund_amount:
             refund = await gateway.create_refund(
