@@ -35,6 +35,17 @@ def _fresh_rate_limits(settings):
     _clear_cache(settings)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer() -> Iterator[None]:
+    """Each test gets its own channel layer object. A server process has one event loop for its life, but each
+    async test has its own: a test that ends with a consumer's receive still pending leaves the shared layer's
+    receive lock held by a loop that is gone, and every later test that receives would fail on it."""
+    yield
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+
+
 @pytest.fixture
 def csrf_client() -> Client:
     """A browser: CSRF is enforced the way it is for real traffic."""

@@ -213,7 +213,8 @@ def test_a_generated_client_walks_the_story_and_reads_typed_errors(stack, tmp_pa
     onboarding = api.call(
         "payout_onboarding", client=grace, body=model("OnboardingIn").from_dict({"return_url": f"{base}/"})
     )
-    httpx.get(onboarding.url, timeout=10).raise_for_status()  # the engineer at Stripe's hosted page
+    finished = httpx.get(onboarding.url, timeout=10)  # the engineer at Stripe's hosted page
+    assert (finished.status_code, finished.headers["location"]) == (302, f"{base}/")  # sent back, as Stripe does
     wait_until(lambda: api.call("payout_account", client=grace).payouts_enabled, timeout=30, what="account.updated")
     engagement = api.call(
         "request_hire", client=client, expect=201, request_id=draft.id,

@@ -57,7 +57,7 @@ def test_the_api_keeps_its_openapi_contract(rubric, tmp_path: Path, role):
                 sys.executable, "-m", "schemathesis.cli", "run", f"{base}/api/openapi.json", "--checks", "all",
                 "--exclude-checks", "positive_data_acceptance",
                 "--max-examples", str(EXAMPLES), "--phases", PHASES.get(role, DEFAULT_PHASES),
-                "--workers", "1", "--seed", "20261130",
+                "--workers", "2", "--seed", "20261130",
                 "--exclude-path", "/api/payments/stripe/webhook", "--exclude-path", "/api/vetting/staff/rubrics",
                 "--exclude-path-regex", CALLS_STRIPE,
                 "--no-color", *headers,

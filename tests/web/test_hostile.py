@@ -1,7 +1,6 @@
 """What a hostile or careless client sent the web app, kept as tests: each is refused, and nothing changes."""
 
 import pytest
-from django.core.cache import cache
 
 from accounts.models import User
 from hiring_requests import services as hiring
@@ -12,13 +11,6 @@ from tests.hiring_requests.conftest import raised
 from tests.payments.helpers import engagement, milestone
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_limits():
-    cache.clear()  # the rate limits count in the cache
-    yield
-    cache.clear()
 
 
 def _invited(rubric_engineer=None):
