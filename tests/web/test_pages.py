@@ -264,3 +264,18 @@ def test_email_preferences_are_saved_and_essential_kinds_stay_on(client):
     saved = dict(EmailPreference.objects.filter(user=user).values_list("kind", "delivery"))
     assert saved == {"shortlist.changed": "daily"}  # the essential kind and the garbage were not taken
     assert 'value="daily" selected' in client.get("/app/notifications/email").content.decode()
+
+
+def test_each_milestone_shows_its_history(client):
+    from payments import services as payments
+    from tests.payments.helpers import engagement, milestone
+
+    made = milestone(engagement(onboarded=False))
+    Milestone.objects.filter(pk=made.pk).update(status="funded")
+    payments.milestone_submit(engineer=made.engagement.engineer, milestone_id=made.pk, note="pool done, see PR 12")
+    client.force_login(made.engagement.client)
+
+    page = client.get(f"/app/engagements/{made.engagement_id}").content.decode()
+
+    assert "→ <strong>submitted</strong>" in page
+    assert "pool done, see PR 12" in page

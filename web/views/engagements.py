@@ -38,7 +38,10 @@ def _engagement(user: User, engagement_id: int) -> tuple[Engagement, list[Milest
     if engagement is None or user.pk not in (engagement.client_id, engagement.engineer_id):
         raise Http404("No such engagement.")
     milestones = selectors.milestones_of(user=user, engagement_id=engagement_id)
-    return engagement, list(milestones or [])
+    # Each milestone's history (who moved it, when, why), read in one more query for all of them.
+    if milestones is None:
+        raise Http404("No such engagement.")
+    return engagement, list(milestones.prefetch_related("events__actor"))
 
 
 @login_required
