@@ -4,7 +4,6 @@ on PostgreSQL and Redis, with staff, a client and two engineers acting over HTTP
 import asyncio
 import json
 import threading
-import time
 import uuid
 from collections import defaultdict
 from typing import Any
@@ -198,10 +197,7 @@ def _assert_the_expected_emails_were_written(story: Story, mail_dir) -> None:
         got = inbox()
         return all(any(part in subject for subject in got[to]) for to, parts in expected.items() for part in parts)
 
-    deadline = time.monotonic() + 30
-    while not complete() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert complete(), f"expected subjects {expected}, written {dict(inbox())}"
+    wait_until(complete, timeout=30, what=f"the expected emails {expected}")
 
 
 def _answers(url: str) -> bool:
