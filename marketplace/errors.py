@@ -14,6 +14,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 
+from marketplace import telemetry
+
 logger = logging.getLogger(__name__)
 
 
@@ -211,6 +213,7 @@ def install_error_handlers(api: NinjaAPI) -> None:
             return domain_error(request, guard)
         # Never Django's debug page under /api/, not even in development: clients parse JSON.
         logger.exception("api.unhandled_error", extra={"path": request.path})
+        telemetry.record_exception(exc)
         return _error(api, request, 500, "server_error", "Something went wrong on our side; it has been logged.")
 
 

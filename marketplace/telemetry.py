@@ -3,8 +3,10 @@
 Off unless `OTEL_EXPORTER_OTLP_ENDPOINT` is set: then nothing is instrumented
 and the API's default no-op tracer provider stays in place, so a span costs a
 function call. On, each server process (marketplace.asgi) and each worker
-process (marketplace.celery) calls `setup` once: spans for Django requests
-(an incoming W3C `traceparent` is their parent), Celery publish and run (the
+process (marketplace.celery) calls `setup` once: a server span for each HTTP
+request, opened at the ASGI layer by `TracedHttp` (an incoming W3C
+`traceparent` is its parent) and named by the Django route that answered it
+(marketplace.tracing), Celery publish and run (the
 context travels in the task's headers), psycopg queries, redis commands and
 httpx calls (Stripe's client is httpx), plus our own `notification.push`. They
 are batched and sent over OTLP/HTTP to `<endpoint>/v1/traces`
@@ -13,24 +15,34 @@ is recorded, plus every trace a caller's sampled `traceparent` asks for
 (`OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`).
 
 `install` takes any provider, which is how tests collect spans in memory.
+
+Why the ASGI layer and not OpenTelemetry's Django middleware: that middleware is
+synchronous (Django's MiddlewareMixin), so on an async server its `process_view`
+costs every request, sampled or not, a hop to a thread and back, and it resolves the
+URL a second time to name the span. Measured in bench/bench_soak.py's "overhead"
+part (docs/benchmarks.md, "Soak").
 """
 
 import contextvars
 import logging
+import sys
 from typing import Any
 
 from celery.signals import task_prerun
 from django.conf import settings
+from django.core.signals import got_request_exception
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.instrumentation.celery import CeleryInstrumentor
-from opentelemetry.instrumentation.django import DjangoInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
 from opentelemetry.instrumentation.redis import RedisInstrumentor
+from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
+from opentelemetry.util.http import sanitize_method
 
 from marketplace.tracing import request_id
 
@@ -45,7 +57,6 @@ class _Installed:
 
 _installed = _Installed()
 _instrumentors = (
-    DjangoInstrumentor(),
     CeleryInstrumentor(),  # type: ignore[no-untyped-call]
     PsycopgInstrumentor(),
     RedisInstrumentor(),
@@ -83,9 +94,8 @@ def sampler(name: str, ratio: float) -> Sampler:
 def setup(*, default_service_name: str) -> TracerProvider | None:
     """Turn tracing on for this process if `OTEL_EXPORTER_OTLP_ENDPOINT` is set; returns the provider, or None.
 
-    Call once per process, before Django's handler is built (the Django
-    instrumentation adds a middleware to MIDDLEWARE) and after any fork (the
-    batch processor's thread does not cross one). A second call does nothing.
+    Call once per process, after any fork (the batch processor's thread does not
+    cross one). A second call does nothing.
     """
     if _installed.provider is not None or not settings.OTEL_EXPORTER_OTLP_ENDPOINT:
         return None
@@ -107,22 +117,81 @@ def setup(*, default_service_name: str) -> TracerProvider | None:
 
 
 def install(provider: trace.TracerProvider) -> None:
-    """Instrument Django, Celery, psycopg, redis and httpx, reporting to `provider`."""
+    """Instrument HTTP requests (through `TracedHttp`), Celery, psycopg, redis and httpx, reporting to `provider`."""
     _installed.provider = provider
     for instrumentor in _instrumentors:
         instrumentor.instrument(tracer_provider=provider)
     _httpx.instrument(tracer_provider=provider)
     # After the Celery instrumentation's own receiver, so the task's span is current by then.
     task_prerun.connect(_tag_task_span, dispatch_uid="telemetry.task_request_id")
+    got_request_exception.connect(_record_exception, dispatch_uid="telemetry.request_exception")
 
 
 def uninstall() -> None:
     """Undo `install` (tests); the global provider, if `setup` set one, stays."""
+    got_request_exception.disconnect(dispatch_uid="telemetry.request_exception")
     task_prerun.disconnect(dispatch_uid="telemetry.task_request_id")
     _httpx.uninstrument()
     for instrumentor in reversed(_instrumentors):
         instrumentor.uninstrument()
     _installed.provider = None
+
+
+class TracedHttp:
+    """ASGI middleware for the HTTP protocol: OpenTelemetry's ASGI middleware while tracing is installed, else the app.
+
+    Which one is decided per request, so an app built before `install` (as the
+    server's is, and the tests') is traced from the request after. The span is
+    named by the method alone here, since a path would put ids into span names;
+    marketplace.tracing's middleware renames it `<METHOD> <route>` (Django's route
+    pattern, as `http.route`) once the URL is resolved, when the span is sampled.
+    The ASGI messages are not spans of their own (`exclude_spans`), and metrics
+    are Prometheus's (marketplace.metrics), not OpenTelemetry's.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._traced: tuple[trace.TracerProvider, OpenTelemetryMiddleware] | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        provider = _installed.provider
+        if provider is None:
+            await self.app(scope, receive, send)
+            return
+        if self._traced is None or self._traced[0] is not provider:
+            middleware = OpenTelemetryMiddleware(
+                self.app,
+                default_span_details=_method_only,
+                tracer_provider=provider,
+                meter_provider=NoOpMeterProvider(),
+                exclude_spans=["receive", "send"],
+            )
+            self._traced = (provider, middleware)
+        await self._traced[1](scope, receive, send)
+
+
+def _method_only(scope: Any) -> tuple[str, dict[str, Any]]:
+    method = sanitize_method(str(scope.get("method", "")).strip())
+    return ("HTTP" if method == "_OTHER" else method), {}
+
+
+def record_exception(error: BaseException) -> None:
+    """Record an exception that became a 500 on the current span (the request's), when it is sampled.
+
+    Django and the API turn an unhandled exception into a response inside the
+    middleware, so the span at the ASGI layer sees only the status (an error
+    status for a 5xx, by OpenTelemetry's HTTP conventions); this keeps the
+    exception's type, message and stack with it.
+    """
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.record_exception(error)
+
+
+def _record_exception(sender: Any, request: Any = None, **kwargs: Any) -> None:
+    error = sys.exc_info()[1]
+    if error is not None:
+        record_exception(error)
 
 
 def fresh_context() -> contextvars.Context:

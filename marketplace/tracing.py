@@ -17,6 +17,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from celery.signals import before_task_publish, task_postrun, task_prerun
 from django.http import HttpRequest, HttpResponseBase
 from opentelemetry import trace
+from opentelemetry.semconv.attributes.http_attributes import HTTP_ROUTE
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
@@ -45,6 +46,20 @@ def _take(request: HttpRequest) -> str:
     return str(request.request_id)  # type: ignore[attr-defined]
 
 
+def _name_span(request: HttpRequest) -> None:
+    """Name the request's server span `<METHOD> <route>` (Django's pattern, also `http.route`), when it is sampled.
+
+    marketplace.telemetry opens the span at the ASGI layer, before any URL is
+    resolved; the name follows OpenTelemetry's HTTP conventions
+    (https://opentelemetry.io/docs/specs/semconv/http/http-spans/#name).
+    """
+    span = trace.get_current_span()
+    route = getattr(request.resolver_match, "route", None)
+    if route and span.is_recording():
+        span.update_name(f"{request.method} {route}")
+        span.set_attribute(HTTP_ROUTE, route)
+
+
 class RequestIdMiddleware:
     """Django middleware, sync and async: set the id for the request, echo it in the response."""
 
@@ -63,6 +78,7 @@ class RequestIdMiddleware:
         try:
             response: HttpResponseBase = self.get_response(request)
             response[HEADER] = request_id.get() or ""
+            _name_span(request)
             return response
         finally:
             request_id.reset(token)
@@ -73,6 +89,7 @@ class RequestIdMiddleware:
             get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]] = self.get_response
             response = await get_response(request)
             response[HEADER] = request_id.get() or ""
+            _name_span(request)
             return response
         finally:
             request_id.reset(token)

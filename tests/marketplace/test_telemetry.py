@@ -3,11 +3,12 @@
 import logging
 import random
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from django.test import Client
+from asgiref.sync import async_to_sync
+from channels.testing import HttpCommunicator
 from opentelemetry import trace
-from opentelemetry.instrumentation.django import DjangoInstrumentor
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -15,6 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from accounts.services import api_token_create
 from hiring_requests import services as hiring_services
 from marketplace import telemetry
+from marketplace.asgi import application  # imported once, here: it sets up Django, and with it logging, again
 from marketplace.celery import app as celery_app
 from marketplace.tracing import RequestIdFilter
 from payments import services as payment_services
@@ -53,6 +55,26 @@ def eager_tasks() -> Iterator[None]:
         celery_app.conf.task_always_eager = previous
 
 
+class Answer:
+    def __init__(self, message: dict[str, Any]) -> None:
+        self.status_code: int = message["status"]
+        self.headers: dict[str, str] = {name.decode().lower(): value.decode() for name, value in message["headers"]}
+
+    def __getitem__(self, header: str) -> str:
+        return self.headers[header.lower()]
+
+
+def asgi(method: str, path: str, *, body: bytes = b"", **headers: str) -> Answer:
+    """One request through the server's whole ASGI application (where its span opens), not only Django's handler.
+
+    Django's request_finished closes the connection, so a test using this needs `transaction=True`.
+    """
+    headers = {"host": "testserver", **headers}
+    pairs = [(name.replace("_", "-").encode(), value.encode()) for name, value in headers.items()]
+    communicator = HttpCommunicator(application, method, path, body=body, headers=pairs)
+    return Answer(async_to_sync(communicator.get_response)(timeout=30))
+
+
 def hex_trace(span: ReadableSpan) -> str:
     assert span.context is not None
     return format(span.context.trace_id, "032x")
@@ -73,9 +95,9 @@ def named(finished: tuple[ReadableSpan, ...], name: str) -> list[ReadableSpan]:
     return [span for span in finished if span.name == name]
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_an_incoming_traceparent_is_the_parent_of_the_server_span(spans):
-    response = Client().get("/health/live", HTTP_TRACEPARENT=TRACEPARENT, HTTP_X_REQUEST_ID="req-otel-1")
+    response = asgi("GET", "/health/live", traceparent=TRACEPARENT, x_request_id="req-otel-1")
 
     (server,) = [span for span in spans.get_finished_spans() if span.kind is trace.SpanKind.SERVER]
     assert hex_trace(server) == TRACE_ID
@@ -84,11 +106,13 @@ def test_an_incoming_traceparent_is_the_parent_of_the_server_span(spans):
     assert server.attributes is not None
     assert server.attributes["vetted.request_id"] == "req-otel-1"
     assert response["X-Request-ID"] == "req-otel-1"
+    assert server.name == "GET health/live"
+    assert server.attributes["http.route"] == "health/live"
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_without_a_traceparent_a_request_starts_its_own_trace(spans):
-    Client().get("/health/live")
+    asgi("GET", "/health/live")
 
     (server,) = [span for span in spans.get_finished_spans() if span.kind is trace.SpanKind.SERVER]
     assert server.parent is None
@@ -103,9 +127,7 @@ def test_raise_matching_task_and_invitation_push_share_one_trace(spans, eager_ta
     _, token = api_token_create(user=client_user, name="http")
     spans.clear()
 
-    response = Client().post(
-        f"/api/requests/{draft.pk}/raise", HTTP_AUTHORIZATION=f"Bearer {token}", HTTP_TRACEPARENT=TRACEPARENT
-    )
+    response = asgi("POST", f"/api/requests/{draft.pk}/raise", authorization=f"Bearer {token}", traceparent=TRACEPARENT)
 
     assert response.status_code == 200
     finished = spans.get_finished_spans()
@@ -144,12 +166,13 @@ def test_a_stripe_webhook_its_task_and_the_milestone_notification_share_one_trac
     body, signature = next(r for r in stripe_settings.collector.received if b"payment_intent.succeeded" in r[0])
     spans.clear()
 
-    response = Client().post(
+    response = asgi(
+        "POST",
         "/api/payments/stripe/webhook",
-        body,
+        body=body,
         content_type="application/json",
-        HTTP_STRIPE_SIGNATURE=signature,
-        HTTP_TRACEPARENT=TRACEPARENT,
+        stripe_signature=signature,
+        traceparent=TRACEPARENT,
     )
 
     assert response.status_code == 200
@@ -193,9 +216,9 @@ def test_a_stripe_call_is_a_client_span_of_the_work_that_made_it(
     assert ancestors(call, finished)[-1] == "fund"
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_queries_are_spans_of_the_request(spans):
-    Client().get("/health/ready")
+    asgi("GET", "/health/ready")
 
     finished = spans.get_finished_spans()
     (server,) = [span for span in finished if span.kind is trace.SpanKind.SERVER]
@@ -233,7 +256,6 @@ def test_without_an_endpoint_nothing_is_traced(settings):
     assert provider is None
     assert not telemetry.enabled()
     assert not isinstance(trace.get_tracer_provider(), TracerProvider)
-    assert not DjangoInstrumentor().is_instrumented_by_opentelemetry
     assert not any("opentelemetry" in middleware for middleware in settings.MIDDLEWARE)
     assert not telemetry.tracer().start_span("work").get_span_context().is_valid
 
@@ -263,3 +285,44 @@ def test_everything_is_traced_when_the_operator_asks():
     chosen = telemetry.sampler("parentbased_always_on", 0.1)
 
     assert all(chosen.should_sample(None, n + 1, "x").decision == Decision.RECORD_AND_SAMPLE for n in range(100))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_500_is_an_error_span_with_its_exception_and_django_logs_it_in_the_trace(spans, monkeypatch, caplog):
+    from accounts import api as accounts_api
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(accounts_api, "_me", broken)
+    _, token = api_token_create(user=ClientFactory.create(), name="http")
+
+    with caplog.at_level(logging.ERROR, logger="django.request"):
+        response = asgi("GET", "/api/me", authorization=f"Bearer {token}", traceparent=TRACEPARENT)
+
+    assert response.status_code == 500
+    (server,) = [span for span in spans.get_finished_spans() if span.kind is trace.SpanKind.SERVER]
+    assert server.name == "GET api/me"
+    assert server.status.status_code is trace.StatusCode.ERROR
+    assert [event.attributes["exception.type"] for event in server.events if event.attributes] == ["RuntimeError"]
+    (line,) = [record for record in caplog.records if record.name == "django.request"]
+    # Stamped while it was written, by the RequestIdFilter of the handler LOGGING configures.
+    assert (vars(line)["trace_id"], vars(line)["request_id"]) == (TRACE_ID, response["X-Request-ID"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unsampled_request_records_nothing_yet_answers_as_always():
+    exporter = InMemorySpanExporter()
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    telemetry.install(provider)
+    try:
+        response = asgi("GET", "/health/ready", x_request_id="req-unsampled")
+    finally:
+        telemetry.uninstall()
+        provider.shutdown()
+
+    assert (response.status_code, response["X-Request-ID"]) == (200, "req-unsampled")
+    assert exporter.get_finished_spans() == ()
