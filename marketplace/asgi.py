@@ -3,16 +3,17 @@
 import os
 
 import django
-from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketplace.settings")
 django.setup(set_prefix=False)
-# Before Django's app is built: tracing, when on, adds its middleware to MIDDLEWARE.
 from marketplace import telemetry  # noqa: E402
 
 telemetry.setup(default_service_name="vetted-web")
-# Build Django's app first: it sets up the app registry the imports below need.
-django_asgi_app = get_asgi_application()
+# Django's handler (with each request's sync thread from a pool: marketplace.handler), built first:
+# the imports below need the app registry it loads.
+from marketplace.handler import PooledThreadsASGIHandler  # noqa: E402
+
+django_asgi_app = PooledThreadsASGIHandler()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path, re_path  # noqa: E402
@@ -31,7 +32,7 @@ websocket_urlpatterns = [
 
 application = ProtocolTypeRouter(
     {
-        "http": read_bodies_in_time(django_asgi_app),
+        "http": telemetry.TracedHttp(read_bodies_in_time(django_asgi_app)),
         "lifespan": lifespan,
         "websocket": guarded(URLRouter(websocket_urlpatterns)),
     }

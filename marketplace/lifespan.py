@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 
-from marketplace import metrics, shutdown
+from marketplace import handler, metrics, shutdown
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ async def lifespan(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 monitor.cancel()
             await shutdown.finish_held_work()
             await gateway.aclose()
+            handler.REQUEST_THREADS.close()
             logger.info("server.stopped")
             await send({"type": "lifespan.shutdown.complete"})
             return
