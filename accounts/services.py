@@ -131,8 +131,9 @@ def api_token_find(raw_token: str) -> ApiToken | None:
     """The live token (with its active user) behind `raw_token`, or None. Records when it was last used."""
     if not raw_token.startswith(TOKEN_PREFIX):
         return None
+    # The profiles come in the same query: `GET /api/me` and most client and engineer reads need one.
     token = (
-        ApiToken.objects.select_related("user")
+        ApiToken.objects.select_related("user", "user__client_profile", "user__engineer_profile")
         .filter(digest=_digest(raw_token), revoked_at=None, user__is_active=True)
         .first()
     )

@@ -54,10 +54,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httptools
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.harness import Http, free_port, process, rss_kib, uvicorn, wait_until
+
 DATABASE_URL = os.environ.get("BENCH_SOAK_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/vetted_bench_soak")
 REDIS_URL = os.environ.get("BENCH_SOAK_REDIS_URL", "redis://127.0.0.1:6379/3")
 os.environ["DATABASE_URL"] = DATABASE_URL
@@ -103,24 +103,6 @@ SERVER_ENV = {
     # eight per core, one for each thread that ran a request's synchronous part.
     "MALLOC_ARENA_MAX": "2",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 # --- the bench's data ----------------------------------------------------------------------
@@ -200,95 +182,9 @@ def prepare() -> World:
 
 
 @contextmanager
-def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A child in its own process group, stopped (the group with it) by its pid whatever happens."""
-    with log.open("wb") as out:
-        child = subprocess.Popen(
-            [sys.executable, *args], cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-        try:
-            yield child
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(child.pid, signal.SIGTERM)
-            try:
-                child.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)
-                child.wait()
-
-
-def wait_until(check: Any, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError):
-            if check():
-                return
-        time.sleep(0.2)
-    raise SystemExit(f"{what} did not happen within {timeout:.0f} s")
-
-
-def answers(port: int) -> bool:
-    with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-        sock.sendall(b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        return sock.recv(64).startswith(b"HTTP/1.1 200")
-
-
-@contextmanager
 def server(app: str, port: int, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    args = ["-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    with process(args, {**SERVER_ENV, **env}, log) as child:
-        wait_until(lambda: answers(port), f"the server on port {port} answering")
+    with uvicorn(app, port, {**SERVER_ENV, **env}, log) as child:
         yield child
-
-
-# --- a cheap HTTP client: the server, not the client, should be what the figures measure ----------
-
-
-class Http:
-    """One keep-alive HTTP/1.1 connection; responses parsed by httptools (uvicorn's own parser)."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-        self.body = bytearray()
-        self.complete = False
-
-    def on_body(self, body: bytes) -> None:
-        self.body += body
-
-    def on_message_complete(self) -> None:
-        self.complete = True
-
-    async def request(
-        self, method: str, path: str, token: str | None = None, payload: dict[str, Any] | None = None
-    ) -> tuple[int, bytes]:
-        if self.reader is None or self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-        head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
-        if token is not None:
-            head += f"Authorization: Bearer {token}\r\n"
-        body = b"" if payload is None else json.dumps(payload).encode()
-        if payload is not None:
-            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-        self.writer.write(head.encode() + b"\r\n" + body)
-        self.body, self.complete = bytearray(), False
-        parser = httptools.HttpResponseParser(self)
-        while not self.complete:
-            data = await self.reader.read(65536)
-            if not data:
-                raise ConnectionError("the server closed the connection")
-            parser.feed_data(data)
-        if not parser.should_keep_alive():
-            self.writer.close()
-            self.reader, self.writer = None, None
-        return parser.get_status_code(), bytes(self.body)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
 
 
 # --- checkpoints: RSS, and a tracemalloc snapshot taken inside the process ------------------------

@@ -139,7 +139,7 @@ class HiringRequestFactory(DjangoModelFactory[HiringRequest]):
     time_zone = "Europe/London"
     min_overlap_hours = 4
     start_date = LazyFunction(lambda: timezone.localdate() + timedelta(days=7))
-    status = "raised"
+    status = "open"  # raised: the clock runs, matching has not started
 
 
 class InvitationFactory(DjangoModelFactory[Invitation]):

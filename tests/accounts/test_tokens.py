@@ -118,3 +118,19 @@ def test_token_list_page_size_is_bounded(client):
 
     assert response.status_code == 422
     assert response.json()["code"] == "validation_error"
+
+
+@pytest.mark.parametrize("factory", [ClientFactory, EngineerFactory])
+def test_me_by_token_is_one_query_with_the_profile(client, django_assert_num_queries, factory):
+    user = factory.create()
+    raw = create_token(client, user)["token"]
+    client.get("/api/me", **bearer(raw))  # records last_used_at, which is written at most once a minute
+
+    # the token, its user and both profiles, in one
+    with django_assert_num_queries(1):
+        response = client.get("/api/me", **bearer(raw))
+
+    body = response.json()
+    assert (body["id"], body["role"]) == (user.pk, user.role)
+    profile = "client_profile" if user.role == "client" else "engineer_profile"
+    assert body[profile] is not None

@@ -52,7 +52,7 @@ class Listing:
 
 def _request_with_client() -> tuple[User, HiringRequest]:
     client = ClientFactory.create()
-    return client, HiringRequest.objects.create(client=client, status="raised", **request_fields())
+    return client, HiringRequest.objects.create(client=client, status="open", **request_fields())
 
 
 def _invitation(request: HiringRequest, engineer: User, **fields: Any) -> Invitation:
