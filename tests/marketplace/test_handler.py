@@ -20,7 +20,7 @@ def threads() -> Iterator[RequestThreads]:
 
 
 def thread_of(executor: RequestThread) -> str:
-    return executor.submit(lambda: threading.current_thread().name).result(timeout=5)
+    return str(executor.submit(lambda: threading.current_thread().name).result(timeout=5))
 
 
 def test_an_idle_thread_is_taken_again(threads):
