@@ -27,9 +27,6 @@ router = Router(tags=["accounts"])
 
 
 def _me(user: User) -> User:
-    # A token's user comes with both profiles (accounts.services.api_token_find); a session's does not.
-    if User.client_profile.is_cached(user) and User.engineer_profile.is_cached(user):
-        return user
     return selectors.user_with_profiles(user_id=user.pk)
 
 

@@ -121,16 +121,30 @@ def test_token_list_page_size_is_bounded(client):
 
 
 @pytest.mark.parametrize("factory", [ClientFactory, EngineerFactory])
-def test_me_by_token_is_one_query_with_the_profile(client, django_assert_num_queries, factory):
+def test_me_by_token_is_two_queries_with_the_profile(client, django_assert_num_queries, factory):
     user = factory.create()
     raw = create_token(client, user)["token"]
     client.get("/api/me", **bearer(raw))  # records last_used_at, which is written at most once a minute
 
-    # the token, its user and both profiles, in one
-    with django_assert_num_queries(1):
+    # the token with its user, then the user with both profiles
+    with django_assert_num_queries(2):
         response = client.get("/api/me", **bearer(raw))
 
     body = response.json()
     assert (body["id"], body["role"]) == (user.pk, user.role)
     profile = "client_profile" if user.role == "client" else "engineer_profile"
     assert body[profile] is not None
+
+
+def test_a_deactivated_users_token_is_refused_and_last_use_is_recorded_once_a_minute(client):
+    user = ClientFactory.create()
+    raw = create_token(client, user)["token"]
+
+    assert client.get("/api/me", **bearer(raw)).status_code == 200
+    first_use = ApiToken.objects.get(user=user).last_used_at
+    assert client.get("/api/me", **bearer(raw)).status_code == 200
+    assert ApiToken.objects.get(user=user).last_used_at == first_use is not None
+
+    type(user).objects.filter(pk=user.pk).update(is_active=False)
+
+    assert client.get("/api/me", **bearer(raw)).status_code == 401
