@@ -18,7 +18,9 @@ An executor goes back to the pool only when its thread is idle. A request whose 
 vanished is cancelled on the event loop, but its synchronous code cannot be interrupted
 and may still be running (a statement up to its `statement_timeout`): that executor is
 shut down without waiting, and its thread ends when the work does, so the next request
-never queues behind a stranger's leftovers.
+never queues behind a stranger's leftovers. Nor is the thread of a request that ended in an
+exception reused: its database connections are closed on it first, in case Django's
+`request_finished` (which closes them) did not run.
 """
 
 import logging
@@ -27,6 +29,7 @@ from typing import Any
 
 from asgiref.sync import ThreadSensitiveContext
 from django.core.handlers.asgi import ASGIHandler
+from django.db import connections
 
 logger = logging.getLogger(__name__)
 
@@ -93,8 +96,15 @@ class PooledThreadsASGIHandler(ASGIHandler):
         if scope["type"] != "http":
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
         executor = self.threads.take()
+        ended = False
         try:
             async with ThreadSensitiveContext(executor=executor):
                 await self.handle(scope, receive, send)
+            ended = True
         finally:
+            if not ended:
+                # Cancelled or failed: Django's request_finished may not have run, and with it the
+                # closing of this thread's database connections. Close them on the thread (which
+                # also keeps the thread busy, so it is shut down rather than reused).
+                executor.submit(connections.close_all)
             self.threads.give_back(executor)

@@ -105,6 +105,10 @@ def stripe_event_receive(*, payload: bytes, signature: str | None) -> tuple[Stri
     except ValueError:
         raise InvalidEvent("A webhook body is a JSON object.") from None
     event = _well_formed(body)
+    # A duplicate (Stripe retries until it gets a 2xx) is answered from one read, without a transaction.
+    seen = StripeEvent.objects.filter(stripe_id=event["id"]).first()
+    if seen is not None:
+        return seen, False
     with transaction.atomic():
         stored, created = StripeEvent.objects.get_or_create(
             stripe_id=event["id"], defaults={"type": event["type"], "payload": event}

@@ -82,3 +82,23 @@ def test_requests_one_after_another_share_one_thread(threads):
     assert statuses == [200] * 20
     assert len(threads) == 1
     assert threading.active_count() == before  # Django alone would start two threads for each
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_thread_of_a_request_that_failed_is_not_reused(threads, monkeypatch):
+    application = PooledThreadsASGIHandler(threads)
+    assert get(application, "/health/live") == 200
+    (used,) = threads._idle
+
+    async def broken(*args: object) -> None:
+        raise RuntimeError("the request's end failed")
+
+    monkeypatch.setattr(application, "handle", broken)
+    communicator = HttpCommunicator(application, "GET", "/health/live", headers=[(b"host", b"testserver")])
+    with pytest.raises(RuntimeError):
+        async_to_sync(communicator.get_response)(timeout=10)
+    monkeypatch.undo()
+
+    assert len(threads) == 0
+    assert get(application, "/health/live") == 200
+    assert threads._idle[0] is not used

@@ -41,6 +41,18 @@ def test_a_signed_event_is_stored_once(client):
     assert StripeEvent.objects.get().stripe_id == "evt_1"
 
 
+def test_a_duplicate_is_answered_from_one_read(client, django_assert_num_queries, django_capture_on_commit_callbacks):
+    body = event_body("evt_again")
+    send(client, body, sign(body, SECRET))
+
+    with django_assert_num_queries(1), django_capture_on_commit_callbacks() as enqueued:
+        again = send(client, body, sign(body, SECRET))
+
+    assert again.json() == {"received": True, "duplicate": True}
+    assert enqueued == []  # nothing processed twice
+    assert StripeEvent.objects.filter(stripe_id="evt_again").count() == 1
+
+
 @pytest.mark.parametrize(
     "case",
     ["wrong secret", "tampered body", "missing header", "stale timestamp", "garbage header", "future timestamp"],
