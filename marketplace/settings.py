@@ -77,9 +77,9 @@ INSTALLED_APPS = [
     "web",
     "django_htmx",
 ]
-# Development tools (dev_tools: seed_demo, demo, screenshots) live in the repository, not in the
-# wheel (pyproject.toml), so the app is installed only where it can be imported: a production
-# install from the wheel starts without it.
+# Development tools (dev_tools: seed_demo, demo, screenshots, stripe_double) live in the repository,
+# not in the wheel (pyproject.toml), so the app is installed only where it can be imported: a
+# production install from the wheel starts without it.
 if importlib.util.find_spec("dev_tools") is not None:
     INSTALLED_APPS.append("dev_tools")
 

@@ -24,7 +24,7 @@ SECURE = {
 WITHOUT_DEV_PACKAGES = """
 import os
 import sys
-sys.modules["dev_tools"] = None
+sys.modules["dev_tools"] = sys.modules["stripe_double"] = None
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketplace.settings")
 from django.core.management import execute_from_command_line
 execute_from_command_line(["manage.py", *sys.argv[1:]])
