@@ -3,7 +3,7 @@
 Prints:
   1. time to rank one request in SQL (median, p99 over 100 requests);
   2. the same requests ranked by a plain Python loop over every engineer
-     (hiring_requests/matching_naive.py), on the same data, in the same run;
+     (bench/matching_naive.py), on the same data, in the same run;
   3. raise-to-first-invitation: an HTTP raise, a real Celery worker's wave, the
      invitation arriving on the engineer's websocket (median, p99 over 50).
 
@@ -228,8 +228,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def bench_ranking() -> None:
+    from bench.matching_naive import load_world, rank_naive
     from hiring_requests import matching
-    from hiring_requests.matching_naive import load_world, rank_naive
 
     requests = random_requests(RANK_REQUESTS, 11)
     criteria = [matching.criteria_for(r) for r in requests]

@@ -252,7 +252,7 @@ def _scored(queryset: QuerySet[EngineerProfile], criteria: Criteria, *, request_
     if criteria.nice:
         skills = (Value(3) * skills + _coverage(criteria.nice)) / Value(4)
     # The same request always orders its ties the same way; another request orders them differently.
-    # A small multiplicative hash (Lehmer's multiplier), the same in SQL and in Python (matching_naive).
+    # A small multiplicative hash (Lehmer's multiplier), the same in SQL and in Python (bench/matching_naive.py).
     mixed = (F("user_id") * Value(7_919) + Value((request_id or 0) * 104_729)) % Value(1_000_003)
     tie = mixed * Value(48_271) % Value(2_147_483_647)
     return (

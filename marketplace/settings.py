@@ -6,6 +6,7 @@ broker. DATABASE_URL and REDIS_URL move it onto PostgreSQL and Redis. The README
 lists every variable.
 """
 
+import importlib.util
 import warnings
 from datetime import timedelta
 from pathlib import Path
@@ -76,6 +77,11 @@ INSTALLED_APPS = [
     "web",
     "django_htmx",
 ]
+# Development tools (dev_tools: seed_demo, demo, screenshots, stripe_double) live in the repository,
+# not in the wheel (pyproject.toml), so the app is installed only where it can be imported: a
+# production install from the wheel starts without it.
+if importlib.util.find_spec("dev_tools") is not None:
+    INSTALLED_APPS.append("dev_tools")
 
 MIDDLEWARE = [
     "marketplace.tracing.RequestIdMiddleware",

@@ -23,7 +23,7 @@ from django.test import Client
 from playwright.async_api import Browser, Page, async_playwright
 
 from accounts.models import User
-from marketplace.chromium import LAUNCH_ARGS, MISSING, chromium_path
+from dev_tools.chromium import LAUNCH_ARGS, MISSING, chromium_path
 from tests.processes import asgi_server
 
 CHROMIUM = chromium_path()

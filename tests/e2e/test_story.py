@@ -14,7 +14,7 @@ import websockets
 from django.conf import global_settings
 from django.core.management import call_command
 
-from marketplace.demo import Story
+from dev_tools.demo import Story
 from payments import gateway
 from tests.processes import current_database_url, free_port, needs_redis, running, wait_until
 

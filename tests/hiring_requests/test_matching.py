@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from accounts.timezones import utc_offset_minutes
+from bench.matching_naive import load_world, rank_naive
 from hiring_requests import matching
-from hiring_requests.matching_naive import load_world, rank_naive
 from hiring_requests.models import Engagement, HiringRequest, Invitation, InvitationStatus
 from tests.conftest import rolled_back
 from tests.factories import ClientFactory, vetted_engineer

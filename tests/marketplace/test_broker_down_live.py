@@ -23,7 +23,7 @@ from hiring_requests import tasks as hiring_tasks
 from hiring_requests.models import Invitation
 from payments import tasks as payments_tasks
 from payments.models import StripeEvent
-from payments.stripe_double.app import sign
+from stripe_double.app import sign
 from tests.factories import ClientFactory, vetted_engineer
 from tests.hiring_requests.conftest import request_fields
 from tests.processes import asgi_server, celery_worker, free_port, needs_redis, wait_until

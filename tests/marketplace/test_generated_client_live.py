@@ -22,7 +22,7 @@ import pytest
 from django.conf import global_settings
 from django.core.management import call_command
 
-from marketplace.demo import DEMO_PASSWORD
+from dev_tools.demo import DEMO_PASSWORD
 from tests.processes import celery_worker, current_database_url, free_port, needs_redis, running, wait_until
 
 pytestmark = [

@@ -20,10 +20,29 @@ SECURE = {
 }
 
 
+# manage.py as an install from the wheel runs it: the development packages cannot be imported there.
+WITHOUT_DEV_PACKAGES = """
+import os
+import sys
+sys.modules["dev_tools"] = sys.modules["stripe_double"] = None
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketplace.settings")
+from django.core.management import execute_from_command_line
+execute_from_command_line(["manage.py", *sys.argv[1:]])
+"""
+
+
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return run([sys.executable, "manage.py", *args], env)
+
+
+def manage_without_dev_packages(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return run([sys.executable, "-c", WITHOUT_DEV_PACKAGES, *args], env)
+
+
+def run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if k not in {*SECURE, "DEBUG"}}
     return subprocess.run(
-        [sys.executable, "manage.py", *args],
+        command,
         cwd=ROOT,
         env={**clean, **env},
         capture_output=True,
@@ -102,3 +121,12 @@ def test_an_idempotency_window_no_longer_than_the_in_flight_one_is_refused():
 
     assert result.returncode != 0
     assert "IDEMPOTENCY_KEY_TTL_SECONDS must be longer than IDEMPOTENCY_IN_FLIGHT_SECONDS" in result.stderr
+
+
+def test_without_the_development_packages_production_starts_and_has_no_development_commands():
+    checked = manage_without_dev_packages("check", "--deploy", "--fail-level", "WARNING", **SECURE)
+    seeded = manage_without_dev_packages("seed_demo")
+
+    assert checked.returncode == 0, checked.stderr
+    assert seeded.returncode != 0
+    assert "Unknown command: 'seed_demo'" in seeded.stderr

@@ -9,8 +9,8 @@ import pytest
 import stripe
 import uvicorn
 
-from payments.stripe_double import StripeDouble
-from payments.stripe_double.app import read_body
+from stripe_double import StripeDouble
+from stripe_double.app import read_body
 from tests.processes import free_port, wait_until
 
 SECRET = "whsec_test_secret"

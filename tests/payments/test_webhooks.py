@@ -6,7 +6,7 @@ import time
 import pytest
 
 from payments.models import StripeEvent
-from payments.stripe_double.app import sign
+from stripe_double.app import sign
 from tests.payments.conftest import SECRET
 
 pytestmark = pytest.mark.django_db

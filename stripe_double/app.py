@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 
-from payments.stripe_double import objects
-from payments.stripe_double.forms import parse
+from stripe_double import objects
+from stripe_double.forms import parse
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from typing import Any
 import uvicorn
 from django.core.management.base import BaseCommand
 
-from payments.stripe_double import StripeDouble
+from stripe_double import StripeDouble
 
 
 class Command(BaseCommand):

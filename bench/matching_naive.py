@@ -2,7 +2,8 @@
 
 It exists as a yardstick: the benchmark times it against the database version
 (bench/bench_matching.py), and the tests use it as an independent oracle for
-the filters and scores. Production code never calls it.
+the filters and scores. Production code never calls it, so it lives in bench/,
+out of the wheel.
 """
 
 from datetime import datetime

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from marketplace.demo import Story, StoryError
+from dev_tools.demo import Story, StoryError
 
 
 class Command(BaseCommand):

@@ -26,8 +26,8 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.services import demo_password
+from dev_tools.chromium import LAUNCH_ARGS, MISSING, chromium_path
 from hiring_requests.models import Engagement
-from marketplace.chromium import LAUNCH_ARGS, MISSING, chromium_path
 from marketplace.proxies import uvicorn_proxy_args
 from payments.models import Milestone
 from vetting.models import Application

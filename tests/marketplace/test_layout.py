@@ -1,0 +1,41 @@
+"""The product apart from the development tools: the wheel holds the product, and the product imports no tool."""
+
+import ast
+import tomllib
+from fnmatch import fnmatch
+
+from tests.processes import ROOT
+
+DEVELOPMENT = ("dev_tools", "stripe_double", "bench", "tests")
+
+
+def wheel_patterns() -> list[str]:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return list(pyproject["tool"]["setuptools"]["packages"]["find"]["include"])
+
+
+def imported(node: ast.Import | ast.ImportFrom) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    return [node.module] if node.level == 0 and node.module else []
+
+
+def test_the_wheel_holds_no_development_package():
+    patterns = wheel_patterns()
+
+    assert [name for name in DEVELOPMENT if any(fnmatch(name, pattern) for pattern in patterns)] == []
+
+
+def test_the_product_imports_no_development_package():
+    paths = [path for pattern in wheel_patterns() for path in sorted(ROOT.glob(f"{pattern}/**/*.py"))]
+    found = [
+        f"{path.relative_to(ROOT)}:{node.lineno} {name}"
+        for path in paths
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for name in imported(node)
+        if name.split(".")[0] in DEVELOPMENT
+    ]
+
+    assert len(paths) > 100
+    assert found == []
