@@ -39,3 +39,19 @@ def test_the_product_imports_no_development_package():
 
     assert len(paths) > 100
     assert found == []
+
+
+def test_every_file_the_product_reads_besides_code_ships_in_the_wheel():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    data = pyproject["tool"]["setuptools"]["package-data"]["*"]
+    packages = [path for pattern in wheel_patterns() for path in sorted(ROOT.glob(pattern)) if path.is_dir()]
+    files = [
+        path.relative_to(package).as_posix()
+        for package in packages
+        for path in package.rglob("*")
+        if path.is_file() and path.suffix not in (".py", ".pyc") and "__pycache__" not in path.parts
+    ]
+
+    assert len(files) > 50  # templates, static files, the rubric
+    # setuptools matches package data by glob, `**` across folders
+    assert [name for name in files if not any(fnmatch(name, pattern.replace("**/", "")) for pattern in data)] == []
