@@ -43,7 +43,9 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# bench/bench_api.py loads the server with wrk, from Debian's packages.
 bench: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || apt-get install -y --no-install-recommends wrk >/dev/null || { echo "bench/bench_api.py needs wrk: apt-get install wrk"; exit 1; }
 	@ls bench/*.py >/dev/null 2>&1 || { echo "no benchmarks yet"; exit 0; }
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
