@@ -8,8 +8,9 @@ expiry) is a compare-and-set update that only one caller can win.
 Every state change of a request goes through `_move`, and of an invitation
 through `_move_invitation`: each checks the move against its table
 (`REQUEST_MOVES`, `INVITATION_MOVES` in `hiring_requests.models`) and saves only
-the fields it changes. The few bulk updates (expiry, ending engagements) stand in
-for them, guarded by the states the table allows to move to their target.
+the fields it changes. The few bulk updates (expiry, withdrawing a request's
+pending offers, ending engagements) stand in for them, each guarded in its WHERE
+by the states it moves from, which the table allows to move to its target.
 """
 
 import logging
@@ -209,8 +210,17 @@ def request_raise(*, client: User, request_id: int) -> HiringRequest:
 
 
 def _withdraw_pending(request: HiringRequest, *, reason: str) -> None:
-    pending = list(request.invitations.filter(status=InvitationStatus.PENDING).values_list("pk", "engineer_id"))
-    Invitation.objects.filter(pk__in=[pk for pk, _ in pending]).update(
+    """Withdraw the request's pending offers (the caller holds the request's row lock); tell each engineer.
+
+    One guarded bulk update stands in for `_move_invitation` on each offer (PENDING
+    -> WITHDRAWN is in INVITATION_MOVES). The offers are locked as they are read: the
+    sweep expires an offer without the request's lock, and an offer it expired
+    meanwhile must stay expired, and its engineer not be told it was withdrawn too.
+    """
+    pending = list(
+        request.invitations.select_for_update().filter(status=InvitationStatus.PENDING).values_list("pk", "engineer_id")
+    )
+    Invitation.objects.filter(pk__in=[pk for pk, _ in pending], status=InvitationStatus.PENDING).update(
         status=InvitationStatus.WITHDRAWN, responded_at=timezone.now()
     )
     for invitation_id, engineer_id in pending:
