@@ -357,7 +357,8 @@ _T = TimesheetStatus
 TIMESHEET_MOVES: dict[str, frozenset[str]] = {
     _T.OPEN: frozenset({_T.SUBMITTED, _T.VOID, _T.CARRIED_OVER}),
     _T.SUBMITTED: frozenset({_T.APPROVED, _T.CHARGING, _T.DISPUTED}),
-    _T.DISPUTED: frozenset({_T.APPROVED, _T.CHARGING, _T.VOID}),
+    # Staff settle it: the share billed is charged as an approved week (or nothing is, and it is void).
+    _T.DISPUTED: frozenset({_T.APPROVED, _T.VOID}),
     # Approved while the engagement's billing is not active: charged once it is.
     _T.APPROVED: frozenset({_T.CHARGING}),
     # Nothing reached Stripe: back to approved. A webhook may record the charge before the call returns.
