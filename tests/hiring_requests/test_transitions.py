@@ -1,7 +1,8 @@
 """The tables of hiring_requests are the rule: REQUEST_MOVES, INVITATION_MOVES and ENGAGEMENT_MOVES.
 
-Every pair of states is tried against `_move` and `_move_invitation`: a move the table
-lists is saved, any other is refused with the app's conflict error and saves nothing.
+Only `_move` and `_move_invitation` (and a few guarded bulk updates) write a state.
+Every pair of states is tried against them: a move the table lists is saved, any
+other is refused with the app's conflict error and saves nothing.
 Then each service that changes a state is run and the moves it made are read back from
 the database (bulk updates included): each is in the table, and between them the
 services make every move the tables list.
@@ -34,6 +35,7 @@ from hiring_requests.models import (
 )
 from tests.factories import ClientFactory, vetted_engineer
 from tests.hiring_requests.conftest import enable_payouts, raised, request_fields
+from tests.status_writes import status_writes
 from vetting.models import VettedRecord
 
 pytestmark = pytest.mark.django_db
@@ -81,6 +83,17 @@ def test_the_named_groups_of_states_agree_with_the_tables():
     assert moves_into(REQUEST_MOVES, R.CANCELLED) == {R.DRAFT, *ACTIVE_STATUSES}
     assert moves_into(INVITATION_MOVES, Inv.WITHDRAWN) == set(HOLDING_STATUSES)
     assert moves_into(INVITATION_MOVES, Inv.EXPIRED) == {Inv.PENDING}
+
+
+def test_only_the_move_functions_and_the_guarded_bulk_updates_write_a_state():
+    assert status_writes("hiring_requests") == {
+        ("hiring_requests/services.py", "_move"),
+        ("hiring_requests/services.py", "_move_invitation"),
+        # Bulk updates standing in for a move, each guarded by the states it moves from (said where each is).
+        ("hiring_requests/services.py", "invitations_expire"),
+        ("hiring_requests/services.py", "_withdraw_pending"),
+        ("hiring_requests/services.py", "request_close"),
+    }
 
 
 # --- every pair, through _move -------------------------------------------------------------
