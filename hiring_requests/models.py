@@ -20,6 +20,27 @@ class RequestStatus(models.TextChoices):
 # Requests the clock still runs for: waves, expiry, warnings.
 ACTIVE_STATUSES = (RequestStatus.OPEN, RequestStatus.MATCHING, RequestStatus.SHORTLISTED)
 
+_R = RequestStatus
+# Every move a request may make (docs/matching.md, "A request's life"); anything else is refused
+# (RequestStateConflict) by `hiring_requests.services._move`.
+REQUEST_MOVES: dict[str, frozenset[str]] = {
+    _R.DRAFT: frozenset({_R.OPEN, _R.CANCELLED}),
+    # The first wave (or an invitation by hand) goes out.
+    _R.OPEN: frozenset({_R.MATCHING, _R.CANCELLED}),
+    # The first engineer accepts.
+    _R.MATCHING: frozenset({_R.SHORTLISTED, _R.CANCELLED}),
+    # Everyone left the shortlist: the promise is not met after all, and matching looks again.
+    _R.SHORTLISTED: frozenset({_R.HIRED, _R.MATCHING, _R.CANCELLED}),
+    _R.HIRED: frozenset({_R.CLOSED}),
+    _R.CLOSED: frozenset(),
+    _R.CANCELLED: frozenset(),
+}
+
+
+def moves_into(moves: dict[str, frozenset[str]], to: str) -> frozenset[str]:
+    """The states that `moves` (a table of this module) allows to move to `to`: the guard of a bulk update."""
+    return frozenset(state for state, allowed in moves.items() if to in allowed)
+
 
 class BudgetKind(models.TextChoices):
     HOURLY = "hourly", "Hourly maximum"
@@ -113,6 +134,20 @@ class InvitationStatus(models.TextChoices):
 # Invitations that hold an engineer's hours while their request is still open.
 HOLDING_STATUSES = (InvitationStatus.PENDING, InvitationStatus.ACCEPTED)
 
+_I = InvitationStatus
+# Every move an invitation may make (docs/matching.md, "Invitations"); anything else is refused
+# (InvitationNotPending) by `hiring_requests.services._move_invitation`.
+INVITATION_MOVES: dict[str, frozenset[str]] = {
+    # The engineer answers, the clock expires it, or it is taken back (request filled or cancelled, vetting lapsed).
+    _I.PENDING: frozenset({_I.ACCEPTED, _I.DECLINED, _I.EXPIRED, _I.WITHDRAWN}),
+    # On the shortlist: the engineer leaves it or their vetting lapses, or the client hires someone else.
+    _I.ACCEPTED: frozenset({_I.WITHDRAWN, _I.NOT_CHOSEN}),
+    _I.DECLINED: frozenset(),
+    _I.EXPIRED: frozenset(),
+    _I.WITHDRAWN: frozenset(),
+    _I.NOT_CHOSEN: frozenset(),
+}
+
 
 class Invitation(models.Model):
     """An offer sent to an engineer: the terms offered, the terms accepted, and why they were ranked.
@@ -160,6 +195,13 @@ class Invitation(models.Model):
 class EngagementStatus(models.TextChoices):
     ACTIVE = "active", "Active"
     ENDED = "ended", "Ended"
+
+
+# An engagement ends when its request is closed (`hiring_requests.services.request_close`), and stays ended.
+ENGAGEMENT_MOVES: dict[str, frozenset[str]] = {
+    EngagementStatus.ACTIVE: frozenset({EngagementStatus.ENDED}),
+    EngagementStatus.ENDED: frozenset(),
+}
 
 
 class Engagement(models.Model):

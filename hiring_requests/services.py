@@ -4,6 +4,13 @@ The matching job and the sweep may run twice, or on two workers at once: each
 wave is decided under a lock on the request row, invitations are unique per
 (request, engineer) in the database, and every one-off mark (warning, breach,
 expiry) is a compare-and-set update that only one caller can win.
+
+Every state change of a request goes through `_move`, and of an invitation
+through `_move_invitation`: each checks the move against its table
+(`REQUEST_MOVES`, `INVITATION_MOVES` in `hiring_requests.models`) and saves only
+the fields it changes. The few bulk updates (expiry, withdrawing a request's
+pending offers, ending engagements) stand in for them, each guarded in its WHERE
+by the states it moves from, which the table allows to move to its target.
 """
 
 import logging
@@ -38,7 +45,10 @@ from hiring_requests.errors import (
 )
 from hiring_requests.models import (
     ACTIVE_STATUSES,
+    ENGAGEMENT_MOVES,
     HOLDING_STATUSES,
+    INVITATION_MOVES,
+    REQUEST_MOVES,
     BudgetKind,
     Engagement,
     EngagementStatus,
@@ -47,6 +57,7 @@ from hiring_requests.models import (
     InvitationStatus,
     RequestEvent,
     RequestStatus,
+    moves_into,
 )
 from marketplace import metrics
 from marketplace.errors import Forbidden
@@ -85,6 +96,31 @@ EDITABLE_FIELDS = frozenset(
 
 def _record(request: HiringRequest, kind: str, **data: Any) -> None:
     RequestEvent.objects.create(request=request, kind=kind, data=data)
+
+
+def _move(request: HiringRequest, to: RequestStatus, *, fields: list[str]) -> None:
+    """Save `request` in state `to` with `fields`, if REQUEST_MOVES allows it. Raises RequestStateConflict.
+
+    The caller holds the row lock and records what happened (`_record`): a request's
+    events name the deed (a wave, an answer, a hire), not the state it leads to.
+    """
+    if to not in REQUEST_MOVES[request.status]:
+        raise RequestStateConflict(f"A {request.status} request cannot become {to}.")
+    from_status = request.status
+    request.status = to
+    request.save(update_fields=["status", *fields])
+    logger.info("request.moved", extra={"hiring_request_id": request.pk, "from": from_status, "to": to})
+
+
+def _move_invitation(invitation: Invitation, to: InvitationStatus, *, fields: list[str]) -> None:
+    """Save `invitation` in state `to` with `fields`, if INVITATION_MOVES allows it. Raises InvitationNotPending.
+
+    The caller holds the row lock.
+    """
+    if to not in INVITATION_MOVES[invitation.status]:
+        raise InvitationNotPending(f"A {invitation.status} invitation cannot become {to}.")
+    invitation.status = to
+    invitation.save(update_fields=["status", *fields])
 
 
 def _clean(fields: dict[str, Any]) -> dict[str, Any]:
@@ -158,16 +194,15 @@ def request_raise(*, client: User, request_id: int) -> HiringRequest:
 
     with transaction.atomic():
         request = _lock_own(client, request_id)
-        if request.status != R.DRAFT:
+        if R.OPEN not in REQUEST_MOVES[request.status]:
             raise RequestStateConflict("This request has been raised already.")
         if request.start_date < timezone.localdate():
             # The stored request is what stands in the way (not this call's input): a state conflict.
             raise RequestStateConflict("The start date has passed; move it (PATCH start_date) before raising.")
         now = timezone.now()
-        request.status = R.OPEN
         request.raised_at = now
         request.match_deadline = now + timedelta(hours=settings.MATCH_DEADLINE_HOURS)
-        request.save(update_fields=["status", "raised_at", "match_deadline"])
+        _move(request, R.OPEN, fields=["raised_at", "match_deadline"])
         _record(request, "raised", deadline=request.match_deadline.isoformat())
         tasks.match_request.delay_on_commit(request.pk)
     logger.info("request.raised", extra={"hiring_request_id": request.pk})
@@ -175,8 +210,17 @@ def request_raise(*, client: User, request_id: int) -> HiringRequest:
 
 
 def _withdraw_pending(request: HiringRequest, *, reason: str) -> None:
-    pending = list(request.invitations.filter(status=InvitationStatus.PENDING).values_list("pk", "engineer_id"))
-    Invitation.objects.filter(pk__in=[pk for pk, _ in pending]).update(
+    """Withdraw the request's pending offers (the caller holds the request's row lock); tell each engineer.
+
+    One guarded bulk update stands in for `_move_invitation` on each offer (PENDING
+    -> WITHDRAWN is in INVITATION_MOVES). The offers are locked as they are read: the
+    sweep expires an offer without the request's lock, and an offer it expired
+    meanwhile must stay expired, and its engineer not be told it was withdrawn too.
+    """
+    pending = list(
+        request.invitations.select_for_update().filter(status=InvitationStatus.PENDING).values_list("pk", "engineer_id")
+    )
+    Invitation.objects.filter(pk__in=[pk for pk, _ in pending], status=InvitationStatus.PENDING).update(
         status=InvitationStatus.WITHDRAWN, responded_at=timezone.now()
     )
     for invitation_id, engineer_id in pending:
@@ -190,10 +234,10 @@ def _withdraw_pending(request: HiringRequest, *, reason: str) -> None:
 def request_cancel(*, client: User, request_id: int) -> HiringRequest:
     with transaction.atomic():
         request = _lock_own(client, request_id)
-        if request.status not in (R.DRAFT, *ACTIVE_STATUSES):
+        if R.CANCELLED not in REQUEST_MOVES[request.status]:
             raise RequestStateConflict(f"A {request.status} request cannot be cancelled.")
-        request.status, request.closed_at = R.CANCELLED, timezone.now()
-        request.save(update_fields=["status", "closed_at"])
+        request.closed_at = timezone.now()
+        _move(request, R.CANCELLED, fields=["closed_at"])
         _withdraw_pending(request, reason="cancelled")
         _record(request, "cancelled")
     return request
@@ -203,12 +247,15 @@ def request_close(*, client: User, request_id: int) -> HiringRequest:
     """The work is over: close a hired request."""
     with transaction.atomic():
         request = _lock_own(client, request_id)
-        if request.status != R.HIRED:
+        if R.CLOSED not in REQUEST_MOVES[request.status]:
             raise RequestStateConflict("Only a hired request can be closed.")
-        request.status, request.closed_at = R.CLOSED, timezone.now()
-        request.save(update_fields=["status", "closed_at"])
-        # The work is over: the engineer's hours are theirs again.
-        Engagement.objects.filter(request=request, status=EngagementStatus.ACTIVE).update(status=EngagementStatus.ENDED)
+        request.closed_at = timezone.now()
+        _move(request, R.CLOSED, fields=["closed_at"])
+        # The work is over: the engineer's hours are theirs again. A guarded bulk update stands in for a move
+        # of each engagement: only those ENGAGEMENT_MOVES lets end.
+        Engagement.objects.filter(
+            request=request, status__in=moves_into(ENGAGEMENT_MOVES, EngagementStatus.ENDED)
+        ).update(status=EngagementStatus.ENDED)
         for ended in Engagement.objects.filter(request=request):
             engagement_ended(engagement=ended)  # a last review round, if the engagement had paid work
         _record(request, "closed")
@@ -309,11 +356,10 @@ def _send_wave(request: HiringRequest, now: datetime, *, size: int) -> list[Invi
         )
     invitations = Invitation.objects.bulk_create(invitations)
     request.waves_sent, request.pool_empty_at = wave, None
-    fields = ["waves_sent", "pool_empty_at"]
     if request.status == R.OPEN:
-        request.status = R.MATCHING
-        fields.append("status")
-    request.save(update_fields=fields)
+        _move(request, R.MATCHING, fields=["waves_sent", "pool_empty_at"])
+    else:
+        request.save(update_fields=["waves_sent", "pool_empty_at"])
     _record(request, "wave_sent", wave=wave, engineers=[c.engineer_id for c in candidates])
     if wave == 1 and request.raised_at is not None:
         seconds = (now - request.raised_at).total_seconds()
@@ -492,8 +538,7 @@ def invitation_by_hand(*, staff: User, request_id: int, engineer_id: int) -> Inv
         offer.offered_rate_minor = profile.hourly_rate_minor
         offer.save()
         if request.status == R.OPEN:
-            request.status = R.MATCHING
-            request.save(update_fields=["status"])
+            _move(request, R.MATCHING, fields=[])
         _record(request, "invited_by_hand", engineer_id=engineer_id, by=staff.pk)
         notify_user(
             user_id=engineer_id,
@@ -513,15 +558,18 @@ def _staff_ids() -> list[int]:
 
 def invitations_expire(*, now: datetime) -> int:
     """Mark every pending invitation past its expiry as expired; tell each engineer."""
+    expirable = moves_into(INVITATION_MOVES, InvitationStatus.EXPIRED)  # pending, and only pending
     due = list(
-        Invitation.objects.filter(status=InvitationStatus.PENDING, expires_at__lte=now).values_list(
+        Invitation.objects.filter(status__in=expirable, expires_at__lte=now).values_list(
             "pk", "engineer_id", "request_id"
         )
     )
     expired = 0
     for invitation_id, engineer_id, request_id in due:
         with transaction.atomic():
-            won = Invitation.objects.filter(pk=invitation_id, status=InvitationStatus.PENDING).update(
+            # A compare-and-set update stands in for _move_invitation (no row lock is taken): of two sweeps, or
+            # a sweep and the engineer's answer, one wins and the other changes nothing.
+            won = Invitation.objects.filter(pk=invitation_id, status__in=expirable).update(
                 status=InvitationStatus.EXPIRED
             )
             if won:
@@ -605,11 +653,12 @@ def _vetting_current(engineer_id: int, *, min_level: str | None = None) -> bool:
     return current.exists()
 
 
-def _lock_invitation(engineer: User, invitation_id: int) -> Invitation:
+def _lock_invitation(engineer: User, invitation_id: int, *, to: InvitationStatus) -> Invitation:
+    """The engineer's invitation, row locked, if INVITATION_MOVES lets it become `to` and it has not expired yet."""
     invitation = Invitation.objects.select_for_update().filter(pk=invitation_id, engineer=engineer).first()
     if invitation is None:
         raise InvitationNotFound()
-    if invitation.status != InvitationStatus.PENDING:
+    if to not in INVITATION_MOVES[invitation.status]:
         raise InvitationNotPending()
     if invitation.expires_at <= timezone.now():
         # Past its expiry even if the sweep has not marked it yet.
@@ -630,7 +679,7 @@ def invitation_accept(*, engineer: User, invitation_id: int, rate_minor: int | N
         # Lock order: request, invitation, engineer profile (matching_run and hiring take them in the same order).
         request_id = Invitation.objects.filter(pk=invitation_id, engineer=engineer).values_list("request_id", flat=True)
         request = HiringRequest.objects.select_for_update().filter(pk__in=request_id).first()
-        invitation = _lock_invitation(engineer, invitation_id)
+        invitation = _lock_invitation(engineer, invitation_id, to=InvitationStatus.ACCEPTED)
         if request is None or request.status not in ACTIVE_STATUSES:
             raise RequestStateConflict("This request is no longer looking for engineers.")
         if not _vetting_current(engineer.pk, min_level=request.min_level):
@@ -640,13 +689,12 @@ def invitation_accept(*, engineer: User, invitation_id: int, rate_minor: int | N
             )
         capacity.check_can_accept(capacity.lock_profile(engineer.pk), invitation=invitation)
         now = timezone.now()
-        invitation.status, invitation.responded_at = InvitationStatus.ACCEPTED, now
+        invitation.responded_at = now
         invitation.agreed_rate_minor = invitation.offered_rate_minor if rate_minor is None else rate_minor
-        invitation.save(update_fields=["status", "responded_at", "agreed_rate_minor"])
+        _move_invitation(invitation, InvitationStatus.ACCEPTED, fields=["responded_at", "agreed_rate_minor"])
         if request.status != R.SHORTLISTED:
-            request.status = R.SHORTLISTED
             request.shortlisted_at = request.shortlisted_at or now
-            request.save(update_fields=["status", "shortlisted_at"])
+            _move(request, R.SHORTLISTED, fields=["shortlisted_at"])
         _record(
             request, "accepted", engineer_id=engineer.pk, agreed_rate_minor=invitation.agreed_rate_minor,
             proposed=invitation.agreed_rate_minor != invitation.offered_rate_minor,
@@ -666,10 +714,9 @@ def invitation_decline(*, engineer: User, invitation_id: int, reason: str) -> In
     if not reason.strip():
         raise InvalidRequest("reason: say why you decline; it helps us match better", field="reason")
     with transaction.atomic():
-        invitation = _lock_invitation(engineer, invitation_id)
-        invitation.status, invitation.responded_at = InvitationStatus.DECLINED, timezone.now()
-        invitation.decline_reason = reason
-        invitation.save(update_fields=["status", "responded_at", "decline_reason"])
+        invitation = _lock_invitation(engineer, invitation_id, to=InvitationStatus.DECLINED)
+        invitation.responded_at, invitation.decline_reason = timezone.now(), reason
+        _move_invitation(invitation, InvitationStatus.DECLINED, fields=["responded_at", "decline_reason"])
         _record(invitation.request, "declined", engineer_id=engineer.pk)
         # A replacement goes out at once if the shortlist target can no longer be reached.
         tasks.match_request.delay_on_commit(invitation.request_id)
@@ -693,14 +740,18 @@ def invitation_withdraw(*, engineer: User, invitation_id: int, reason: str) -> I
 
 
 def _close_invitations(
-    request: HiringRequest, invitations: list[Invitation], *, reason: str, status: str = InvitationStatus.WITHDRAWN
+    request: HiringRequest,
+    invitations: list[Invitation],
+    *,
+    reason: str,
+    status: InvitationStatus = InvitationStatus.WITHDRAWN,
 ) -> None:
     """Close offers (pending or accepted) with a reason both sides are shown; the client sees the new shortlist."""
     now = timezone.now()
     for invitation in invitations:
         was = invitation.status
-        invitation.status, invitation.closed_reason, invitation.responded_at = status, reason, now
-        invitation.save(update_fields=["status", "closed_reason", "responded_at"])
+        invitation.closed_reason, invitation.responded_at = reason, now
+        _move_invitation(invitation, status, fields=["closed_reason", "responded_at"])
         _record(request, f"invitation_{status}", engineer_id=invitation.engineer_id, was=was, reason=reason)
         notify_user(
             user_id=invitation.engineer_id,
@@ -712,8 +763,8 @@ def _close_invitations(
         # Nobody left on the shortlist: the promise is not met after all, and matching looks again at once.
         from hiring_requests import tasks
 
-        request.status, request.shortlisted_at = R.MATCHING, None
-        request.save(update_fields=["status", "shortlisted_at"])
+        request.shortlisted_at = None
+        _move(request, R.MATCHING, fields=["shortlisted_at"])
         tasks.match_request.delay_on_commit(request.pk)
     if any(i.status == status for i in invitations) and request.status in ACTIVE_STATUSES:
         notify_user(
@@ -779,7 +830,7 @@ def request_hire(*, client: User, request_id: int, engineer_id: int, accept_over
     """
     with transaction.atomic():
         request = _lock_own(client, request_id)
-        if request.status != R.SHORTLISTED:
+        if R.HIRED not in REQUEST_MOVES[request.status]:
             raise RequestStateConflict(f"A {request.status} request cannot hire.")
         chosen = (
             Invitation.objects.select_for_update()
@@ -831,8 +882,7 @@ def _hire(request: HiringRequest, chosen: Invitation, *, accept_over_budget: boo
     if hourly:
         # Starts when the client's card is saved for off-session charges (payments.services.hourly).
         billing_open(engagement)
-    request.status = R.HIRED
-    request.save(update_fields=["status"])
+    _move(request, R.HIRED, fields=[])
     _withdraw_pending(request, reason="filled")
     _record(request, "hired", engineer_id=engineer_id, engagement_id=engagement.pk, rate_minor=engagement.rate_minor)
     others = list(

@@ -288,6 +288,20 @@ class BillingStatus(models.TextChoices):
     PAUSED = "paused", "Paused (a charge failed)"
 
 
+_B = BillingStatus
+
+# Every move an hourly engagement's billing may make (docs/payments.md, "Hourly engagements"); anything else is
+# refused (BillingNotActive) by `payments.services.hourly.billing_move`.
+BILLING_MOVES: dict[str, frozenset[str]] = {
+    # The client saved a card that may be charged off-session (`setup_intent.succeeded`).
+    _B.AWAITING_PAYMENT_METHOD: frozenset({_B.ACTIVE}),
+    # The last charge retry failed (TIMESHEET_CHARGE_RETRY_DAYS).
+    _B.ACTIVE: frozenset({_B.PAUSED}),
+    # The client paid every failed week, or saved another card.
+    _B.PAUSED: frozenset({_B.ACTIVE}),
+}
+
+
 class HourlyBilling(models.Model):
     """How an hourly engagement is paid: the client's saved card, and whether work may go on."""
 
@@ -354,10 +368,13 @@ class TimesheetStatus(models.TextChoices):
 
 _T = TimesheetStatus
 
+# Every move a week's timesheet may make (docs/payments.md, "Billing a week"); anything else is refused
+# (TimesheetStateConflict) by `payments.services.hourly.move`.
 TIMESHEET_MOVES: dict[str, frozenset[str]] = {
     _T.OPEN: frozenset({_T.SUBMITTED, _T.VOID, _T.CARRIED_OVER}),
     _T.SUBMITTED: frozenset({_T.APPROVED, _T.CHARGING, _T.DISPUTED}),
-    _T.DISPUTED: frozenset({_T.APPROVED, _T.CHARGING, _T.VOID}),
+    # Staff settle it: the share billed is charged as an approved week (or nothing is, and it is void).
+    _T.DISPUTED: frozenset({_T.APPROVED, _T.VOID}),
     # Approved while the engagement's billing is not active: charged once it is.
     _T.APPROVED: frozenset({_T.CHARGING}),
     # Nothing reached Stripe: back to approved. A webhook may record the charge before the call returns.

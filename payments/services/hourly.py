@@ -46,6 +46,7 @@ from payments.errors import (
 )
 from payments.limits import MINIMUM_MINOR
 from payments.models import (
+    BILLING_MOVES,
     TIMESHEET_MOVES,
     TIMESHEET_STEP_STATES,
     BillingStatus,
@@ -207,6 +208,19 @@ def billing_open(engagement: Engagement) -> HourlyBilling:
     return HourlyBilling.objects.create(engagement=engagement)
 
 
+def billing_move(billing: HourlyBilling, to: BillingStatus, *, fields: list[str]) -> None:
+    """Save `billing` in state `to` with `fields` if BILLING_MOVES allows it. Raises BillingNotActive.
+
+    The caller holds the row lock (`lock_billing`) and tells both sides (`billing.changed`).
+    """
+    if to not in BILLING_MOVES[billing.status]:
+        raise BillingNotActive(f"An engagement's billing that is {billing.status} cannot become {to}.")
+    from_status = billing.status
+    billing.status = to
+    billing.save(update_fields=["status", "updated_at", *fields])
+    logger.info("billing.moved", extra={"engagement_id": billing.engagement_id, "from": from_status, "to": to})
+
+
 @dataclass(frozen=True)
 class CardSetup:
     """What Stripe.js needs to save a card: the SetupIntent and its client secret."""
@@ -276,11 +290,13 @@ def _card_saved(*, engagement_id: int, payment_method_id: str, brand: str, last4
     engagement = billing.engagement
     was = billing.status
     billing.payment_method_id, billing.card_brand, billing.card_last4 = payment_method_id, brand, last4
-    billing.status = BillingStatus.ACTIVE
     billing.started_at = billing.started_at or timezone.now()
     billing.paused_at = None
-    billing.save()
-    if was != BillingStatus.ACTIVE:
+    fields = ["payment_method_id", "card_brand", "card_last4", "started_at", "paused_at"]
+    if was == BillingStatus.ACTIVE:
+        billing.save(update_fields=[*fields, "updated_at"])  # another card for a running engagement: no move
+    else:
+        billing_move(billing, BillingStatus.ACTIVE, fields=fields)
         payload = {"engagement_id": engagement.pk, "status": billing.status, "card_last4": last4}
         for user_id in (engagement.client_id, engagement.engineer_id):
             notify_user(user_id=user_id, event="billing.changed", payload=payload)

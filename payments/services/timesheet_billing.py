@@ -36,7 +36,7 @@ from payments import gateway
 from payments.errors import PaymentRefused, PaymentsUnavailable, TimesheetStateConflict
 from payments.models import BillingStatus, Customer, HourlyBilling, PayoutAccount, Timesheet, TimesheetStatus
 from payments.services import ledger
-from payments.services.hourly import chat_post, fix_links, lock_billing, lock_timesheet, move
+from payments.services.hourly import billing_move, chat_post, fix_links, lock_billing, lock_timesheet, move
 from payments.services.milestones import _finish
 from payments.services.transitions import alert_staff, blocking
 
@@ -171,8 +171,8 @@ def _pause(timesheet: Timesheet) -> None:
     billing = lock_billing(timesheet.engagement_id)
     if billing.status != BillingStatus.ACTIVE:
         return
-    billing.status, billing.paused_at = BillingStatus.PAUSED, timezone.now()
-    billing.save(update_fields=["status", "paused_at", "updated_at"])
+    billing.paused_at = timezone.now()
+    billing_move(billing, BillingStatus.PAUSED, fields=["paused_at"])
     engagement = timesheet.engagement
     payload = {
         "engagement_id": engagement.pk, "status": billing.status, "timesheet_id": timesheet.pk,
@@ -187,8 +187,8 @@ def _unpause_if_paid(timesheet: Timesheet) -> None:
     billing = lock_billing(timesheet.engagement_id)
     unpaid = Timesheet.objects.filter(engagement_id=timesheet.engagement_id, status=T.CHARGE_FAILED).exists()
     if billing.status == BillingStatus.PAUSED and not unpaid:
-        billing.status, billing.paused_at = BillingStatus.ACTIVE, None
-        billing.save(update_fields=["status", "paused_at", "updated_at"])
+        billing.paused_at = None
+        billing_move(billing, BillingStatus.ACTIVE, fields=["paused_at"])
         engagement = timesheet.engagement
         payload = {"engagement_id": engagement.pk, "status": billing.status}
         for user_id in (engagement.client_id, engagement.engineer_id):

@@ -4,12 +4,15 @@ import threading
 from typing import cast
 
 import pytest
+from django.db import connection, connections, transaction
 
 from hiring_requests import matching, services
-from hiring_requests.models import Invitation, RequestEvent
+from hiring_requests.models import Invitation, InvitationStatus, RequestEvent, RequestStatus
+from marketplace.models import Notification
 from tests.concurrency import race
 from tests.factories import ClientFactory, vetted_engineer
 from tests.hiring_requests.conftest import raised
+from tests.processes import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -88,3 +91,49 @@ def test_waves_for_different_requests_at_once_respect_the_pending_cap(rubric, mo
     for engineer in engineers:
         assert Invitation.objects.filter(engineer=engineer, status="pending").count() == 1
     assert not RequestEvent.objects.filter(kind="pool_empty").exists()  # filled up by a rival is not an empty pool
+
+
+def _someone_waits_for_a_row_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return bool(cursor.fetchone()[0])
+
+
+def test_cancelling_leaves_an_offer_the_sweep_expired_meanwhile_expired(rubric):
+    # The sweep expires an offer without the request's lock; the cancel's withdrawal waits for the offer's row
+    # and then finds it expired: EXPIRED -> WITHDRAWN is not a move INVITATION_MOVES allows.
+    engineer = vetted_engineer()
+    client = ClientFactory.create()
+    request = raised(client)
+    services.matching_run(request_id=request.pk)
+    offer = request.invitations.get()
+    expired, commit = threading.Event(), threading.Event()
+
+    def sweep() -> None:
+        with transaction.atomic():
+            Invitation.objects.filter(pk=offer.pk, status=InvitationStatus.PENDING).update(
+                status=InvitationStatus.EXPIRED
+            )
+            expired.set()
+            commit.wait(timeout=10)
+        connections.close_all()
+
+    def cancel() -> None:
+        services.request_cancel(client=client, request_id=request.pk)
+        connections.close_all()
+
+    sweeping, cancelling = threading.Thread(target=sweep), threading.Thread(target=cancel)
+    sweeping.start()
+    assert expired.wait(timeout=10)
+    cancelling.start()
+    wait_until(_someone_waits_for_a_row_lock, timeout=10, what="the cancel to wait for the offer's row lock")
+    commit.set()
+    sweeping.join(timeout=10)
+    cancelling.join(timeout=10)
+
+    offer.refresh_from_db()
+    request.refresh_from_db()
+    assert (request.status, offer.status) == (RequestStatus.CANCELLED, InvitationStatus.EXPIRED)
+    assert not Notification.objects.filter(user=engineer, event="invitation.withdrawn").exists()

@@ -1,4 +1,4 @@
-"""Every move a milestone may make, every move it may not, and the fee's rounding rule."""
+"""Every move a milestone may make, every move it may not, who writes a state at all, and the fee's rounding rule."""
 
 import itertools
 from datetime import date
@@ -13,6 +13,7 @@ from payments.services.transitions import move
 from tests.factories import StaffFactory
 from tests.payments.conftest import deliver_webhooks
 from tests.payments.helpers import engagement, funded
+from tests.status_writes import status_writes
 
 pytestmark = pytest.mark.django_db
 
@@ -50,6 +51,17 @@ def test_the_table_names_every_status_and_final_states_go_nowhere():
     assert ALLOWED_MOVES[MilestoneStatus.REFUNDED] == frozenset()
     assert MilestoneStatus.APPROVED not in ALLOWED_MOVES[MilestoneStatus.AWAITING_FUNDING]
     assert MilestoneStatus.RELEASING not in ALLOWED_MOVES[MilestoneStatus.AWAITING_FUNDING]
+
+
+def test_only_the_move_functions_write_a_state():
+    # The Stripe double's `status` is an HTTP status, not a state of ours.
+    assert status_writes("payments", skip=("stripe_double",)) == {
+        ("payments/services/transitions.py", "move"),  # milestones, ALLOWED_MOVES
+        ("payments/services/hourly.py", "move"),  # timesheets, TIMESHEET_MOVES
+        ("payments/services/hourly.py", "billing_move"),  # hourly billing, BILLING_MOVES
+        # A card dispute's status is Stripe's, copied as Stripe reports it: not a state machine of ours.
+        ("payments/services/webhooks.py", "_dispute_record"),
+    }
 
 
 # Which states each operation starts from; from any other it is refused before anything happens.
