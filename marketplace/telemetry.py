@@ -38,6 +38,7 @@ from opentelemetry.instrumentation.celery import CeleryInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
 from opentelemetry.instrumentation.redis import RedisInstrumentor
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -145,8 +146,9 @@ class TracedHttp:
     named by the method alone here, since a path would put ids into span names;
     marketplace.tracing's middleware renames it `<METHOD> <route>` (Django's route
     pattern, as `http.route`) once the URL is resolved, when the span is sampled.
-    The ASGI messages are not spans of their own (`exclude_spans`), and metrics
-    are Prometheus's (marketplace.metrics), not OpenTelemetry's.
+    The ASGI messages are not spans of their own (`exclude_spans`), metrics are
+    Prometheus's (marketplace.metrics), not OpenTelemetry's, and an unsampled request
+    runs with instrumentation suppressed (`_unsampled_untraced`).
     """
 
     def __init__(self, app: Any) -> None:
@@ -160,7 +162,7 @@ class TracedHttp:
             return
         if self._traced is None or self._traced[0] is not provider:
             middleware = OpenTelemetryMiddleware(
-                self.app,
+                _unsampled_untraced(self.app),
                 default_span_details=_method_only,
                 tracer_provider=provider,
                 meter_provider=NoOpMeterProvider(),
@@ -168,6 +170,26 @@ class TracedHttp:
             )
             self._traced = (provider, middleware)
         await self._traced[1](scope, receive, send)
+
+
+def _unsampled_untraced(app: Any) -> Any:
+    """Run `app` with instrumentation suppressed when the request's span is not sampled.
+
+    An unsampled request's queries and Redis commands would be non-recording spans,
+    exported nowhere, yet each costs a span's making and the statement's parsing. Under
+    OpenTelemetry's `suppress_instrumentation` the psycopg and redis instrumentations call
+    straight through. Celery's still sends the (unsampled) trace context with each task,
+    so the task follows the request's decision rather than sampling afresh.
+    """
+
+    async def call(scope: Any, receive: Any, send: Any) -> None:
+        if trace.get_current_span().is_recording():
+            await app(scope, receive, send)
+            return
+        with suppress_instrumentation():
+            await app(scope, receive, send)
+
+    return call
 
 
 def _method_only(scope: Any) -> tuple[str, dict[str, Any]]:

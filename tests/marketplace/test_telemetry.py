@@ -12,6 +12,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 
 from accounts.services import api_token_create
 from hiring_requests import services as hiring_services
@@ -310,12 +311,25 @@ def test_a_500_is_an_error_span_with_its_exception_and_django_logs_it_in_the_tra
     assert (vars(line)["trace_id"], vars(line)["request_id"]) == (TRACE_ID, response["X-Request-ID"])
 
 
-@pytest.mark.django_db(transaction=True)
-def test_an_unsampled_request_records_nothing_yet_answers_as_always():
-    exporter = InMemorySpanExporter()
-    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+class DropAndRemember(Sampler):
+    """Samples nothing, and remembers the name of every span it was asked about."""
 
-    provider = TracerProvider(sampler=ALWAYS_OFF)
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None) -> SamplingResult:  # type: ignore[no-untyped-def]
+        self.asked.append(name)
+        return SamplingResult(Decision.DROP)
+
+    def get_description(self) -> str:
+        return "DropAndRemember"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unsampled_request_records_nothing_makes_no_query_spans_yet_answers_as_always():
+    exporter = InMemorySpanExporter()
+    sampler = DropAndRemember()
+    provider = TracerProvider(sampler=sampler)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     telemetry.install(provider)
     try:
@@ -326,3 +340,5 @@ def test_an_unsampled_request_records_nothing_yet_answers_as_always():
 
     assert (response.status_code, response["X-Request-ID"]) == (200, "req-unsampled")
     assert exporter.get_finished_spans() == ()
+    # The readiness check queries PostgreSQL and Redis; only the server span was ever considered.
+    assert sampler.asked == ["GET"]

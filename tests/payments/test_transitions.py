@@ -54,8 +54,7 @@ def test_the_table_names_every_status_and_final_states_go_nowhere():
 
 
 def test_only_the_move_functions_write_a_state():
-    # The Stripe double's `status` is an HTTP status, not a state of ours.
-    assert status_writes("payments", skip=("stripe_double",)) == {
+    assert status_writes("payments") == {
         ("payments/services/transitions.py", "move"),  # milestones, ALLOWED_MOVES
         ("payments/services/hourly.py", "move"),  # timesheets, TIMESHEET_MOVES
         ("payments/services/hourly.py", "billing_move"),  # hourly billing, BILLING_MOVES
