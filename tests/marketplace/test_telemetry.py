@@ -317,7 +317,7 @@ class DropAndRemember(Sampler):
     def __init__(self) -> None:
         self.asked: list[str] = []
 
-    def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None) -> SamplingResult:  # type: ignore[no-untyped-def]
+    def should_sample(self, parent_context: Any, trace_id: int, name: str, *args: Any, **kwargs: Any) -> SamplingResult:
         self.asked.append(name)
         return SamplingResult(Decision.DROP)
 
