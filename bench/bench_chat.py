@@ -29,6 +29,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.harness import percentile, rss_kib
+
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/vetted_bench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2")
 os.environ["DATABASE_URL"] = DATABASE_URL
@@ -54,11 +56,6 @@ SERVER_ENV = {
     # Measured as deployed: asyncio's debug mode (on by default in development) costs time of its own.
     "ASYNCIO_DEBUG": "false",
 }
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def prepare() -> tuple[int, str, str]:
@@ -229,13 +226,6 @@ async def vanishing(conversation_id: int, tokens: tuple[str, str]) -> tuple[int,
         members += int(await client.zcard(key))
     await client.aclose()
     return slots, members
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 async def idle(token: str, pid: int) -> tuple[int, float, float]:

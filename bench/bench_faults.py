@@ -18,14 +18,9 @@ Run with `make bench`, or:
 import asyncio
 import contextlib
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -33,6 +28,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.harness import free_port, percentile, process
+
 DATABASE_URL = os.environ.get("BENCH_FAULTS_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/vetted_bench_faults")
 os.environ["DATABASE_URL"] = DATABASE_URL
 os.environ.pop("REDIS_URL", None)  # the in-memory defaults: this measures the database and Stripe, nothing else
@@ -43,17 +40,6 @@ FUNDS = 20
 READERS = 8
 WINDOW = 10.0
 SLOW_SECONDS = 9.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def prepare() -> tuple[str, str, list[list[int]]]:
@@ -98,25 +84,6 @@ def prepare() -> tuple[str, str, list[list[int]]]:
         ]
         runs.append([made.pk for made in Milestone.objects.bulk_create(parts)])
     return api_token_create(user=bystander, name="bench")[1], api_token_create(user=client, name="bench")[1], runs
-
-
-@contextmanager
-def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[None]:
-    with log.open("wb") as out:
-        child = subprocess.Popen(
-            [sys.executable, *args], cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-        try:
-            yield
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(child.pid, signal.SIGTERM)
-            try:
-                child.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)
-                child.wait()
 
 
 def wait_for(url: str, headers: dict[str, str] | None = None) -> None:
