@@ -150,9 +150,17 @@ def api_token_find(raw_token: str) -> ApiToken | None:
     token = ApiToken.from_db(
         "default",
         ["id", "user_id", "name", "prefix", "digest", "created_at", "last_used_at", "revoked_at"],
-        [row["token_id"], user.pk, row["token_name"], row["token_prefix"], digest, row["token_created_at"],
-         row["token_last_used_at"], None],
-    )  # fmt: skip
+        [
+            row["token_id"],
+            user.pk,
+            row["token_name"],
+            row["token_prefix"],
+            digest,
+            row["token_created_at"],
+            row["token_last_used_at"],
+            None,
+        ],
+    )
     token.user = user
     now = timezone.now()
     # One write a minute at most, not one per request.

@@ -138,10 +138,15 @@ def prepare() -> World:
 def stripe_event(event_id: str) -> bytes:
     """A Stripe event of a type Vetted stores and ignores, shaped as https://docs.stripe.com/api/events/object."""
     body = {
-        "id": event_id, "object": "event", "api_version": "2024-06-20", "created": int(time.time()),
-        "type": "customer.created", "livemode": False, "pending_webhooks": 1,
+        "id": event_id,
+        "object": "event",
+        "api_version": "2024-06-20",
+        "created": int(time.time()),
+        "type": "customer.created",
+        "livemode": False,
+        "pending_webhooks": 1,
         "data": {"object": {"id": f"cus_{event_id[4:]}", "object": "customer", "email": "bench@vetted.test"}},
-    }  # fmt: skip
+    }
     return json.dumps(body, separators=(",", ":")).encode()
 
 
@@ -254,7 +259,7 @@ def main() -> None:
         f"milestones, {ROWS} a page": (milestones, world.client, None),
         "webhook, duplicate": ("/api/payments/stripe/webhook", None, [world.duplicate]),
         "webhook, new events": ("/api/payments/stripe/webhook", None, new_bodies),
-    }  # fmt: skip
+    }
     only = set(filter(None, os.environ.get("BENCH_API_ONLY", "").split(",")))
     if only:
         endpoints = {name: e for name, e in endpoints.items() if any(word in name for word in only)}

@@ -88,11 +88,16 @@ def prepare() -> tuple[int, str, str]:
         client=client,
         title="chat bench",
         defaults={
-            "description": "chat bench", "required_skills": ["python"], "budget_kind": "hourly",
-            "budget_minor": 10_000, "currency": "usd", "hours_per_week": 10, "time_zone": "UTC",
+            "description": "chat bench",
+            "required_skills": ["python"],
+            "budget_kind": "hourly",
+            "budget_minor": 10_000,
+            "currency": "usd",
+            "hours_per_week": 10,
+            "time_zone": "UTC",
             "start_date": "2099-01-01",
         },
-    )  # fmt: skip
+    )
     conversation, _ = Conversation.objects.get_or_create(request=request, engineer=engineer, client=client)
     return conversation.pk, api_token_create(user=client, name="b")[1], api_token_create(user=engineer, name="b")[1]
 
@@ -106,10 +111,23 @@ def server(redis: bool) -> Iterator[subprocess.Popen[bytes]]:
         env.pop("REDIS_URL", None)
     SERVER_LOG.parent.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "bench.echo_asgi:application", "--port", str(PORT), "--log-level",
-         "warning", "--ws-max-queue", "64"],
-        cwd=ROOT, env=env, stdout=SERVER_LOG.open("ab"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.echo_asgi:application",
+            "--port",
+            str(PORT),
+            "--log-level",
+            "warning",
+            "--ws-max-queue",
+            "64",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=SERVER_LOG.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
     import httpx
 
     for _ in range(150):

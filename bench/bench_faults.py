@@ -67,15 +67,30 @@ def prepare() -> tuple[str, str, list[list[int]]]:
     runs = []
     for condition in range(3):
         request = HiringRequest.objects.create(
-            client=client, status="hired", title=f"bench {condition}", description="faults bench",
-            required_skills=["python"], nice_to_have_skills=[], min_level="mid", budget_kind="fixed",
-            budget_minor=100_000, currency="usd", hours_per_week=20, time_zone="UTC", min_overlap_hours=0,
+            client=client,
+            status="hired",
+            title=f"bench {condition}",
+            description="faults bench",
+            required_skills=["python"],
+            nice_to_have_skills=[],
+            min_level="mid",
+            budget_kind="fixed",
+            budget_minor=100_000,
+            currency="usd",
+            hours_per_week=20,
+            time_zone="UTC",
+            min_overlap_hours=0,
             start_date=date(2099, 1, 1),
-        )  # fmt: skip
+        )
         engagement = Engagement.objects.create(
-            request=request, client=client, engineer=engineer, rate_kind="fixed", rate_minor=100_000,
-            currency="usd", hours_per_week=20,
-        )  # fmt: skip
+            request=request,
+            client=client,
+            engineer=engineer,
+            rate_kind="fixed",
+            rate_minor=100_000,
+            currency="usd",
+            hours_per_week=20,
+        )
         parts = [
             Milestone(
                 engagement=engagement, title=f"part {n}", amount_minor=20_000, currency="usd", due_date=date(2099, 1, 1)
@@ -162,8 +177,10 @@ def main() -> None:
         p99 = results[name]["p99_ms"] / normal["p99_ms"]  # type: ignore[operator]
         ok = throughput >= 0.8 and p99 <= 2.0
         verdicts.append(ok)
-        print(f"{name}: throughput {throughput:.2f}x normal (target >= 0.8), p99 {p99:.2f}x normal (target <= 2)"
-              f" -> {'met' if ok else 'MISSED'}")  # fmt: skip
+        print(
+            f"{name}: throughput {throughput:.2f}x normal (target >= 0.8), p99 {p99:.2f}x normal (target <= 2)"
+            f" -> {'met' if ok else 'MISSED'}"
+        )
     if not all(verdicts):
         raise SystemExit(1)
 

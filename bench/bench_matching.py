@@ -39,17 +39,69 @@ ENGINEERS = int(os.environ.get("BENCH_ENGINEERS", "100000"))
 RANK_REQUESTS = 100
 LIVE_REQUESTS = 50
 SKILLS = [
-    "python", "asyncio", "django", "fastapi", "flask", "postgresql", "mysql", "redis", "celery", "kafka",
-    "rabbitmq", "docker", "kubernetes", "aws", "gcp", "terraform", "graphql", "grpc", "httpx", "aiohttp",
-    "sqlalchemy", "pydantic", "pytest", "typescript", "react", "go", "rust", "java", "elasticsearch", "mongodb",
-    "channels", "websockets", "stripe", "linux", "nginx", "prometheus", "opentelemetry", "airflow", "spark", "pandas",
-]  # fmt: skip
+    "python",
+    "asyncio",
+    "django",
+    "fastapi",
+    "flask",
+    "postgresql",
+    "mysql",
+    "redis",
+    "celery",
+    "kafka",
+    "rabbitmq",
+    "docker",
+    "kubernetes",
+    "aws",
+    "gcp",
+    "terraform",
+    "graphql",
+    "grpc",
+    "httpx",
+    "aiohttp",
+    "sqlalchemy",
+    "pydantic",
+    "pytest",
+    "typescript",
+    "react",
+    "go",
+    "rust",
+    "java",
+    "elasticsearch",
+    "mongodb",
+    "channels",
+    "websockets",
+    "stripe",
+    "linux",
+    "nginx",
+    "prometheus",
+    "opentelemetry",
+    "airflow",
+    "spark",
+    "pandas",
+]
 ZONES = [
-    "UTC", "Europe/London", "Europe/Berlin", "Europe/Warsaw", "Europe/Athens", "Europe/Lisbon", "Africa/Lagos",
-    "Africa/Nairobi", "Asia/Kolkata", "Asia/Singapore", "Asia/Tokyo", "Australia/Sydney", "Pacific/Auckland",
-    "America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles", "America/Sao_Paulo",
-    "America/Bogota", "America/Mexico_City",
-]  # fmt: skip
+    "UTC",
+    "Europe/London",
+    "Europe/Berlin",
+    "Europe/Warsaw",
+    "Europe/Athens",
+    "Europe/Lisbon",
+    "Africa/Lagos",
+    "Africa/Nairobi",
+    "Asia/Kolkata",
+    "Asia/Singapore",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "Pacific/Auckland",
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Los_Angeles",
+    "America/Sao_Paulo",
+    "America/Bogota",
+    "America/Mexico_City",
+]
 LEVELS = ["junior", "mid", "senior", "staff"]
 
 
@@ -118,20 +170,29 @@ def seed() -> None:
                 )
                 applications.append(
                     Application(
-                        engineer=user, rubric=rubric, status=ApplicationStatus.APPROVED, statement="seeded",
-                        decided_at=now, level=level, score_bp=score,
+                        engineer=user,
+                        rubric=rubric,
+                        status=ApplicationStatus.APPROVED,
+                        statement="seeded",
+                        decided_at=now,
+                        level=level,
+                        score_bp=score,
                     )
-                )  # fmt: skip
+                )
             EngineerProfile.objects.bulk_create(profiles)
             Application.objects.bulk_create(applications)
             VettedRecord.objects.bulk_create(
                 VettedRecord(
-                    engineer_id=a.engineer_id, application=a, level=a.level, score_bp=a.score_bp or 0,
-                    category_scores=[], vetted_at=now - timedelta(days=rng.randint(0, 300)),
+                    engineer_id=a.engineer_id,
+                    application=a,
+                    level=a.level,
+                    score_bp=a.score_bp or 0,
+                    category_scores=[],
+                    vetted_at=now - timedelta(days=rng.randint(0, 300)),
                     expires_at=now + timedelta(days=rng.randint(-30, 365)),
                 )
                 for a in applications
-            )  # fmt: skip
+            )
     from django.db import connection
 
     with connection.cursor() as cursor:
@@ -165,13 +226,21 @@ def seed_history() -> None:
     with transaction.atomic():
         requests = HiringRequest.objects.bulk_create(
             HiringRequest(
-                client=client, title=HISTORY_TITLE, description="history", required_skills=["python"],
-                budget_kind="hourly", budget_minor=10_000, currency="usd", hours_per_week=10, time_zone="UTC",
-                start_date="2026-01-05", raised_at=now,
+                client=client,
+                title=HISTORY_TITLE,
+                description="history",
+                required_skills=["python"],
+                budget_kind="hourly",
+                budget_minor=10_000,
+                currency="usd",
+                hours_per_week=10,
+                time_zone="UTC",
+                start_date="2026-01-05",
+                raised_at=now,
                 status="closed" if i < 2_000 else "hired" if i < 2_800 else "matching",
             )
             for i in range(HISTORY_REQUESTS)
-        )  # fmt: skip
+        )
         invitations, engagements = [], []
         for request in requests:
             invited = rng.sample(engineer_ids, 20 if request.status == "closed" else 3)
@@ -181,18 +250,32 @@ def seed_history() -> None:
                     status = "pending"
                 invitations.append(
                     Invitation(
-                        request=request, engineer_id=engineer_id, wave=1, rank=position, score_bp=5_000,
-                        breakdown={}, status=status, sent_at=now, expires_at=now + timedelta(hours=2),
-                        sent_off_hours=rng.random() < 0.2, offered_rate_minor=10_000, offered_hours_per_week=10,
+                        request=request,
+                        engineer_id=engineer_id,
+                        wave=1,
+                        rank=position,
+                        score_bp=5_000,
+                        breakdown={},
+                        status=status,
+                        sent_at=now,
+                        expires_at=now + timedelta(hours=2),
+                        sent_off_hours=rng.random() < 0.2,
+                        offered_rate_minor=10_000,
+                        offered_hours_per_week=10,
                     )
-                )  # fmt: skip
+                )
             if request.status == "hired":
                 engagements.append(
                     Engagement(
-                        request=request, client=client, engineer_id=invited[0], rate_kind="hourly",
-                        rate_minor=10_000, currency="usd", hours_per_week=10,
+                        request=request,
+                        client=client,
+                        engineer_id=invited[0],
+                        rate_kind="hourly",
+                        rate_minor=10_000,
+                        currency="usd",
+                        hours_per_week=10,
                     )
-                )  # fmt: skip
+                )
         Invitation.objects.bulk_create(invitations, batch_size=5_000)
         Engagement.objects.bulk_create(engagements)
     with connection.cursor() as cursor:
@@ -212,13 +295,20 @@ def random_requests(count: int, seed_value: int) -> list[Any]:
         nice = rng.sample([s for s in SKILLS if s not in required], rng.randint(0, 2))
         requests.append(
             HiringRequest(
-                title="bench", description="bench", required_skills=sorted(required), nice_to_have_skills=sorted(nice),
-                min_level=rng.choice(["mid", "mid", "senior"]), budget_kind="hourly",
-                budget_minor=rng.randrange(6_000, 16_000, 500), currency="usd",
-                hours_per_week=rng.choice([10, 20, 30]), time_zone=rng.choice(ZONES),
-                min_overlap_hours=rng.randint(2, 6), start_date="2027-01-04",
+                title="bench",
+                description="bench",
+                required_skills=sorted(required),
+                nice_to_have_skills=sorted(nice),
+                min_level=rng.choice(["mid", "mid", "senior"]),
+                budget_kind="hourly",
+                budget_minor=rng.randrange(6_000, 16_000, 500),
+                currency="usd",
+                hours_per_week=rng.choice([10, 20, 30]),
+                time_zone=rng.choice(ZONES),
+                min_overlap_hours=rng.randint(2, 6),
+                start_date="2027-01-04",
             )
-        )  # fmt: skip
+        )
     return requests
 
 
@@ -254,8 +344,10 @@ def bench_ranking() -> None:
         f"naive loop, data in RAM:  median {statistics.median(naive):7.1f} ms   p99 {percentile(naive, 0.99):7.1f} ms"
     )
     print(f"naive: reading every engineer once: {load_ms:.0f} ms")
-    print(f"ratio (naive loop / SQL, medians): {statistics.median(naive) / statistics.median(ours):.1f}x;"
-          f" with the read: {(statistics.median(naive) + load_ms) / statistics.median(ours):.1f}x")  # fmt: skip
+    print(
+        f"ratio (naive loop / SQL, medians): {statistics.median(naive) / statistics.median(ours):.1f}x;"
+        f" with the read: {(statistics.median(naive) + load_ms) / statistics.median(ours):.1f}x"
+    )
     print(f"same top 5 as the naive loop: {agree}/{len(criteria)} requests")
 
 
@@ -276,17 +368,31 @@ def bench_raise_to_invitation() -> None:
         )
         if created:
             EngineerProfile.objects.create(
-                user=user, skills=["bench-probe", "python"], hourly_rate_minor=5_000, currency="usd",
-                weekly_hours_available=40, time_zone="UTC",
-            )  # fmt: skip
+                user=user,
+                skills=["bench-probe", "python"],
+                hourly_rate_minor=5_000,
+                currency="usd",
+                weekly_hours_available=40,
+                time_zone="UTC",
+            )
             app = Application.objects.create(
-                engineer=user, rubric=Rubric.objects.earliest("version"), status=ApplicationStatus.APPROVED,
-                statement="probe", decided_at=now, level="senior", score_bp=8_000,
-            )  # fmt: skip
+                engineer=user,
+                rubric=Rubric.objects.earliest("version"),
+                status=ApplicationStatus.APPROVED,
+                statement="probe",
+                decided_at=now,
+                level="senior",
+                score_bp=8_000,
+            )
             VettedRecord.objects.create(
-                engineer=user, application=app, level="senior", score_bp=8_000, category_scores=[],
-                vetted_at=now, expires_at=now + timedelta(days=365),
-            )  # fmt: skip
+                engineer=user,
+                application=app,
+                level="senior",
+                score_bp=8_000,
+                category_scores=[],
+                vetted_at=now,
+                expires_at=now + timedelta(days=365),
+            )
         probes.append(api_token_create(user=user, name="bench")[1])
     client_token = api_token_create(user=client, name="bench")[1]
     # An interrupted earlier run may have left probe requests open, holding the probes' hours.
@@ -298,14 +404,35 @@ def bench_raise_to_invitation() -> None:
     env = {**os.environ, "CELERY_QUEUE": "bench", "LOG_LEVEL": "WARNING"}
     python = sys.executable
     worker = subprocess.Popen(
-        [python, "-m", "celery", "-A", "marketplace", "worker", "--pool", "solo", "-Q", "bench",
-         "--loglevel", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            python,
+            "-m",
+            "celery",
+            "-A",
+            "marketplace",
+            "worker",
+            "--pool",
+            "solo",
+            "-Q",
+            "bench",
+            "--loglevel",
+            "WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     server = subprocess.Popen(
         [python, "-m", "uvicorn", "marketplace.asgi:application", "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):
@@ -346,10 +473,18 @@ async def _raise_and_wait(base: str, client_token: str, probe_tokens: list[str])
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=10) as http:
         await asyncio.sleep(0.5)
         body = {
-            "title": "bench", "description": "raise-to-invitation probe", "required_skills": ["bench-probe"],
-            "budget_kind": "hourly", "budget_minor": 10_000, "currency": "usd", "hours_per_week": 10,
-            "time_zone": "UTC", "min_overlap_hours": 0, "start_date": "2099-01-01", "min_level": "mid",
-        }  # fmt: skip
+            "title": "bench",
+            "description": "raise-to-invitation probe",
+            "required_skills": ["bench-probe"],
+            "budget_kind": "hourly",
+            "budget_minor": 10_000,
+            "currency": "usd",
+            "hours_per_week": 10,
+            "time_zone": "UTC",
+            "min_overlap_hours": 0,
+            "start_date": "2099-01-01",
+            "min_level": "mid",
+        }
         for _ in range(LIVE_REQUESTS):
             request_id = (await http.post("/api/requests", json=body)).json()["id"]
             got.clear()

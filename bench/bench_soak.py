@@ -146,9 +146,15 @@ def prepare() -> World:
     # An interrupted earlier run may have left requests open, holding the engineers' offers.
     HiringRequest.objects.filter(client=matcher, status__in=ACTIVE_STATUSES).update(status="cancelled")
     fields = {
-        "description": "soak bench", "required_skills": ["python"], "budget_kind": "hourly", "budget_minor": 10_000,
-        "currency": "usd", "hours_per_week": 10, "time_zone": "UTC", "start_date": "2099-01-01",
-    }  # fmt: skip
+        "description": "soak bench",
+        "required_skills": ["python"],
+        "budget_kind": "hourly",
+        "budget_minor": 10_000,
+        "currency": "usd",
+        "hours_per_week": 10,
+        "time_zone": "UTC",
+        "start_date": "2099-01-01",
+    }
     request, _ = HiringRequest.objects.get_or_create(client=client, title="soak read", defaults=fields)
     draft, _ = HiringRequest.objects.get_or_create(client=client, title="soak draft", defaults=fields)
     conversation, _ = Conversation.objects.get_or_create(request=request, engineer=engineer, client=client)
@@ -157,17 +163,31 @@ def prepare() -> World:
     for i in range(have, ENGINEERS):
         user = User.objects.create(email=f"soak-eng-{i}@vetted.test", role=Role.ENGINEER, full_name=f"Soak {i}")
         EngineerProfile.objects.create(
-            user=user, skills=[SKILL, "python"], hourly_rate_minor=5_000, currency="usd", weekly_hours_available=40,
+            user=user,
+            skills=[SKILL, "python"],
+            hourly_rate_minor=5_000,
+            currency="usd",
+            weekly_hours_available=40,
             time_zone="UTC",
-        )  # fmt: skip
+        )
         application = Application.objects.create(
-            engineer=user, rubric=rubric, status=ApplicationStatus.APPROVED, statement="soak", decided_at=now,
-            level="senior", score_bp=8_000,
-        )  # fmt: skip
+            engineer=user,
+            rubric=rubric,
+            status=ApplicationStatus.APPROVED,
+            statement="soak",
+            decided_at=now,
+            level="senior",
+            score_bp=8_000,
+        )
         VettedRecord.objects.create(
-            engineer=user, application=application, level="senior", score_bp=8_000, category_scores=[],
-            vetted_at=now, expires_at=now + timedelta(days=365),
-        )  # fmt: skip
+            engineer=user,
+            application=application,
+            level="senior",
+            score_bp=8_000,
+            category_scores=[],
+            vetted_at=now,
+            expires_at=now + timedelta(days=365),
+        )
     return World(
         client=api_token_create(user=client, name="soak")[1],
         engineer=api_token_create(user=engineer, name="soak")[1],
@@ -252,15 +272,22 @@ def api_operations(world: World) -> list[tuple[int, Any]]:
         (10, lambda n: ("GET", f"/api/requests/{world.request_id}", c, None)),
         (10, lambda n: ("GET", "/api/conversations", e, None)),
         (10, lambda n: ("GET", f"/api/conversations/{conv}/messages", c, None)),
-        (5, lambda n: ("POST", f"/api/conversations/{conv}/messages", (c, e)[n % 2],
-                       {"body": f"soak {n}", "client_msg_id": f"soak-{time.time_ns()}-{n}"})),
+        (
+            5,
+            lambda n: (
+                "POST",
+                f"/api/conversations/{conv}/messages",
+                (c, e)[n % 2],
+                {"body": f"soak {n}", "client_msg_id": f"soak-{time.time_ns()}-{n}"},
+            ),
+        ),
         (5, lambda n: ("GET", "/api/notifications/unread", e, None)),
         (5, lambda n: ("GET", "/api/requests/invitations", e, None)),
         (5, lambda n: ("PATCH", f"/api/requests/{world.draft_id}", c, {"description": f"soak draft, edit {n}"})),
         (4, lambda n: ("GET", "/api/requests/2147483000", c, None)),  # someone else's, or nobody's: 404
         (4, lambda n: ("GET", "/api/me", None, None)),  # no credentials: 401
         (2, lambda n: ("GET", "/health/live", None, None)),
-    ]  # fmt: skip
+    ]
 
 
 async def api_requests(connections: list[Http], world: World, count: int, seed: int, outcomes: Counter[str]) -> None:
@@ -322,10 +349,18 @@ async def matching_jobs(connections: list[Http], world: World, count: int, outco
     from hiring_requests.models import HiringRequest
 
     body = {
-        "title": "soak matching", "description": "a matching job of the soak bench", "required_skills": [SKILL],
-        "budget_kind": "hourly", "budget_minor": 10_000, "currency": "usd", "hours_per_week": 10, "time_zone": "UTC",
-        "min_overlap_hours": 0, "start_date": "2099-01-01", "min_level": "mid",
-    }  # fmt: skip
+        "title": "soak matching",
+        "description": "a matching job of the soak bench",
+        "required_skills": [SKILL],
+        "budget_kind": "hourly",
+        "budget_minor": 10_000,
+        "currency": "usd",
+        "hours_per_week": 10,
+        "time_zone": "UTC",
+        "min_overlap_hours": 0,
+        "start_date": "2099-01-01",
+        "min_level": "mid",
+    }
 
     def matched(ids: list[int]) -> int:
         return HiringRequest.objects.filter(pk__in=ids, waves_sent__gte=1).count()
@@ -372,8 +407,22 @@ def run_phase(phase: Phase, probes: list[Probe], first_half: Any, second_half: A
 
 def soak(world: World) -> list[Phase]:
     port = free_port()
-    worker_args = ["-m", "celery", "-A", "bench.soak_worker", "worker", "--pool", "solo", "-Q", QUEUE,
-                   "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"]  # fmt: skip
+    worker_args = [
+        "-m",
+        "celery",
+        "-A",
+        "bench.soak_worker",
+        "worker",
+        "--pool",
+        "solo",
+        "-Q",
+        QUEUE,
+        "--loglevel",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
     worker_log = LOGS / "worker.log"
     with (
         process(worker_args, SERVER_ENV, worker_log) as worker,
@@ -430,8 +479,10 @@ def report_soak(phases: list[Phase]) -> bool:
     met = True
     for phase in phases:
         rate = phase.count / phase.seconds
-        print(f"\n== {phase.name}: {phase.count:,} in {phase.seconds:.0f} s ({rate:,.0f}/s);"
-              f" outcomes {dict(sorted(phase.outcomes.items()))}")  # fmt: skip
+        print(
+            f"\n== {phase.name}: {phase.count:,} in {phase.seconds:.0f} s ({rate:,.0f}/s);"
+            f" outcomes {dict(sorted(phase.outcomes.items()))}"
+        )
         for name, points in phase.points.items():
             start, middle, end = points["start"], points["middle"], points["end"]
             growth = (end["rss_kib"] - middle["rss_kib"]) / middle["rss_kib"] * 100
@@ -527,8 +578,10 @@ def socket_get(port: int, path: str) -> str:
 
 def report_overhead(results: dict[str, tuple[float, float]]) -> bool:
     base = results["neither"][0]
-    print(f"\n== tracing and metrics: GET /api/me from {CONNECTIONS} connections,"
-          f" {OVERHEAD_ROUNDS} alternating windows of {OVERHEAD_WINDOW:.0f} s each")  # fmt: skip
+    print(
+        f"\n== tracing and metrics: GET /api/me from {CONNECTIONS} connections,"
+        f" {OVERHEAD_ROUNDS} alternating windows of {OVERHEAD_WINDOW:.0f} s each"
+    )
     for name, (rate, p50) in results.items():
         print(f"{name:<20} {rate:8.1f} reads/s  p50 {p50:6.2f} ms  {rate / base:5.3f}x neither")
     ratio = results["metrics+tracing"][0] / base

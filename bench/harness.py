@@ -46,9 +46,13 @@ def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subproc
     """`python <args>` in its own process group, stopped (the group with it) by its pid whatever happens."""
     with log.open("wb") as out:
         child = subprocess.Popen(
-            [sys.executable, *args], cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
+            [sys.executable, *args],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
-        )  # fmt: skip
+        )
         try:
             yield child
         finally:

@@ -79,9 +79,15 @@ class Story:
         engineer.call(
             "PATCH",
             f"/api/accounts/engineer-profiles/{profile_id}",
-            json={"headline": "Async Python engineer", "skills": skills, "hourly_rate_minor": rate,
-                  "weekly_hours_available": 30, "time_zone": zone, "years_experience": 8},
-        )  # fmt: skip
+            json={
+                "headline": "Async Python engineer",
+                "skills": skills,
+                "hourly_rate_minor": rate,
+                "weekly_hours_available": 30,
+                "time_zone": zone,
+                "years_experience": 8,
+            },
+        )
         self.say(f"  {name} registered as an engineer ({email}), skills {', '.join(skills)}")
         return engineer
 
@@ -110,9 +116,10 @@ class Story:
         self.say("2. Staff vet both engineers against the rubric")
         for engineer, score in ((self.first, 4), (self.second, 3)):
             application = engineer.call(
-                "POST", "/api/vetting/applications",
+                "POST",
+                "/api/vetting/applications",
                 json={"statement": "I have run asyncio services in production for years.", "links": []},
-            )  # fmt: skip
+            )
             base = f"/api/vetting/staff/applications/{application['id']}"
             self.staff.call("POST", f"{base}/screen", json={"note": "CV looks right"})
             interview = self.staff.call("POST", f"{base}/interview", json={})
@@ -129,13 +136,23 @@ class Story:
     def raise_request(self) -> None:
         self.say("3. The client raises a request; the worker matches and invites")
         draft = self.client.call(
-            "POST", "/api/requests",
-            json={"title": f"Async payments service ({self.run_id})",
-                  "description": "An asyncio service talking to Stripe.",
-                  "required_skills": [self.skill, "python"], "nice_to_have_skills": ["asyncio"], "min_level": "mid",
-                  "budget_kind": "hourly", "budget_minor": 10_000, "currency": "usd", "hours_per_week": 20,
-                  "time_zone": "Europe/London", "min_overlap_hours": 4, "start_date": "2099-01-04"},
-        )  # fmt: skip
+            "POST",
+            "/api/requests",
+            json={
+                "title": f"Async payments service ({self.run_id})",
+                "description": "An asyncio service talking to Stripe.",
+                "required_skills": [self.skill, "python"],
+                "nice_to_have_skills": ["asyncio"],
+                "min_level": "mid",
+                "budget_kind": "hourly",
+                "budget_minor": 10_000,
+                "currency": "usd",
+                "hours_per_week": 20,
+                "time_zone": "Europe/London",
+                "min_overlap_hours": 4,
+                "start_date": "2099-01-04",
+            },
+        )
         started = time.monotonic()
         raised = self.client.call("POST", f"/api/requests/{draft['id']}/raise")
         self.request_id = raised["id"]
@@ -176,8 +193,14 @@ class Story:
         for engineer in (self.first, self.second):
             conversation = self.conversations[engineer.user_id]
             path = f"/api/conversations/{conversation}/messages"
-            self.client.call("POST", path, json={"body": f"Hi {engineer.name}, how would you bound concurrency here?",
-                                                 "client_msg_id": f"{self.run_id}-{engineer.name}"})  # fmt: skip
+            self.client.call(
+                "POST",
+                path,
+                json={
+                    "body": f"Hi {engineer.name}, how would you bound concurrency here?",
+                    "client_msg_id": f"{self.run_id}-{engineer.name}",
+                },
+            )
             engineer.call("POST", path, json={"body": "A semaphore per dependency, timeouts on every call."})
             last = engineer.call("GET", path)["items"][-1]
             self.say(f"  {engineer.name} answered: {last['body']!r}")
@@ -208,9 +231,10 @@ class Story:
     def pay(self) -> None:
         self.say("7. A milestone is funded into escrow, submitted, approved and released")
         milestone = self.client.call(
-            "POST", f"/api/payments/engagements/{self.engagement['id']}/milestones",
+            "POST",
+            f"/api/payments/engagements/{self.engagement['id']}/milestones",
             json={"title": "Worker pool with backpressure", "amount_minor": 150_000, "due_date": "2099-02-01"},
-        )  # fmt: skip
+        )
         funding = self.client.call(
             "POST",
             f"/api/payments/milestones/{milestone['id']}/fund",
@@ -219,8 +243,10 @@ class Story:
         # What Stripe.js does in the client's browser with the client secret:
         httpx.post(
             f"{self.stripe_base}/v1/payment_intents/{funding['payment_intent_id']}/confirm",
-            data={"payment_method": "pm_card_visa"}, headers={"Authorization": "Bearer sk_test_double"}, timeout=10,
-        ).raise_for_status()  # fmt: skip
+            data={"payment_method": "pm_card_visa"},
+            headers={"Authorization": "Bearer sk_test_double"},
+            timeout=10,
+        ).raise_for_status()
         self.wait_for(
             "the milestone to be funded (payment_intent.succeeded webhook)",
             lambda: self.client.call("GET", f"/api/payments/milestones/{milestone['id']}")["status"] == "funded",
@@ -250,14 +276,17 @@ class Story:
         self.say("8. The engagement is hourly: the client saves a card to be charged each week")
         engagement_id = self.engagement["id"]
         setup = self.client.call(
-            "POST", f"/api/payments/engagements/{engagement_id}/payment-method",
+            "POST",
+            f"/api/payments/engagements/{engagement_id}/payment-method",
             headers={"Idempotency-Key": f"card-{self.run_id}"},
-        )  # fmt: skip
+        )
         # What Stripe.js does in the client's browser with the SetupIntent's client secret:
         httpx.post(
             f"{self.stripe_base}/v1/setup_intents/{setup['setup_intent_id']}/confirm",
-            data={"payment_method": "pm_card_visa"}, headers={"Authorization": "Bearer sk_test_double"}, timeout=10,
-        ).raise_for_status()  # fmt: skip
+            data={"payment_method": "pm_card_visa"},
+            headers={"Authorization": "Bearer sk_test_double"},
+            timeout=10,
+        ).raise_for_status()
         billing = self.wait_for(
             "the card to be saved (setup_intent.succeeded webhook)", lambda: self._active(engagement_id)
         )
@@ -276,17 +305,25 @@ class Story:
         self.say("9. Both sides review each other; the reviews open once both are in")
         (round_,) = self.client.call("GET", f"/api/reviews/engagements/{self.engagement['id']}")["items"]
         self.client.call(
-            "POST", f"/api/reviews/rounds/{round_['id']}",
-            json={"overall": 5, "categories": {"quality": 5, "communication": 5, "reliability": 5, "expertise": 4},
-                  "public_text": "Bounded every queue and every call. Would hire again."},
-        )  # fmt: skip
+            "POST",
+            f"/api/reviews/rounds/{round_['id']}",
+            json={
+                "overall": 5,
+                "categories": {"quality": 5, "communication": 5, "reliability": 5, "expertise": 4},
+                "public_text": "Bounded every queue and every call. Would hire again.",
+            },
+        )
         sealed = self.first.call("GET", f"/api/reviews/engagements/{self.engagement['id']}")["items"][0]
         self.say(f"  the client reviewed; the engineer sees it yet: {sealed['theirs'] is not None}")
         self.first.call(
-            "POST", f"/api/reviews/rounds/{round_['id']}",
-            json={"overall": 5, "categories": {"clarity": 5, "responsiveness": 4, "fairness": 5},
-                  "public_text": "Clear brief, quick answers, paid on time."},
-        )  # fmt: skip
+            "POST",
+            f"/api/reviews/rounds/{round_['id']}",
+            json={
+                "overall": 5,
+                "categories": {"clarity": 5, "responsiveness": 4, "fairness": 5},
+                "public_text": "Clear brief, quick answers, paid on time.",
+            },
+        )
         self.reputation = self.client.call("GET", f"/api/reviews/users/{self.first.user_id}")
         self.say(
             f"  both published: {self.first.name} is rated {self.reputation['stars']} stars from"
@@ -296,12 +333,23 @@ class Story:
     def next_request(self) -> None:
         self.say("10. The client's next request: the rating is part of every match")
         draft = self.client.call(
-            "POST", "/api/requests",
-            json={"title": f"Webhook backlog drain ({self.run_id})", "description": "Bound a Celery queue.",
-                  "required_skills": [self.skill, "python"], "nice_to_have_skills": [], "min_level": "mid",
-                  "budget_kind": "fixed", "budget_minor": 200_000, "currency": "usd", "hours_per_week": 10,
-                  "time_zone": "Europe/London", "min_overlap_hours": 2, "start_date": "2099-02-01"},
-        )  # fmt: skip
+            "POST",
+            "/api/requests",
+            json={
+                "title": f"Webhook backlog drain ({self.run_id})",
+                "description": "Bound a Celery queue.",
+                "required_skills": [self.skill, "python"],
+                "nice_to_have_skills": [],
+                "min_level": "mid",
+                "budget_kind": "fixed",
+                "budget_minor": 200_000,
+                "currency": "usd",
+                "hours_per_week": 10,
+                "time_zone": "Europe/London",
+                "min_overlap_hours": 2,
+                "start_date": "2099-02-01",
+            },
+        )
         self.next_request_id = self.client.call("POST", f"/api/requests/{draft['id']}/raise")["id"]
         invitation = self.wait_for(
             f"{self.first.name}'s invitation to the next request", self._invitation_of(self.first, self.next_request_id)
@@ -318,7 +366,17 @@ class Story:
             )
 
     def run(self) -> None:
-        steps = (self.cast, self.vet, self.raise_request, self.accept, self.chat, self.hire, self.pay, self.bill_hourly,
-                 self.review, self.next_request)  # fmt: skip
+        steps = (
+            self.cast,
+            self.vet,
+            self.raise_request,
+            self.accept,
+            self.chat,
+            self.hire,
+            self.pay,
+            self.bill_hourly,
+            self.review,
+            self.next_request,
+        )
         for step in steps:
             step()

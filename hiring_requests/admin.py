@@ -69,9 +69,15 @@ class HiringRequestAdmin(MoneyFieldsAdmin):
     actions = ("rematch", "extend_deadline", "invite_by_hand")
 
     def _ask(
-        self, request: HttpRequest, queryset: QuerySet[HiringRequest], *, action: str, title: str, why: str,
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[HiringRequest],
+        *,
+        action: str,
+        title: str,
+        why: str,
         inputs: list[tuple[str, str, str]],
-    ) -> TemplateResponse:  # fmt: skip
+    ) -> TemplateResponse:
         context = {"title": title, "explanation": why, "queryset": queryset, "action": action, "inputs": inputs}
         return TemplateResponse(request, "admin/hiring_requests/clock_action.html", context)
 
@@ -95,37 +101,45 @@ class HiringRequestAdmin(MoneyFieldsAdmin):
     def extend_deadline(self, request: HttpRequest, queryset: QuerySet[HiringRequest]) -> HttpResponse | None:
         if not request.POST.get("apply"):
             return self._ask(
-                request, queryset, action="extend_deadline", title="Extend the deadline",
+                request,
+                queryset,
+                action="extend_deadline",
+                title="Extend the deadline",
                 why="The client is told the new deadline and the reason.",
                 inputs=[("hours", "Hours (1-48)", "number"), ("reason", "Why (the client reads it)", "textarea")],
-            )  # fmt: skip
+            )
         staff = _staff(request)
         hours, reason = _int(request.POST.get("hours")), request.POST.get("reason", "")
         self._each(
-            request, queryset,
+            request,
+            queryset,
             lambda r: services.request_extend_deadline(staff=staff, request_id=r.pk, hours=hours, reason=reason),
             "deadline moved to {outcome.match_deadline:%Y-%m-%d %H:%M} UTC.",
-        )  # fmt: skip
+        )
         return None
 
     @admin.action(description="Invite an engineer by hand")
     def invite_by_hand(self, request: HttpRequest, queryset: QuerySet[HiringRequest]) -> HttpResponse | None:
         if not request.POST.get("apply"):
             return self._ask(
-                request, queryset, action="invite_by_hand", title="Invite an engineer by hand",
+                request,
+                queryset,
+                action="invite_by_hand",
+                title="Invite an engineer by hand",
                 why="The engineer must be vetted, quote in the request's currency and have the hours free.",
                 inputs=[("email", "The engineer's email", "email")],
-            )  # fmt: skip
+            )
         staff = _staff(request)
         engineer = User.objects.filter(email__iexact=request.POST.get("email", "").strip()).first()
         if engineer is None:
             self.message_user(request, "No user with that email.", messages.ERROR)
             return None
         self._each(
-            request, queryset,
+            request,
+            queryset,
             lambda r: services.invitation_by_hand(staff=staff, request_id=r.pk, engineer_id=engineer.pk),
             f"{engineer.email} invited.",
-        )  # fmt: skip
+        )
         return None
 
     def has_add_permission(self, request: HttpRequest) -> bool:

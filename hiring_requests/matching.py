@@ -82,8 +82,14 @@ from vetting.models import Level, current_record_q
 # Percent of the score. Reputation is bounded at 10: an unreviewed engineer starts at the prior (7,500 bp),
 # so the most a rating can move anyone is 10 points, and newcomers are not buried (docs/matching.md).
 WEIGHTS = {
-    "skills": 30, "vetting": 20, "time_zone": 15, "rate": 10, "load": 10, "responsiveness": 5, "reputation": 10,
-}  # fmt: skip
+    "skills": 30,
+    "vetting": 20,
+    "time_zone": 15,
+    "rate": 10,
+    "load": 10,
+    "responsiveness": 5,
+    "reputation": 10,
+}
 WORKDAY_MINUTES = 8 * 60
 MAX_TZ_GAP = 12 * 60
 LEVEL_ORDER = [Level.JUNIOR, Level.MID, Level.SENIOR, Level.STAFF]
@@ -411,9 +417,21 @@ def rank(criteria: Criteria, *, limit: int, request_id: int | None = None) -> li
     return [_candidate(row, now_doing[row["user_id"]], criteria) for row in rows]
 
 
-STATIC_COLUMNS = ["user_id", "static", "tie", "level", "tz_gap", "hourly_rate_minor",
-                  "skills", "vetted_skills", "skills_bp", "vetting_bp", "time_zone_bp", "rate_bp",
-                  "reputation_bp"]  # fmt: skip
+STATIC_COLUMNS = [
+    "user_id",
+    "static",
+    "tie",
+    "level",
+    "tz_gap",
+    "hourly_rate_minor",
+    "skills",
+    "vetted_skills",
+    "skills_bp",
+    "vetting_bp",
+    "time_zone_bp",
+    "rate_bp",
+    "reputation_bp",
+]
 
 
 def _candidate(row: dict[str, Any], doing: _Doing, criteria: Criteria) -> Candidate:

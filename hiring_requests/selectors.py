@@ -94,9 +94,13 @@ def clock(*, request: HiringRequest, now: datetime | None = None) -> dict[str, A
     now = now or timezone.now()
     if request.match_deadline is None:
         return {
-            "as_of": now, "deadline": None, "seconds_left": None, "met": None, "breached": False,
+            "as_of": now,
+            "deadline": None,
+            "seconds_left": None,
+            "met": None,
+            "breached": False,
             "summary": "Draft: not raised yet.",
-        }  # fmt: skip
+        }
     seconds_left = int((request.match_deadline - now).total_seconds())
     met = request.shortlisted_at is not None and request.shortlisted_at <= request.match_deadline
     counts = dict.fromkeys(InvitationStatus.values, 0)

@@ -543,9 +543,13 @@ def invitation_by_hand(*, staff: User, request_id: int, engineer_id: int) -> Inv
         notify_user(
             user_id=engineer_id,
             event="invitation.created",
-            payload={"invitation_id": offer.pk, "request_id": request.pk, "title": request.title,
-                     "expires_at": expires_at.isoformat()},
-        )  # fmt: skip
+            payload={
+                "invitation_id": offer.pk,
+                "request_id": request.pk,
+                "title": request.title,
+                "expires_at": expires_at.isoformat(),
+            },
+        )
     return offer
 
 
@@ -696,9 +700,12 @@ def invitation_accept(*, engineer: User, invitation_id: int, rate_minor: int | N
             request.shortlisted_at = request.shortlisted_at or now
             _move(request, R.SHORTLISTED, fields=["shortlisted_at"])
         _record(
-            request, "accepted", engineer_id=engineer.pk, agreed_rate_minor=invitation.agreed_rate_minor,
+            request,
+            "accepted",
+            engineer_id=engineer.pk,
+            agreed_rate_minor=invitation.agreed_rate_minor,
             proposed=invitation.agreed_rate_minor != invitation.offered_rate_minor,
-        )  # fmt: skip
+        )
         conversation = conversation_open(request=request, engineer_id=engineer.pk)
         system_message_post(
             conversation_id=conversation.pk,

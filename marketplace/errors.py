@@ -219,10 +219,19 @@ def install_error_handlers(api: NinjaAPI) -> None:
 
 # Everything the API serves (its routers import their services and errors), and the error modules themselves.
 ERROR_MODULES = (
-    "marketplace.api", "accounts.errors", "vetting.errors", "hiring_requests.errors", "conversations.errors",
-    "payments.errors", "payments.services", "marketplace.errors", "marketplace.db", "marketplace.idempotency",
-    "marketplace.versions", "marketplace.notifications.errors",
-)  # fmt: skip
+    "marketplace.api",
+    "accounts.errors",
+    "vetting.errors",
+    "hiring_requests.errors",
+    "conversations.errors",
+    "payments.errors",
+    "payments.services",
+    "marketplace.errors",
+    "marketplace.db",
+    "marketplace.idempotency",
+    "marketplace.versions",
+    "marketplace.notifications.errors",
+)
 
 
 def error_catalogue() -> list[tuple[int, str, str]]:

@@ -673,9 +673,15 @@ OTEL_SERVICE_NAME = env_optional_str("OTEL_SERVICE_NAME")
 OTEL_TRACES_SAMPLER = env_choice(
     "OTEL_TRACES_SAMPLER",
     "parentbased_traceidratio",
-    ("always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off",
-     "parentbased_traceidratio"),
-)  # fmt: skip
+    (
+        "always_on",
+        "always_off",
+        "traceidratio",
+        "parentbased_always_on",
+        "parentbased_always_off",
+        "parentbased_traceidratio",
+    ),
+)
 OTEL_TRACES_SAMPLER_ARG = env_float("OTEL_TRACES_SAMPLER_ARG", 0.1, minimum=0.0)
 if OTEL_TRACES_SAMPLER_ARG > 1:
     raise ImproperlyConfigured("OTEL_TRACES_SAMPLER_ARG is a ratio, 0 to 1")

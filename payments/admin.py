@@ -69,14 +69,17 @@ class MilestoneAdmin(MoneyFieldsAdmin):
     @admin.action(description="Settle a dispute (split between engineer and client)")
     def settle(self, request: HttpRequest, queryset: QuerySet[Milestone]) -> HttpResponse | None:
         return settle_action(
-            self, request, queryset, what="milestones",
+            self,
+            request,
+            queryset,
+            what="milestones",
             explanation="The engineer's share is transferred (less the platform fee); the rest is refunded to the "
             "client.",
             at_stake=lambda milestone: milestone.amount_minor,
             settle_one=lambda staff, pk, share: services.milestone_settle(
                 staff=staff, milestone_id=pk, engineer_share_minor=share
             ),
-        )  # fmt: skip
+        )
 
 
 def settle_action[M: (Milestone, Timesheet)](
@@ -160,11 +163,15 @@ class TimesheetAdmin(MoneyFieldsAdmin):
     @admin.action(description="Settle a disputed week (bill part of the disputed hours)")
     def settle(self, request: HttpRequest, queryset: QuerySet[Timesheet]) -> HttpResponse | None:
         return settle_action(
-            self, request, queryset, what="timesheets",
+            self,
+            request,
+            queryset,
+            what="timesheets",
             explanation="The engineer's share of the disputed amount is charged with the undisputed hours and paid "
             "out (less the platform fee); the rest is not charged.",
-            at_stake=services.disputed_amount, settle_one=_settle_week,
-        )  # fmt: skip
+            at_stake=services.disputed_amount,
+            settle_one=_settle_week,
+        )
 
 
 @admin.register(HourlyBilling)

@@ -135,9 +135,12 @@ def engagement_detail(request: HttpRequest, engagement_id: int) -> Engagement:
 @accepts_idempotency_key
 def milestone_create(request: HttpRequest, engagement_id: int, payload: MilestoneIn) -> Status[Milestone]:
     milestone = services.milestone_create(
-        client=current_user(request), engagement_id=engagement_id, title=payload.title,
-        amount_minor=payload.amount_minor, due_date=payload.due_date,
-    )  # fmt: skip
+        client=current_user(request),
+        engagement_id=engagement_id,
+        title=payload.title,
+        amount_minor=payload.amount_minor,
+        due_date=payload.due_date,
+    )
     return Status(201, milestone)
 
 
@@ -250,11 +253,15 @@ def _billing_out(engagement_id: int, user: User) -> dict[str, Any]:
         raise EngagementNotFound()
     this_week = services.week_start_of(timezone.now())
     return {
-        "engagement_id": engagement_id, "status": billing.status, "card_brand": billing.card_brand,
-        "card_last4": billing.card_last4, "started_at": billing.started_at, "paused_at": billing.paused_at,
+        "engagement_id": engagement_id,
+        "status": billing.status,
+        "card_brand": billing.card_brand,
+        "card_last4": billing.card_last4,
+        "started_at": billing.started_at,
+        "paused_at": billing.paused_at,
         "hours_this_week": services.weekly_cap_hours(billing.engagement, this_week),
         "hours_next_week": services.weekly_cap_hours(billing.engagement, this_week + timedelta(days=7)),
-    }  # fmt: skip
+    }
 
 
 @router.get("/engagements/{engagement_id}/billing", response=BillingOut, summary="An hourly engagement's billing")
@@ -287,10 +294,16 @@ def weekly_cap_set(request: HttpRequest, engagement_id: int, payload: WeeklyCapI
 def _entry_out(entry: TimeEntry, zone: str) -> dict[str, Any]:
     local = entry.started_at.astimezone(ZoneInfo(zone))
     return {
-        "id": entry.pk, "timesheet_id": entry.timesheet_id, "started_at": entry.started_at, "minutes": entry.minutes,
-        "note": entry.note, "local_date": local.date(), "time_zone": zone, "disputed": entry.disputed,
+        "id": entry.pk,
+        "timesheet_id": entry.timesheet_id,
+        "started_at": entry.started_at,
+        "minutes": entry.minutes,
+        "note": entry.note,
+        "local_date": local.date(),
+        "time_zone": zone,
+        "disputed": entry.disputed,
         "dispute_reason": entry.dispute_reason,
-    }  # fmt: skip
+    }
 
 
 @router.post("/engagements/{engagement_id}/time-entries", response={201: TimeEntryOut}, summary="Log time (engineer)")
@@ -298,18 +311,24 @@ def _entry_out(entry: TimeEntry, zone: str) -> dict[str, Any]:
 def time_entry_log(request: HttpRequest, engagement_id: int, payload: TimeEntryIn) -> Status[dict[str, Any]]:
     engineer = current_user(request)
     entry = services.time_entry_log(
-        engineer=engineer, engagement_id=engagement_id, started_at=payload.started_at, minutes=payload.minutes,
+        engineer=engineer,
+        engagement_id=engagement_id,
+        started_at=payload.started_at,
+        minutes=payload.minutes,
         note=payload.note,
-    )  # fmt: skip
+    )
     return Status(201, _entry_out(entry, selectors.engineer_zone(entry.timesheet.engagement.engineer_id)))
 
 
 @router.patch("/time-entries/{entry_id}", response=TimeEntryOut, summary="Change a time entry (engineer)")
 def time_entry_edit(request: HttpRequest, entry_id: int, payload: TimeEntryPatch) -> dict[str, Any]:
     entry = services.time_entry_edit(
-        engineer=current_user(request), entry_id=entry_id, started_at=payload.started_at, minutes=payload.minutes,
+        engineer=current_user(request),
+        entry_id=entry_id,
+        started_at=payload.started_at,
+        minutes=payload.minutes,
         note=payload.note,
-    )  # fmt: skip
+    )
     return _entry_out(entry, selectors.engineer_zone(entry.timesheet.engagement.engineer_id))
 
 
@@ -375,9 +394,10 @@ async def timesheet_pay_now(request: HttpRequest, timesheet_id: int) -> Any:
 @accepts_idempotency_key
 def timesheet_dispute(request: HttpRequest, timesheet_id: int, payload: TimesheetDisputeIn) -> Timesheet:
     return services.timesheet_dispute(
-        client=current_user(request), timesheet_id=timesheet_id,
+        client=current_user(request),
+        timesheet_id=timesheet_id,
         entries=[(item.entry_id, item.reason) for item in payload.entries],
-    )  # fmt: skip
+    )
 
 
 @router.post("/staff/timesheets/{timesheet_id}/settle", response=TimesheetOut, summary="Settle a disputed week (staff)")

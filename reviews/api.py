@@ -31,9 +31,13 @@ def rounds(request: HttpRequest, engagement_id: int) -> Any:
 @accepts_idempotency_key
 def review_submit(request: HttpRequest, round_id: int, payload: ReviewIn) -> Status[Review]:
     review = services.review_submit(
-        author=current_user(request), round_id=round_id, overall=payload.overall, categories=payload.categories,
-        public_text=payload.public_text, private_note=payload.private_note,
-    )  # fmt: skip
+        author=current_user(request),
+        round_id=round_id,
+        overall=payload.overall,
+        categories=payload.categories,
+        public_text=payload.public_text,
+        private_note=payload.private_note,
+    )
     return Status(201, review)
 
 

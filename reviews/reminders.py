@@ -12,11 +12,13 @@ from reviews.selectors import rounds_closing_without_client_review
 REMIND_BEFORE = timedelta(hours=24)
 
 WINDOW_CLOSING = kinds.Kind(
-    "review.window_closing", kinds.CLIENT, "Reminder: the window to review an engagement closes within 24 hours.",
+    "review.window_closing",
+    kinds.CLIENT,
+    "Reminder: the window to review an engagement closes within 24 hours.",
     subject="Last day to review engagement #{{ p.engagement_id }}",
     summary="Your review of engagement #{{ p.engagement_id }} ({{ p.step }}) is still missing; the window closes"
     " {{ p.closes_at|when }}, then the other side's review is published without yours.",
-)  # fmt: skip
+)
 
 
 def _due(now: datetime) -> Iterable[reminders.Due]:

@@ -48,9 +48,10 @@ def review_round_open(*, engagement: Engagement, step: str, now: datetime | None
     """
     now = now or timezone.now()
     made, created = ReviewRound.objects.get_or_create(
-        engagement=engagement, step=step,
+        engagement=engagement,
+        step=step,
         defaults={"opened_at": now, "closes_at": now + timedelta(days=settings.REVIEW_WINDOW_DAYS)},
-    )  # fmt: skip
+    )
     if created:
         if step != "ended":
             _count_paid_engagements(engagement.client_id)
@@ -160,10 +161,16 @@ def review_submit(
         if round_.published_at is not None or now >= round_.closes_at:
             raise ReviewWindowClosed()
         review = Review.objects.create(
-            round=round_, author=author, role=role, overall=overall, categories=categories,
+            round=round_,
+            author=author,
+            role=role,
+            overall=overall,
+            categories=categories,
             subject_id=engagement.engineer_id if role == ReviewerRole.CLIENT else engagement.client_id,
-            public_text=public_text.strip(), private_note=private_note.strip(), created_at=now,
-        )  # fmt: skip
+            public_text=public_text.strip(),
+            private_note=private_note.strip(),
+            created_at=now,
+        )
         if round_.reviews.count() == 2:
             _publish(round_, now)
         logger.info("review.submitted", extra={"round_id": round_.pk, "role": role})

@@ -82,9 +82,16 @@ def _publishable(params: Json, headers: dict[bytes, bytes]) -> bool:
 
 class StripeError(Exception):
     def __init__(
-        self, status: int, type_: str, message: str, *, code: str | None = None, param: str | None = None,
-        payment_intent: Json | None = None, decline_code: str | None = None,
-    ):  # fmt: skip
+        self,
+        status: int,
+        type_: str,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        payment_intent: Json | None = None,
+        decline_code: str | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.body: Json = {"error": {"type": type_, "message": message, "code": code, "param": param}}
@@ -151,10 +158,17 @@ class StripeDouble:
         self.objects: dict[str, dict[str, Json]] = {
             kind: {}
             for kind in (
-                "customers", "payment_intents", "charges", "refunds", "accounts", "transfers", "disputes",
-                "setup_intents", "payment_methods",
+                "customers",
+                "payment_intents",
+                "charges",
+                "refunds",
+                "accounts",
+                "transfers",
+                "disputes",
+                "setup_intents",
+                "payment_methods",
             )
-        }  # fmt: skip
+        }
         # What each saved PaymentMethod does when used (not a Stripe field: the card network's side).
         self.card_behaviour: dict[str, str] = {}
         self.events: list[Json] = []
@@ -285,9 +299,10 @@ class StripeDouble:
             method == "POST" and CONFIRM_WITH_CLIENT_SECRET.match(path) and params.get("client_secret")
         ):
             error = StripeError(
-                401, "invalid_request_error",
+                401,
+                "invalid_request_error",
                 "This API call cannot be made with a publishable API key. Please use a secret API key.",
-            )  # fmt: skip
+            )
             return error.status, error.body, []
         key = headers.get(b"idempotency-key", b"").decode() or None
         if key is not None and method == "POST":
@@ -376,19 +391,28 @@ class StripeDouble:
         minimum = MINIMUM_CHARGE.get(currency, 50)
         if amount < minimum:
             raise StripeError(
-                400, "invalid_request_error", f"Amount must be at least {minimum} {currency} minor units.",
-                code="amount_too_small", param="amount",
-            )  # fmt: skip
+                400,
+                "invalid_request_error",
+                f"Amount must be at least {minimum} {currency} minor units.",
+                code="amount_too_small",
+                param="amount",
+            )
         if amount > 99_999_999:
             raise StripeError(
-                400, "invalid_request_error", "Amount must be no more than 99999999.",
-                code="amount_too_large", param="amount",
-            )  # fmt: skip
+                400,
+                "invalid_request_error",
+                "Amount must be no more than 99999999.",
+                code="amount_too_large",
+                param="amount",
+            )
         intent = objects.payment_intent(
-            amount=amount, currency=currency, customer=params.get("customer"),
-            transfer_group=params.get("transfer_group"), metadata=params.get("metadata", {}),
+            amount=amount,
+            currency=currency,
+            customer=params.get("customer"),
+            transfer_group=params.get("transfer_group"),
+            metadata=params.get("metadata", {}),
             description=params.get("description"),
-        )  # fmt: skip
+        )
         self.objects["payment_intents"][intent["id"]] = intent
         if params.get("payment_method"):
             intent["payment_method"] = params["payment_method"]
@@ -411,27 +435,37 @@ class StripeDouble:
         intent = self._find("payment_intents", "payment_intent", id)
         if "client_secret" in params and params["client_secret"] != intent["client_secret"]:
             raise StripeError(
-                400, "invalid_request_error",
+                400,
+                "invalid_request_error",
                 "The client_secret provided does not match the client_secret associated with the PaymentIntent.",
-                code="payment_intent_invalid_parameter", param="client_secret",
-            )  # fmt: skip
+                code="payment_intent_invalid_parameter",
+                param="client_secret",
+            )
         return self._confirm(
-            intent, params.get("payment_method") or intent["payment_method"], key,
+            intent,
+            params.get("payment_method") or intent["payment_method"],
+            key,
             off_session=params.get("off_session") == "true",
-        )  # fmt: skip
+        )
 
     def _confirm(self, intent: Json, payment_method: str | None, key: str | None, *, off_session: bool = False) -> Json:
         if intent["status"] not in ("requires_payment_method", "requires_confirmation"):
             raise StripeError(
-                400, "invalid_request_error",
+                400,
+                "invalid_request_error",
                 f"This PaymentIntent's status is {intent['status']}; it cannot be confirmed.",
                 code="payment_intent_unexpected_state",
-            )  # fmt: skip
+            )
         if payment_method in self.objects["payment_methods"]:
             return self._confirm_saved(intent, payment_method, key, off_session=off_session)
         if payment_method not in SUCCEEDING_CARDS and payment_method not in DECLINING_CARDS:
-            raise StripeError(400, "invalid_request_error", f"No such PaymentMethod: '{payment_method}'",
-                              code="resource_missing", param="payment_method")  # fmt: skip
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                f"No such PaymentMethod: '{payment_method}'",
+                code="resource_missing",
+                param="payment_method",
+            )
         intent["payment_method"] = payment_method
         failure = DECLINING_CARDS.get(payment_method or "")
         if failure:
@@ -443,10 +477,11 @@ class StripeDouble:
         saved = self.objects["payment_methods"][payment_method]
         if saved["customer"] is not None and saved["customer"] != intent["customer"]:
             raise StripeError(
-                400, "invalid_request_error",
+                400,
+                "invalid_request_error",
                 "The provided PaymentMethod is attached to another Customer than this PaymentIntent's.",
                 param="payment_method",
-            )  # fmt: skip
+            )
         intent["payment_method"] = payment_method
         behaviour = self.card_behaviour[payment_method]
         if behaviour == "authenticate":
@@ -454,14 +489,21 @@ class StripeDouble:
                 message = "Your card was declined. This transaction requires authentication."
                 intent["status"] = "requires_payment_method"
                 intent["last_payment_error"] = {
-                    "type": "card_error", "code": "authentication_required",
-                    "decline_code": "authentication_required", "message": message, "payment_method": saved,
-                }  # fmt: skip
+                    "type": "card_error",
+                    "code": "authentication_required",
+                    "decline_code": "authentication_required",
+                    "message": message,
+                    "payment_method": saved,
+                }
                 self._emit("payment_intent.payment_failed", intent, key)
                 raise StripeError(
-                    402, "card_error", message, code="authentication_required", payment_intent=intent,
+                    402,
+                    "card_error",
+                    message,
+                    code="authentication_required",
+                    payment_intent=intent,
                     decline_code="authentication_required",
-                )  # fmt: skip
+                )
             intent["status"] = "requires_action"
             intent["next_action"] = {"type": "use_stripe_sdk", "use_stripe_sdk": {"type": "three_d_secure_redirect"}}
             self._emit("payment_intent.requires_action", intent, key)
@@ -477,8 +519,9 @@ class StripeDouble:
         intent["status"] = "requires_payment_method"
         intent["last_payment_error"] = {"type": "card_error", "code": "card_declined", "message": failure}
         self._emit("payment_intent.payment_failed", intent, key)
-        raise StripeError(402, "card_error", failure, code="card_declined", payment_intent=intent,
-                          decline_code="generic_decline")  # fmt: skip
+        raise StripeError(
+            402, "card_error", failure, code="card_declined", payment_intent=intent, decline_code="generic_decline"
+        )
 
     def _succeed(self, intent: Json, payment_method: str, key: str | None) -> Json:
         made = objects.charge(intent=intent, payment_method=payment_method, paid=True, failure=None)
@@ -509,8 +552,13 @@ class StripeDouble:
         number = (params.get("payment_method_data") or {}).get("card", {}).get("number")
         card = SAVED_CARDS.get(given or "") or CARDS_BY_NUMBER.get(number or "")
         if card is None:
-            raise StripeError(400, "invalid_request_error", f"No such PaymentMethod: '{given or number}'",
-                              code="resource_missing", param="payment_method")  # fmt: skip
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                f"No such PaymentMethod: '{given or number}'",
+                code="resource_missing",
+                param="payment_method",
+            )
         made = objects.payment_method(card={"brand": card.brand, "last4": card.number[-4:]}, customer=None)
         self.objects["payment_methods"][made["id"]] = made
         self.card_behaviour[made["id"]] = card.behaviour
@@ -535,17 +583,22 @@ class StripeDouble:
         intent = self._find("setup_intents", "setup_intent", id)
         if "client_secret" in params and params["client_secret"] != intent["client_secret"]:
             raise StripeError(
-                400, "invalid_request_error",
+                400,
+                "invalid_request_error",
                 "The client_secret provided does not match the client_secret associated with the SetupIntent.",
-                code="setup_intent_invalid_parameter", param="client_secret",
-            )  # fmt: skip
+                code="setup_intent_invalid_parameter",
+                param="client_secret",
+            )
         return self._confirm_setup(intent, params, key)
 
     def _confirm_setup(self, intent: Json, params: Json, key: str | None) -> Json:
         if intent["status"] not in ("requires_payment_method", "requires_confirmation"):
-            raise StripeError(400, "invalid_request_error",
-                              f"This SetupIntent's status is {intent['status']}; it cannot be confirmed.",
-                              code="setup_intent_unexpected_state")  # fmt: skip
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                f"This SetupIntent's status is {intent['status']}; it cannot be confirmed.",
+                code="setup_intent_unexpected_state",
+            )
         payment_method = self._payment_method_from(params)  # attached to the customer when the setup succeeds
         intent["payment_method"] = payment_method
         if self.card_behaviour[payment_method] == "authenticate":
@@ -574,9 +627,12 @@ class StripeDouble:
     def cancel_payment_intent(self, *, id: str, params: Json, key: str | None) -> Json:
         intent = self._find("payment_intents", "payment_intent", id)
         if intent["status"] in ("succeeded", "canceled"):
-            raise StripeError(400, "invalid_request_error",
-                              f"You cannot cancel this PaymentIntent because it has a status of {intent['status']}.",
-                              code="payment_intent_unexpected_state")  # fmt: skip
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                f"You cannot cancel this PaymentIntent because it has a status of {intent['status']}.",
+                code="payment_intent_unexpected_state",
+            )
         intent["status"], intent["canceled_at"] = "canceled", objects.now()
         intent["cancellation_reason"] = params.get("cancellation_reason", "requested_by_customer")
         self._emit("payment_intent.canceled", intent, key)
@@ -596,21 +652,29 @@ class StripeDouble:
         paid = self._charge_for(params)
         if paid.get("disputed"):
             raise StripeError(
-                400, "invalid_request_error", f"Charge {paid['id']} has been charged back; cannot issue a refund.",
+                400,
+                "invalid_request_error",
+                f"Charge {paid['id']} has been charged back; cannot issue a refund.",
                 code="charge_disputed",
-            )  # fmt: skip
+            )
         left = paid["amount_captured"] - paid["amount_refunded"]
         amount = self._amount(params) if "amount" in params else left
         if amount > left:
-            raise StripeError(400, "invalid_request_error",
-                              f"Refund amount ({amount}) is greater than unrefunded amount on charge ({left})",
-                              code="amount_too_large", param="amount")  # fmt: skip
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                f"Refund amount ({amount}) is greater than unrefunded amount on charge ({left})",
+                code="amount_too_large",
+                param="amount",
+            )
         currency = paid["currency"]
         if self.platform_balance.get(currency, 0) < amount:
             raise StripeError(
-                400, "invalid_request_error", "Insufficient funds in the platform balance for this refund.",
+                400,
+                "invalid_request_error",
+                "Insufficient funds in the platform balance for this refund.",
                 code="balance_insufficient",
-            )  # fmt: skip
+            )
         made = objects.refund(
             charge=paid, amount=amount, reason=params.get("reason"), metadata=params.get("metadata", {})
         )
@@ -625,8 +689,9 @@ class StripeDouble:
     def create_account(self, *, params: Json, key: str | None) -> Json:
         if params.get("type", "express") != "express":
             raise StripeError(400, "invalid_request_error", "Only express accounts are supported here.", param="type")
-        made = objects.account(email=params.get("email"), country=params.get("country", "US"),
-                               metadata=params.get("metadata", {}))  # fmt: skip
+        made = objects.account(
+            email=params.get("email"), country=params.get("country", "US"), metadata=params.get("metadata", {})
+        )
         self.objects["accounts"][made["id"]] = made
         return made
 
@@ -648,25 +713,40 @@ class StripeDouble:
         amount, currency = self._amount(params), params.get("currency", "").lower()
         destination = self._find("accounts", "account", params.get("destination", ""))
         if not destination["payouts_enabled"]:
-            raise StripeError(400, "invalid_request_error", "The destination account cannot receive transfers yet.",
-                              code="account_invalid")  # fmt: skip
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                "The destination account cannot receive transfers yet.",
+                code="account_invalid",
+            )
         source = params.get("source_transaction")
         if source:
             paid = self._find("charges", "charge", source)
-            sent = sum(t["amount"] - t["amount_reversed"] for t in self.objects["transfers"].values()
-                       if t["source_transaction"] == source)  # fmt: skip
+            sent = sum(
+                t["amount"] - t["amount_reversed"]
+                for t in self.objects["transfers"].values()
+                if t["source_transaction"] == source
+            )
             if amount > paid["amount_captured"] - paid["amount_refunded"] - sent:
-                raise StripeError(400, "invalid_request_error",
-                                  "The transfer amount exceeds what is left of the source transaction.",
-                                  code="balance_insufficient")  # fmt: skip
+                raise StripeError(
+                    400,
+                    "invalid_request_error",
+                    "The transfer amount exceeds what is left of the source transaction.",
+                    code="balance_insufficient",
+                )
         if self.platform_balance.get(currency, 0) < amount:
-            raise StripeError(400, "invalid_request_error", "Insufficient funds in the platform balance.",
-                              code="balance_insufficient")  # fmt: skip
+            raise StripeError(
+                400, "invalid_request_error", "Insufficient funds in the platform balance.", code="balance_insufficient"
+            )
         made = objects.transfer(
-            amount=amount, currency=currency, destination=destination["id"], source_transaction=source,
-            transfer_group=params.get("transfer_group"), metadata=params.get("metadata", {}),
+            amount=amount,
+            currency=currency,
+            destination=destination["id"],
+            source_transaction=source,
+            transfer_group=params.get("transfer_group"),
+            metadata=params.get("metadata", {}),
             description=params.get("description"),
-        )  # fmt: skip
+        )
         self.objects["transfers"][made["id"]] = made
         self.platform_balance[currency] -= amount
         balance_key = (destination["id"], currency)
@@ -688,9 +768,12 @@ class StripeDouble:
         amount = self._amount(params) if "amount" in params else left
         balance_key = (sent["destination"], sent["currency"])
         if amount > left or self.account_balance.get(balance_key, 0) < amount:
-            raise StripeError(400, "invalid_request_error",
-                              "The connected account's balance is too short to reverse this amount.",
-                              code="balance_insufficient")  # fmt: skip
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                "The connected account's balance is too short to reverse this amount.",
+                code="balance_insufficient",
+            )
         made = objects.transfer_reversal(transfer=sent, amount=amount, metadata=params.get("metadata", {}))
         sent["amount_reversed"] += amount
         sent["reversed"] = sent["amount_reversed"] == sent["amount"]

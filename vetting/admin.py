@@ -131,9 +131,22 @@ class ApplicationAdmin(admin.ModelAdmin[Application]):
     inlines = (ScoreInline, EventInline)
     actions = ("start_screening", "start_interview", "approve", "reject")
     readonly_fields = (
-        "engineer", "rubric", "status", "headline", "skills", "links", "statement", "submitted_at",
-        "stage_entered_at", "interviewer", "decided_at", "decided_by", "decision_reason", "score_bp", "level",
-    )  # fmt: skip
+        "engineer",
+        "rubric",
+        "status",
+        "headline",
+        "skills",
+        "links",
+        "statement",
+        "submitted_at",
+        "stage_entered_at",
+        "interviewer",
+        "decided_at",
+        "decided_by",
+        "decision_reason",
+        "score_bp",
+        "level",
+    )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -239,9 +252,18 @@ class VettedRecordAdmin(admin.ModelAdmin[VettedRecord]):
     list_select_related = ("engineer",)
     actions = ("revoke",)
     readonly_fields = (
-        "engineer", "application", "level", "score_bp", "category_scores", "vetted_at", "expires_at",
-        "revoked_at", "revoked_by", "revoke_reason", "superseded_at",
-    )  # fmt: skip
+        "engineer",
+        "application",
+        "level",
+        "score_bp",
+        "category_scores",
+        "vetted_at",
+        "expires_at",
+        "revoked_at",
+        "revoked_by",
+        "revoke_reason",
+        "superseded_at",
+    )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -16,8 +16,16 @@ from pydantic import BaseModel, ValidationError
 from marketplace.errors import DomainError
 from marketplace.money import minor_unit_exponent
 
-CURRENCIES = [("usd", "USD"), ("eur", "EUR"), ("gbp", "GBP"), ("cad", "CAD"), ("aud", "AUD"), ("chf", "CHF"),
-              ("pln", "PLN"), ("sek", "SEK")]  # fmt: skip
+CURRENCIES = [
+    ("usd", "USD"),
+    ("eur", "EUR"),
+    ("gbp", "GBP"),
+    ("cad", "CAD"),
+    ("aud", "AUD"),
+    ("chf", "CHF"),
+    ("pln", "PLN"),
+    ("sek", "SEK"),
+]
 LEVELS = [("junior", "Junior"), ("mid", "Mid"), ("senior", "Senior"), ("staff", "Staff")]
 
 

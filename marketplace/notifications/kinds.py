@@ -84,91 +84,133 @@ _STAFF_ALERT = "staff_alert"
 _KINDS = [
     # --- hiring: invitations, shortlists, the 8-hour clock -------------------------------------
     Kind(
-        "invitation.created", ENGINEER, "A client's request invites you.",
-        subject="New invitation: {{ p.title }}", template="invitation_created",
+        "invitation.created",
+        ENGINEER,
+        "A client's request invites you.",
+        subject="New invitation: {{ p.title }}",
+        template="invitation_created",
     ),
     Kind(
-        "invitation.expiring", ENGINEER, "Reminder: an invitation you have not answered expires within the hour.",
-        subject="Your invitation expires soon: {{ p.title }}", template="invitation_expiring",
+        "invitation.expiring",
+        ENGINEER,
+        "Reminder: an invitation you have not answered expires within the hour.",
+        subject="Your invitation expires soon: {{ p.title }}",
+        template="invitation_expiring",
     ),
     Kind(
-        "invitation.expired", ENGINEER, "An invitation expired before you answered.",
-        subject="Invitation expired", summary="Your invitation to request #{{ p.request_id }} expired unanswered.",
+        "invitation.expired",
+        ENGINEER,
+        "An invitation expired before you answered.",
+        subject="Invitation expired",
+        summary="Your invitation to request #{{ p.request_id }} expired unanswered.",
     ),
     Kind(
-        "invitation.withdrawn", ENGINEER, "An invitation or your shortlist place was taken back.",
+        "invitation.withdrawn",
+        ENGINEER,
+        "An invitation or your shortlist place was taken back.",
         subject="Invitation withdrawn",
         summary="Your invitation to request #{{ p.request_id }} was withdrawn: {{ p.reason }}.",
     ),
     Kind(
-        "request.filled", ENGINEER, "The client hired another engineer from the shortlist you were on.",
+        "request.filled",
+        ENGINEER,
+        "The client hired another engineer from the shortlist you were on.",
         subject="The request was filled",
         summary="Request #{{ p.request_id }} was filled by another engineer. Thank you for your time.",
     ),
     Kind(
-        "engagement.created", ENGINEER, "A client hired you.",
+        "engagement.created",
+        ENGINEER,
+        "A client hired you.",
         subject="You are hired on request #{{ p.request_id }}",
         summary="The client hired you: engagement #{{ p.engagement_id }} has started.",
     ),
     Kind(
-        "shortlist.changed", CLIENT, "An engineer joined or left your shortlist.",
-        subject="Your shortlist changed", template="shortlist_changed",
+        "shortlist.changed",
+        CLIENT,
+        "An engineer joined or left your shortlist.",
+        subject="Your shortlist changed",
+        template="shortlist_changed",
     ),
     Kind(
-        "request.pool_empty", f"{CLIENT} and {STAFF}", "Nobody matches a request as it stands.",
+        "request.pool_empty",
+        f"{CLIENT} and {STAFF}",
+        "Nobody matches a request as it stands.",
         subject="Nobody matches {{ p.title }} yet",
         summary="No vetted engineer matches “{{ p.title }}” as it stands; widening it is proposed next.",
     ),
     Kind(
-        "request.widening_proposed", CLIENT, "Widening your request would find more engineers.",
+        "request.widening_proposed",
+        CLIENT,
+        "Widening your request would find more engineers.",
         subject="Widen your request to find engineers",
         summary="Widening step {{ p.step }} would help: {{ p.change }}.",
     ),
     Kind(
-        "request.deadline_extended", CLIENT, "Staff extended the matching deadline of your request.",
+        "request.deadline_extended",
+        CLIENT,
+        "Staff extended the matching deadline of your request.",
         subject="Your request's deadline was extended",
         summary="The matching deadline of request #{{ p.request_id }} is now {{ p.deadline|when }}: {{ p.reason }}.",
     ),
     Kind(
-        "request.at_risk", STAFF, "Reminder: a request may miss its 8-hour matching promise.",
+        "request.at_risk",
+        STAFF,
+        "Reminder: a request may miss its 8-hour matching promise.",
         subject="At risk: {{ p.title }}",
         summary="Request “{{ p.title }}” has no shortlist yet and its deadline is {{ p.deadline|when }}.",
     ),
     Kind(
-        "request.deadline_breached", f"{CLIENT} and {STAFF}", "A request missed its matching deadline.",
+        "request.deadline_breached",
+        f"{CLIENT} and {STAFF}",
+        "A request missed its matching deadline.",
         subject="Deadline missed: {{ p.title }}",
         summary="Request “{{ p.title }}” passed its matching deadline ({{ p.deadline|when }}) without a shortlist.",
     ),
     # --- chat --------------------------------------------------------------------------------
     Kind(
-        "message.created", BOTH, "Unread chat messages, gathered a while after they arrive (not if you read them).",
-        subject="Unread messages on Vetted", template="chat_digest", chat=True,
+        "message.created",
+        BOTH,
+        "Unread chat messages, gathered a while after they arrive (not if you read them).",
+        subject="Unread messages on Vetted",
+        template="chat_digest",
+        chat=True,
     ),
     # --- vetting -----------------------------------------------------------------------------
     Kind(
-        "vetting.stage_changed", ENGINEER, "Your vetting application moved to another stage.",
+        "vetting.stage_changed",
+        ENGINEER,
+        "Your vetting application moved to another stage.",
         subject="Your vetting application: {{ p.status|label }}",
         summary="Your vetting application #{{ p.application_id }} is now “{{ p.status|label }}”.",
     ),
     Kind(
-        "vetting.revoked", ENGINEER, "Your vetting was revoked.",
-        subject="Your vetting was revoked", summary="Your vetting was revoked: {{ p.reason }}.",
+        "vetting.revoked",
+        ENGINEER,
+        "Your vetting was revoked.",
+        subject="Your vetting was revoked",
+        summary="Your vetting was revoked: {{ p.reason }}.",
     ),
     Kind(
-        "vetting.renewal_open", ENGINEER, "Reminder: your vetting expires soon and renewal is open.",
+        "vetting.renewal_open",
+        ENGINEER,
+        "Reminder: your vetting expires soon and renewal is open.",
         subject="Renew your vetting",
         summary="Your vetting expires on {{ p.expires_at|when }}; renewal is open now.",
     ),
     # --- payments ----------------------------------------------------------------------------
     Kind(
-        "milestone.changed", BOTH,
+        "milestone.changed",
+        BOTH,
         "A milestone was funded, submitted, sent back for changes, released, refunded or disputed"
         " (the steps between are in the notification log only).",
-        subject="Milestone “{{ p.title }}”: {{ p.status|label }}", template="milestone_changed",
+        subject="Milestone “{{ p.title }}”: {{ p.status|label }}",
+        template="milestone_changed",
         emailed=_milestone_emailed,
     ),
     Kind(
-        "timesheet.changed", BOTH,
+        "timesheet.changed",
+        BOTH,
         "An hourly week was submitted, disputed, charged, paid, carried over or voided; a failed charge"
         " cannot be turned off.",
         subject="{% if p.status == 'charge_failed' %}Payment failed for the week of {{ p.week_start }}"
@@ -178,42 +220,59 @@ _KINDS = [
         emailed=_timesheet_emailed,
     ),
     Kind(
-        "timesheet.awaiting_approval", CLIENT,
+        "timesheet.awaiting_approval",
+        CLIENT,
         "Reminder: a week of hours awaits your approval; silence approves it at the deadline.",
-        subject="Hours to review by {{ p.review_deadline|when }}", template="timesheet_awaiting_approval",
+        subject="Hours to review by {{ p.review_deadline|when }}",
+        template="timesheet_awaiting_approval",
     ),
     Kind(
-        "billing.changed", BOTH, "Hourly billing paused or resumed; a pause cannot be turned off.",
-        subject="Billing {{ p.status|label }} on engagement #{{ p.engagement_id }}", template="billing_changed",
+        "billing.changed",
+        BOTH,
+        "Hourly billing paused or resumed; a pause cannot be turned off.",
+        subject="Billing {{ p.status|label }} on engagement #{{ p.engagement_id }}",
+        template="billing_changed",
         essential=_billing_paused,
     ),
     Kind(
-        "billing.cap_changed", ENGINEER, "The client changed your weekly hours cap.",
+        "billing.cap_changed",
+        ENGINEER,
+        "The client changed your weekly hours cap.",
         subject="Your weekly cap is now {{ p.hours }} hours",
         summary="From {{ p.applies_from }}, engagement #{{ p.engagement_id }} allows {{ p.hours }} hours a week.",
     ),
     Kind(
-        "payouts.updated", ENGINEER, "Your payout account was enabled or disabled.",
+        "payouts.updated",
+        ENGINEER,
+        "Your payout account was enabled or disabled.",
         subject="Payouts {% if p.payouts_enabled %}enabled{% else %}disabled{% endif %}",
         summary="{% if p.payouts_enabled %}You can now be paid.{% else %}Payouts are off: finish your payout"
         " account so clients can hire you.{% endif %}",
     ),
     # --- reviews -----------------------------------------------------------------------------
     Kind(
-        "review.due", BOTH, "A paid step can be reviewed: say how it went, within the review window.",
+        "review.due",
+        BOTH,
+        "A paid step can be reviewed: say how it went, within the review window.",
         subject="How did it go? Review engagement #{{ p.engagement_id }}",
         summary="You can review the other side of engagement #{{ p.engagement_id }} until {{ p.closes_at|when }}."
         " Neither side sees the other's review until both are in or the window closes.",
     ),
     Kind(
-        "review.published", BOTH, "Both reviews of a step are visible (both were in, or the window closed).",
+        "review.published",
+        BOTH,
+        "Both reviews of a step are visible (both were in, or the window closed).",
         subject="Reviews published on engagement #{{ p.engagement_id }}",
         summary="The reviews of engagement #{{ p.engagement_id }} ({{ p.step }}) are now visible.",
     ),
     # --- security ----------------------------------------------------------------------------
     Kind(
-        "api_token.created", EVERYONE, "A new API token (a login for programs) was created on your account.",
-        subject="A new API token was created", template="api_token_created", essential=True,
+        "api_token.created",
+        EVERYONE,
+        "A new API token (a login for programs) was created on your account.",
+        subject="A new API token was created",
+        template="api_token_created",
+        essential=True,
     ),
     # --- alerts to staff ---------------------------------------------------------------------
     *(
@@ -232,7 +291,7 @@ _KINDS = [
             ("stripe_event.stuck", "A Stripe webhook event could not be processed."),
         ]
     ),
-]  # fmt: skip
+]
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in _KINDS}
 

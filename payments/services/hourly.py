@@ -137,10 +137,14 @@ def move(timesheet: Timesheet, to: TimesheetStatus, *, actor: User | None, field
 def _announce(timesheet: Timesheet) -> None:
     engagement = timesheet.engagement
     payload = {
-        "timesheet_id": timesheet.pk, "engagement_id": engagement.pk, "week_start": timesheet.week_start.isoformat(),
-        "status": timesheet.status, "minutes": timesheet.minutes, "amount_minor": timesheet.amount_minor,
+        "timesheet_id": timesheet.pk,
+        "engagement_id": engagement.pk,
+        "week_start": timesheet.week_start.isoformat(),
+        "status": timesheet.status,
+        "minutes": timesheet.minutes,
+        "amount_minor": timesheet.amount_minor,
         "currency": timesheet.currency,
-    }  # fmt: skip
+    }
     if timesheet.status == T.CHARGE_FAILED:
         payload |= {"failure_code": timesheet.failure_code, "fix": fix_links(timesheet)}
     for user_id in (engagement.client_id, engagement.engineer_id):
@@ -416,9 +420,10 @@ def _hours(minutes: int) -> str:
 def _open_timesheet(engagement: Engagement, week: date) -> Timesheet:
     """The week's timesheet, made if new, row locked: entries of one week are checked one at a time."""
     Timesheet.objects.get_or_create(
-        engagement=engagement, week_start=week,
+        engagement=engagement,
+        week_start=week,
         defaults={"rate_minor": engagement.rate_minor, "currency": engagement.currency},
-    )  # fmt: skip
+    )
     timesheet = lock_timesheet(Timesheet.objects.get(engagement=engagement, week_start=week).pk, None)
     if timesheet.status != T.OPEN:
         raise InvalidTimeEntry(f"started_at: the week of {week} is closed", field="started_at")
@@ -522,16 +527,20 @@ def _close_one(timesheet_id: int, now: datetime) -> str:
         # Stripe cannot charge so little: the minutes are billed with the week being logged now.
         current = week_start_of(now)
         later, _ = Timesheet.objects.get_or_create(
-            engagement=timesheet.engagement, week_start=current,
+            engagement=timesheet.engagement,
+            week_start=current,
             defaults={"rate_minor": timesheet.rate_minor, "currency": timesheet.currency},
-        )  # fmt: skip
+        )
         later = lock_timesheet(later.pk, None)
         later.carried_minutes += timesheet.minutes
         later.save(update_fields=["carried_minutes"])
         move(
-            timesheet, T.CARRIED_OVER, actor=None, fields=["minutes", "amount_minor"],
+            timesheet,
+            T.CARRIED_OVER,
+            actor=None,
+            fields=["minutes", "amount_minor"],
             note=f"below Stripe's minimum charge: {timesheet.minutes} min billed with the week of {current}",
-        )  # fmt: skip
+        )
         return "carried_over"
     timesheet.submitted_at = now
     timesheet.review_deadline = now + timedelta(days=settings.TIMESHEET_REVIEW_DAYS)
@@ -585,9 +594,12 @@ def timesheet_dispute(*, client: User, timesheet_id: int, entries: list[tuple[in
         timesheet.disputed_at = timezone.now()
         timesheet.dispute_reason = "; ".join(f"{entry.started_at:%a %d %b}: {entry.dispute_reason}" for entry in found)
         move(
-            timesheet, T.DISPUTED, actor=client, fields=["disputed_minutes", "disputed_at", "dispute_reason"],
+            timesheet,
+            T.DISPUTED,
+            actor=client,
+            fields=["disputed_minutes", "disputed_at", "dispute_reason"],
             note=timesheet.dispute_reason,
-        )  # fmt: skip
+        )
         alert_staff(
             event="timesheet.disputed",
             payload={

@@ -109,9 +109,12 @@ def milestone_create(*, client: User, engagement_id: int, title: str, amount_min
         raise InvalidMilestone("due_date: in the future", field="due_date")
     with transaction.atomic():
         milestone = Milestone.objects.create(
-            engagement=engagement, title=title, amount_minor=amount_minor, currency=engagement.currency,
+            engagement=engagement,
+            title=title,
+            amount_minor=amount_minor,
+            currency=engagement.currency,
             due_date=due_date,
-        )  # fmt: skip
+        )
         MilestoneEvent.objects.create(milestone=milestone, from_status="", to_status=M.DRAFT, actor=client)
     return milestone
 
@@ -253,10 +256,12 @@ def _funded_record(*, milestone_id: int, intent_id: str, charge_id: str) -> tupl
         ledger.book_fund(milestone)
         milestone.step_amount_minor = milestone.amount_minor
         move(
-            milestone, M.REFUNDING, actor=None,
+            milestone,
+            M.REFUNDING,
+            actor=None,
             fields=["payment_intent_id", "charge_id", "funded_at", "step_amount_minor"],
             note="paid after it was cancelled: refunded",
-        )  # fmt: skip
+        )
         return milestone, True
     return milestone, False  # funded already: a duplicate or late event
 
@@ -302,9 +307,14 @@ def _release_plan(milestone: Milestone, *, back_to: str) -> _Release:
     """The Transfer as claimed: amount and destination were fixed at the claim (a replay sends the same)."""
     assert milestone.step_amount_minor is not None  # noqa: S101 - set by every release claim
     return _Release(
-        milestone.pk, back_to, milestone.step_amount_minor, milestone.currency, milestone.step_destination,
-        milestone.charge_id, _key(milestone, "release"),
-    )  # fmt: skip
+        milestone.pk,
+        back_to,
+        milestone.step_amount_minor,
+        milestone.currency,
+        milestone.step_destination,
+        milestone.charge_id,
+        _key(milestone, "release"),
+    )
 
 
 def _claim_release(milestone: Milestone, *, actor: User | None, destination: str, fields: list[str]) -> None:
@@ -381,18 +391,27 @@ async def _transfer_and_book[T](
     decides what a refusal undoes.
     """
     transfer = await gateway.create_transfer(
-        amount=amount, currency=currency, destination=destination,
-        source_transaction=charge_id, transfer_group=f"milestone-{milestone_id}", key=key,
-    )  # fmt: skip
+        amount=amount,
+        currency=currency,
+        destination=destination,
+        source_transaction=charge_id,
+        transfer_group=f"milestone-{milestone_id}",
+        key=key,
+    )
     return await atomic_phase(record)(milestone_id=milestone_id, transfer_id=transfer.id)
 
 
 async def _release_call_and_record(plan: _Release) -> Milestone:
     try:
         return await _transfer_and_book(
-            milestone_id=plan.milestone_id, amount=plan.amount, currency=plan.currency, destination=plan.destination,
-            charge_id=plan.charge_id, key=plan.key, record=_release_record,
-        )  # fmt: skip
+            milestone_id=plan.milestone_id,
+            amount=plan.amount,
+            currency=plan.currency,
+            destination=plan.destination,
+            charge_id=plan.charge_id,
+            key=plan.key,
+            record=_release_record,
+        )
     except PaymentsUnavailable as exc:
         if not exc.sent:
             await atomic_phase(_release_give_back)(milestone_id=plan.milestone_id, back_to=plan.back_to, refused="")
@@ -602,10 +621,12 @@ def _settle_record(*, milestone_id: int, refund_id: str, staff: User | None) -> 
     if refund_id:
         milestone.refund_id, milestone.refunded_at = refund_id, timezone.now()
     move(
-        milestone, M.RELEASED if share else M.REFUNDED, actor=staff,
+        milestone,
+        M.RELEASED if share else M.REFUNDED,
+        actor=staff,
         fields=["refund_id", "refunded_at"],
         note=f"settled: {share} to the engineer, {milestone.amount_minor - share} refunded",
-    )  # fmt: skip
+    )
     ledger.book_settlement(milestone, engineer_share_minor=share)
     return milestone
 
@@ -625,10 +646,14 @@ async def _settle_calls_and_record(milestone: Milestone, staff: User | None) -> 
     try:
         if share and not milestone.transfer_id:
             await _transfer_and_book(
-                milestone_id=milestone.pk, amount=milestone.step_amount_minor or 0, currency=milestone.currency,
-                destination=milestone.step_destination, charge_id=milestone.charge_id,
-                key=_key(milestone, "settle-transfer"), record=_settle_note_transfer,
-            )  # fmt: skip
+                milestone_id=milestone.pk,
+                amount=milestone.step_amount_minor or 0,
+                currency=milestone.currency,
+                destination=milestone.step_destination,
+                charge_id=milestone.charge_id,
+                key=_key(milestone, "settle-transfer"),
+                record=_settle_note_transfer,
+            )
         refund_id = ""
         if refund_amount:
             refund = await gateway.create_refund(

@@ -46,9 +46,16 @@ T = TimesheetStatus
 # Stripe's codes for a charge the card or its bank refused (https://docs.stripe.com/error-codes):
 # the PaymentIntent exists and waits for another payment method or a confirmation.
 _CARD_FAILURES = frozenset(
-    {"card_declined", "authentication_required", "expired_card", "incorrect_cvc", "insufficient_funds",
-     "processing_error", "incorrect_number"}
-)  # fmt: skip
+    {
+        "card_declined",
+        "authentication_required",
+        "expired_card",
+        "incorrect_cvc",
+        "insufficient_funds",
+        "processing_error",
+        "incorrect_number",
+    }
+)
 
 
 # --- charge: SUBMITTED / APPROVED / CHARGE_FAILED -> CHARGING -> CHARGED or CHARGE_FAILED -----
@@ -72,9 +79,15 @@ def _charge_plan(timesheet: Timesheet, customer: str, *, back_to: str) -> _Charg
     else:
         key = f"timesheet-{timesheet.pk}-charge-{timesheet.step_attempt}"
     return _Charge(
-        timesheet.pk, back_to, timesheet.amount_minor, timesheet.currency, customer, timesheet.step_payment_method,
-        timesheet.payment_intent_id, key,
-    )  # fmt: skip
+        timesheet.pk,
+        back_to,
+        timesheet.amount_minor,
+        timesheet.currency,
+        customer,
+        timesheet.step_payment_method,
+        timesheet.payment_intent_id,
+        key,
+    )
 
 
 def _customer_of(timesheet: Timesheet) -> str:
@@ -158,10 +171,12 @@ def _charge_failed(*, timesheet_id: int, intent_id: str, code: str, message: str
     gap = _retry_gap(timesheet.charge_failures)
     timesheet.next_charge_at = timezone.now() + gap if gap is not None else None
     move(
-        timesheet, T.CHARGE_FAILED, actor=None,
+        timesheet,
+        T.CHARGE_FAILED,
+        actor=None,
         fields=["payment_intent_id", "charge_failures", "failure_code", "failure_message", "next_charge_at"],
         note=f"{code}: {message}",
-    )  # fmt: skip
+    )
     if gap is None:
         _pause(timesheet)
     return timesheet
@@ -175,9 +190,11 @@ def _pause(timesheet: Timesheet) -> None:
     billing_move(billing, BillingStatus.PAUSED, fields=["paused_at"])
     engagement = timesheet.engagement
     payload = {
-        "engagement_id": engagement.pk, "status": billing.status, "timesheet_id": timesheet.pk,
+        "engagement_id": engagement.pk,
+        "status": billing.status,
+        "timesheet_id": timesheet.pk,
         "message": "The client's payment failed. Do not log more hours until the client has paid.",
-    }  # fmt: skip
+    }
     for user_id in (engagement.client_id, engagement.engineer_id):
         notify_user(user_id=user_id, event="billing.changed", payload=payload)
     chat_post(engagement, {"event": "billing.paused", **payload, "fix": fix_links(timesheet)})
@@ -217,10 +234,14 @@ async def _charge_call_and_record(plan: _Charge) -> Timesheet:
             )
         else:
             intent = await gateway.create_payment_intent(
-                amount=plan.amount, currency=plan.currency, transfer_group=f"timesheet-{plan.timesheet_id}",
-                metadata={"timesheet_id": str(plan.timesheet_id)}, key=plan.key,
-                customer=plan.customer, payment_method=plan.payment_method,
-            )  # fmt: skip
+                amount=plan.amount,
+                currency=plan.currency,
+                transfer_group=f"timesheet-{plan.timesheet_id}",
+                metadata={"timesheet_id": str(plan.timesheet_id)},
+                key=plan.key,
+                customer=plan.customer,
+                payment_method=plan.payment_method,
+            )
     except PaymentsUnavailable as exc:
         if not exc.sent:
             await atomic_phase(_charge_give_back)(timesheet_id=plan.timesheet_id, back_to=plan.back_to, refused="")
@@ -231,9 +252,11 @@ async def _charge_call_and_record(plan: _Charge) -> Timesheet:
             return await _after_unexpected_state(plan)
         if exc.stripe_code in _CARD_FAILURES or exc.payment_intent_id:
             return await atomic_phase(_charge_failed)(
-                timesheet_id=plan.timesheet_id, intent_id=exc.payment_intent_id,
-                code=exc.stripe_code or "card_declined", message=exc.detail,
-            )  # fmt: skip
+                timesheet_id=plan.timesheet_id,
+                intent_id=exc.payment_intent_id,
+                code=exc.stripe_code or "card_declined",
+                message=exc.detail,
+            )
         await atomic_phase(_charge_give_back)(
             timesheet_id=plan.timesheet_id, back_to=plan.back_to, refused=f"Stripe refused the charge: {exc.detail}"
         )
@@ -241,9 +264,11 @@ async def _charge_call_and_record(plan: _Charge) -> Timesheet:
     if intent.status != "succeeded":
         # Off-session, Stripe answers a card that needs the customer with an error; treat anything else alike.
         return await atomic_phase(_charge_failed)(
-            timesheet_id=plan.timesheet_id, intent_id=intent.id, code="authentication_required",
+            timesheet_id=plan.timesheet_id,
+            intent_id=intent.id,
+            code="authentication_required",
             message=f"The payment is {intent.status}; the client must confirm it.",
-        )  # fmt: skip
+        )
     charged = await atomic_phase(_charged_record)(
         timesheet_id=plan.timesheet_id, intent_id=intent.id, charge_id=_charge_of(intent)
     )
@@ -261,9 +286,11 @@ async def _after_unexpected_state(plan: _Charge) -> Timesheet:
         # The client began confirming in Stripe.js and did not finish: still unpaid, and it counts as a
         # failed try, so the schedule moves on (and ends in a pause) instead of retrying every minute.
         return await atomic_phase(_charge_failed)(
-            timesheet_id=plan.timesheet_id, intent_id=intent.id, code="authentication_required",
+            timesheet_id=plan.timesheet_id,
+            intent_id=intent.id,
+            code="authentication_required",
             message="The payment waits for the client to finish confirming it.",
-        )  # fmt: skip
+        )
     await atomic_phase(_charge_give_back)(timesheet_id=plan.timesheet_id, back_to=plan.back_to, refused="")
     return await atomic_phase(lock_timesheet)(plan.timesheet_id, None)
 
@@ -388,9 +415,13 @@ class _Payout:
 def _payout_plan(timesheet: Timesheet) -> _Payout:
     assert timesheet.step_amount_minor is not None  # noqa: S101 - set by every payout claim
     return _Payout(
-        timesheet.pk, timesheet.step_amount_minor, timesheet.currency, timesheet.step_destination,
-        timesheet.charge_id, f"timesheet-{timesheet.pk}-transfer-{timesheet.step_attempt}",
-    )  # fmt: skip
+        timesheet.pk,
+        timesheet.step_amount_minor,
+        timesheet.currency,
+        timesheet.step_destination,
+        timesheet.charge_id,
+        f"timesheet-{timesheet.pk}-transfer-{timesheet.step_attempt}",
+    )
 
 
 def _pay_claim(*, timesheet_id: int) -> Timesheet | _Payout:
@@ -429,9 +460,13 @@ def _paid_record(*, timesheet_id: int, transfer_id: str) -> Timesheet:
 async def _pay_call_and_record(plan: _Payout) -> Timesheet:
     try:
         transfer = await gateway.create_transfer(
-            amount=plan.amount, currency=plan.currency, destination=plan.destination,
-            source_transaction=plan.charge_id, transfer_group=f"timesheet-{plan.timesheet_id}", key=plan.key,
-        )  # fmt: skip
+            amount=plan.amount,
+            currency=plan.currency,
+            destination=plan.destination,
+            source_transaction=plan.charge_id,
+            transfer_group=f"timesheet-{plan.timesheet_id}",
+            key=plan.key,
+        )
     except PaymentsUnavailable as exc:
         if not exc.sent:
             await atomic_phase(_pay_give_back)(timesheet_id=plan.timesheet_id, refused="")

@@ -48,9 +48,12 @@ def move(milestone: Milestone, to: MilestoneStatus, *, actor: User | None, field
 def _announce(milestone: Milestone) -> None:
     engagement = milestone.engagement
     payload = {
-        "milestone_id": milestone.pk, "status": milestone.status, "amount_minor": milestone.amount_minor,
-        "currency": milestone.currency, "title": milestone.title,
-    }  # fmt: skip
+        "milestone_id": milestone.pk,
+        "status": milestone.status,
+        "amount_minor": milestone.amount_minor,
+        "currency": milestone.currency,
+        "title": milestone.title,
+    }
     for user_id in (engagement.client_id, engagement.engineer_id):
         notify_user(user_id=user_id, event="milestone.changed", payload=payload)
     if milestone.status not in _TOLD_IN_CHAT:

@@ -129,10 +129,14 @@ def _dispute_record(
     dispute, created = Dispute.objects.get_or_create(
         stripe_id=dispute_id,
         defaults={
-            "milestone": milestone, "charge_id": charge_id, "amount_minor": amount, "currency": currency,
-            "reason": reason, "status": status,
+            "milestone": milestone,
+            "charge_id": charge_id,
+            "amount_minor": amount,
+            "currency": currency,
+            "reason": reason,
+            "status": status,
         },
-    )  # fmt: skip
+    )
     if milestone is None:
         if created:
             alert_staff(event="dispute.unmatched", payload={"dispute_id": dispute_id, "charge_id": charge_id})
@@ -152,9 +156,12 @@ def _dispute_opened(milestone: Milestone, dispute: Dispute, *, reason: str) -> N
         ledger.book_chargeback(milestone, dispute_id=dispute.stripe_id, amount_minor=dispute.amount_minor)
         milestone.disputed_at, milestone.dispute_reason = timezone.now(), f"card dispute: {reason}"
         move(
-            milestone, M.CHARGED_BACK, actor=None, fields=["disputed_at", "dispute_reason"],
+            milestone,
+            M.CHARGED_BACK,
+            actor=None,
+            fields=["disputed_at", "dispute_reason"],
             note=milestone.dispute_reason,
-        )  # fmt: skip
+        )
     else:
         # The money already left escrow (released, refunded, or on its way): the platform is exposed.
         ledger.book_dispute_exposure(milestone, dispute_id=dispute.stripe_id, amount_minor=dispute.amount_minor)
@@ -163,18 +170,23 @@ def _dispute_opened(milestone: Milestone, dispute: Dispute, *, reason: str) -> N
     alert_staff(
         event="milestone.disputed",
         payload={
-            "milestone_id": milestone.pk, "dispute_id": dispute.stripe_id, "reason": f"card dispute: {reason}",
-            "milestone_status": milestone.status, "amount_minor": dispute.amount_minor,
+            "milestone_id": milestone.pk,
+            "dispute_id": dispute.stripe_id,
+            "reason": f"card dispute: {reason}",
+            "milestone_status": milestone.status,
+            "amount_minor": dispute.amount_minor,
         },
-    )  # fmt: skip
+    )
 
 
 def _dispute_closed(milestone: Milestone, dispute: Dispute, *, won: bool) -> None:
     if won:
         ledger.book_dispute_won(
-            milestone, dispute_id=dispute.stripe_id, amount_minor=dispute.amount_minor,
+            milestone,
+            dispute_id=dispute.stripe_id,
+            amount_minor=dispute.amount_minor,
             exposed=dispute.platform_exposed,
-        )  # fmt: skip
+        )
         if milestone.status == M.CHARGED_BACK:
             move(milestone, M.FUNDED, actor=None, fields=[], note="card dispute won: the money is back in escrow")
     elif milestone.status == M.CHARGED_BACK:
@@ -189,9 +201,13 @@ async def adispute_sync(*, dispute_id: str) -> Dispute | None:
     remote = await gateway.retrieve_dispute(dispute_id)
     charge = remote.charge if isinstance(remote.charge, str) else remote.charge.id
     return await atomic_phase(_dispute_record)(
-        dispute_id=remote.id, charge_id=charge, amount=remote.amount, currency=remote.currency,
-        reason=remote.reason or "", status=remote.status,
-    )  # fmt: skip
+        dispute_id=remote.id,
+        charge_id=charge,
+        amount=remote.amount,
+        currency=remote.currency,
+        reason=remote.reason or "",
+        status=remote.status,
+    )
 
 
 # --- processing -------------------------------------------------------------------------------

@@ -141,11 +141,16 @@ def test_staff_edit_an_engineers_skills_in_admin_as_comma_separated_text(client,
     url = f"/admin/accounts/engineerprofile/{profile.pk}/change/"
     page = client.get(url).content.decode()
     form = {
-        "user": profile.user_id, "headline": profile.headline, "skills": "Python, Async IO,  django",
-        "hourly_rate_minor": profile.hourly_rate_minor, "currency": profile.currency,
-        "weekly_hours_available": profile.weekly_hours_available, "time_zone": profile.time_zone,
-        "years_experience": profile.years_experience, "bio": "",
-    }  # fmt: skip
+        "user": profile.user_id,
+        "headline": profile.headline,
+        "skills": "Python, Async IO,  django",
+        "hourly_rate_minor": profile.hourly_rate_minor,
+        "currency": profile.currency,
+        "weekly_hours_available": profile.weekly_hours_available,
+        "time_zone": profile.time_zone,
+        "years_experience": profile.years_experience,
+        "bio": "",
+    }
 
     saved = client.post(url, form)
     refused = client.post(url, {**form, "skills": "python, not a skill!"})

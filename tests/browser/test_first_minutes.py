@@ -50,9 +50,12 @@ async def test_admin_login_page_loads_its_stylesheet(page):
 def _staff_and_milestone() -> tuple[object, int]:
     staff = StaffFactory.create(is_superuser=True)
     milestone = Milestone.objects.create(
-        engagement=engagement(onboarded=False), title="Worker pool", amount_minor=150_000, currency="usd",
+        engagement=engagement(onboarded=False),
+        title="Worker pool",
+        amount_minor=150_000,
+        currency="usd",
         due_date=date(2099, 1, 1),
-    )  # fmt: skip
+    )
     return staff, milestone.pk
 
 

@@ -38,9 +38,14 @@ def _hired(double: Double) -> Engagement:
     client, engineer = ClientFactory.create(full_name="Ada Client"), vetted_engineer(full_name="Grace Hopper")
     request = HiringRequest.objects.create(client=client, status="hired", **request_fields(title="Hourly help"))
     made = Engagement.objects.create(
-        request=request, client=client, engineer=engineer, rate_kind="hourly", rate_minor=4_000, currency="usd",
+        request=request,
+        client=client,
+        engineer=engineer,
+        rate_kind="hourly",
+        rate_minor=4_000,
+        currency="usd",
         hours_per_week=40,
-    )  # fmt: skip
+    )
     services.billing_open(made)
     PayoutAccount.objects.create(engineer=engineer, stripe_account_id=double.onboarded_account(), payouts_enabled=True)
     return made

@@ -36,9 +36,13 @@ def _world() -> dict[str, Any]:
     engagement = hiring.request_hire(client=owner, request_id=request.pk, engineer_id=engineer.pk)
     conversation = request.conversations.get(engineer=engineer)
     return {
-        "engineer": engineer, "client": owner, "request": request, "other": other,
-        "engagement": engagement, "conversation": conversation,
-    }  # fmt: skip
+        "engineer": engineer,
+        "client": owner,
+        "request": request,
+        "other": other,
+        "engagement": engagement,
+        "conversation": conversation,
+    }
 
 
 @pytest.fixture
@@ -60,13 +64,27 @@ async def test_no_page_has_a_serious_accessibility_violation(world, axe_context,
 
     pages = {
         "anonymous": ["/", "/signup", "/login"],
-        "client": ["/app/", "/app/requests/new", f"/app/requests/{world['request'].pk}",
-                   f"/app/engagements/{world['engagement'].pk}", "/app/conversations",
-                   f"/app/conversations/{world['conversation'].pk}", "/app/reviews", "/app/account",
-                   "/app/notifications", "/app/notifications/email"],
-        "engineer": ["/app/", "/app/invitations", f"/app/engagements/{world['engagement'].pk}", "/app/profile",
-                     "/app/vetting", "/app/payouts"],
-    }  # fmt: skip
+        "client": [
+            "/app/",
+            "/app/requests/new",
+            f"/app/requests/{world['request'].pk}",
+            f"/app/engagements/{world['engagement'].pk}",
+            "/app/conversations",
+            f"/app/conversations/{world['conversation'].pk}",
+            "/app/reviews",
+            "/app/account",
+            "/app/notifications",
+            "/app/notifications/email",
+        ],
+        "engineer": [
+            "/app/",
+            "/app/invitations",
+            f"/app/engagements/{world['engagement'].pk}",
+            "/app/profile",
+            "/app/vetting",
+            "/app/payouts",
+        ],
+    }
     found: dict[str, list[str]] = {}
     for who, paths in pages.items():
         await axe_context.clear_cookies()

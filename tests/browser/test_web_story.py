@@ -28,8 +28,14 @@ def stack(transactional_db, rubric, tmp_path) -> Iterator[str]:
     server_port, stripe_port, queue = free_port(), free_port(), f"web-{uuid.uuid4().hex[:8]}"
     base, stripe_base = f"http://127.0.0.1:{server_port}", f"http://127.0.0.1:{stripe_port}"
     env = {"STRIPE_API_BASE": stripe_base, "CELERY_QUEUE": queue}
-    double = ["manage.py", "stripe_double", "--port", str(stripe_port),
-              "--webhook-url", f"{base}/api/payments/stripe/webhook"]  # fmt: skip
+    double = [
+        "manage.py",
+        "stripe_double",
+        "--port",
+        str(stripe_port),
+        "--webhook-url",
+        f"{base}/api/payments/stripe/webhook",
+    ]
     with (
         running(double, env={}, log=tmp_path / "stripe.log"),
         celery_worker(queue=queue, log_dir=tmp_path, env=env),

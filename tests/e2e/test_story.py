@@ -76,20 +76,45 @@ def test_the_whole_story(rubric, tmp_path, settings):
     try:
         with (
             running(
-                ["manage.py", "stripe_double", "--port", str(stripe_port),
-                 "--webhook-url", f"{base}/api/payments/stripe/webhook"],
-                env=env, log=tmp_path / "stripe.log",
+                [
+                    "manage.py",
+                    "stripe_double",
+                    "--port",
+                    str(stripe_port),
+                    "--webhook-url",
+                    f"{base}/api/payments/stripe/webhook",
+                ],
+                env=env,
+                log=tmp_path / "stripe.log",
             ),
             running(
                 ["-m", "uvicorn", "marketplace.asgi:application", "--port", str(server_port)],
-                env=env, log=tmp_path / "server.log",
+                env=env,
+                log=tmp_path / "server.log",
             ),
             running(
-                ["-m", "celery", "-A", "marketplace", "worker", "--beat", "--pool", "solo", "-Q", queue,
-                 "--schedule", str(tmp_path / "beat"), "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
-                env=env, log=tmp_path / "worker.log",
+                [
+                    "-m",
+                    "celery",
+                    "-A",
+                    "marketplace",
+                    "worker",
+                    "--beat",
+                    "--pool",
+                    "solo",
+                    "-Q",
+                    queue,
+                    "--schedule",
+                    str(tmp_path / "beat"),
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--loglevel",
+                    "INFO",
+                ],
+                env=env,
+                log=tmp_path / "worker.log",
             ),
-        ):  # fmt: skip
+        ):
             wait_until(lambda: b"ready." in (tmp_path / "worker.log").read_bytes(), timeout=60, what="the worker")
             wait_until(lambda: _answers(f"{base}/health/ready"), timeout=60, what="the server")
             wait_until(lambda: _answers(f"{stripe_base}/v1/events"), timeout=30, what="the Stripe double")
@@ -181,11 +206,16 @@ def _emails(mail_dir) -> list[Any]:
 def _assert_the_expected_emails_were_written(story: Story, mail_dir) -> None:
     """What a client and an engineer would expect in their inbox after the story, by subject."""
     expected = {
-        story.first.email: ["Your vetting application: approved", "New invitation: Async payments service",
-                            "You are hired on request", "Payouts", "released"],
+        story.first.email: [
+            "Your vetting application: approved",
+            "New invitation: Async payments service",
+            "You are hired on request",
+            "Payouts",
+            "released",
+        ],
         story.second.email: ["New invitation: Async payments service", "The request was filled"],
         story.client.email: ["Your shortlist changed", "funded", "submitted", "released", "Billing active"],
-    }  # fmt: skip
+    }
 
     def inbox() -> dict[str, list[str]]:
         by_recipient: dict[str, list[str]] = defaultdict(list)

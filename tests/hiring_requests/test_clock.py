@@ -52,9 +52,16 @@ def test_a_night_time_offer_that_expires_does_not_count_against_the_engineer(rub
     sleeper, awake = vetted_engineer(), vetted_engineer()
     for engineer, off_hours in ((sleeper, True), (awake, False)):
         Invitation.objects.create(
-            request=raised(ClientFactory.create()), engineer=engineer, wave=1, rank=1, score_bp=1, breakdown={},
-            status=InvitationStatus.EXPIRED, expires_at=timezone.now() - timedelta(hours=1), sent_off_hours=off_hours,
-        )  # fmt: skip
+            request=raised(ClientFactory.create()),
+            engineer=engineer,
+            wave=1,
+            rank=1,
+            score_bp=1,
+            breakdown={},
+            status=InvitationStatus.EXPIRED,
+            expires_at=timezone.now() - timedelta(hours=1),
+            sent_off_hours=off_hours,
+        )
     request = raised(ClientFactory.create())
 
     ranked = {

@@ -237,13 +237,24 @@ def test_current_load_and_responsiveness_count(rubric):
     busy, unresponsive, fresh = vetted_engineer(), vetted_engineer(), vetted_engineer()
     elsewhere = draft()
     Invitation.objects.create(
-        request=elsewhere, engineer=busy, wave=1, rank=1, score_bp=1, breakdown={},
+        request=elsewhere,
+        engineer=busy,
+        wave=1,
+        rank=1,
+        score_bp=1,
+        breakdown={},
         expires_at=timezone.now() + timedelta(hours=1),
-    )  # fmt: skip
+    )
     Invitation.objects.create(
-        request=draft(), engineer=unresponsive, wave=1, rank=1, score_bp=1, breakdown={},
-        status=InvitationStatus.EXPIRED, expires_at=timezone.now() - timedelta(hours=1),
-    )  # fmt: skip
+        request=draft(),
+        engineer=unresponsive,
+        wave=1,
+        rank=1,
+        score_bp=1,
+        breakdown={},
+        status=InvitationStatus.EXPIRED,
+        expires_at=timezone.now() - timedelta(hours=1),
+    )
     request = draft()
 
     ranked = matching.rank(matching.criteria_for(request), limit=10, request_id=request.pk)
@@ -267,9 +278,11 @@ def test_ties_are_stable_for_a_request_and_rotate_across_requests(rubric):
 
 def test_the_breakdown_explains_the_score(rubric):
     engineer = vetted_engineer(
-        skills=["asyncio", "python", "redis"], vetted_skills=["python", "redis"], score_bp=8_000,
+        skills=["asyncio", "python", "redis"],
+        vetted_skills=["python", "redis"],
+        score_bp=8_000,
         hourly_rate_minor=7_500,
-    )  # fmt: skip
+    )
     request = draft(nice_to_have_skills=["redis"], budget_minor=10_000)
 
     (candidate,) = matching.rank(matching.criteria_for(request), limit=10, request_id=request.pk)
@@ -287,9 +300,14 @@ def test_the_breakdown_explains_the_score(rubric):
     assert b["rate"] == {"score_bp": 10_000, "hourly_rate_minor": 7_500}
     assert b["reputation"] == {"score_bp": 7_500}  # no reviews yet: the prior, 4 stars
     expected = (
-        30 * b["skills"]["score_bp"] + 20 * 8_000 + 15 * b["time_zone"]["score_bp"] + 10 * 10_000 + 10 * 10_000
-        + 5 * 5_000 + 10 * 7_500
-    ) // 100  # fmt: skip
+        30 * b["skills"]["score_bp"]
+        + 20 * 8_000
+        + 15 * b["time_zone"]["score_bp"]
+        + 10 * 10_000
+        + 10 * 10_000
+        + 5 * 5_000
+        + 10 * 7_500
+    ) // 100
     assert candidate.score_bp == expected
 
 

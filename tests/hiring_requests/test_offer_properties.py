@@ -62,9 +62,11 @@ def test_nobody_is_booked_past_capacity_and_every_engagement_has_its_accepted_ra
                     services.invitation_accept(engineer=offer.engineer, invitation_id=offer.pk, rate_minor=rate)
                 else:
                     services.request_hire(
-                        client=offer.request.client, request_id=offer.request_id, engineer_id=offer.engineer_id,
+                        client=offer.request.client,
+                        request_id=offer.request_id,
+                        engineer_id=offer.engineer_id,
                         accept_over_budget=action == "hire_over",
-                    )  # fmt: skip
+                    )
 
         for profile in EngineerProfile.objects.filter(user__in=engineers):
             engaged = Engagement.objects.filter(engineer=profile.user).aggregate(h=Sum("hours_per_week"))["h"] or 0

@@ -131,9 +131,16 @@ def test_an_engineer_cannot_accept_more_hours_than_they_have(rubric):
     # Invited before the first acceptance filled the week: the offer exists, the hours do not.
     second_request = raised(ClientFactory.create(), hours_per_week=20)
     second = Invitation.objects.create(
-        request=second_request, engineer=engineer, wave=1, rank=1, score_bp=5_000, breakdown={},
-        expires_at=timezone.now() + timedelta(hours=1), offered_rate_minor=8_000, offered_hours_per_week=20,
-    )  # fmt: skip
+        request=second_request,
+        engineer=engineer,
+        wave=1,
+        rank=1,
+        score_bp=5_000,
+        breakdown={},
+        expires_at=timezone.now() + timedelta(hours=1),
+        offered_rate_minor=8_000,
+        offered_hours_per_week=20,
+    )
 
     with pytest.raises(errors.EngineerAtCapacity, match="10 free hours a week; this request needs 20"):
         services.invitation_accept(engineer=engineer, invitation_id=second.pk)
@@ -175,10 +182,18 @@ def test_twenty_clients_hiring_one_engineer_at_once_never_book_more_hours_than_t
         request = raised(ClientFactory.create(), hours_per_week=20)
         HiringRequest.objects.filter(pk=request.pk).update(status=RequestStatus.SHORTLISTED)
         Invitation.objects.create(
-            request=request, engineer=engineer, wave=1, rank=1, score_bp=5_000, breakdown={},
-            status=InvitationStatus.ACCEPTED, expires_at=timezone.now() + timedelta(hours=1),
-            offered_rate_minor=8_000, offered_hours_per_week=20, agreed_rate_minor=8_000,
-        )  # fmt: skip
+            request=request,
+            engineer=engineer,
+            wave=1,
+            rank=1,
+            score_bp=5_000,
+            breakdown={},
+            status=InvitationStatus.ACCEPTED,
+            expires_at=timezone.now() + timedelta(hours=1),
+            offered_rate_minor=8_000,
+            offered_hours_per_week=20,
+            agreed_rate_minor=8_000,
+        )
         hires.append(
             lambda request=request: services.request_hire(
                 client=request.client, request_id=request.pk, engineer_id=engineer.pk

@@ -126,9 +126,16 @@ def test_the_request_table_decides_every_move(client_user, from_status, to_statu
 @pytest.mark.parametrize(("from_status", "to_status"), INVITATION_PAIRS, ids=[f"{a}->{b}" for a, b in INVITATION_PAIRS])
 def test_the_invitation_table_decides_every_move(rubric, client_user, from_status, to_status):
     invitation = Invitation.objects.create(
-        request=_request_in(client_user, R.MATCHING), engineer=vetted_engineer(), wave=1, rank=1, score_bp=5_000,
-        breakdown={}, status=from_status, expires_at=timezone.now() + timedelta(hours=2), offered_rate_minor=8_000,
-    )  # fmt: skip
+        request=_request_in(client_user, R.MATCHING),
+        engineer=vetted_engineer(),
+        wave=1,
+        rank=1,
+        score_bp=5_000,
+        breakdown={},
+        status=from_status,
+        expires_at=timezone.now() + timedelta(hours=2),
+        offered_rate_minor=8_000,
+    )
     before = Invitation.objects.values().get(pk=invitation.pk)
     invitation.decline_reason = "changed in memory only"
     allowed = to_status in INVITATION_MOVES[from_status]

@@ -19,9 +19,12 @@ def staff_client(client):
 
 def _milestone(amount_minor: int, currency: str, title: str) -> Milestone:
     return Milestone.objects.create(
-        engagement=engagement(onboarded=False), title=title, amount_minor=amount_minor, currency=currency,
+        engagement=engagement(onboarded=False),
+        title=title,
+        amount_minor=amount_minor,
+        currency=currency,
         due_date=date(2099, 1, 1),
-    )  # fmt: skip
+    )
 
 
 def test_milestone_changelist_shows_amounts_as_money_in_their_currency(rubric, staff_client):

@@ -80,10 +80,23 @@ def generate(document_url: str, out: Path) -> str:
     # Literal enums: time zone names such as GMT+0 and GMT-0 make the same Python identifier.
     config.write_text(f"package_name_override: {PACKAGE}\nliteral_enums: true\npost_hooks: []\n")
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "openapi-python-client"), "generate", "--path", str(document),
-         "--output-path", str(out / PACKAGE), "--meta", "none", "--config", str(config)],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        [
+            str(Path(sys.executable).parent / "openapi-python-client"),
+            "generate",
+            "--path",
+            str(document),
+            "--output-path",
+            str(out / PACKAGE),
+            "--meta",
+            "none",
+            "--config",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     # With --meta none the package is the output directory itself: put it where it imports from.
     return result.stdout + result.stderr
@@ -98,22 +111,32 @@ def stack(rubric, tmp_path: Path, settings) -> Iterator[tuple[str, str]]:
     server_port, stripe_port, queue = free_port(), free_port(), f"gen-{uuid.uuid4().hex[:8]}"
     base, stripe_base = f"http://127.0.0.1:{server_port}", f"http://127.0.0.1:{stripe_port}"
     env = {
-        "DATABASE_URL": current_database_url(), "CELERY_QUEUE": queue, "STRIPE_API_BASE": stripe_base,
+        "DATABASE_URL": current_database_url(),
+        "CELERY_QUEUE": queue,
+        "STRIPE_API_BASE": stripe_base,
         # Small, so the 429 is reached in a few calls.
         "RATE_LIMIT_TOKEN_CREATE": "8/60",
-    }  # fmt: skip
+    }
     with (
         running(
-            ["manage.py", "stripe_double", "--port", str(stripe_port),
-             "--webhook-url", f"{base}/api/payments/stripe/webhook"],
-            env=env, log=tmp_path / "stripe.log",
+            [
+                "manage.py",
+                "stripe_double",
+                "--port",
+                str(stripe_port),
+                "--webhook-url",
+                f"{base}/api/payments/stripe/webhook",
+            ],
+            env=env,
+            log=tmp_path / "stripe.log",
         ),
         running(
             ["-m", "uvicorn", "marketplace.asgi:application", "--port", str(server_port)],
-            env=env, log=tmp_path / "server.log",
+            env=env,
+            log=tmp_path / "server.log",
         ),
         celery_worker(queue=queue, log_dir=tmp_path, beat=True, env=env),
-    ):  # fmt: skip
+    ):
         wait_until(lambda: _answers(f"{base}/health/ready"), timeout=60, what="the server")
         wait_until(lambda: _answers(f"{stripe_base}/v1/events"), timeout=30, what="the Stripe double")
         yield base, stripe_base
@@ -136,9 +159,11 @@ def test_a_generated_client_walks_the_story_and_reads_typed_errors(stack, tmp_pa
 
     def login(email: str, password: str = DEMO_PASSWORD) -> Any:
         made = api.call(
-            "token_create", client=api.anonymous(), expect=201,
+            "token_create",
+            client=api.anonymous(),
+            expect=201,
             body=model("TokenCreateIn").from_dict({"email": email, "password": password, "name": f"gen {run}"}),
-        )  # fmt: skip
+        )
         return api.as_user(made.token)
 
     staff, lead, client = login("staff@vetted.test"), login("lead@vetted.test"), login("client@vetted.test")
@@ -152,20 +177,30 @@ def test_a_generated_client_walks_the_story_and_reads_typed_errors(stack, tmp_pa
         engineer = login(email, password)
         me = api.call("me", client=engineer)
         api.call(
-            "engineer_profile_update", client=engineer, profile_id=me.engineer_profile.id,
-            body=model("EngineerProfileIn").from_dict({
-                "headline": "Async Python engineer", "skills": [*skills, f"gen-{run}"], "hourly_rate_minor": 9_000,
-                "weekly_hours_available": 30, "time_zone": "Europe/London", "years_experience": 8,
-            }),
-        )  # fmt: skip
+            "engineer_profile_update",
+            client=engineer,
+            profile_id=me.engineer_profile.id,
+            body=model("EngineerProfileIn").from_dict(
+                {
+                    "headline": "Async Python engineer",
+                    "skills": [*skills, f"gen-{run}"],
+                    "hourly_rate_minor": 9_000,
+                    "weekly_hours_available": 30,
+                    "time_zone": "Europe/London",
+                    "years_experience": 8,
+                }
+            ),
+        )
         engineers.append((engineer, me.id))
 
     # Vetting against the rubric; the interviewer does not approve (four eyes).
     for engineer, _ in engineers:
         application = api.call(
-            "application_submit", client=engineer, expect=201,
+            "application_submit",
+            client=engineer,
+            expect=201,
             body=model("ApplicationIn").from_dict({"statement": "I have run asyncio services for years.", "links": []}),
-        )  # fmt: skip
+        )
         ops = {"application_id": application.id}
         api.call("staff_screen", client=staff, **ops, body=model("NoteIn").from_dict({"note": "CV fits"}))
         interview = api.call("staff_interview", client=staff, **ops, body=model("InterviewIn").from_dict({}))
@@ -176,14 +211,26 @@ def test_a_generated_client_walks_the_story_and_reads_typed_errors(stack, tmp_pa
 
     # The client raises a request; the worker matches and invites both.
     draft = api.call(
-        "request_create", client=client, expect=201,
-        body=model("RequestIn").from_dict({
-            "title": "Async payments service", "description": "An asyncio service that talks to Stripe.",
-            "required_skills": ["python", f"gen-{run}"], "nice_to_have_skills": [], "min_level": "mid",
-            "budget_kind": "hourly", "budget_minor": 10_000, "currency": "usd", "hours_per_week": 20,
-            "time_zone": "Europe/London", "min_overlap_hours": 2, "start_date": "2099-01-04",
-        }),
-    )  # fmt: skip
+        "request_create",
+        client=client,
+        expect=201,
+        body=model("RequestIn").from_dict(
+            {
+                "title": "Async payments service",
+                "description": "An asyncio service that talks to Stripe.",
+                "required_skills": ["python", f"gen-{run}"],
+                "nice_to_have_skills": [],
+                "min_level": "mid",
+                "budget_kind": "hourly",
+                "budget_minor": 10_000,
+                "currency": "usd",
+                "hours_per_week": 20,
+                "time_zone": "Europe/London",
+                "min_overlap_hours": 2,
+                "start_date": "2099-01-04",
+            }
+        ),
+    )
     raised = api.call("request_raise", client=client, request_id=draft.id)
     assert raised.status == "open"
     for engineer, _ in engineers:
@@ -205,9 +252,12 @@ def test_a_generated_client_walks_the_story_and_reads_typed_errors(stack, tmp_pa
     (grace, grace_id), _ = engineers
     conversation = next(c for c in api.call("my_conversations", client=client).items if c.engineer_id == grace_id)
     api.call(
-        "conversation_send", client=client, expect=201, conversation_id=conversation.id,
+        "conversation_send",
+        client=client,
+        expect=201,
+        conversation_id=conversation.id,
         body=model("MessageIn").from_dict({"body": "How would you bound concurrency?", "client_msg_id": f"gen-{run}"}),
-    )  # fmt: skip
+    )
     said = api.call("conversation_messages", client=grace, conversation_id=conversation.id)
     assert said.items[-1].body == "How would you bound concurrency?"
     onboarding = api.call(
@@ -217,17 +267,23 @@ def test_a_generated_client_walks_the_story_and_reads_typed_errors(stack, tmp_pa
     assert (finished.status_code, finished.headers["location"]) == (302, f"{base}/")  # sent back, as Stripe does
     wait_until(lambda: api.call("payout_account", client=grace).payouts_enabled, timeout=30, what="account.updated")
     engagement = api.call(
-        "request_hire", client=client, expect=201, request_id=draft.id,
+        "request_hire",
+        client=client,
+        expect=201,
+        request_id=draft.id,
         body=model("HireIn").from_dict({"engineer_id": grace_id}),
-    )  # fmt: skip
+    )
 
     # Escrow: fund, confirm at "Stripe", submit, approve, released.
     milestone = api.call(
-        "milestone_create", client=client, expect=201, engagement_id=engagement.id,
+        "milestone_create",
+        client=client,
+        expect=201,
+        engagement_id=engagement.id,
         body=model("MilestoneIn").from_dict(
             {"title": "Worker pool", "amount_minor": 150_000, "due_date": "2099-02-01"}
         ),
-    )  # fmt: skip
+    )
     fund = api.op("milestone_fund")
     first = fund.sync_detailed(client=client, milestone_id=milestone.id, idempotency_key=f"fund-{run}")
     retried = fund.sync_detailed(client=client, milestone_id=milestone.id, idempotency_key=f"fund-{run}")
@@ -238,12 +294,15 @@ def test_a_generated_client_walks_the_story_and_reads_typed_errors(stack, tmp_pa
     assert retried.parsed.payment_intent_id == funding.payment_intent_id
     httpx.post(
         f"{stripe_base}/v1/payment_intents/{funding.payment_intent_id}/confirm",
-        data={"payment_method": "pm_card_visa"}, headers=DOUBLE_KEY, timeout=10,
-    ).raise_for_status()  # what Stripe.js does in the client's browser  # fmt: skip
+        data={"payment_method": "pm_card_visa"},
+        headers=DOUBLE_KEY,
+        timeout=10,
+    ).raise_for_status()  # what Stripe.js does in the client's browser
     wait_until(
         lambda: api.call("milestone_detail", client=client, milestone_id=milestone.id).status == "funded",
-        timeout=30, what="payment_intent.succeeded",
-    )  # fmt: skip
+        timeout=30,
+        what="payment_intent.succeeded",
+    )
     api.call(
         "milestone_submit", client=grace, milestone_id=milestone.id, body=model("NoteIn").from_dict({"note": "Done"})
     )
@@ -261,9 +320,11 @@ def test_a_generated_client_walks_the_story_and_reads_typed_errors(stack, tmp_pa
     assert error("milestone_detail", 404, client=grace, milestone_id=999_999_999).code == "milestone_not_found"
     assert error("request_raise", 409, client=client, request_id=draft.id).code == "request_state_conflict"
     refused = error(
-        "request_create", 422, client=client,
+        "request_create",
+        422,
+        client=client,
         body=model("RequestIn").from_dict({**draft.to_dict(), "budget_minor": -1, "start_date": "2099-01-04"}),
-    )  # fmt: skip
+    )
     assert refused.code == "validation_error"
     assert [e.field for e in refused.errors] == ["budget_minor"]
     wrong = model("TokenCreateIn").from_dict({"email": "client@vetted.test", "password": "wrong-password", "name": "x"})

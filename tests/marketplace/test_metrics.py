@@ -86,8 +86,13 @@ def test_the_alert_rules_parse_and_name_only_exported_metrics():
 
     assert expressions
     assert families <= FAMILIES, families - FAMILIES
-    assert {"vetted_requests_at_risk", "vetted_stripe_breaker_open", "vetted_db_pool_waiting",
-            "vetted_celery_queue_depth", "vetted_event_loop_lag_seconds"} <= families  # fmt: skip
+    assert {
+        "vetted_requests_at_risk",
+        "vetted_stripe_breaker_open",
+        "vetted_db_pool_waiting",
+        "vetted_celery_queue_depth",
+        "vetted_event_loop_lag_seconds",
+    } <= families
 
 
 def test_the_dashboard_graphs_only_exported_metrics():

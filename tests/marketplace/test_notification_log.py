@@ -87,10 +87,18 @@ def test_the_api_lists_after_a_cursor_and_marks_read_only_my_own(client):
 
 @pytest.mark.parametrize(
     ("query", "body"),
-    [("after=-1", None), ("after=99999999999999999999", None), ("limit=0", None), ("limit=101", None),
-     ("after=abc", None), (None, {"up_to": -1}), (None, {"up_to": "3"}), (None, {"up_to": 1, "extra": 1}),
-     (None, {"up_to": 2**63})],
-)  # fmt: skip
+    [
+        ("after=-1", None),
+        ("after=99999999999999999999", None),
+        ("limit=0", None),
+        ("limit=101", None),
+        ("after=abc", None),
+        (None, {"up_to": -1}),
+        (None, {"up_to": "3"}),
+        (None, {"up_to": 1, "extra": 1}),
+        (None, {"up_to": 2**63}),
+    ],
+)
 def test_bad_cursors_get_a_422_and_change_nothing(client, query, body):
     me = EngineerFactory.create()
     _notify(me.pk, 1)

@@ -54,16 +54,37 @@ def test_the_api_keeps_its_openapi_contract(rubric, tmp_path: Path, role):
     with asgi_server(log_dir=tmp_path) as base:
         run = subprocess.run(
             [
-                sys.executable, "-m", "schemathesis.cli", "run", f"{base}/api/openapi.json", "--checks", "all",
-                "--exclude-checks", "positive_data_acceptance",
-                "--max-examples", str(EXAMPLES), "--phases", PHASES.get(role, DEFAULT_PHASES),
-                "--workers", "2", "--seed", "20261130",
-                "--exclude-path", "/api/payments/stripe/webhook", "--exclude-path", "/api/vetting/staff/rubrics",
-                "--exclude-path-regex", CALLS_STRIPE,
-                "--no-color", *headers,
+                sys.executable,
+                "-m",
+                "schemathesis.cli",
+                "run",
+                f"{base}/api/openapi.json",
+                "--checks",
+                "all",
+                "--exclude-checks",
+                "positive_data_acceptance",
+                "--max-examples",
+                str(EXAMPLES),
+                "--phases",
+                PHASES.get(role, DEFAULT_PHASES),
+                "--workers",
+                "2",
+                "--seed",
+                "20261130",
+                "--exclude-path",
+                "/api/payments/stripe/webhook",
+                "--exclude-path",
+                "/api/vetting/staff/rubrics",
+                "--exclude-path-regex",
+                CALLS_STRIPE,
+                "--no-color",
+                *headers,
             ],
-            capture_output=True, text=True, timeout=600, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
         server_log = (tmp_path / "server.log").read_text()
 
     failures = run.stdout[run.stdout.find("FAILURES") :]

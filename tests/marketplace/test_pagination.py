@@ -57,10 +57,15 @@ def _request_with_client() -> tuple[User, HiringRequest]:
 
 def _invitation(request: HiringRequest, engineer: User, **fields: Any) -> Invitation:
     return Invitation.objects.create(
-        request=request, engineer=engineer, wave=1, rank=next(_serial), score_bp=5_000,
+        request=request,
+        engineer=engineer,
+        wave=1,
+        rank=next(_serial),
+        score_bp=5_000,
         breakdown={"weights": WEIGHTS, "load": {"score_bp": 10_000}},
-        expires_at=timezone.now() + timedelta(hours=8), **fields,
-    )  # fmt: skip
+        expires_at=timezone.now() + timedelta(hours=8),
+        **fields,
+    )
 
 
 def _tokens() -> Listing:
@@ -167,9 +172,14 @@ def _messages() -> Listing:
 def _milestones() -> Listing:
     client, request = _request_with_client()
     engagement = Engagement.objects.create(
-        request=request, client=client, engineer=EngineerFactory.create(), rate_kind="fixed", rate_minor=100_000,
-        currency="usd", hours_per_week=20,
-    )  # fmt: skip
+        request=request,
+        client=client,
+        engineer=EngineerFactory.create(),
+        rate_kind="fixed",
+        rate_minor=100_000,
+        currency="usd",
+        hours_per_week=20,
+    )
 
     def add() -> int:
         return Milestone.objects.create(
@@ -185,9 +195,14 @@ def _engagements() -> Listing:
     def add() -> int:
         request = HiringRequest.objects.create(client=client, status="hired", **request_fields())
         return Engagement.objects.create(
-            request=request, client=client, engineer=EngineerFactory.create(), rate_kind="fixed", rate_minor=100_000,
-            currency="usd", hours_per_week=20,
-        ).pk  # fmt: skip
+            request=request,
+            client=client,
+            engineer=EngineerFactory.create(),
+            rate_kind="fixed",
+            rate_minor=100_000,
+            currency="usd",
+            hours_per_week=20,
+        ).pk
 
     return Listing(client, "/api/payments/engagements", add)
 
@@ -195,9 +210,14 @@ def _engagements() -> Listing:
 def _timesheets() -> Listing:
     client, request = _request_with_client()
     engagement = Engagement.objects.create(
-        request=request, client=client, engineer=EngineerFactory.create(), rate_kind="hourly", rate_minor=4_000,
-        currency="usd", hours_per_week=20,
-    )  # fmt: skip
+        request=request,
+        client=client,
+        engineer=EngineerFactory.create(),
+        rate_kind="hourly",
+        rate_minor=4_000,
+        currency="usd",
+        hours_per_week=20,
+    )
     weeks = itertools.count()
 
     def add() -> int:
@@ -225,9 +245,14 @@ def _notifications() -> Listing:
 def _hourly_engagement() -> tuple[Any, Engagement]:
     client, request = _request_with_client()
     return client, Engagement.objects.create(
-        request=request, client=client, engineer=EngineerFactory.create(), rate_kind="hourly", rate_minor=5_000,
-        currency="usd", hours_per_week=20,
-    )  # fmt: skip
+        request=request,
+        client=client,
+        engineer=EngineerFactory.create(),
+        rate_kind="hourly",
+        rate_minor=5_000,
+        currency="usd",
+        hours_per_week=20,
+    )
 
 
 def _review_rounds() -> Listing:

@@ -8,14 +8,33 @@ from tests.factories import ClientFactory, EngineerFactory, StaffFactory
 
 # Every field any email template reads, so each kind renders whole.
 PAYLOAD: dict[str, Any] = {
-    "request_id": 7, "invitation_id": 11, "engagement_id": 5, "milestone_id": 3, "timesheet_id": 9,
-    "application_id": 4, "record_id": 2, "token_id": 8, "title": "Async payments service",
-    "expires_at": "2026-11-02T10:00:00+00:00", "deadline": "2026-11-02T17:00:00+00:00",
-    "review_deadline": "2026-11-07T00:00:00+00:00", "reason": "the client cancelled", "step": 1,
-    "change": "a wider time zone", "status": "submitted", "amount_minor": 150_000, "currency": "usd",
-    "week_start": "2026-10-26", "minutes": 600, "hours": 20, "applies_from": "2026-11-02",
-    "payouts_enabled": True, "name": "ci", "prefix": "vt_abcdefg", "shortlist": [{"engineer_id": 1, "score_bp": 8_000}],
-}  # fmt: skip
+    "request_id": 7,
+    "invitation_id": 11,
+    "engagement_id": 5,
+    "milestone_id": 3,
+    "timesheet_id": 9,
+    "application_id": 4,
+    "record_id": 2,
+    "token_id": 8,
+    "title": "Async payments service",
+    "expires_at": "2026-11-02T10:00:00+00:00",
+    "deadline": "2026-11-02T17:00:00+00:00",
+    "review_deadline": "2026-11-07T00:00:00+00:00",
+    "reason": "the client cancelled",
+    "step": 1,
+    "change": "a wider time zone",
+    "status": "submitted",
+    "amount_minor": 150_000,
+    "currency": "usd",
+    "week_start": "2026-10-26",
+    "minutes": 600,
+    "hours": 20,
+    "applies_from": "2026-11-02",
+    "payouts_enabled": True,
+    "name": "ci",
+    "prefix": "vt_abcdefg",
+    "shortlist": [{"engineer_id": 1, "score_bp": 8_000}],
+}
 
 
 def recipient(kind: Kind) -> User:

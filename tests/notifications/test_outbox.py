@@ -47,8 +47,14 @@ def test_each_kind_is_emailed_once_when_its_task_runs_twice(name):
 
 def test_money_in_an_email_is_formatted_as_everywhere_else():
     user = ClientFactory.create()
-    payload = {**PAYLOAD, "status": "charge_failed", "amount_minor": 150_000, "currency": "usd",
-               "failure_code": "card_declined", "fix": {"replace_card": "/x", "pay_now": "/y"}}  # fmt: skip
+    payload = {
+        **PAYLOAD,
+        "status": "charge_failed",
+        "amount_minor": 150_000,
+        "currency": "usd",
+        "failure_code": "card_declined",
+        "fix": {"replace_card": "/x", "pay_now": "/y"},
+    }
     row = row_of(notify_user(user_id=user.pk, event="timesheet.changed", payload=payload))
 
     outbox.email_send(outbox_id=row.pk)

@@ -112,8 +112,9 @@ def test_a_reminder_kind_can_be_registered_by_another_app(monkeypatch):
     monkeypatch.setattr(reminders, "KINDS", kinds.KINDS)
     monkeypatch.setattr(reminders, "REMINDERS", list(reminders.REMINDERS))
     client = ClientFactory.create()
-    kinds.register(kinds.Kind("example.deadline_near", kinds.CLIENT, "An example deadline is near.",
-                              subject="Deadline near"))  # fmt: skip
+    kinds.register(
+        kinds.Kind("example.deadline_near", kinds.CLIENT, "An example deadline is near.", subject="Deadline near")
+    )
     reminders.register(
         reminders.Reminder("example.deadline_near", lambda now: [reminders.Due(41, [client.pk], {"title": "x"})])
     )

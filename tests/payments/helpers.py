@@ -19,9 +19,14 @@ def engagement(*, onboarded: bool = True, client: User | None = None, engineer: 
     engineer = engineer or vetted_engineer()
     request = HiringRequest.objects.create(client=client, status="hired", **request_fields())
     made = Engagement.objects.create(
-        request=request, client=client, engineer=engineer, rate_kind="fixed", rate_minor=100_000, currency="usd",
+        request=request,
+        client=client,
+        engineer=engineer,
+        rate_kind="fixed",
+        rate_minor=100_000,
+        currency="usd",
         hours_per_week=20,
-    )  # fmt: skip
+    )
     if onboarded:
         url = services.payout_onboarding_start(engineer=engineer, return_url="http://127.0.0.1:8000/")
         httpx.get(url, timeout=5)  # the engineer finishes onboarding at "Stripe"
@@ -32,9 +37,12 @@ def engagement(*, onboarded: bool = True, client: User | None = None, engineer: 
 
 def milestone(made: Engagement, amount: int = 50_000) -> Milestone:
     return services.milestone_create(
-        client=made.client, engagement_id=made.pk, title="Async worker pool", amount_minor=amount,
+        client=made.client,
+        engagement_id=made.pk,
+        title="Async worker pool",
+        amount_minor=amount,
         due_date=timezone.localdate() + timedelta(days=14),
-    )  # fmt: skip
+    )
 
 
 def pay_at_stripe(run, milestone: Milestone, card: str = "pm_card_visa") -> None:
@@ -98,9 +106,12 @@ def closed_week(made: Engagement, minutes: list[int], *, weeks_ago: int = 1) -> 
     monday = last_monday(weeks_ago)
     for day, amount in enumerate(minutes):
         services.time_entry_log(
-            engineer=made.engineer, engagement_id=made.pk, started_at=monday + timedelta(days=day, hours=9),
-            minutes=amount, note=f"day {day + 1}: worker pool",
+            engineer=made.engineer,
+            engagement_id=made.pk,
+            started_at=monday + timedelta(days=day, hours=9),
+            minutes=amount,
+            note=f"day {day + 1}: worker pool",
             now=monday + timedelta(days=6, hours=23),
-        )  # fmt: skip
+        )
     services.timesheets_close(now=monday + timedelta(days=7, hours=13))
     return Timesheet.objects.get(engagement=made, week_start=monday.date())

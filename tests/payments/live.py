@@ -82,20 +82,29 @@ def party(*, double: Double | None = None, milestones: int = 0, status: str = "d
     client, engineer = ClientFactory.create(), vetted_engineer()
     request = HiringRequest.objects.create(client=client, status="hired", **request_fields())
     engagement = Engagement.objects.create(
-        request=request, client=client, engineer=engineer, rate_kind="fixed", rate_minor=100_000, currency="usd",
+        request=request,
+        client=client,
+        engineer=engineer,
+        rate_kind="fixed",
+        rate_minor=100_000,
+        currency="usd",
         hours_per_week=20,
-    )  # fmt: skip
+    )
     if double is not None:
         PayoutAccount.objects.create(
             engineer=engineer, stripe_account_id=double.onboarded_account(), payouts_enabled=True
         )
     ids = [
         Milestone.objects.create(
-            engagement=engagement, title=f"Part {n}", amount_minor=20_000, currency="usd", due_date=date(2099, 1, 1),
+            engagement=engagement,
+            title=f"Part {n}",
+            amount_minor=20_000,
+            currency="usd",
+            due_date=date(2099, 1, 1),
             status=status,
         ).pk
         for n in range(milestones)
-    ]  # fmt: skip
+    ]
     token = api_token_create(user=client, name="live")[1]
     return Party(engagement, client, engineer, token), ids
 

@@ -37,9 +37,10 @@ def test_a_week_is_logged_approved_charged_off_session_and_paid_out(client, rubr
     client.force_login(made.engineer)
     monday = last_monday()
     too_early = post(
-        client, f"/api/payments/engagements/{made.pk}/time-entries",
+        client,
+        f"/api/payments/engagements/{made.pk}/time-entries",
         {"started_at": (monday + timedelta(hours=9)).isoformat(), "minutes": 60, "note": "reading the code"},
-    )  # fmt: skip
+    )
     client.force_login(made.client)
     setup = post(client, f"/api/payments/engagements/{made.pk}/payment-method")
     stripe_settings.client.v1.setup_intents.confirm(
@@ -140,9 +141,13 @@ def test_an_empty_week_is_void_and_a_tiny_one_is_carried_into_the_next(client, s
     save_card(stripe_settings, client, made)
     monday = last_monday(2)
     services.time_entry_log(
-        engineer=made.engineer, engagement_id=made.pk, started_at=monday + timedelta(hours=9), minutes=2,
-        note="a quick look", now=monday + timedelta(days=1),
-    )  # fmt: skip
+        engineer=made.engineer,
+        engagement_id=made.pk,
+        started_at=monday + timedelta(hours=9),
+        minutes=2,
+        note="a quick look",
+        now=monday + timedelta(days=1),
+    )
 
     closed = services.timesheets_close(now=monday + timedelta(days=7, hours=13))
 
@@ -163,9 +168,10 @@ def test_a_disputed_week_is_settled_by_staff_and_charged_for_the_share(client, s
     second = TimeEntry.objects.get(timesheet=timesheet, minutes=120)
     client.force_login(made.client)
     disputed = post(
-        client, f"/api/payments/timesheets/{timesheet.pk}/dispute",
+        client,
+        f"/api/payments/timesheets/{timesheet.pk}/dispute",
         {"entries": [{"entry_id": second.pk, "reason": "this was a meeting I cancelled"}]},
-    )  # fmt: skip
+    )
     staff = StaffFactory.create()
     client.force_login(staff)
     settled = post(client, f"/api/payments/staff/timesheets/{timesheet.pk}/settle", {"engineer_share_minor": 3_000})
@@ -228,9 +234,12 @@ def test_a_declined_card_is_retried_on_schedule_then_the_engagement_pauses(clien
     assert client_told[0].payload["fix"]["pay_now"] == f"/api/payments/timesheets/{timesheet.pk}/pay"
     with pytest.raises(BillingNotActive) as refused:
         services.time_entry_log(
-            engineer=made.engineer, engagement_id=made.pk, started_at=timezone.now() - timedelta(hours=2), minutes=30,
+            engineer=made.engineer,
+            engagement_id=made.pk,
+            started_at=timezone.now() - timedelta(hours=2),
+            minutes=30,
             note="more work",
-        )  # fmt: skip
+        )
     assert getattr(refused.value, "code", "") == "billing_not_active"
     assert ledger_problems() == []
 
@@ -292,10 +301,14 @@ def test_a_webhook_that_records_the_charge_before_the_call_returns_changes_nothi
     from payments import gateway
 
     intent = async_to_sync(gateway.create_payment_intent)(
-        amount=plan.amount, currency=plan.currency, transfer_group=f"timesheet-{plan.timesheet_id}",
-        metadata={"timesheet_id": str(plan.timesheet_id)}, key=plan.key,
-        customer=plan.customer, payment_method=plan.payment_method,
-    )  # fmt: skip
+        amount=plan.amount,
+        currency=plan.currency,
+        transfer_group=f"timesheet-{plan.timesheet_id}",
+        metadata={"timesheet_id": str(plan.timesheet_id)},
+        key=plan.key,
+        customer=plan.customer,
+        payment_method=plan.payment_method,
+    )
     deliver_webhooks(stripe_settings, client)  # payment_intent.succeeded first: charged and paid out
     late = billing._charged_record(timesheet_id=timesheet.pk, intent_id=intent.id, charge_id=str(intent.latest_charge))
 

@@ -38,17 +38,25 @@ def post(client, path, body):
 def active(made: Engagement) -> Engagement:
     """The client's card is saved (as setup_intent.succeeded would record it); billing started a month ago."""
     HourlyBilling.objects.filter(engagement=made).update(
-        status=BillingStatus.ACTIVE, payment_method_id="pm_saved", card_brand="visa", card_last4="4242",
+        status=BillingStatus.ACTIVE,
+        payment_method_id="pm_saved",
+        card_brand="visa",
+        card_last4="4242",
         started_at=NOW - timedelta(days=30),
-    )  # fmt: skip
+    )
     return made
 
 
 def week(made: Engagement, status: str, *, week_start: date = LAST_WEEK, minutes: int = 120) -> Timesheet:
     timesheet = Timesheet.objects.create(
-        engagement=made, week_start=week_start, status=status, minutes=minutes, rate_minor=made.rate_minor,
-        amount_minor=minutes * made.rate_minor // 60, currency="usd",
-    )  # fmt: skip
+        engagement=made,
+        week_start=week_start,
+        status=status,
+        minutes=minutes,
+        rate_minor=made.rate_minor,
+        amount_minor=minutes * made.rate_minor // 60,
+        currency="usd",
+    )
     TimeEntry.objects.create(
         timesheet=timesheet,
         started_at=datetime.combine(week_start, datetime.min.time(), tzinfo=UTC) + timedelta(days=1, hours=9),

@@ -68,14 +68,22 @@ LAST_WEEK = date(2026, 11, 9)  # a Monday
 
 def _week(made: Engagement, status: str, *, minutes: int = 120, week_start: date = LAST_WEEK, **fields) -> Timesheet:
     timesheet = Timesheet.objects.create(
-        engagement=made, week_start=week_start, status=status, minutes=minutes, rate_minor=made.rate_minor,
-        amount_minor=hourly.amount_for(minutes, made.rate_minor), currency="usd", **fields,
-    )  # fmt: skip
+        engagement=made,
+        week_start=week_start,
+        status=status,
+        minutes=minutes,
+        rate_minor=made.rate_minor,
+        amount_minor=hourly.amount_for(minutes, made.rate_minor),
+        currency="usd",
+        **fields,
+    )
     if minutes:
         TimeEntry.objects.create(
-            timesheet=timesheet, minutes=minutes, note="the worker pool",
+            timesheet=timesheet,
+            minutes=minutes,
+            note="the worker pool",
             started_at=datetime.combine(week_start, datetime.min.time(), tzinfo=UTC) + timedelta(days=1, hours=9),
-        )  # fmt: skip
+        )
     return timesheet
 
 

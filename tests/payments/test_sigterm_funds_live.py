@@ -198,16 +198,24 @@ def test_sigterm_during_in_flight_funds_and_a_live_chat_loses_nothing_and_does_n
     # The hire, on the request the conversation belongs to: the milestones' events are told in this chat.
     HiringRequest.objects.filter(pk=conversation.request_id).update(status="hired")
     engagement = Engagement.objects.create(
-        request_id=conversation.request_id, client=client, engineer=engineer, rate_kind="fixed", rate_minor=100_000,
-        currency="usd", hours_per_week=20,
-    )  # fmt: skip
+        request_id=conversation.request_id,
+        client=client,
+        engineer=engineer,
+        rate_kind="fixed",
+        rate_minor=100_000,
+        currency="usd",
+        hours_per_week=20,
+    )
     ids = [
         services.milestone_create(
-            client=client, engagement_id=engagement.pk, title=f"Part {n}", amount_minor=20_000 + n,
+            client=client,
+            engagement_id=engagement.pk,
+            title=f"Part {n}",
+            amount_minor=20_000 + n,
             due_date=timezone.localdate() + timedelta(days=30),
         ).pk
         for n in range(FUNDS)
-    ]  # fmt: skip
+    ]
     client_token = api_token_create(user=client, name="funds")[1]
     engineer_token = api_token_create(user=engineer, name="chat")[1]
     port, queue, prefix = free_port(), f"term-{uuid.uuid4().hex[:8]}", f"vt-term-{uuid.uuid4().hex[:8]}"

@@ -184,9 +184,13 @@ def test_a_refusal_tells_the_client_a_code_not_stripes_internals(client, rubric,
 def test_nul_characters_are_refused_with_422_not_a_500(client, rubric, path, body):
     made = engagement(onboarded=False)
     work = Milestone.objects.create(
-        engagement=made, title="Worker pool", amount_minor=5_000, currency="usd", due_date="2099-01-01",
+        engagement=made,
+        title="Worker pool",
+        amount_minor=5_000,
+        currency="usd",
+        due_date="2099-01-01",
         status="submitted",
-    )  # fmt: skip
+    )
     client.force_login(made.client)
     before = Milestone.objects.count()
 

@@ -251,9 +251,11 @@ def test_an_idempotency_key_left_in_flight_by_a_dead_process_is_taken_over(clien
     url = f"/api/payments/milestones/{created.pk}/fund"
     parts = ["POST", url, {}]  # marketplace.idempotency.request_parts of the posts below
     IdempotencyRecord.objects.create(
-        user=made.client, key="abandoned", fingerprint=fingerprint(parts),
+        user=made.client,
+        key="abandoned",
+        fingerprint=fingerprint(parts),
         locked_at=timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_IN_FLIGHT_SECONDS + 1),
-    )  # fmt: skip
+    )
     IdempotencyRecord.objects.create(user=made.client, key="running", fingerprint=fingerprint(parts))
     client.force_login(made.client)
 

@@ -162,8 +162,11 @@ def test_held_webhooks_can_be_released_duplicated_and_out_of_order(stripe_double
     stripe_double.drain()
 
     assert [e["type"] for e in stripe_double.collector.events()] == [
-        "payment_intent.succeeded", "payment_intent.succeeded", "charge.succeeded", "charge.succeeded",
-    ]  # fmt: skip
+        "payment_intent.succeeded",
+        "payment_intent.succeeded",
+        "charge.succeeded",
+        "charge.succeeded",
+    ]
 
 
 def test_a_dispute_through_the_test_hook(stripe_double):
@@ -273,9 +276,13 @@ def test_a_person_finishing_onboarding_in_a_browser_is_sent_to_the_links_return_
 
     account = stripe_double.client.v1.accounts.create(params={"type": "express"})
     link = stripe_double.client.v1.account_links.create(
-        params={"account": account.id, "type": "account_onboarding",
-                "refresh_url": "http://vetted.test/app/payouts", "return_url": "http://vetted.test/app/payouts"}
-    )  # fmt: skip
+        params={
+            "account": account.id,
+            "type": "account_onboarding",
+            "refresh_url": "http://vetted.test/app/payouts",
+            "return_url": "http://vetted.test/app/payouts",
+        }
+    )
 
     answer = httpx.get(link.url, timeout=5)
 

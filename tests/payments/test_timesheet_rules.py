@@ -30,10 +30,13 @@ def post(client, path, body):
     return client.post(path, json.dumps(body), content_type="application/json")
 
 
-@pytest.mark.parametrize(("zone", "sunday_local", "monday_local"), [
-    ("Pacific/Kiritimati", "2026-11-30", "2026-11-30"),  # UTC+14: both are Monday there
-    ("Etc/GMT+12", "2026-11-29", "2026-11-29"),  # UTC-12: both are Sunday there
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("zone", "sunday_local", "monday_local"),
+    [
+        ("Pacific/Kiritimati", "2026-11-30", "2026-11-30"),  # UTC+14: both are Monday there
+        ("Etc/GMT+12", "2026-11-29", "2026-11-29"),  # UTC-12: both are Sunday there
+    ],
+)
 def test_weeks_turn_at_monday_midnight_utc_in_every_zone(client, zone, sunday_local, monday_local):
     made = hourly_engagement(onboarded=False)
     active(made)
@@ -42,13 +45,15 @@ def test_weeks_turn_at_monday_midnight_utc_in_every_zone(client, zone, sunday_lo
 
     with time_machine.travel(MONDAY_MIDNIGHT + timedelta(hours=2), tick=False):
         last = post(
-            client, f"/api/payments/engagements/{made.pk}/time-entries",
+            client,
+            f"/api/payments/engagements/{made.pk}/time-entries",
             {"started_at": SUNDAY_LAST_MINUTE.isoformat(), "minutes": 1, "note": "deploy"},
-        )  # fmt: skip
+        )
         first = post(
-            client, f"/api/payments/engagements/{made.pk}/time-entries",
+            client,
+            f"/api/payments/engagements/{made.pk}/time-entries",
             {"started_at": MONDAY_MIDNIGHT.isoformat(), "minutes": 60, "note": "review"},
-        )  # fmt: skip
+        )
 
     assert (last.status_code, first.status_code) == (201, 201)
     weeks = {entry.timesheet.week_start.isoformat() for entry in TimeEntry.objects.select_related("timesheet")}
@@ -67,9 +72,13 @@ def test_an_offset_given_in_the_clients_zone_across_a_dst_change_lands_in_the_ut
 
     for started_at in (before, sunday_night, monday):
         services.time_entry_log(
-            engineer=made.engineer, engagement_id=made.pk, started_at=started_at, minutes=1, note="on call",
+            engineer=made.engineer,
+            engagement_id=made.pk,
+            started_at=started_at,
+            minutes=1,
+            note="on call",
             now=datetime(2026, 11, 2, 6, tzinfo=UTC),
-        )  # fmt: skip
+        )
 
     weeks = sorted(Timesheet.objects.values_list("week_start", "minutes"))
     assert [(week.isoformat(), minutes) for week, minutes in weeks] == [("2026-10-26", 2), ("2026-11-02", 1)]
@@ -81,9 +90,13 @@ def test_an_entry_may_not_run_past_monday_midnight_utc():
 
     with pytest.raises(InvalidTimeEntry, match="Monday 00:00 UTC"):
         services.time_entry_log(
-            engineer=made.engineer, engagement_id=made.pk, started_at=SUNDAY_LAST_MINUTE, minutes=2, note="deploy",
+            engineer=made.engineer,
+            engagement_id=made.pk,
+            started_at=SUNDAY_LAST_MINUTE,
+            minutes=2,
+            note="deploy",
             now=MONDAY_MIDNIGHT + timedelta(hours=1),
-        )  # fmt: skip
+        )
 
     assert not TimeEntry.objects.exists()
 
@@ -95,13 +108,15 @@ def test_a_week_over_the_cap_is_refused_with_a_clear_422(client):
 
     with time_machine.travel(MONDAY_MIDNIGHT + timedelta(days=2), tick=False):
         fits = post(
-            client, f"/api/payments/engagements/{made.pk}/time-entries",
+            client,
+            f"/api/payments/engagements/{made.pk}/time-entries",
             {"started_at": (MONDAY_MIDNIGHT + timedelta(hours=9)).isoformat(), "minutes": 90, "note": "design"},
-        )  # fmt: skip
+        )
         over = post(
-            client, f"/api/payments/engagements/{made.pk}/time-entries",
+            client,
+            f"/api/payments/engagements/{made.pk}/time-entries",
             {"started_at": (MONDAY_MIDNIGHT + timedelta(days=1, hours=9)).isoformat(), "minutes": 31, "note": "more"},
-        )  # fmt: skip
+        )
 
     assert fits.status_code == 201
     assert over.status_code == 422
@@ -122,8 +137,13 @@ def test_a_raised_cap_applies_from_the_next_week(client):
         billing = client.get(f"/api/payments/engagements/{made.pk}/billing").json()
         this_week = MONDAY_MIDNIGHT + timedelta(hours=9)
         with pytest.raises(WeeklyCapExceeded):
-            services.time_entry_log(engineer=made.engineer, engagement_id=made.pk, started_at=this_week, minutes=180,
-                                    note="too much this week")  # fmt: skip
+            services.time_entry_log(
+                engineer=made.engineer,
+                engagement_id=made.pk,
+                started_at=this_week,
+                minutes=180,
+                note="too much this week",
+            )
     next_week = MONDAY_MIDNIGHT + timedelta(days=7, hours=9)
     with time_machine.travel(next_week + timedelta(days=1), tick=False):
         services.time_entry_log(
@@ -149,19 +169,22 @@ def test_only_the_client_changes_the_cap(client):
     assert not made.weekly_caps.exists()
 
 
-@pytest.mark.parametrize(("body", "code"), [
-    ({"started_at": "2026-12-02T09:00:00", "minutes": 30, "note": "x"}, "validation_error"),  # no offset
-    ({"started_at": "0001-01-01T00:00:00+14:00", "minutes": 30, "note": "x"}, "validation_error"),
-    ({"started_at": "9999-12-31T23:59:59-12:00", "minutes": 30, "note": "x"}, "validation_error"),
-    ({"started_at": "2026-12-02T09:00:00Z", "minutes": 0, "note": "x"}, "validation_error"),
-    ({"started_at": "2026-12-02T09:00:00Z", "minutes": 1441, "note": "x"}, "validation_error"),
-    ({"started_at": "2026-12-02T09:00:00Z", "minutes": "30", "note": "x"}, "validation_error"),
-    ({"started_at": "2026-12-02T09:00:00Z", "minutes": 30, "note": "x\u0000"}, "validation_error"),
-    ({"started_at": "2026-12-02T09:00:00Z", "minutes": 30, "note": "   "}, "invalid_time_entry"),
-    ({"started_at": "2026-12-03T11:00:00Z", "minutes": 30, "note": "tomorrow"}, "invalid_time_entry"),  # future
-    ({"started_at": "2026-09-30T09:00:00Z", "minutes": 30, "note": "before the start"}, "invalid_time_entry"),
-    ({"started_at": "2026-11-20T09:00:00Z", "minutes": 30, "note": "a closed week"}, "invalid_time_entry"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"started_at": "2026-12-02T09:00:00", "minutes": 30, "note": "x"}, "validation_error"),  # no offset
+        ({"started_at": "0001-01-01T00:00:00+14:00", "minutes": 30, "note": "x"}, "validation_error"),
+        ({"started_at": "9999-12-31T23:59:59-12:00", "minutes": 30, "note": "x"}, "validation_error"),
+        ({"started_at": "2026-12-02T09:00:00Z", "minutes": 0, "note": "x"}, "validation_error"),
+        ({"started_at": "2026-12-02T09:00:00Z", "minutes": 1441, "note": "x"}, "validation_error"),
+        ({"started_at": "2026-12-02T09:00:00Z", "minutes": "30", "note": "x"}, "validation_error"),
+        ({"started_at": "2026-12-02T09:00:00Z", "minutes": 30, "note": "x\u0000"}, "validation_error"),
+        ({"started_at": "2026-12-02T09:00:00Z", "minutes": 30, "note": "   "}, "invalid_time_entry"),
+        ({"started_at": "2026-12-03T11:00:00Z", "minutes": 30, "note": "tomorrow"}, "invalid_time_entry"),  # future
+        ({"started_at": "2026-09-30T09:00:00Z", "minutes": 30, "note": "before the start"}, "invalid_time_entry"),
+        ({"started_at": "2026-11-20T09:00:00Z", "minutes": 30, "note": "a closed week"}, "invalid_time_entry"),
+    ],
+)
 def test_bad_entries_are_refused_and_store_nothing(client, body, code):
     made = hourly_engagement(onboarded=False)
     active(made)
@@ -186,9 +209,13 @@ def test_overlapping_entries_are_refused():
 
     with pytest.raises(InvalidTimeEntry, match="overlaps"):
         services.time_entry_log(
-            engineer=made.engineer, engagement_id=made.pk, started_at=start + timedelta(minutes=59), minutes=10,
-            note="b", now=now,
-        )  # fmt: skip
+            engineer=made.engineer,
+            engagement_id=made.pk,
+            started_at=start + timedelta(minutes=59),
+            minutes=10,
+            note="b",
+            now=now,
+        )
 
     assert TimeEntry.objects.count() == 1
 
@@ -198,18 +225,24 @@ def test_edits_stay_in_their_week_and_end_with_the_grace():
     active(made)
     start = datetime(2026, 11, 27, 9, tzinfo=UTC)  # Friday of the week of 23 November
     entry = services.time_entry_log(
-        engineer=made.engineer, engagement_id=made.pk, started_at=start, minutes=60, note="a",
+        engineer=made.engineer,
+        engagement_id=made.pk,
+        started_at=start,
+        minutes=60,
+        note="a",
         now=datetime(2026, 11, 28, tzinfo=UTC),
-    )  # fmt: skip
+    )
 
     edited = services.time_entry_edit(
         engineer=made.engineer, entry_id=entry.pk, minutes=90, now=datetime(2026, 11, 30, 11, 59, tzinfo=UTC)
     )
     with pytest.raises(InvalidTimeEntry, match="stays in its week"):
         services.time_entry_edit(
-            engineer=made.engineer, entry_id=entry.pk, started_at=datetime(2026, 11, 30, 9, tzinfo=UTC),
+            engineer=made.engineer,
+            entry_id=entry.pk,
+            started_at=datetime(2026, 11, 30, 9, tzinfo=UTC),
             now=datetime(2026, 11, 30, 11, tzinfo=UTC),
-        )  # fmt: skip
+        )
     with pytest.raises(InvalidTimeEntry, match="closed"):
         services.time_entry_edit(
             engineer=made.engineer, entry_id=entry.pk, minutes=30, now=datetime(2026, 11, 30, 12, tzinfo=UTC)
@@ -225,9 +258,13 @@ def test_another_engineer_cannot_touch_an_entry(client):
     made = hourly_engagement(onboarded=False)
     active(made)
     entry = services.time_entry_log(
-        engineer=made.engineer, engagement_id=made.pk, started_at=datetime(2026, 11, 27, 9, tzinfo=UTC), minutes=60,
-        note="mine", now=datetime(2026, 11, 28, tzinfo=UTC),
-    )  # fmt: skip
+        engineer=made.engineer,
+        engagement_id=made.pk,
+        started_at=datetime(2026, 11, 27, 9, tzinfo=UTC),
+        minutes=60,
+        note="mine",
+        now=datetime(2026, 11, 28, tzinfo=UTC),
+    )
     stranger = hourly_engagement(onboarded=False).engineer
     client.force_login(stranger)
 
@@ -237,9 +274,10 @@ def test_another_engineer_cannot_touch_an_entry(client):
         )
         deleted = client.delete(f"/api/payments/time-entries/{entry.pk}")
         logged = post(
-            client, f"/api/payments/engagements/{made.pk}/time-entries",
+            client,
+            f"/api/payments/engagements/{made.pk}/time-entries",
             {"started_at": "2026-11-27T12:00:00Z", "minutes": 5, "note": "not mine"},
-        )  # fmt: skip
+        )
 
     assert [patched.status_code, deleted.status_code, logged.status_code] == [404, 404, 404]
     assert [patched.json()["code"], logged.json()["code"]] == ["time_entry_not_found", "engagement_not_found"]
@@ -253,8 +291,11 @@ def test_a_fixed_engagement_has_no_timesheets(client):
 
     with pytest.raises(Exception, match="milestones") as refused:
         services.time_entry_log(
-            engineer=made.engineer, engagement_id=made.pk, started_at=datetime(2026, 11, 27, 9, tzinfo=UTC),
-            minutes=60, note="x",
-        )  # fmt: skip
+            engineer=made.engineer,
+            engagement_id=made.pk,
+            started_at=datetime(2026, 11, 27, 9, tzinfo=UTC),
+            minutes=60,
+            note="x",
+        )
 
     assert refused.value.code == "not_hourly"  # type: ignore[attr-defined]

@@ -101,10 +101,13 @@ def timesheet_machine(run, http_client, made, staff):
             monday = last_monday(weeks_ago)
             try:
                 entry = services.time_entry_log(
-                    engineer=made.engineer, engagement_id=made.pk,
-                    started_at=monday + timedelta(days=day, hours=8 * slot), minutes=minutes, note="worker pool",
+                    engineer=made.engineer,
+                    engagement_id=made.pk,
+                    started_at=monday + timedelta(days=day, hours=8 * slot),
+                    minutes=minutes,
+                    note="worker pool",
                     now=monday + timedelta(days=6, hours=23, minutes=59),
-                )  # fmt: skip
+                )
             except DomainError:
                 return None
             return entry.pk

@@ -24,9 +24,15 @@ PAIRS = list(itertools.product(STATUSES, STATUSES))
 def _milestone_in(status: str) -> Milestone:
     made = engagement(onboarded=False)
     return Milestone.objects.create(
-        engagement=made, title="Worker pool", amount_minor=50_000, currency="usd", due_date=date(2099, 1, 1),
-        status=status, payment_intent_id="pi_test", charge_id="ch_test",
-    )  # fmt: skip
+        engagement=made,
+        title="Worker pool",
+        amount_minor=50_000,
+        currency="usd",
+        due_date=date(2099, 1, 1),
+        status=status,
+        payment_intent_id="pi_test",
+        charge_id="ch_test",
+    )
 
 
 @pytest.mark.parametrize(("from_status", "to_status"), PAIRS, ids=[f"{a}->{b}" for a, b in PAIRS])

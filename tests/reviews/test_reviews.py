@@ -28,9 +28,15 @@ def paid_step(engineer=None) -> ReviewRound:
     client, engineer = ClientFactory.create(), engineer or vetted_engineer()
     request = HiringRequest.objects.create(client=client, status="hired", **request_fields())
     made = Engagement.objects.create(
-        request=request, client=client, engineer=engineer, rate_kind="fixed", rate_minor=100_000, currency="usd",
-        hours_per_week=20, status="ended",
-    )  # fmt: skip
+        request=request,
+        client=client,
+        engineer=engineer,
+        rate_kind="fixed",
+        rate_minor=100_000,
+        currency="usd",
+        hours_per_week=20,
+        status="ended",
+    )
     return services.review_round_open(engagement=made, step="milestone-1")
 
 
@@ -138,9 +144,10 @@ def test_staff_hide_a_review_with_a_reason_and_the_rating_forgets_it(client):
     )
     client.force_login(staff)
     hidden = client.post(
-        f"/api/reviews/staff/reviews/{review.pk}/hide", json.dumps({"reason": "abusive language"}),
+        f"/api/reviews/staff/reviews/{review.pk}/hide",
+        json.dumps({"reason": "abusive language"}),
         content_type="application/json",
-    )  # fmt: skip
+    )
     public = client.get(f"/api/reviews/users/{engagement.engineer_id}").json()
     staff_view = rounds_seen_by(client, staff, engagement.pk).json()["items"][0]
     engineer_view = rounds_seen_by(client, engagement.engineer, engagement.pk).json()["items"][0]
@@ -167,9 +174,12 @@ def _reviewed(engineer, stars: list[int]) -> None:
     for given in stars:
         round_ = paid_step(engineer)
         services.review_submit(
-            author=round_.engagement.client, round_id=round_.pk, overall=given, categories=FROM_CLIENT,
+            author=round_.engagement.client,
+            round_id=round_.pk,
+            overall=given,
+            categories=FROM_CLIENT,
             public_text="ok",
-        )  # fmt: skip
+        )
         services.reviews_publish_due(now=round_.closes_at)
 
 
@@ -210,14 +220,22 @@ def test_engineers_see_the_clients_rating_and_paid_engagements_on_each_invitatio
     invited = vetted_engineer()
     request = HiringRequest.objects.create(client=engagement.client, status="matching", **request_fields())
     Invitation.objects.create(
-        request=request, engineer=invited, wave=1, rank=1, score_bp=8_000, breakdown={},
+        request=request,
+        engineer=invited,
+        wave=1,
+        rank=1,
+        score_bp=8_000,
+        breakdown={},
         expires_at=timezone.now() + timedelta(hours=2),
-        offered_rate_minor=8_000, offered_hours_per_week=20,
-    )  # fmt: skip
+        offered_rate_minor=8_000,
+        offered_hours_per_week=20,
+    )
     client.force_login(invited)
 
     (seen,) = client.get("/api/requests/invitations").json()["items"]
 
     assert seen["client"] == {
-        "rating_bp": services.rating_bp(stars_total=3, count=1), "review_count": 1, "paid_engagements": 1
-    }  # fmt: skip
+        "rating_bp": services.rating_bp(stars_total=3, count=1),
+        "review_count": 1,
+        "paid_engagements": 1,
+    }

@@ -158,9 +158,12 @@ def test_engineer_applies_and_sees_stage_and_decision_but_not_interview_notes(cl
     in_review = advance_to_interview(application, staff)
     score_all(in_review, staff, value=3)
     call(
-        client, "post", f"/api/vetting/staff/applications/{application.pk}/approve", {"note": "Great depth"},
+        client,
+        "post",
+        f"/api/vetting/staff/applications/{application.pk}/approve",
+        {"note": "Great depth"},
         world["approver"],
-    )  # fmt: skip
+    )
 
     response = call(client, "get", "/api/vetting/applications/mine", user=owner)
 

@@ -16,11 +16,19 @@ pytestmark = pytest.mark.django_db
 
 START = (timezone.localdate() + timedelta(days=7)).isoformat()
 REQUEST_FORM = {
-    "title": "Async payments service", "description": "Build and run an asyncio service that talks to Stripe.",
-    "required_skills": "python, asyncio", "nice_to_have_skills": "", "min_level": "mid", "budget_kind": "hourly",
-    "budget": "100.00", "currency": "usd", "hours_per_week": "20", "time_zone": "Europe/London",
-    "min_overlap_hours": "4", "start_date": START,
-}  # fmt: skip
+    "title": "Async payments service",
+    "description": "Build and run an asyncio service that talks to Stripe.",
+    "required_skills": "python, asyncio",
+    "nice_to_have_skills": "",
+    "min_level": "mid",
+    "budget_kind": "hourly",
+    "budget": "100.00",
+    "currency": "usd",
+    "hours_per_week": "20",
+    "time_zone": "Europe/London",
+    "min_overlap_hours": "4",
+    "start_date": START,
+}
 
 
 def test_a_newcomer_signs_up_as_a_client_and_lands_on_their_home(client):
@@ -191,8 +199,15 @@ def test_an_engineer_edits_the_profile_matching_reads(client):
     engineer = UserFactory.create(role="engineer")
     EngineerProfileFactory.create(user=engineer)
     client.force_login(engineer)
-    form = {"headline": "Async Python", "skills": "python, asyncio", "hourly_rate": "85.00", "currency": "eur",
-            "weekly_hours_available": "30", "time_zone": "Europe/Berlin", "years_experience": "7"}  # fmt: skip
+    form = {
+        "headline": "Async Python",
+        "skills": "python, asyncio",
+        "hourly_rate": "85.00",
+        "currency": "eur",
+        "weekly_hours_available": "30",
+        "time_zone": "Europe/Berlin",
+        "years_experience": "7",
+    }
 
     saved = client.post("/app/profile", form)
     refused = client.post("/app/profile", {**form, "time_zone": "Nowhere/Town", "hourly_rate": "90.00"})

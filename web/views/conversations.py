@@ -59,9 +59,11 @@ def conversation_send(request: HttpRequest, conversation_id: int) -> HttpRespons
     if form.is_valid():
         try:
             services.message_send(
-                sender=user_of(request), conversation_id=conversation.pk, body=form.cleaned_data["body"],
+                sender=user_of(request),
+                conversation_id=conversation.pk,
+                body=form.cleaned_data["body"],
                 client_msg_id=request.POST.get("client_msg_id") or None,
-            )  # fmt: skip
+            )
         except DomainError as error:
             refused(request, error)
     else:

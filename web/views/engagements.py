@@ -54,9 +54,12 @@ def engagement_page(request: HttpRequest, engagement_id: int) -> HttpResponse:
         try:
             amount = to_minor(form.cleaned_data["amount"], engagement.currency)
             services.milestone_create(
-                client=user, engagement_id=engagement.pk, title=form.cleaned_data["title"], amount_minor=amount,
+                client=user,
+                engagement_id=engagement.pk,
+                title=form.cleaned_data["title"],
+                amount_minor=amount,
                 due_date=form.cleaned_data["due_date"],
-            )  # fmt: skip
+            )
         except DomainError as error:
             refuse(form, error, fields={"amount_minor": "amount"})
         except ValueError as error:

@@ -26,11 +26,14 @@ def profile(request: HttpRequest) -> HttpResponse:
     """The fields an engineer may change (EngineerProfileIn's), checked by the same schema and service as the API."""
     current = EngineerProfile.objects.get(user=user_of(request))
     initial = {
-        "headline": current.headline, "skills": ", ".join(current.skills),
-        "hourly_rate": current.hourly_rate_minor / 100, "currency": current.currency,
-        "weekly_hours_available": current.weekly_hours_available, "time_zone": current.time_zone,
+        "headline": current.headline,
+        "skills": ", ".join(current.skills),
+        "hourly_rate": current.hourly_rate_minor / 100,
+        "currency": current.currency,
+        "weekly_hours_available": current.weekly_hours_available,
+        "time_zone": current.time_zone,
         "years_experience": current.years_experience,
-    }  # fmt: skip
+    }
     form = ProfileForm(request.POST or None, initial=initial)
     if request.method == "POST":
         form.is_valid()
@@ -55,14 +58,17 @@ def vetting(request: HttpRequest) -> HttpResponse:
     form = ApplicationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         links = [line.strip() for line in form.cleaned_data["links"].splitlines() if line.strip()]
-        valid = validate_with(form, ApplicationIn, {"statement": form.cleaned_data["statement"], "links": links},
-                              fields={})  # fmt: skip
+        valid = validate_with(
+            form, ApplicationIn, {"statement": form.cleaned_data["statement"], "links": links}, fields={}
+        )
         if valid is not None:
             try:
                 services.application_submit(
-                    engineer=engineer, statement=valid.statement, links=[str(link) for link in valid.links],
+                    engineer=engineer,
+                    statement=valid.statement,
+                    links=[str(link) for link in valid.links],
                     specialty=valid.specialty,
-                )  # fmt: skip
+                )
             except DomainError as error:
                 refuse(form, error)
             else:

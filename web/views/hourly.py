@@ -73,9 +73,12 @@ def timesheets(request: HttpRequest, engagement_id: int) -> HttpResponse:
         started_at = datetime.combine(data["day"], data["start"], tzinfo=zone)
         try:
             services.time_entry_log(
-                engineer=user, engagement_id=engagement.pk, started_at=started_at, minutes=data["minutes"],
+                engineer=user,
+                engagement_id=engagement.pk,
+                started_at=started_at,
+                minutes=data["minutes"],
                 note=data["note"],
-            )  # fmt: skip
+            )
         except DomainError as error:
             refuse(form, error, fields={"started_at": "day"})
         else:

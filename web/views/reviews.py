@@ -25,10 +25,13 @@ def review_write(request: HttpRequest, round_id: int) -> HttpResponse:
         data = form.cleaned_data
         try:
             services.review_submit(
-                author=user, round_id=round_.pk, overall=data["overall"],
+                author=user,
+                round_id=round_.pk,
+                overall=data["overall"],
                 categories={name: data[f"category_{name}"] for name in categories},
-                public_text=data["public_text"], private_note=data["private_note"],
-            )  # fmt: skip
+                public_text=data["public_text"],
+                private_note=data["private_note"],
+            )
         except DomainError as error:
             if error.status == 404:
                 raise Http404(error.detail) from None

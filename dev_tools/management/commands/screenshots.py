@@ -61,28 +61,41 @@ def _sample_milestone() -> Milestone:
     draft = hiring.request_create(
         client=client,
         fields={
-            "title": "Async payments service", "required_skills": ["asyncio", "python"],
+            "title": "Async payments service",
+            "required_skills": ["asyncio", "python"],
             "description": "An asyncio service that talks to Stripe with timeouts, retries and a breaker.",
-            "nice_to_have_skills": ["postgresql"], "min_level": "mid", "budget_kind": "hourly", "budget_minor": 10_000,
-            "currency": "usd", "hours_per_week": 20, "expected_weeks": 8, "time_zone": "Europe/London",
-            "min_overlap_hours": 2, "start_date": timezone.localdate() + timedelta(days=7),
+            "nice_to_have_skills": ["postgresql"],
+            "min_level": "mid",
+            "budget_kind": "hourly",
+            "budget_minor": 10_000,
+            "currency": "usd",
+            "hours_per_week": 20,
+            "expected_weeks": 8,
+            "time_zone": "Europe/London",
+            "min_overlap_hours": 2,
+            "start_date": timezone.localdate() + timedelta(days=7),
         },
-    )  # fmt: skip
+    )
     request = hiring.request_raise(client=client, request_id=draft.pk)
     hiring.matching_run(request_id=request.pk)
     invitation = request.invitations.get(engineer=ada)
     hiring.invitation_accept(engineer=ada, invitation_id=invitation.pk, rate_minor=9_500)
     conversation = request.conversations.get(engineer=ada)
-    for sender, body in ((client, "How would you bound concurrency here?"),
-                         (ada, "A semaphore per dependency, timeouts on every call.")):  # fmt: skip
+    for sender, body in (
+        (client, "How would you bound concurrency here?"),
+        (ada, "A semaphore per dependency, timeouts on every call."),
+    ):
         message_send(sender=sender, conversation_id=conversation.pk, body=body, client_msg_id=None)
     PayoutAccount.objects.update_or_create(engineer=ada, defaults={"payouts_enabled": True})
     engagement = hiring.request_hire(client=client, request_id=request.pk, engineer_id=ada.pk)
     Engagement.objects.filter(pk=engagement.pk).update(rate_kind="fixed")  # milestones, for the pictures
     return milestone_create(
-        client=client, engagement_id=engagement.pk, title="Worker pool with backpressure", amount_minor=150_000,
+        client=client,
+        engagement_id=engagement.pk,
+        title="Worker pool with backpressure",
+        amount_minor=150_000,
         due_date=timezone.localdate() + timedelta(days=21),
-    )  # fmt: skip
+    )
 
 
 class Command(BaseCommand):
@@ -110,19 +123,25 @@ class Command(BaseCommand):
         self.web_pages = {
             "": {"signup": "/signup", "login": "/login"},
             "client@vetted.test": {
-                "client-home": "/app/", "client-raise": "/app/requests/new",
+                "client-home": "/app/",
+                "client-raise": "/app/requests/new",
                 "client-request": f"/app/requests/{request_id}",
-                "client-engagement": f"/app/engagements/{engagement}", "client-conversations": "/app/conversations",
-                "client-notifications": "/app/notifications", "client-email": "/app/notifications/email",
-                "client-reviews": "/app/reviews", "client-account": "/app/account",
+                "client-engagement": f"/app/engagements/{engagement}",
+                "client-conversations": "/app/conversations",
+                "client-notifications": "/app/notifications",
+                "client-email": "/app/notifications/email",
+                "client-reviews": "/app/reviews",
+                "client-account": "/app/account",
             },
             "ada@vetted.test": {
-                "engineer-home": "/app/", "engineer-invitations": "/app/invitations",
+                "engineer-home": "/app/",
+                "engineer-invitations": "/app/invitations",
                 "engineer-profile": "/app/profile",
-                "engineer-vetting": "/app/vetting", "engineer-payouts": "/app/payouts",
+                "engineer-vetting": "/app/vetting",
+                "engineer-payouts": "/app/payouts",
                 "engineer-engagement": f"/app/engagements/{engagement}",
             },
-        }  # fmt: skip
+        }
         port = _free_port()
         base = f"http://127.0.0.1:{port}"
         server = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no outside input

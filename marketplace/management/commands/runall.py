@@ -50,17 +50,34 @@ class Command(BaseCommand):
         commands = {
             "web": [python, "manage.py", "serve", "--host", host, "--port", str(port)],
             "worker": [
-                python, "-m", "celery", "-A", "marketplace", "worker", "--beat", "--loglevel", "INFO",
-                "--concurrency", "2", "--schedule", str(settings.VAR_DIR / "celerybeat-schedule"),
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "marketplace",
+                "worker",
+                "--beat",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "2",
+                "--schedule",
+                str(settings.VAR_DIR / "celerybeat-schedule"),
             ],
-        }  # fmt: skip
+        }
         if settings.STRIPE_SECRET_KEY == "sk_test_double":  # noqa: S105 - the double's placeholder key
             # No real Stripe keys: serve the double, and have it send webhooks to this server.
             port_of_double = settings.STRIPE_API_BASE.rsplit(":", 1)[-1].strip("/")
             webhook = f"http://{host}:{port}/api/payments/stripe/webhook"
             commands["stripe"] = [
-                python, "manage.py", "stripe_double", "--port", port_of_double, "--webhook-url", webhook,
-            ]  # fmt: skip
+                python,
+                "manage.py",
+                "stripe_double",
+                "--port",
+                port_of_double,
+                "--webhook-url",
+                webhook,
+            ]
         # Each child leads its own process group, so stopping it stops what it forked too
         # (the worker's pool processes and its embedded beat).
         # Two malloc arenas per process, as deployed (docs/operations.md, "Memory"), unless set otherwise.
