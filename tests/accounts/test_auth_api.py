@@ -1,17 +1,12 @@
-import json
-
 import pytest
 from django.contrib.sessions.models import Session
 
 from accounts.models import ApiToken, ClientProfile, EngineerProfile, User
+from tests.api_calls import post_json
 from tests.conftest import csrf_token
 from tests.factories import PASSWORD, ClientFactory
 
 pytestmark = pytest.mark.django_db
-
-
-def post_json(client, path, body, **headers):
-    return client.post(path, json.dumps(body), content_type="application/json", **headers)
 
 
 def test_register_creates_client_with_profile_and_logs_in(csrf_client):

@@ -1,7 +1,5 @@
 """Chat services and REST: ordering, idempotency, read markers, staff visibility."""
 
-import json
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -9,6 +7,7 @@ from hypothesis import strategies as st
 from conversations import errors, selectors, services
 from conversations.models import Message, MessageKind
 from hiring_requests import services as requests_services
+from tests.api_calls import post_json
 from tests.conftest import rolled_back
 from tests.conversations.conftest import conversation_between
 from tests.factories import ClientFactory, StaffFactory, vetted_engineer
@@ -151,19 +150,15 @@ def test_sync_after_the_last_seen_seq_yields_every_missed_message_once_in_order(
 # --- REST --------------------------------------------------------------------------
 
 
-def post(client, path, body):
-    return client.post(path, json.dumps(body), content_type="application/json")
-
-
 def test_rest_send_is_idempotent_and_pages_by_cursor(client, chat):
     owner, _, conversation = chat
     client.force_login(owner)
     url = f"/api/conversations/{conversation.pk}/messages"
 
-    first = post(client, url, {"body": "hello", "client_msg_id": "a1"})
-    repeat = post(client, url, {"body": "hello", "client_msg_id": "a1"})
+    first = post_json(client, url, {"body": "hello", "client_msg_id": "a1"})
+    repeat = post_json(client, url, {"body": "hello", "client_msg_id": "a1"})
     for n in range(3):
-        post(client, url, {"body": f"n{n}"})
+        post_json(client, url, {"body": f"n{n}"})
     older = client.get(f"{url}?before=4&limit=2").json()
     newer = client.get(f"{url}?after=3").json()
 
@@ -194,7 +189,7 @@ def test_rest_hides_other_peoples_conversations(client, chat, who):
     url = f"/api/conversations/{conversation.pk}"
 
     read = client.get(f"{url}/messages")
-    sent = post(client, f"{url}/messages", {"body": "hi"})
+    sent = post_json(client, f"{url}/messages", {"body": "hi"})
 
     assert (read.status_code, sent.status_code) == (404, 404)
     assert sent.json()["code"] == "conversation_not_found"

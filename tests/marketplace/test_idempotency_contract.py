@@ -1,6 +1,5 @@
 """Idempotency-Key as part of the API contract: declared, validated, replayed once and marked, forgotten after 24 h."""
 
-import json
 import re
 from datetime import timedelta
 from typing import Any
@@ -16,6 +15,7 @@ from marketplace import tasks
 from marketplace.idempotency import KEY_PATTERN, idempotency_records_purge
 from marketplace.models import IdempotencyRecord
 from payments.models import Milestone
+from tests.api_calls import post_json
 from tests.concurrency import race
 from tests.factories import ClientFactory
 from tests.hiring_requests.conftest import request_fields
@@ -55,8 +55,7 @@ ACCEPTING = [
 
 
 def post(client, path, body, key=None):
-    headers = {} if key is None else {"HTTP_IDEMPOTENCY_KEY": key}
-    return client.post(path, json.dumps(body, default=str), content_type="application/json", **headers)
+    return post_json(client, path, body, **({} if key is None else {"HTTP_IDEMPOTENCY_KEY": key}))
 
 
 DETAIL = "An Idempotency-Key is 1 to 255 printable ASCII characters, without commas or a space at either end."

@@ -1,6 +1,5 @@
 """The money flow through the API, against the Stripe double, with the ledger checked after each story."""
 
-import json
 from datetime import timedelta
 
 import httpx
@@ -13,6 +12,7 @@ from payments import services
 from payments.errors import MilestoneStateConflict, TooManyChangeRounds
 from payments.models import LedgerTransaction, Milestone, StripeEvent
 from payments.selectors import ledger_problems
+from tests.api_calls import post_json
 from tests.factories import StaffFactory
 from tests.payments.conftest import deliver_webhooks
 from tests.payments.helpers import engagement, funded, milestone, pay_at_stripe
@@ -20,29 +20,25 @@ from tests.payments.helpers import engagement, funded, milestone, pay_at_stripe
 pytestmark = pytest.mark.django_db
 
 
-def post(client, path, body=None, **headers):
-    return client.post(path, json.dumps(body or {}), content_type="application/json", **headers)
-
-
 def test_fund_submit_approve_release_through_the_api(client, rubric, stripe_settings):
     made = engagement()
     client.force_login(made.client)
     due = str(timezone.localdate() + timedelta(days=9))
-    created = post(
+    created = post_json(
         client,
         f"/api/payments/engagements/{made.pk}/milestones",
         {"title": "Worker pool", "amount_minor": 50_000, "due_date": due},
     )
     milestone_id = created.json()["id"]
 
-    funding = post(client, f"/api/payments/milestones/{milestone_id}/fund")
+    funding = post_json(client, f"/api/payments/milestones/{milestone_id}/fund")
     pay_at_stripe(stripe_settings, Milestone.objects.get(pk=milestone_id))
     deliver_webhooks(stripe_settings, client)
     funded_now = client.get(f"/api/payments/milestones/{milestone_id}").json()
     client.force_login(made.engineer)
-    post(client, f"/api/payments/milestones/{milestone_id}/submit", {"note": "done"})
+    post_json(client, f"/api/payments/milestones/{milestone_id}/submit", {"note": "done"})
     client.force_login(made.client)
-    released = post(client, f"/api/payments/milestones/{milestone_id}/approve")
+    released = post_json(client, f"/api/payments/milestones/{milestone_id}/approve")
 
     assert created.status_code == 201
     assert funding.json()["client_secret"].startswith(funding.json()["payment_intent_id"])
@@ -74,7 +70,7 @@ def test_a_submitted_milestone_is_not_refunded(client, rubric, stripe_settings):
     services.milestone_submit(engineer=made.engineer, milestone_id=paid.pk)
     client.force_login(made.client)
 
-    response = post(client, f"/api/payments/milestones/{paid.pk}/refund")
+    response = post_json(client, f"/api/payments/milestones/{paid.pk}/refund")
 
     assert response.status_code == 409
     assert response.json()["code"] == "milestone_state_conflict"

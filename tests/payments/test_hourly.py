@@ -1,7 +1,6 @@
 """Hourly engagements through the API, against the Stripe double: a card saved at hire, a week logged,
 reviewed, charged off-session and paid out, with the ledger checked after each story."""
 
-import json
 from datetime import timedelta
 from typing import Any
 
@@ -15,6 +14,7 @@ from payments import services
 from payments.errors import BillingNotActive
 from payments.models import BillingStatus, HourlyBilling, LedgerTransaction, TimeEntry, Timesheet, TimesheetStatus
 from payments.selectors import ledger_problems
+from tests.api_calls import post_json
 from tests.factories import StaffFactory
 from tests.payments.conftest import deliver_webhooks
 from tests.payments.helpers import closed_week, hourly_engagement, last_monday, save_card
@@ -22,10 +22,6 @@ from tests.payments.helpers import closed_week, hourly_engagement, last_monday, 
 pytestmark = pytest.mark.django_db
 
 T = TimesheetStatus
-
-
-def post(client, path, body=None, **headers):
-    return client.post(path, json.dumps(body or {}), content_type="application/json", **headers)
 
 
 def intents(run) -> list[dict[str, Any]]:
@@ -36,13 +32,13 @@ def test_a_week_is_logged_approved_charged_off_session_and_paid_out(client, rubr
     made = hourly_engagement(rate_minor=4_000)
     client.force_login(made.engineer)
     monday = last_monday()
-    too_early = post(
+    too_early = post_json(
         client,
         f"/api/payments/engagements/{made.pk}/time-entries",
         {"started_at": (monday + timedelta(hours=9)).isoformat(), "minutes": 60, "note": "reading the code"},
     )
     client.force_login(made.client)
-    setup = post(client, f"/api/payments/engagements/{made.pk}/payment-method")
+    setup = post_json(client, f"/api/payments/engagements/{made.pk}/payment-method")
     stripe_settings.client.v1.setup_intents.confirm(
         setup.json()["setup_intent_id"], params={"payment_method": "pm_card_visa"}
     )
@@ -52,7 +48,7 @@ def test_a_week_is_logged_approved_charged_off_session_and_paid_out(client, rubr
     client.force_login(made.engineer)
     with time_machine.travel(monday + timedelta(days=6, hours=20)):  # Sunday evening of that week
         logged = [
-            post(
+            post_json(
                 client,
                 f"/api/payments/engagements/{made.pk}/time-entries",
                 {"started_at": (monday + timedelta(days=day, hours=9)).isoformat(), "minutes": minutes, "note": "pool"},
@@ -62,7 +58,7 @@ def test_a_week_is_logged_approved_charged_off_session_and_paid_out(client, rubr
     services.timesheets_close(now=monday + timedelta(days=7, hours=13))
     timesheet = Timesheet.objects.get(engagement=made)
     client.force_login(made.client)
-    approved = post(client, f"/api/payments/timesheets/{timesheet.pk}/approve")
+    approved = post_json(client, f"/api/payments/timesheets/{timesheet.pk}/approve")
     deliver_webhooks(stripe_settings, client)
 
     assert too_early.status_code == 409
@@ -167,14 +163,16 @@ def test_a_disputed_week_is_settled_by_staff_and_charged_for_the_share(client, s
     timesheet = closed_week(made, [60, 120])  # 60.00 + 120.00
     second = TimeEntry.objects.get(timesheet=timesheet, minutes=120)
     client.force_login(made.client)
-    disputed = post(
+    disputed = post_json(
         client,
         f"/api/payments/timesheets/{timesheet.pk}/dispute",
         {"entries": [{"entry_id": second.pk, "reason": "this was a meeting I cancelled"}]},
     )
     staff = StaffFactory.create()
     client.force_login(staff)
-    settled = post(client, f"/api/payments/staff/timesheets/{timesheet.pk}/settle", {"engineer_share_minor": 3_000})
+    settled = post_json(
+        client, f"/api/payments/staff/timesheets/{timesheet.pk}/settle", {"engineer_share_minor": 3_000}
+    )
 
     assert disputed.status_code == 200
     assert disputed.json()["disputed_minutes"] == 120
@@ -196,7 +194,9 @@ def test_a_settlement_out_of_range_changes_nothing(client, stripe_settings):
     )
     client.force_login(StaffFactory.create())
 
-    refused = post(client, f"/api/payments/staff/timesheets/{timesheet.pk}/settle", {"engineer_share_minor": 6_001})
+    refused = post_json(
+        client, f"/api/payments/staff/timesheets/{timesheet.pk}/settle", {"engineer_share_minor": 6_001}
+    )
 
     assert refused.status_code == 422
     assert refused.json()["code"] == "invalid_time_entry"
@@ -268,8 +268,8 @@ def test_authentication_required_is_confirmed_by_the_client_and_charged_once(cli
     timesheet = closed_week(made, [120])
     client.force_login(made.client)
 
-    failed = post(client, f"/api/payments/timesheets/{timesheet.pk}/approve")
-    pay = post(client, f"/api/payments/timesheets/{timesheet.pk}/pay")
+    failed = post_json(client, f"/api/payments/timesheets/{timesheet.pk}/approve")
+    pay = post_json(client, f"/api/payments/timesheets/{timesheet.pk}/pay")
     intent_id = failed.json()["payment_intent_id"]
     confirmed = stripe_settings.client.v1.payment_intents.confirm(intent_id)  # Stripe.js, with the client there
     httpx.post(f"{stripe_settings.base}/_test/payment_intents/{intent_id}/authenticate", timeout=5)
@@ -327,7 +327,7 @@ def test_only_the_engagements_client_approves_and_nothing_changes_for_others(cli
     answers = []
     for user in (made.engineer, other.client):
         client.force_login(user)
-        answers.append(post(client, f"/api/payments/timesheets/{timesheet.pk}/approve"))
+        answers.append(post_json(client, f"/api/payments/timesheets/{timesheet.pk}/approve"))
 
     assert [answer.status_code for answer in answers] == [403, 404]
     timesheet.refresh_from_db()
@@ -367,7 +367,7 @@ def test_pay_now_tries_the_card_again_even_while_the_engagement_is_paused(client
     HourlyBilling.objects.filter(engagement=made).update(status=BillingStatus.PAUSED)
     client.force_login(made.client)
 
-    paid = post(client, f"/api/payments/timesheets/{timesheet.pk}/pay")
+    paid = post_json(client, f"/api/payments/timesheets/{timesheet.pk}/pay")
 
     assert paid.status_code == 200
     assert paid.json()["timesheet"]["charge_failures"] == 2  # the card was tried, and declined again

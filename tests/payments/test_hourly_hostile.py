@@ -5,7 +5,6 @@ entry may still run into this week's Monday 00:00. Billing is made active in the
 database: nothing here reaches Stripe.
 """
 
-import json
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
@@ -14,6 +13,7 @@ import time_machine
 
 from hiring_requests.models import Engagement
 from payments.models import BillingStatus, HourlyBilling, TimeEntry, Timesheet, TimesheetEvent, TimesheetStatus
+from tests.api_calls import post_json
 from tests.factories import StaffFactory
 from tests.payments.helpers import hourly_engagement
 
@@ -29,10 +29,6 @@ TUESDAY = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)  # of last week
 def _monday_morning():
     with time_machine.travel(NOW, tick=False):
         yield
-
-
-def post(client, path, body):
-    return client.post(path, json.dumps(body), content_type="application/json")
 
 
 def active(made: Engagement) -> Engagement:
@@ -109,7 +105,7 @@ def test_a_hostile_time_entry_is_refused_and_nothing_is_logged(client, body, sta
     made = active(hourly_engagement(onboarded=False))
     client.force_login(made.engineer)
 
-    refused = post(client, f"/api/payments/engagements/{made.pk}/time-entries", body)
+    refused = post_json(client, f"/api/payments/engagements/{made.pk}/time-entries", body)
 
     assert refused.status_code == status, refused.json()
     assert refused.json()["code"] == code
@@ -133,11 +129,11 @@ def test_a_duplicate_or_overlapping_entry_is_refused(client):
     made = active(hourly_engagement(onboarded=False))
     client.force_login(made.engineer)
     path = f"/api/payments/engagements/{made.pk}/time-entries"
-    logged = post(client, path, GOOD)
+    logged = post_json(client, path, GOOD)
 
-    again = post(client, path, GOOD)
-    overlapping = post(client, path, {**GOOD, "started_at": (TUESDAY + timedelta(minutes=59)).isoformat()})
-    adjacent = post(client, path, {**GOOD, "started_at": (TUESDAY + timedelta(minutes=60)).isoformat()})
+    again = post_json(client, path, GOOD)
+    overlapping = post_json(client, path, {**GOOD, "started_at": (TUESDAY + timedelta(minutes=59)).isoformat()})
+    adjacent = post_json(client, path, {**GOOD, "started_at": (TUESDAY + timedelta(minutes=60)).isoformat()})
 
     assert logged.status_code == 201
     assert [again.status_code, overlapping.status_code] == [422, 422]
@@ -154,12 +150,12 @@ def test_another_users_ids_are_not_found_and_change_nothing(client):
     before = entries_of(made)
 
     client.force_login(other.engineer)
-    logged = post(client, f"/api/payments/engagements/{made.pk}/time-entries", GOOD)
+    logged = post_json(client, f"/api/payments/engagements/{made.pk}/time-entries", GOOD)
     edited = client.patch(f"/api/payments/time-entries/{entry.pk}", {"minutes": 5}, content_type="application/json")
     deleted = client.delete(f"/api/payments/time-entries/{entry.pk}")
     client.force_login(other.client)
-    approved = post(client, f"/api/payments/timesheets/{submitted.pk}/approve", {})
-    disputed = post(
+    approved = post_json(client, f"/api/payments/timesheets/{submitted.pk}/approve", {})
+    disputed = post_json(
         client, f"/api/payments/timesheets/{submitted.pk}/dispute", {"entries": [{"entry_id": entry.pk, "reason": "x"}]}
     )
     capped = client.put(
@@ -196,7 +192,7 @@ def test_a_review_step_in_a_wrong_state_is_a_conflict_and_changes_nothing(client
     path, body, _ = _ACTIONS[action]
     client.force_login(made.client)
 
-    refused = post(
+    refused = post_json(
         client, path(timesheet.pk), body or {"entries": [{"entry_id": timesheet.entries.get().pk, "reason": "no"}]}
     )
 
@@ -213,7 +209,7 @@ def test_a_dispute_naming_an_entry_of_another_week_is_refused(client):
     older = week(made, T.PAID, week_start=LAST_WEEK - timedelta(days=7))
     client.force_login(made.client)
 
-    refused = post(
+    refused = post_json(
         client,
         f"/api/payments/timesheets/{submitted.pk}/dispute",
         {"entries": [{"entry_id": older.entries.get().pk, "reason": "I never asked for this"}]},
@@ -231,7 +227,7 @@ def test_only_staff_settle_and_nothing_changes_for_others(client, who):
     disputed = week(made, T.DISPUTED)
     client.force_login(getattr(made, who))
 
-    refused = post(client, f"/api/payments/staff/timesheets/{disputed.pk}/settle", {"engineer_share_minor": 0})
+    refused = post_json(client, f"/api/payments/staff/timesheets/{disputed.pk}/settle", {"engineer_share_minor": 0})
 
     assert refused.status_code == 403
     assert refused.json()["code"] == "forbidden"
@@ -245,7 +241,7 @@ def test_a_settlement_of_the_wrong_type_or_size_is_refused(client, share):
     disputed = week(made, T.DISPUTED)
     client.force_login(StaffFactory.create())
 
-    refused = post(client, f"/api/payments/staff/timesheets/{disputed.pk}/settle", {"engineer_share_minor": share})
+    refused = post_json(client, f"/api/payments/staff/timesheets/{disputed.pk}/settle", {"engineer_share_minor": share})
 
     assert refused.status_code == 422
     assert refused.json()["code"] == "validation_error"
@@ -287,7 +283,7 @@ def test_a_dispute_naming_an_entry_twice_is_refused_and_changes_nothing(client):
     entry = submitted.entries.get()
     client.force_login(made.client)
 
-    refused = post(
+    refused = post_json(
         client,
         f"/api/payments/timesheets/{submitted.pk}/dispute",
         {"entries": [{"entry_id": entry.pk, "reason": "never done"}, {"entry_id": entry.pk, "reason": "fine"}]},
@@ -306,7 +302,7 @@ def test_editing_an_entry_deleted_meanwhile_is_not_found(client, monkeypatch):
 
     made = active(hourly_engagement(onboarded=False))
     client.force_login(made.engineer)
-    entry_id = post(client, f"/api/payments/engagements/{made.pk}/time-entries", GOOD).json()["id"]
+    entry_id = post_json(client, f"/api/payments/engagements/{made.pk}/time-entries", GOOD).json()["id"]
     lock_timesheet = hourly.lock_timesheet
 
     def deleted_while_waiting_for_the_lock(timesheet_id, user):

@@ -1,6 +1,5 @@
 """Stripe slow or down, Idempotency-Key on our API, and who may see which milestone."""
 
-import json
 from datetime import datetime, timedelta
 
 import httpx
@@ -12,14 +11,11 @@ from payments import gateway, services
 from payments.models import LedgerTransaction, Milestone
 from payments.selectors import ledger_problems
 from payments.services import ledger
+from tests.api_calls import post_json
 from tests.factories import ClientFactory, StaffFactory, vetted_engineer
 from tests.payments.helpers import engagement, funded, milestone
 
 pytestmark = pytest.mark.django_db
-
-
-def post(client, path, body=None, **headers):
-    return client.post(path, json.dumps(body or {}), content_type="application/json", **headers)
 
 
 def submitted(run, client, made):
@@ -37,7 +33,7 @@ def test_stripe_down_answers_503_and_the_sweep_finishes_the_payout_once(client, 
     httpx.post(f"{stripe_settings.base}/_test/mode", data={"mode": "down"})
     client.force_login(made.client)
 
-    response = post(client, f"/api/payments/milestones/{work.pk}/approve")
+    response = post_json(client, f"/api/payments/milestones/{work.pk}/approve")
 
     assert response.status_code == 503
     assert response.json()["code"] == "payments_unavailable"
@@ -67,15 +63,15 @@ def test_the_breaker_opens_fails_fast_and_recovers(client, rubric, stripe_settin
     gateway.breaker.clock = lambda: clock[0]
     httpx.post(f"{stripe_settings.base}/_test/mode", data={"mode": "slow", "delay_seconds": "3"})
     client.force_login(made.client)
-    failing = [post(client, f"/api/payments/milestones/{m.pk}/approve").status_code for m in (first, second)]
+    failing = [post_json(client, f"/api/payments/milestones/{m.pk}/approve").status_code for m in (first, second)]
     calls_before = len(stripe_settings.double.requests)
 
-    fast = post(client, f"/api/payments/milestones/{third.pk}/approve")
+    fast = post_json(client, f"/api/payments/milestones/{third.pk}/approve")
     calls_after = len(stripe_settings.double.requests)
     untouched = Milestone.objects.get(pk=third.pk).status
     httpx.post(f"{stripe_settings.base}/_test/mode", data={"mode": "normal"})
     clock[0] = 2.0
-    recovered = post(client, f"/api/payments/milestones/{third.pk}/approve")
+    recovered = post_json(client, f"/api/payments/milestones/{third.pk}/approve")
     services.steps_resume(now=_later())
 
     assert failing == [503, 503]
@@ -116,7 +112,7 @@ def test_a_crash_between_stripes_answer_and_our_write_is_finished_by_the_sweep(
 
 def post_as(client, user, path, body=None):
     client.force_login(user)
-    return post(client, path, body)
+    return post_json(client, path, body)
 
 
 def test_idempotency_key_replays_the_first_answer(client, rubric, stripe_settings):
@@ -125,9 +121,9 @@ def test_idempotency_key_replays_the_first_answer(client, rubric, stripe_setting
     client.force_login(made.client)
     url = f"/api/payments/milestones/{created.pk}/fund"
 
-    first = post(client, url, HTTP_IDEMPOTENCY_KEY="fund-1")
-    again = post(client, url, HTTP_IDEMPOTENCY_KEY="fund-1")
-    other_body = post(client, url, {"note": "different"}, HTTP_IDEMPOTENCY_KEY="fund-1")
+    first = post_json(client, url, HTTP_IDEMPOTENCY_KEY="fund-1")
+    again = post_json(client, url, HTTP_IDEMPOTENCY_KEY="fund-1")
+    other_body = post_json(client, url, {"note": "different"}, HTTP_IDEMPOTENCY_KEY="fund-1")
 
     assert first.json() == again.json()
     assert "Idempotent-Replayed" not in first
@@ -169,11 +165,11 @@ def test_people_outside_the_engagement_get_404_and_change_nothing(client, rubric
 
     responses = [
         client.get(f"/api/payments/milestones/{work.pk}"),
-        post(client, f"/api/payments/milestones/{work.pk}/approve"),
-        post(client, f"/api/payments/milestones/{work.pk}/refund"),
-        post(client, f"/api/payments/milestones/{work.pk}/dispute", {"reason": "not mine"}),
-        post(client, f"/api/payments/milestones/{work.pk}/submit"),
-        post(
+        post_json(client, f"/api/payments/milestones/{work.pk}/approve"),
+        post_json(client, f"/api/payments/milestones/{work.pk}/refund"),
+        post_json(client, f"/api/payments/milestones/{work.pk}/dispute", {"reason": "not mine"}),
+        post_json(client, f"/api/payments/milestones/{work.pk}/submit"),
+        post_json(
             client,
             f"/api/payments/engagements/{made.pk}/milestones",
             {"title": "Sneaky", "amount_minor": 1, "due_date": "2099-01-01"},
@@ -205,7 +201,7 @@ def test_the_engineer_cannot_approve_their_own_work(client, rubric, stripe_setti
     work = submitted(stripe_settings, client, made)
     client.force_login(made.engineer)
 
-    response = post(client, f"/api/payments/milestones/{work.pk}/approve")
+    response = post_json(client, f"/api/payments/milestones/{work.pk}/approve")
 
     assert response.status_code == 403
     assert Milestone.objects.get(pk=work.pk).status == "submitted"

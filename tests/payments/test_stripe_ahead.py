@@ -1,6 +1,5 @@
 """Money that moves at Stripe always reaches our books: each case once left Stripe ahead of the ledger."""
 
-import json
 import logging
 from datetime import timedelta
 
@@ -18,14 +17,11 @@ from payments import gateway, services
 from payments.errors import MilestoneStateConflict
 from payments.models import Dispute, LedgerAccount, LedgerTransaction, Milestone, StripeEvent
 from payments.selectors import ledger_problems
+from tests.api_calls import post_json
 from tests.payments.conftest import deliver_webhooks
 from tests.payments.helpers import engagement, funded, milestone, pay_at_stripe
 
 pytestmark = pytest.mark.django_db
-
-
-def post(client, path, body=None, **headers):
-    return client.post(path, json.dumps(body or {}), content_type="application/json", **headers)
 
 
 def _mode(run, mode: str) -> None:
@@ -218,7 +214,7 @@ def test_milestone_amounts_outside_stripes_limits_are_refused_at_creation(client
     made = engagement(onboarded=False)
     client.force_login(made.client)
 
-    response = post(
+    response = post_json(
         client,
         f"/api/payments/engagements/{made.pk}/milestones",
         {"title": "Worker pool", "amount_minor": amount, "due_date": "2099-01-01"},
@@ -234,7 +230,7 @@ def test_a_hundred_million_dollars_is_refused(client, rubric):
     made = engagement(onboarded=False)
     client.force_login(made.client)
 
-    response = post(
+    response = post_json(
         client,
         f"/api/payments/engagements/{made.pk}/milestones",
         {"title": "Too much", "amount_minor": 10_000_000_000, "due_date": "2099-01-01"},
@@ -259,8 +255,8 @@ def test_an_idempotency_key_left_in_flight_by_a_dead_process_is_taken_over(clien
     IdempotencyRecord.objects.create(user=made.client, key="running", fingerprint=fingerprint(parts))
     client.force_login(made.client)
 
-    recovered = post(client, url, HTTP_IDEMPOTENCY_KEY="abandoned")
-    still_running = post(client, url, HTTP_IDEMPOTENCY_KEY="running")
+    recovered = post_json(client, url, HTTP_IDEMPOTENCY_KEY="abandoned")
+    still_running = post_json(client, url, HTTP_IDEMPOTENCY_KEY="running")
 
     assert recovered.status_code == 200
     assert recovered.json()["status"] == "awaiting_funding"

@@ -10,6 +10,7 @@ from accounts.models import EngineerProfile
 from payments import services
 from payments.errors import InvalidTimeEntry, WeeklyCapExceeded
 from payments.models import BillingStatus, HourlyBilling, TimeEntry, Timesheet
+from tests.api_calls import post_json
 from tests.payments.helpers import hourly_engagement
 
 pytestmark = pytest.mark.django_db
@@ -26,10 +27,6 @@ def active(made, *, started=datetime(2026, 10, 1, tzinfo=UTC)) -> None:
     )
 
 
-def post(client, path, body):
-    return client.post(path, json.dumps(body), content_type="application/json")
-
-
 @pytest.mark.parametrize(
     ("zone", "sunday_local", "monday_local"),
     [
@@ -44,12 +41,12 @@ def test_weeks_turn_at_monday_midnight_utc_in_every_zone(client, zone, sunday_lo
     client.force_login(made.engineer)
 
     with time_machine.travel(MONDAY_MIDNIGHT + timedelta(hours=2), tick=False):
-        last = post(
+        last = post_json(
             client,
             f"/api/payments/engagements/{made.pk}/time-entries",
             {"started_at": SUNDAY_LAST_MINUTE.isoformat(), "minutes": 1, "note": "deploy"},
         )
-        first = post(
+        first = post_json(
             client,
             f"/api/payments/engagements/{made.pk}/time-entries",
             {"started_at": MONDAY_MIDNIGHT.isoformat(), "minutes": 60, "note": "review"},
@@ -107,12 +104,12 @@ def test_a_week_over_the_cap_is_refused_with_a_clear_422(client):
     client.force_login(made.engineer)
 
     with time_machine.travel(MONDAY_MIDNIGHT + timedelta(days=2), tick=False):
-        fits = post(
+        fits = post_json(
             client,
             f"/api/payments/engagements/{made.pk}/time-entries",
             {"started_at": (MONDAY_MIDNIGHT + timedelta(hours=9)).isoformat(), "minutes": 90, "note": "design"},
         )
-        over = post(
+        over = post_json(
             client,
             f"/api/payments/engagements/{made.pk}/time-entries",
             {"started_at": (MONDAY_MIDNIGHT + timedelta(days=1, hours=9)).isoformat(), "minutes": 31, "note": "more"},
@@ -191,7 +188,7 @@ def test_bad_entries_are_refused_and_store_nothing(client, body, code):
     client.force_login(made.engineer)
 
     with time_machine.travel(datetime(2026, 12, 2, 12, tzinfo=UTC), tick=False):
-        refused = post(client, f"/api/payments/engagements/{made.pk}/time-entries", body)
+        refused = post_json(client, f"/api/payments/engagements/{made.pk}/time-entries", body)
 
     assert refused.status_code == 422, refused.json()
     assert refused.json()["code"] == code
@@ -273,7 +270,7 @@ def test_another_engineer_cannot_touch_an_entry(client):
             f"/api/payments/time-entries/{entry.pk}", json.dumps({"minutes": 1}), content_type="application/json"
         )
         deleted = client.delete(f"/api/payments/time-entries/{entry.pk}")
-        logged = post(
+        logged = post_json(
             client,
             f"/api/payments/engagements/{made.pk}/time-entries",
             {"started_at": "2026-11-27T12:00:00Z", "minutes": 5, "note": "not mine"},
