@@ -5,8 +5,8 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.http import HttpRequest
 
 from accounts.models import ApiToken, ClientProfile, EngineerProfile, User
-from accounts.timezones import utc_offset_minutes
 from marketplace.admin import money_column
+from marketplace.timezones import utc_offset_minutes
 
 
 @admin.register(User)

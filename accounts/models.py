@@ -1,4 +1,3 @@
-import unicodedata
 from typing import Any, ClassVar
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
@@ -7,17 +6,13 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from accounts.fields import SkillListField
+from marketplace.email_addresses import email_key
+from marketplace.fields import SkillListField
 
 
 class Role(models.TextChoices):
     CLIENT = "client", "Client"
     ENGINEER = "engineer", "Engineer"
-
-
-def email_key(email: str) -> str:
-    """The one form an email address is stored and looked up in: NFKC, trimmed, lower-cased."""
-    return unicodedata.normalize("NFKC", email or "").strip().lower()
 
 
 class UserManager(BaseUserManager["User"]):

@@ -15,16 +15,15 @@ from django.utils import timezone
 
 from accounts.errors import EmailTaken, InvalidProfile, ProfileNotFound, TokenNotFound, WeakPassword
 from accounts.models import ApiToken, ClientProfile, EngineerProfile, Role, User
-from accounts.skills import normalize_skills
-from accounts.timezones import is_time_zone, utc_offset_minutes
 from marketplace.notifications import notify_user
 from marketplace.realtime import credentials_ended
-from marketplace.schemas import CURRENCIES
+from marketplace.schemas import SUPPORTED_CURRENCIES
+from marketplace.skills import normalize_skills
+from marketplace.timezones import is_time_zone, utc_offset_minutes
 
 logger = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "vt_"  # noqa: S105 - a public marker, not a secret
-SUPPORTED_CURRENCIES = frozenset(CURRENCIES)
 
 
 def user_register(*, email: str, password: str, role: Role, full_name: str = "") -> User:

@@ -62,9 +62,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Abs, Coalesce, Greatest, Least
 from django.utils import timezone
 
-from accounts.lookups import SkillHits
 from accounts.models import EngineerProfile
-from accounts.timezones import utc_offset_minutes
 from hiring_requests.models import (
     ACTIVE_STATUSES,
     HOLDING_STATUSES,
@@ -75,7 +73,9 @@ from hiring_requests.models import (
     Invitation,
     InvitationStatus,
 )
+from marketplace.lookups import SkillHits
 from marketplace.money import format_money
+from marketplace.timezones import utc_offset_minutes
 from reviews.selectors import reputation_bp_of
 from vetting.models import Level, current_record_q
 

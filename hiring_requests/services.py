@@ -23,9 +23,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import EngineerProfile, User
-from accounts.services import SUPPORTED_CURRENCIES
-from accounts.skills import normalize_skills
-from accounts.timezones import is_time_zone
 from conversations.models import Conversation
 from conversations.services import conversation_open, system_message_post
 from hiring_requests import capacity, matching
@@ -63,6 +60,9 @@ from marketplace import metrics
 from marketplace.errors import Forbidden
 from marketplace.money import format_money
 from marketplace.notifications import notify_user
+from marketplace.schemas import SUPPORTED_CURRENCIES
+from marketplace.skills import normalize_skills
+from marketplace.timezones import is_time_zone
 from payments.selectors import payouts_enabled
 from payments.services.hourly import billing_open
 from reviews.services import engagement_ended

@@ -2,7 +2,7 @@
 
 Staff can settle money in the admin, so their accounts are the most valuable in
 the system. Each failed admin login counts against the client's address and the
-account (its canonical email, `accounts.models.email_key`), in fixed windows of
+account (its canonical email, `marketplace.email_addresses.email_key`), in fixed windows of
 RATE_LIMIT_ADMIN_LOGIN (`"5/900"`: five failures per fifteen minutes). Past the
 limit a login is refused with 429 before the password is checked, so even the
 right password does not get in until the window ends; a success clears the
@@ -25,7 +25,7 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 
-from accounts.models import email_key
+from marketplace.email_addresses import email_key
 from marketplace.proxies import client_address
 from marketplace.resilience import is_outage
 from marketplace.throttling import parse_rate

@@ -11,7 +11,8 @@ class MarketplaceConfig(AppConfig):
         from django.contrib.auth.signals import user_logged_out
         from django.db.models.signals import post_delete, post_save
 
-        from marketplace import admin_login, metrics, realtime  # noqa: F401 - metrics: its task signals
+        # metrics: its task signals; lookups: registers skills__overlap and skills__contains_all.
+        from marketplace import admin_login, lookups, metrics, realtime  # noqa: F401
         from marketplace.error_reports import init_error_reports
 
         admin_login.connect()

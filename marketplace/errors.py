@@ -55,6 +55,13 @@ class CsrfFailed(DomainError):
     default_detail = "CSRF check failed: send the csrftoken cookie's value in the X-CSRFToken header."
 
 
+# An engagement (hiring_requests) the caller is not a side of, or none: payments and reviews answer it alike.
+class EngagementNotFound(DomainError):
+    code = "engagement_not_found"
+    status = 404
+    default_detail = "No such engagement of yours."
+
+
 _HTTP_ERROR_CODES = {
     400: "bad_request",
     401: "not_authenticated",

@@ -37,7 +37,7 @@ from pydantic import (
     model_validator,
 )
 
-from accounts.models import email_key
+from marketplace.email_addresses import email_key
 
 # The largest id or cursor the API takes: far beyond any real row, well inside PostgreSQL's bigint.
 MAX_ID = 2**53
@@ -238,12 +238,13 @@ ReturnUrl = Annotated[
     str, Field(max_length=2_000, json_schema_extra={"pattern": _return_url_pattern()}), AfterValidator(_return_url)
 ]
 
-# A skill as typed: what accounts.skills.normalize_skill accepts (it lower-cases and joins spaces with -).
+# A skill as typed: what marketplace.skills.normalize_skill accepts (it lower-cases and joins spaces with -).
 Skill = Annotated[str, Field(min_length=1, max_length=50, pattern=r"^\s*[A-Za-z0-9][A-Za-z0-9+#.\s-]*$")]
 
-# A currency we quote in (ISO 4217, lower case as Stripe writes it); the list is accounts.services.SUPPORTED_CURRENCIES.
+# A currency we quote in (ISO 4217, lower case as Stripe writes it); services check against SUPPORTED_CURRENCIES.
 CurrencyCode = Literal["aud", "cad", "chf", "eur", "gbp", "pln", "sek", "usd"]
 CURRENCIES = list(get_args(CurrencyCode))
+SUPPORTED_CURRENCIES = frozenset(CURRENCIES)
 
 
 def _supported_currency(value: str) -> str:

@@ -14,10 +14,11 @@ from accounts.models import User
 from hiring_requests.models import Engagement
 from marketplace.auth import api_auth, current_user, staff_user
 from marketplace.db import atomic_phase
+from marketplace.errors import EngagementNotFound
 from marketplace.idempotency import accepts_idempotency_key
 from marketplace.schemas import NoteIn, ReasonIn
 from payments import selectors, services
-from payments.errors import EngagementNotFound, MilestoneNotFound, PaymentsUnavailable
+from payments.errors import MilestoneNotFound, PaymentsUnavailable
 from payments.models import Milestone, PayoutAccount, TimeEntry, Timesheet, WeeklyCap
 from payments.schemas import (
     BillingOut,

@@ -7,12 +7,6 @@ class MilestoneNotFound(DomainError):
     default_detail = "No such milestone in your engagements."
 
 
-class EngagementNotFound(DomainError):
-    code = "engagement_not_found"
-    status = 404
-    default_detail = "No such engagement of yours."
-
-
 class MilestoneStateConflict(DomainError):
     code = "milestone_state_conflict"
     status = 409

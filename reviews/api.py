@@ -5,8 +5,8 @@ from ninja import Router, Status
 from ninja.pagination import paginate
 
 from marketplace.auth import api_auth, current_user, staff_user
+from marketplace.errors import EngagementNotFound
 from marketplace.idempotency import accepts_idempotency_key
-from payments.errors import EngagementNotFound
 from reviews import selectors, services
 from reviews.models import Review
 from reviews.schemas import HideIn, OwnReviewOut, ReputationOut, ReviewIn, ReviewOut, RoundOut

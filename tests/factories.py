@@ -6,9 +6,9 @@ from factory.django import DjangoModelFactory, Password
 from factory.faker import Faker
 
 from accounts.models import ClientProfile, EngineerProfile, Role, User
-from accounts.timezones import utc_offset_minutes
 from hiring_requests.matching import WEIGHTS
 from hiring_requests.models import Engagement, HiringRequest, Invitation
+from marketplace.timezones import utc_offset_minutes
 from payments.models import Milestone
 
 PASSWORD = "correct-horse-battery"

@@ -6,7 +6,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.fields import SkillListField
+from marketplace.fields import SkillListField
 
 
 class Rubric(models.Model):

@@ -9,6 +9,7 @@ from django.db.models import BooleanField, Case, Exists, OuterRef, Q, QuerySet, 
 from django.utils import timezone
 
 from accounts.models import User
+from marketplace import seams
 from vetting.models import OPEN_STATUSES, Application, ApplicationStatus, Rubric, VettedRecord
 
 
@@ -89,16 +90,14 @@ def engineer_cards(*, viewer: User, engineer_ids: Iterable[int]) -> dict[int, di
     """The cards of `engineer_ids` that `viewer` may see, by engineer id, in two queries however many.
 
     Staff and the engineer themself may see a card; a client may once the engineer is on
-    one of that client's shortlists (hiring_requests decides that). An engineer the viewer
+    one of that client's shortlists (hiring_requests decides that, through marketplace.seams). An engineer the viewer
     may not see, or with no current vetted record, has no entry.
     """
-    from hiring_requests.selectors import client_shortlisted
-
     wanted = set(engineer_ids)
     if not viewer.is_staff:
         allowed = wanted & {viewer.pk}
         if viewer.is_client and wanted - allowed:
-            allowed |= client_shortlisted(client=viewer, engineer_ids=wanted - allowed)
+            allowed |= seams.client_shortlisted(client=viewer, engineer_ids=wanted - allowed)
         wanted = allowed
     if not wanted:
         return {}

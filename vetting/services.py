@@ -16,6 +16,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from accounts.models import User
+from marketplace import seams
 from marketplace.errors import Forbidden
 from marketplace.notifications import notify_user
 from vetting import levels
@@ -389,8 +390,6 @@ def vetted_record_revoke(*, record_id: int, actor: User, reason: str) -> VettedR
 
     Their pending offers and shortlist places are withdrawn, and each client is told why.
     """
-    from hiring_requests.services import engineer_vetting_lapsed
-
     _require_staff(actor)
     if not reason.strip():
         raise ReasonRequired("Say why the vetting is revoked.")
@@ -405,8 +404,10 @@ def vetted_record_revoke(*, record_id: int, actor: User, reason: str) -> VettedR
         # Out of matching now means off every open offer and shortlist too, and both sides told why;
         # revoking an old record that a newer one replaced takes nothing away.
         if record.superseded_at is None:
-            engineer_vetting_lapsed(
-                engineer_id=record.engineer_id, reason=f"the engineer's vetting was revoked: {reason}"
+            seams.vetting_lapsed.send(
+                sender=VettedRecord,
+                engineer_id=record.engineer_id,
+                reason=f"the engineer's vetting was revoked: {reason}",
             )
         notify_user(
             user_id=record.engineer_id, event="vetting.revoked", payload={"record_id": record.pk, "reason": reason}

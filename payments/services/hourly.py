@@ -30,13 +30,12 @@ from conversations.models import Conversation
 from conversations.services import system_message_post
 from hiring_requests.models import Engagement
 from marketplace.db import atomic_phase
-from marketplace.errors import Forbidden
+from marketplace.errors import EngagementNotFound, Forbidden
 from marketplace.money import format_money
 from marketplace.notifications import notify_user
 from payments import gateway
 from payments.errors import (
     BillingNotActive,
-    EngagementNotFound,
     InvalidTimeEntry,
     NotHourly,
     TimeEntryNotFound,

@@ -38,10 +38,9 @@ from accounts.models import User
 from hiring_requests.models import Engagement
 from marketplace import shutdown, telemetry
 from marketplace.db import atomic_phase
-from marketplace.errors import Forbidden
+from marketplace.errors import EngagementNotFound, Forbidden
 from payments import gateway, locks
 from payments.errors import (
-    EngagementNotFound,
     InvalidMilestone,
     MilestoneNotFound,
     MilestoneStateConflict,

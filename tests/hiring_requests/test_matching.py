@@ -9,10 +9,10 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from accounts.timezones import utc_offset_minutes
 from bench.matching_naive import load_world, rank_naive
 from hiring_requests import matching
 from hiring_requests.models import Engagement, HiringRequest, Invitation, InvitationStatus
+from marketplace.timezones import utc_offset_minutes
 from tests.conftest import rolled_back
 from tests.factories import ClientFactory, vetted_engineer
 from tests.hiring_requests.conftest import request_fields

@@ -11,7 +11,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import User, email_key
+from accounts.models import User
+from marketplace.email_addresses import email_key
 
 
 class Command(BaseCommand):

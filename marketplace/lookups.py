@@ -10,7 +10,7 @@ from typing import Any
 from django.db.models import Expression, Func, IntegerField, Lookup
 from django.db.models.lookups import FieldGetDbPrepValueMixin
 
-from accounts.fields import SkillListField
+from marketplace.fields import SkillListField
 
 
 class _SkillLookup(FieldGetDbPrepValueMixin, Lookup):
