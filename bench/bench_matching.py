@@ -122,7 +122,7 @@ def seed() -> None:
     from django.utils import timezone
 
     from accounts.models import EngineerProfile, Role, User
-    from accounts.timezones import utc_offset_minutes
+    from marketplace.timezones import utc_offset_minutes
     from vetting.models import Application, ApplicationStatus, Rubric, VettedRecord
 
     call_command("migrate", verbosity=0)

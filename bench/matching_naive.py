@@ -13,7 +13,6 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import EngineerProfile
-from accounts.timezones import utc_offset_minutes
 from hiring_requests.matching import (
     DECLARED_SKILL_BP,
     RATE_OVER_BUDGET_ZERO_BP,
@@ -29,6 +28,7 @@ from hiring_requests.models import (
     Invitation,
     InvitationStatus,
 )
+from marketplace.timezones import utc_offset_minutes
 from reviews.models import Review, ReviewerRole
 from reviews.services import rating_bp
 from vetting.models import VettedRecord
