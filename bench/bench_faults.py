@@ -148,11 +148,11 @@ def main() -> None:
     double, base = f"http://127.0.0.1:{double_port}", f"http://127.0.0.1:{server_port}"
     server_env = {"STRIPE_API_BASE": double, "LOG_LEVEL": "ERROR"}
     with (
-        process(["manage.py", "stripe_double", "--port", str(double_port)], {}, logs / "double.log"),
+        process(["manage.py", "stripe_double", "--port", str(double_port)], env={}, log=logs / "double.log"),
         process(
             ["-m", "uvicorn", "marketplace.asgi:application", "--port", str(server_port), "--log-level", "warning"],
-            server_env,
-            logs / "server.log",
+            env=server_env,
+            log=logs / "server.log",
         ),
     ):
         wait_for(f"{double}/v1/events", {"Authorization": "Bearer sk_test_double"})

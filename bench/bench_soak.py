@@ -425,7 +425,7 @@ def soak(world: World) -> list[Phase]:
     ]
     worker_log = LOGS / "worker.log"
     with (
-        process(worker_args, SERVER_ENV, worker_log) as worker,
+        process(worker_args, env=SERVER_ENV, log=worker_log) as worker,
         server("bench.soak_asgi:application", port, {}, LOGS / "server.log") as web,
     ):
         wait_until(lambda: b"ready." in worker_log.read_bytes(), "the Celery worker starting")
@@ -551,7 +551,7 @@ def overhead(world: World) -> dict[str, tuple[float, float]]:
     counts: dict[str, int] = dict.fromkeys(configs, 0)
     latencies: dict[str, list[float]] = {name: [] for name in configs}
     with contextlib.ExitStack() as stack:
-        stack.enter_context(process(["bench/otlp_sink.py", str(sink_port)], {}, LOGS / "sink.log"))
+        stack.enter_context(process(["bench/otlp_sink.py", str(sink_port)], env={}, log=LOGS / "sink.log"))
         for name, env in configs.items():
             stack.enter_context(server("marketplace.asgi:application", ports[name], env, LOGS / f"{name}.log"))
         for name in configs:

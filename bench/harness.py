@@ -6,11 +6,8 @@ Not a product module: the benchmarks import it (`from bench.harness import ...`)
 import asyncio
 import contextlib
 import json
-import os
-import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,7 +16,10 @@ from typing import Any
 
 import httptools
 
+from tests.processes import running as process  # a child in its own process group, stopped by id
+
 ROOT = Path(__file__).resolve().parent.parent
+__all__ = ["Http", "answers", "free_port", "percentile", "process", "rss_kib", "uvicorn", "wait_until"]
 
 
 def free_port() -> int:
@@ -39,30 +39,6 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
-
-
-@contextmanager
-def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """`python <args>` in its own process group, stopped (the group with it) by its pid whatever happens."""
-    with log.open("wb") as out:
-        child = subprocess.Popen(
-            [sys.executable, *args],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            yield child
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(child.pid, signal.SIGTERM)
-            try:
-                child.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)
-                child.wait()
 
 
 def wait_until(check: Callable[[], object], what: str, timeout: float = 60) -> None:
@@ -91,7 +67,7 @@ def uvicorn(
     args = ["-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     if workers > 1:
         args += ["--workers", str(workers)]
-    with process(args, env, log) as child:
+    with process(args, env=env, log=log) as child:
         wait_until(lambda: answers(port), f"the server on port {port} answering")
         yield child
 
