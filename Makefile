@@ -32,7 +32,7 @@ run: demo
 	$(BIN)/python manage.py runall
 
 test: $(STAMP) node_modules/.installed
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=25
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
