@@ -18,6 +18,11 @@ class Conversation(models.Model):
     # order is commit order and "everything after seq N" never skips a late commit.
     last_seq = models.PositiveBigIntegerField(default=0)
     last_message_at = models.DateTimeField(null=True, blank=True)
+    # The message with seq == last_seq, set with it under the same lock: a conversation list
+    # reads it with a join rather than a subquery per row.
+    last_message = models.ForeignKey(
+        "Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -55,9 +55,10 @@ class ConversationOut(Schema):
 
     @staticmethod
     def resolve_last_message(obj: Any) -> str | None:
-        if obj.last_kind is None:
+        last = obj.last_message
+        if last is None:
             return None
-        return str(obj.last_body) if obj.last_kind == "text" else "(event)"
+        return str(last.body) if last.kind == "text" else "(event)"
 
 
 class MessageQuery(QueryIn):

@@ -16,7 +16,8 @@ def conversation_for(*, user: User, conversation_id: int) -> Conversation | None
 
 
 def conversations_of(*, user: User) -> QuerySet[Conversation]:
-    """My conversations, latest activity first (`activity_at`: the last message, else creation), with unread counts."""
+    """My conversations, latest activity first (`activity_at`: the last message, else creation), with unread counts
+    and the last message (joined: `last_message`, None before the first)."""
     # Evaluated inside the unread subquery, whose rows are messages: OuterRef is the message.
     marker = ReadMarker.objects.filter(conversation=OuterRef("conversation"), user=user).values("last_read_seq")[:1]
     unread = (
@@ -26,15 +27,11 @@ def conversations_of(*, user: User) -> QuerySet[Conversation]:
         .annotate(n=Count("pk"))
         .values("n")
     )
-    last = Message.objects.filter(conversation=OuterRef("pk")).order_by("-seq")
     return (
         Conversation.objects.filter(Q(client=user) | Q(engineer=user))
-        .select_related("request")
+        .select_related("request", "last_message")
         .annotate(
             unread=Coalesce(Subquery(unread, output_field=IntegerField()), Value(0)),
-            last_body=Subquery(last.values("body")[:1]),
-            last_kind=Subquery(last.values("kind")[:1]),
-            last_sender_id=Subquery(last.values("sender_id")[:1]),
             # Never null, so it can be a cursor's key (marketplace.pagination).
             activity_at=Coalesce("last_message_at", "created_at"),
         )

@@ -78,9 +78,10 @@ def _append(conversation: Conversation, **fields: Any) -> Message:
     """Take the next seq under the conversation's row lock (held by the caller) and store the message."""
     now = timezone.now()
     conversation.last_seq += 1
-    conversation.last_message_at = now
-    conversation.save(update_fields=["last_seq", "last_message_at"])
     message = Message.objects.create(conversation=conversation, seq=conversation.last_seq, created_at=now, **fields)
+    conversation.last_message_at = now
+    conversation.last_message = message
+    conversation.save(update_fields=["last_seq", "last_message_at", "last_message"])
     payload = message_as_dict(message)
     transaction.on_commit(lambda: _broadcast(conversation.pk, payload))
     return message
