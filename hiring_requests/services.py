@@ -657,6 +657,15 @@ def _vetting_current(engineer_id: int, *, min_level: str | None = None) -> bool:
     return current.exists()
 
 
+def _lock_request_of(engineer: User, invitation_id: int) -> HiringRequest | None:
+    """The request of the engineer's invitation, row locked (None if the invitation is not theirs).
+
+    Lock order everywhere: the request, then its invitations, then the engineer's profile.
+    """
+    request_id = Invitation.objects.filter(pk=invitation_id, engineer=engineer).values_list("request_id", flat=True)
+    return HiringRequest.objects.select_for_update().filter(pk__in=request_id).first()
+
+
 def _lock_invitation(engineer: User, invitation_id: int, *, to: InvitationStatus) -> Invitation:
     """The engineer's invitation, row locked, if INVITATION_MOVES lets it become `to` and it has not expired yet."""
     invitation = Invitation.objects.select_for_update().filter(pk=invitation_id, engineer=engineer).first()
@@ -681,8 +690,7 @@ def invitation_accept(*, engineer: User, invitation_id: int, rate_minor: int | N
         raise InvalidOffer(f"rate_minor: between 1 and {MAX_RATE_MINOR} minor units an hour", field="rate_minor")
     with transaction.atomic():
         # Lock order: request, invitation, engineer profile (matching_run and hiring take them in the same order).
-        request_id = Invitation.objects.filter(pk=invitation_id, engineer=engineer).values_list("request_id", flat=True)
-        request = HiringRequest.objects.select_for_update().filter(pk__in=request_id).first()
+        request = _lock_request_of(engineer, invitation_id)
         invitation = _lock_invitation(engineer, invitation_id, to=InvitationStatus.ACCEPTED)
         if request is None or request.status not in ACTIVE_STATUSES:
             raise RequestStateConflict("This request is no longer looking for engineers.")
@@ -721,6 +729,10 @@ def invitation_decline(*, engineer: User, invitation_id: int, reason: str) -> In
     if not reason.strip():
         raise InvalidRequest("reason: say why you decline; it helps us match better", field="reason")
     with transaction.atomic():
+        # Lock order: request, then invitation, as accepting, cancelling and hiring take them. Holding only the
+        # offer, the event row below would wait for the request (its foreign key) while a cancel holding the
+        # request waited for the offer: a deadlock.
+        _lock_request_of(engineer, invitation_id)
         invitation = _lock_invitation(engineer, invitation_id, to=InvitationStatus.DECLINED)
         invitation.responded_at, invitation.decline_reason = timezone.now(), reason
         _move_invitation(invitation, InvitationStatus.DECLINED, fields=["responded_at", "decline_reason"])
@@ -735,8 +747,7 @@ def invitation_withdraw(*, engineer: User, invitation_id: int, reason: str) -> I
     if not reason.strip():
         raise InvalidRequest("reason: say why you leave the shortlist", field="reason")
     with transaction.atomic():
-        request_id = Invitation.objects.filter(pk=invitation_id, engineer=engineer).values_list("request_id", flat=True)
-        request = HiringRequest.objects.select_for_update().filter(pk__in=request_id).first()
+        request = _lock_request_of(engineer, invitation_id)
         invitation = Invitation.objects.select_for_update().filter(pk=invitation_id, engineer=engineer).first()
         if invitation is None or request is None:
             raise InvitationNotFound()

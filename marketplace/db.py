@@ -90,6 +90,10 @@ def classify(exc: BaseException) -> DomainError | None:
     """The client-facing error for a database guard that fired, or None for any other error.
 
     - `lock_timeout` (SQLSTATE 55P03) -> RowLocked (409): the row is busy, retry.
+    - a deadlock (40P01) or a serialization failure (40001) -> RowLocked (409): PostgreSQL rolled
+      this transaction back so another could finish (its docs, "Serialization Failure Handling":
+      retry the whole transaction). Lock order keeps the services out of deadlocks; this is the
+      answer if one is missed.
     - `statement_timeout` (57014) and the pool's timeout -> DatabaseBusy (503).
     - a connection that broke or could not be made -> DatabaseUnavailable (503).
     """
@@ -101,6 +105,9 @@ def classify(exc: BaseException) -> DomainError | None:
             return DatabaseBusy()
         if isinstance(cause, psycopg.errors.LockNotAvailable):
             logger.warning("database.lock_timeout")
+            return RowLocked()
+        if isinstance(cause, psycopg.errors.DeadlockDetected | psycopg.errors.SerializationFailure):
+            logger.warning("database.rolled_back_for_another", extra={"sqlstate": cause.sqlstate})
             return RowLocked()
         if isinstance(cause, psycopg.errors.QueryCanceled):
             logger.warning("database.statement_timeout")

@@ -137,3 +137,54 @@ def test_cancelling_leaves_an_offer_the_sweep_expired_meanwhile_expired(rubric):
     request.refresh_from_db()
     assert (request.status, offer.status) == (RequestStatus.CANCELLED, InvitationStatus.EXPIRED)
     assert not Notification.objects.filter(user=engineer, event="invitation.withdrawn").exists()
+
+
+def test_a_decline_and_a_cancel_at_once_both_finish_in_lock_order(rubric, monkeypatch):
+    # The decline stops between locking and writing its event; the cancel starts then. Had the decline locked only
+    # the offer, the cancel would hold the request and wait for the offer, the decline's event row would wait for
+    # the request (its foreign key), and PostgreSQL would abort one of them as a deadlock.
+    engineer = vetted_engineer()
+    client = ClientFactory.create()
+    request = raised(client)
+    services.matching_run(request_id=request.pk)
+    offer = request.invitations.get()
+    locked, go_on = threading.Event(), threading.Event()
+    real_record = services._record
+    errors: list[BaseException] = []
+
+    def record_after_a_pause(req, kind, **data):
+        if kind == "declined":
+            locked.set()
+            go_on.wait(timeout=10)
+        real_record(req, kind, **data)
+
+    monkeypatch.setattr(services, "_record", record_after_a_pause)
+
+    def run(call) -> None:
+        try:
+            call()
+        except BaseException as exc:  # whatever either side raised, the test reports
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    declining = threading.Thread(
+        target=run,
+        args=(lambda: services.invitation_decline(engineer=engineer, invitation_id=offer.pk, reason="booked"),),
+    )
+    cancelling = threading.Thread(
+        target=run, args=(lambda: services.request_cancel(client=client, request_id=request.pk),)
+    )
+    declining.start()
+    assert locked.wait(timeout=10)
+    cancelling.start()
+    wait_until(_someone_waits_for_a_row_lock, timeout=10, what="the cancel to wait for a row lock")
+    go_on.set()
+    declining.join(timeout=15)
+    cancelling.join(timeout=15)
+
+    offer.refresh_from_db()
+    request.refresh_from_db()
+    assert errors == []
+    assert (request.status, offer.status) == (RequestStatus.CANCELLED, InvitationStatus.DECLINED)
+    assert not Notification.objects.filter(user=engineer, event="invitation.withdrawn").exists()

@@ -11,7 +11,7 @@ from django.db.utils import DatabaseErrorWrapper
 from django.test import Client
 from psycopg_pool import PoolTimeout
 
-from marketplace.db import DatabaseBusy, DatabaseUnavailable, classify
+from marketplace.db import DatabaseBusy, DatabaseUnavailable, RowLocked, classify
 from tests.factories import StaffFactory
 
 
@@ -56,11 +56,16 @@ def test_a_lost_connection_is_unavailable_and_a_waited_out_pool_is_busy(error, e
     [
         psycopg.errors.SerializationFailure("could not serialize access"),
         psycopg.errors.DeadlockDetected("deadlock detected"),
-        psycopg.errors.UndefinedTable('relation "nope" does not exist'),
+        psycopg.errors.LockNotAvailable("canceling statement due to lock timeout"),
     ],
 )
-def test_errors_the_server_answers_on_a_live_connection_are_not_an_outage(error):
-    assert classify(_as_django_raises(error)) is None
+def test_a_transaction_the_server_rolled_back_for_another_is_a_retryable_409(error):
+    assert type(classify(error)) is RowLocked
+    assert type(classify(_as_django_raises(error))) is RowLocked
+
+
+def test_errors_the_server_answers_on_a_live_connection_are_not_an_outage():
+    assert classify(_as_django_raises(psycopg.errors.UndefinedTable('relation "nope" does not exist'))) is None
 
 
 @pytest.mark.django_db
