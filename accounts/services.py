@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
 from accounts.errors import EmailTaken, InvalidProfile, ProfileNotFound, TokenNotFound, WeakPassword
@@ -137,6 +137,19 @@ WHERE t.digest = %s AND t.revoked_at IS NULL AND u.is_active
 """  # noqa: S608 - table names from the models; the one value is a parameter
 
 
+def _from_column(field_name: str, value: Any, *, using: str) -> Any:
+    """A raw column of ApiToken's `field_name` as the ORM would give it, through the backend's converters.
+
+    `raw()` converts only the model's own columns; SQLite returns the token's datetimes naive,
+    and it is the backend's converter that makes them aware (UTC).
+    """
+    connection = connections[using]
+    column = ApiToken._meta.get_field(field_name).get_col(ApiToken._meta.db_table)
+    for converter in connection.ops.get_db_converters(column) + column.get_db_converters(connection):
+        value = converter(value, column, connection)
+    return value
+
+
 def api_token_find(raw_token: str) -> ApiToken | None:
     """The live token (with its active user) behind `raw_token`, or None. Records when it was last used."""
     if not raw_token.startswith(TOKEN_PREFIX):
@@ -145,9 +158,9 @@ def api_token_find(raw_token: str) -> ApiToken | None:
     user = next(iter(User.objects.raw(_TOKEN_WITH_USER, [digest])), None)
     if user is None:
         return None
-    row = vars(user)  # raw()'s extra columns are plain attributes
+    row = vars(user)  # raw()'s extra columns are plain attributes, as the driver returned them
     token = ApiToken.from_db(
-        "default",
+        user._state.db,
         ["id", "user_id", "name", "prefix", "digest", "created_at", "last_used_at", "revoked_at"],
         [
             row["token_id"],
@@ -155,8 +168,8 @@ def api_token_find(raw_token: str) -> ApiToken | None:
             row["token_name"],
             row["token_prefix"],
             digest,
-            row["token_created_at"],
-            row["token_last_used_at"],
+            _from_column("created_at", row["token_created_at"], using=user._state.db),
+            _from_column("last_used_at", row["token_last_used_at"], using=user._state.db),
             None,
         ],
     )

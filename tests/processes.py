@@ -42,13 +42,17 @@ def wait_until(condition: Callable[[], bool], *, timeout: float, what: str) -> N
 
 
 @contextmanager
-def running(args: list[str], *, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def running(
+    args: list[str], *, env: dict[str, str], log: Path, unset: tuple[str, ...] = ()
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`python *args` with this process's environment, `env` over it and the `unset` names removed."""
+    environment = {name: value for name, value in {**os.environ, **env}.items() if name not in unset}
     with log.open("wb") as out:
         # Its own process group, so whatever it forks (a worker's beat, its pool) is stopped with it.
         process = subprocess.Popen(
             [sys.executable, *args],
             cwd=ROOT,
-            env={**os.environ, **env},
+            env=environment,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
