@@ -14,13 +14,15 @@ can be used again") from `RequestThreads`, and takes it back when the request en
 Everything else is Django's: one thread per request in flight, thread-sensitive code of
 a request always on that request's thread, the same middleware and signals.
 
-An executor goes back to the pool only when its thread is idle. A request whose client
-vanished is cancelled on the event loop, but its synchronous code cannot be interrupted
-and may still be running (a statement up to its `statement_timeout`): that executor is
-shut down without waiting, and its thread ends when the work does, so the next request
-never queues behind a stranger's leftovers. Nor is the thread of a request that ended in an
-exception reused: its database connections are closed on it first, in case Django's
-`request_finished` (which closes them) did not run.
+An executor goes back to the pool only when its thread is idle, so the next request never
+queues behind a stranger's leftovers. In practice Django's `handle` itself waits: a client
+that vanished, or a view that raised, still ends with `request_finished` on the request's
+thread (closing its database connections), after the synchronous work is done; a thread
+then goes back idle and clean, as a WSGI server's threads do after a 500. What the check
+guards is the rest: a request task cancelled while its code still runs (the server's
+shutdown grace ran out), or a failure outside Django's handling. Such an executor is shut
+down without waiting, its thread ends when the work does, and its database connections are
+closed on it first, since `request_finished` may not have run.
 """
 
 import logging

@@ -134,8 +134,11 @@ class DrainingServer(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self._drain is not None or self._loop is None or sig not in (signal.SIGTERM, signal.SIGINT):
+            # A second signal: stop now. uvicorn's own handler would begin its graceful shutdown (it
+            # forces only a second SIGINT), which waits for requests in hand.
             _stopping.now.set()
-            super().handle_exit(sig, frame)  # a second signal: stop now
+            self.force_exit = True
+            self.should_exit = True
             return
         self._captured_signals.append(sig)
         begin_draining()

@@ -4,9 +4,12 @@ import asyncio
 import os
 import signal
 import subprocess
+import threading
 import time
+from typing import Any
 
 import httpx
+import psycopg
 import pytest
 import websockets
 
@@ -88,3 +91,47 @@ def test_a_second_sigterm_stops_at_once(tmp_path):
             server.wait(timeout=20)  # not the 60 s drain
         except subprocess.TimeoutExpired:
             pytest.fail("a second SIGTERM did not cut the drain short")
+
+
+def test_a_second_sigterm_stops_at_once_with_a_request_stuck_in_the_database(tmp_path):
+    # No lock or statement timeout: the request would wait a minute for the table the test holds.
+    port = free_port()
+    env = {
+        "DATABASE_URL": current_database_url(),
+        "SHUTDOWN_DRAIN_SECONDS": "60",
+        "SHUTDOWN_GRACE_SECONDS": "60",
+        "DATABASE_LOCK_TIMEOUT_MS": "0",
+        "DATABASE_STATEMENT_TIMEOUT_MS": "0",
+    }
+    holder = psycopg.connect(current_database_url().replace("postgres://", "postgresql://"), autocommit=False)
+    try:
+        with running(["manage.py", "serve", "--port", str(port)], env=env, log=tmp_path / "server.log") as server:
+            wait_until(lambda: _status(f"http://127.0.0.1:{port}/health/ready") == 200, timeout=60, what="the server")
+            holder.execute("LOCK TABLE accounts_apitoken IN ACCESS EXCLUSIVE MODE")
+            stuck = threading.Thread(
+                target=_status,
+                args=(f"http://127.0.0.1:{port}/api/me",),
+                kwargs={"headers": {"Authorization": "Bearer vt_waiting"}},
+                daemon=True,
+            )
+            stuck.start()
+            wait_until(lambda: _waits_for_a_lock(holder), timeout=20, what="the request to wait for the table")
+            server.send_signal(signal.SIGTERM)
+            wait_until(lambda: _status(f"http://127.0.0.1:{port}/health/ready") == 503, timeout=10, what="draining")
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=20)  # not the 60 s drain, nor the request's wait
+            except subprocess.TimeoutExpired:
+                pytest.fail("a second SIGTERM did not stop a server with a request stuck in the database")
+    finally:
+        holder.rollback()
+        holder.close()
+
+
+def _waits_for_a_lock(holder: "psycopg.Connection[Any]") -> bool:
+    with holder.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        row = cursor.fetchone()
+    return bool(row and row[0])
