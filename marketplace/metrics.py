@@ -39,6 +39,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
 from marketplace.proxies import client_address
+from marketplace.tracing import route_of
 
 logger = logging.getLogger(__name__)
 
@@ -104,9 +105,9 @@ def _task_finished(task_id: str | None = None, task: Any = None, state: str | No
 
 
 def observe_route(request: HttpRequest, status: int, seconds: float) -> None:
-    match = getattr(request, "resolver_match", None)
-    route = f"/{match.route}" if match is not None and match.route else "unmatched"
-    http_request_duration.labels(route=route, method=request.method or "", status=str(status)).observe(seconds)
+    http_request_duration.labels(route=route_of(request), method=request.method or "", status=str(status)).observe(
+        seconds
+    )
 
 
 class RequestMetricsMiddleware:

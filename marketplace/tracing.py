@@ -46,16 +46,35 @@ def _take(request: HttpRequest) -> str:
     return str(request.request_id)  # type: ignore[attr-defined]
 
 
+def route_of(request: HttpRequest) -> str:
+    """The Django route pattern that answered, as a path (`/api/requests/<request_id>`, `/` for the
+    landing page), or `unmatched` for a URL no route took. Never the URL itself, which carries ids."""
+    match = getattr(request, "resolver_match", None)
+    return f"/{match.route}" if match is not None and match.route is not None else "unmatched"
+
+
+# What the client sent as the URL can carry ids, emails, search terms and the unsubscribe link's signed
+# token; a sampled span keeps the route in their place (OpenTelemetry records them at the ASGI layer).
+_REQUEST_TARGETS = ("http.target", "http.url", "url.path", "url.query", "url.full")
+
+
 def _name_span(request: HttpRequest) -> None:
-    """Name the request's server span `<METHOD> <route>` (Django's pattern, also `http.route`), when it is sampled.
+    """Name the request's server span `<METHOD> <route>` (`route_of`, also `http.route`), when it is sampled,
+    and put the route in place of the URL the ASGI layer recorded.
 
     marketplace.telemetry opens the span at the ASGI layer, before any URL is
     resolved; the name follows OpenTelemetry's HTTP conventions
     (https://opentelemetry.io/docs/specs/semconv/http/http-spans/#name).
     """
     span = trace.get_current_span()
-    route = getattr(request.resolver_match, "route", None)
-    if route and span.is_recording():
+    if not span.is_recording():
+        return
+    route = route_of(request)
+    recorded = getattr(span, "attributes", None) or {}
+    for key in _REQUEST_TARGETS:
+        if key in recorded:
+            span.set_attribute(key, route)
+    if route != "unmatched":
         span.update_name(f"{request.method} {route}")
         span.set_attribute(HTTP_ROUTE, route)
 

@@ -107,8 +107,8 @@ def test_an_incoming_traceparent_is_the_parent_of_the_server_span(spans):
     assert server.attributes is not None
     assert server.attributes["vetted.request_id"] == "req-otel-1"
     assert response["X-Request-ID"] == "req-otel-1"
-    assert server.name == "GET health/live"
-    assert server.attributes["http.route"] == "health/live"
+    assert server.name == "GET /health/live"
+    assert server.attributes["http.route"] == "/health/live"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -184,13 +184,13 @@ def test_a_stripe_webhook_its_task_and_the_milestone_notification_share_one_trac
         for span in named(finished, "notification.push")
         if span.attributes and "milestone.changed" in span.attributes["vetted.notification.events"]  # type: ignore[operator]
     ]
-    (server,) = named(finished, "POST api/payments/stripe/webhook")
+    (server,) = named(finished, "POST /api/payments/stripe/webhook")
     (run,) = named(finished, "run/payments.tasks.process_stripe_event")
     assert {hex_trace(span) for span in [server, run, *pushes]} == {TRACE_ID}
     assert pushes
     for push in pushes:
         assert "run/payments.tasks.process_stripe_event" in ancestors(push, finished)
-        assert ancestors(push, finished)[-1] == "POST api/payments/stripe/webhook"
+        assert ancestors(push, finished)[-1] == "POST /api/payments/stripe/webhook"
 
 
 @pytest.mark.django_db
@@ -303,7 +303,7 @@ def test_a_500_is_an_error_span_with_its_exception_and_django_logs_it_in_the_tra
 
     assert response.status_code == 500
     (server,) = [span for span in spans.get_finished_spans() if span.kind is trace.SpanKind.SERVER]
-    assert server.name == "GET api/me"
+    assert server.name == "GET /api/me"
     assert server.status.status_code is trace.StatusCode.ERROR
     assert [event.attributes["exception.type"] for event in server.events if event.attributes] == ["RuntimeError"]
     (line,) = [record for record in caplog.records if record.name == "django.request"]
@@ -342,3 +342,24 @@ def test_an_unsampled_request_records_nothing_makes_no_query_spans_yet_answers_a
     assert exporter.get_finished_spans() == ()
     # The readiness check queries PostgreSQL and Redis; only the server span was ever considered.
     assert sampler.asked == ["GET"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("path", "name", "kept"),
+    [
+        ("/api/requests/12345?email=bob@example.com&token=secret123", "GET /api/requests/<request_id>", None),
+        ("/nope/alice@example.com/vt_SECRET", "GET", "unmatched"),
+        ("/", "GET /", "/"),
+    ],
+)
+def test_a_span_keeps_the_route_never_the_url_the_client_sent(spans, path, name, kept):
+    asgi("GET", path)
+
+    (server,) = [span for span in spans.get_finished_spans() if span.kind is trace.SpanKind.SERVER]
+    assert server.name == name
+    assert server.attributes is not None
+    recorded = " ".join(str(value) for value in server.attributes.values())
+    for secret in ("12345", "bob@example.com", "secret123", "alice@example.com", "vt_SECRET"):
+        assert secret not in recorded
+    assert server.attributes["http.target"] == (kept or name.split(" ", 1)[1])

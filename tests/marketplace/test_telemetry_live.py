@@ -116,7 +116,7 @@ def test_one_trace_runs_from_the_http_raise_through_the_worker_to_the_invitation
         in_trace = [span for span in spans if span.trace_id == TRACE_ID]
 
     assert raised.status_code == 200
-    server = one(in_trace, service="vetted-web", name="POST api/requests/<request_id>/raise")
+    server = one(in_trace, service="vetted-web", name="POST /api/requests/<request_id>/raise")
     publish = one(in_trace, service="vetted-web", name="apply_async/hiring_requests.tasks.match_request")
     run = one(in_trace, service="vetted-worker", name="run/hiring_requests.tasks.match_request")
     push = one(in_trace, service="vetted-worker", name="notification.push")
