@@ -18,6 +18,17 @@ from marketplace.errors import CsrfFailed, Forbidden
 
 
 class TokenAuth(HttpBearer):
+    def __call__(self, request: HttpRequest) -> User | None:
+        """`Authorization: Bearer <token>` (RFC 6750 §2.1; the scheme is case-insensitive, RFC 9110 §11.1).
+
+        Any other value is no credential. ninja's own parsing logs such a header whole under
+        DEBUG, and a mistyped header is often a token: nothing here logs it.
+        """
+        scheme, _, token = request.headers.get(self.header, "").partition(" ")
+        if scheme.lower() != self.openapi_scheme or not token.strip():
+            return None
+        return self.authenticate(request, token.strip())
+
     def authenticate(self, request: HttpRequest, token: str) -> User | None:
         user = api_token_authenticate(token)
         if user is not None:

@@ -148,3 +148,21 @@ def test_a_deactivated_users_token_is_refused_and_last_use_is_recorded_once_a_mi
     type(user).objects.filter(pk=user.pk).update(is_active=False)
 
     assert client.get("/api/me", **bearer(raw)).status_code == 401
+
+
+@pytest.mark.parametrize("header", ["Bearer\t{token}", "Bearer: {token}", "Basic {token}", "Token {token}", "{token}"])
+def test_a_mistyped_authorization_header_is_refused_and_never_logged(client, settings, caplog, header):
+    settings.DEBUG = True  # ninja's own bearer parsing logs a header it cannot read, under DEBUG
+    token = create_token(client, ClientFactory.create())["token"]
+
+    response = client.get("/api/me", HTTP_AUTHORIZATION=header.format(token=token))
+
+    assert response.status_code == 401
+    assert response.json()["code"] == "not_authenticated"
+    assert all(token not in record.getMessage() for record in caplog.records)
+
+
+def test_the_bearer_scheme_is_case_insensitive(client):
+    token = create_token(client, ClientFactory.create())["token"]
+    for scheme in ("bearer", "BEARER", "Bearer"):
+        assert client.get("/api/me", HTTP_AUTHORIZATION=f"{scheme} {token}").status_code == 200
