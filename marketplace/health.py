@@ -27,7 +27,7 @@ from django.core.cache import cache
 from django.db import connections
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from marketplace.celery import app as celery_app
 from marketplace.shutdown import is_draining
@@ -148,12 +148,12 @@ async def _run(name: str, check: Callable[[], Awaitable[None]]) -> str:
     return "ok"
 
 
-@require_GET
+@require_safe  # GET, and HEAD for load balancers that probe with it
 async def live(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
-@require_GET
+@require_safe  # GET, and HEAD for load balancers that probe with it
 async def ready(request: HttpRequest) -> JsonResponse:
     if is_draining():
         # Shutting down: out of rotation first, while requests in hand finish (marketplace.shutdown).

@@ -20,6 +20,21 @@ async def test_ready_checks_every_dependency(async_client):
     assert response.json()["checks"] == {"database": "ok", "cache": "ok", "channel_layer": "ok", "broker": "ok"}
 
 
+@pytest.mark.parametrize("path", ["/health/live", "/health/ready"])
+async def test_a_head_probe_gets_the_same_status_without_a_body(async_client, path):
+    response = await async_client.head(path)
+
+    assert response.status_code == 200
+    assert response.content == b""
+
+
+async def test_a_write_to_a_probe_is_refused(async_client):
+    response = await async_client.post("/health/live")
+
+    assert response.status_code == 405
+    assert response["Allow"] == "GET, HEAD"
+
+
 @pytest.mark.live
 def test_ready_is_503_naming_the_database_when_it_is_unreachable(tmp_path):
     # Nothing listens on port 1: the connection is refused at once.
