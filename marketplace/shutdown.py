@@ -19,6 +19,7 @@ A second SIGTERM or SIGINT skips the wait. docs/operations.md has the numbers.
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import signal
 import threading
@@ -133,6 +134,11 @@ class DrainingServer(uvicorn.Server):
         await super().serve(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # A signal handler runs in whatever context the loop's thread was in when the signal came, a
+        # request's (with its request id) as often as not; the drain, and what it logs, is nobody's request.
+        contextvars.Context().run(self._on_signal, sig, frame)
+
+    def _on_signal(self, sig: int, frame: FrameType | None) -> None:
         if self._drain is not None or self._loop is None or sig not in (signal.SIGTERM, signal.SIGINT):
             # A second signal: stop now. uvicorn's own handler would begin its graceful shutdown (it
             # forces only a second SIGINT), which waits for requests in hand.

@@ -45,3 +45,30 @@ async def test_a_second_signal_stops_the_wait():
     assert await shutdown.finish_held_work() == 1
     assert time.monotonic() - started < 2
     task.cancel()
+
+
+async def test_the_drain_logs_as_nobodys_request_whatever_was_running_when_the_signal_came(monkeypatch):
+    import signal
+
+    import uvicorn
+
+    from marketplace import tracing
+
+    seen: list[tuple[str, str | None]] = []
+    monkeypatch.setattr(
+        shutdown.logger, "info", lambda event, *args, **kwargs: seen.append((event, tracing.request_id.get()))
+    )
+    monkeypatch.setattr(shutdown, "begin_draining", lambda: None)  # readiness of the test process stays as it is
+    server = shutdown.DrainingServer(uvicorn.Config("marketplace.asgi:application"), drain_seconds=0)
+    server._loop = asyncio.get_running_loop()
+
+    token = tracing.request_id.set("a-strangers-request")  # the signal lands while a request's code runs
+    try:
+        server.handle_exit(signal.SIGTERM, None)
+    finally:
+        tracing.request_id.reset(token)
+    await asyncio.wrap_future(server._drain)  # type: ignore[arg-type]
+
+    assert [event for event, _ in seen] == ["server.draining", "server.sockets_closed"]
+    assert {rid for _, rid in seen} == {None}
+    assert server.should_exit
