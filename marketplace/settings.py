@@ -704,5 +704,11 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # One line per outgoing HTTP request is noise; failures surface through our own events.
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+    # OpenTelemetry warns of each malformed `tracestate` a caller sends, quoting it: a caller could fill
+    # the logs with text of its choosing. The header is ignored either way (W3C Trace Context §3.3).
+    "loggers": {
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+        "opentelemetry.trace.span": {"level": "ERROR"},
+    },
 }

@@ -363,3 +363,14 @@ def test_a_span_keeps_the_route_never_the_url_the_client_sent(spans, path, name,
     for secret in ("12345", "bob@example.com", "secret123", "alice@example.com", "vt_SECRET"):
         assert secret not in recorded
     assert server.attributes["http.target"] == (kept or name.split(" ", 1)[1])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_junk_tracestate_is_ignored_and_never_quoted_in_the_logs(spans, caplog):
+    caplog.set_level("INFO")
+    response = asgi("GET", "/health/live", traceparent=TRACEPARENT, tracestate="caller-chosen-text")
+
+    assert response.status_code == 200
+    (server,) = [span for span in spans.get_finished_spans() if span.kind is trace.SpanKind.SERVER]
+    assert hex_trace(server) == TRACE_ID  # the traceparent still counts
+    assert not [record for record in caplog.records if "caller-chosen-text" in record.getMessage()]
