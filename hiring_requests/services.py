@@ -239,6 +239,9 @@ def request_cancel(*, client: User, request_id: int) -> HiringRequest:
         request.closed_at = timezone.now()
         _move(request, R.CANCELLED, fields=["closed_at"])
         _withdraw_pending(request, reason="cancelled")
+        # The shortlist too: each engineer on it is told, and their place is no longer open.
+        shortlist = list(request.invitations.select_for_update().filter(status=InvitationStatus.ACCEPTED))
+        _close_invitations(request, shortlist, reason="the client cancelled the request")
         _record(request, "cancelled")
     return request
 

@@ -5,6 +5,7 @@ import time_machine
 
 from hiring_requests import errors, selectors, services
 from hiring_requests.models import Engagement, HiringRequest, Invitation, InvitationStatus, RequestEvent, RequestStatus
+from marketplace.models import Notification
 from tests.factories import ClientFactory, EngineerFactory, vetted_engineer
 from tests.hiring_requests.conftest import enable_payouts, raised, request_fields
 
@@ -327,6 +328,24 @@ def test_cancelling_withdraws_pending_invitations(rubric, client_user):
     assert request.status == RequestStatus.CANCELLED
     assert statuses(request) == {engineer.pk: "withdrawn"}
     assert services.matching_run(request_id=request.pk) == 0
+
+
+def test_cancelling_a_shortlisted_request_tells_each_engineer_on_the_shortlist(rubric, client_user):
+    request, chosen, other, _ = shortlisted_pair(client_user)
+    assert {chosen.pk: "accepted", other.pk: "accepted"}.items() <= statuses(request).items()
+
+    services.request_cancel(client=client_user, request_id=request.pk)
+
+    request.refresh_from_db()
+    assert request.status == RequestStatus.CANCELLED
+    assert set(statuses(request).values()) == {"withdrawn"}
+    told = Notification.objects.filter(event="invitation.withdrawn", payload__request_id=request.pk)
+    assert sorted(told.values_list("user_id", flat=True)) == sorted(statuses(request))
+    closed = Invitation.objects.get(request=request, engineer=chosen)
+    assert closed.closed_reason == "the client cancelled the request"
+    assert not Notification.objects.filter(
+        user=client_user, event="shortlist.changed", created_at__gte=request.closed_at
+    )
 
 
 def test_only_drafts_can_be_edited(rubric, client_user):

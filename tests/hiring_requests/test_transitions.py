@@ -305,7 +305,10 @@ OPERATIONS: dict[str, tuple[Callable[[User, User], Callable[[], object]], dict[s
     "expire": (_expire, {"invitation": {(Inv.PENDING, Inv.EXPIRED)}}),
     "cancel while shortlisted": (
         _cancel(lambda client: _shortlisted(client, vetted_engineer(), vetted_engineer())),
-        {"request": {(R.SHORTLISTED, R.CANCELLED)}, "invitation": {(Inv.PENDING, Inv.WITHDRAWN)}},
+        {
+            "request": {(R.SHORTLISTED, R.CANCELLED)},
+            "invitation": {(Inv.PENDING, Inv.WITHDRAWN), (Inv.ACCEPTED, Inv.WITHDRAWN)},
+        },
     ),
     "leave the shortlist": (
         _leave_the_shortlist,
