@@ -7,7 +7,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from marketplace.email_addresses import email_key
-from marketplace.fields import SkillListField
+from marketplace.fields import SkillListField, one_of
 
 
 class Role(models.TextChoices):
@@ -67,6 +67,7 @@ class User(AbstractBaseUser, PermissionsMixin):
             ),
             # Saved in canonical form (email_key); the database refuses two spellings of one address too.
             models.UniqueConstraint(Lower("email"), name="accounts_user_email_once_in_any_case"),
+            one_of("role", Role, name="accounts_user_role_valid", or_blank=True),
         ]
 
     def __str__(self) -> str:

@@ -6,6 +6,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from hiring_requests.models import HiringRequest
+from marketplace.fields import one_of
 
 
 class Conversation(models.Model):
@@ -76,6 +77,7 @@ class Message(models.Model):
                 name="chat_message_client_id_once",
             ),
             models.CheckConstraint(condition=Q(kind="system") | Q(sender__isnull=False), name="chat_text_has_sender"),
+            one_of("kind", MessageKind, name="conversations_message_kind_valid"),
         ]
         ordering = ["conversation", "seq"]
 

@@ -3,7 +3,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from marketplace.fields import SkillListField
+from marketplace.fields import SkillListField, one_of
 from vetting.models import Level
 
 
@@ -91,6 +91,9 @@ class HiringRequest(models.Model):
             models.CheckConstraint(
                 condition=Q(expected_weeks__gte=1, expected_weeks__lte=104), name="requests_weeks_1_104"
             ),
+            one_of("status", RequestStatus, name="hiring_requests_hiringrequest_status_valid"),
+            one_of("budget_kind", BudgetKind, name="hiring_requests_hiringrequest_budget_kind_valid"),
+            one_of("min_level", Level, name="hiring_requests_hiringrequest_min_level_valid"),
         ]
         indexes = [
             models.Index(fields=["client", "-created_at"], name="requests_client_recent"),
@@ -181,6 +184,7 @@ class Invitation(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["request", "engineer"], name="requests_invite_engineer_once"),
+            one_of("status", InvitationStatus, name="hiring_requests_invitation_status_valid"),
         ]
         indexes = [
             models.Index(fields=["engineer", "status"], name="requests_invite_engineer"),
@@ -220,7 +224,11 @@ class Engagement(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        constraints = [models.CheckConstraint(condition=Q(rate_minor__gt=0), name="engagement_rate_positive")]
+        constraints = [
+            models.CheckConstraint(condition=Q(rate_minor__gt=0), name="engagement_rate_positive"),
+            one_of("rate_kind", BudgetKind, name="hiring_requests_engagement_rate_kind_valid"),
+            one_of("status", EngagementStatus, name="hiring_requests_engagement_status_valid"),
+        ]
         indexes = [models.Index(fields=["engineer", "status"], name="engagement_engineer_active")]
 
     def __str__(self) -> str:

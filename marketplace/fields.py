@@ -82,3 +82,13 @@ class SkillListField(models.Field):  # type: ignore[type-arg]
         if connection.vendor == "postgresql":
             return list(value)
         return json.dumps(list(value))
+
+
+def one_of(field: str, choices: type[models.Choices], *, name: str, or_blank: bool = False) -> models.CheckConstraint:
+    """A CHECK that `field` holds one of `choices`' values (or "" with `or_blank`).
+
+    Django checks `choices=` in forms and `full_clean()` only; `save()` and `update()` write any
+    string. The database refuses what the model does not list, whatever path the write took.
+    """
+    allowed = [choice.value for choice in choices] + ([""] if or_blank else [])
+    return models.CheckConstraint(condition=models.Q(**{f"{field}__in": allowed}), name=name)

@@ -2,6 +2,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from marketplace.fields import one_of
+
 
 class IdempotencyRecord(models.Model):
     """Our own API's Idempotency-Key: the first response, replayed for the same key and request.
@@ -86,7 +88,10 @@ class EmailPreference(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["user", "kind"], name="email_preference_once_per_kind")]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "kind"], name="email_preference_once_per_kind"),
+            one_of("delivery", EmailDelivery, name="marketplace_emailpreference_delivery_valid"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.delivery} for user {self.user_id}"
@@ -125,7 +130,8 @@ class EmailOutbox(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["notification", "channel"], name="email_outbox_once_per_channel")
+            models.UniqueConstraint(fields=["notification", "channel"], name="email_outbox_once_per_channel"),
+            one_of("status", OutboxStatus, name="marketplace_emailoutbox_status_valid"),
         ]
         indexes = [
             models.Index(

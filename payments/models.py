@@ -2,6 +2,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from marketplace.fields import one_of
 from marketplace.money import format_money
 
 
@@ -46,6 +47,7 @@ class LedgerAccount(models.Model):
             models.CheckConstraint(
                 condition=~models.Q(kind="escrow") | models.Q(balance__gte=0), name="ledger_escrow_never_negative"
             ),
+            one_of("kind", LedgerAccountKind, name="payments_ledgeraccount_kind_valid"),
         ]
 
     def __str__(self) -> str:
@@ -76,6 +78,9 @@ class LedgerTransaction(models.Model):
         "payments.Timesheet", null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_transactions"
     )
     created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [one_of("kind", LedgerTransactionKind, name="payments_ledgertransaction_kind_valid")]
 
     def __str__(self) -> str:
         return self.reference
@@ -196,6 +201,7 @@ class Milestone(models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(condition=models.Q(amount_minor__gt=0), name="milestone_amount_positive"),
+            one_of("status", MilestoneStatus, name="payments_milestone_status_valid"),
         ]
         indexes = [
             models.Index(fields=["status", "review_deadline"], name="milestone_review_clock"),
@@ -324,6 +330,7 @@ class HourlyBilling(models.Model):
 
     class Meta:
         verbose_name_plural = "hourly billing"
+        constraints = [one_of("status", BillingStatus, name="payments_hourlybilling_status_valid")]
 
     def __str__(self) -> str:
         return f"Billing of engagement {self.engagement_id} ({self.status})"
@@ -439,6 +446,7 @@ class Timesheet(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["engagement", "week_start"], name="timesheet_one_per_week"),
             models.CheckConstraint(condition=models.Q(amount_minor__gte=0), name="timesheet_amount_not_negative"),
+            one_of("status", TimesheetStatus, name="payments_timesheet_status_valid"),
         ]
         indexes = [
             models.Index(fields=["status", "week_start"], name="timesheet_status_week"),

@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from marketplace.fields import one_of
+
 # What each side scores the other on, besides the overall score (all 1 to 5).
 ENGINEER_CATEGORIES = ("quality", "communication", "reliability", "expertise")
 CLIENT_CATEGORIES = ("clarity", "responsiveness", "fairness")
@@ -56,6 +58,7 @@ class Review(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["round", "author"], name="review_once_per_round"),
             models.CheckConstraint(condition=models.Q(overall__gte=1, overall__lte=5), name="review_overall_1_to_5"),
+            one_of("role", ReviewerRole, name="reviews_review_role_valid"),
         ]
 
     def __str__(self) -> str:

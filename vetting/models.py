@@ -6,7 +6,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from marketplace.fields import SkillListField
+from marketplace.fields import SkillListField, one_of
 
 
 class Rubric(models.Model):
@@ -118,6 +118,7 @@ class Application(models.Model):
                 condition=Q(status__in=["submitted", "screening", "interview"]),
                 name="vetting_one_open_application_per_engineer",
             ),
+            one_of("status", ApplicationStatus, name="vetting_application_status_valid"),
         ]
         indexes = [models.Index(fields=["status", "submitted_at"], name="vetting_app_queue")]
 
@@ -227,6 +228,7 @@ class VettedRecord(models.Model):
             models.CheckConstraint(
                 condition=Q(revoked_at=None) | ~Q(revoke_reason=""), name="vetting_revocation_has_reason"
             ),
+            one_of("level", Level, name="vetting_vettedrecord_level_valid"),
         ]
         indexes = [models.Index(fields=["engineer", "expires_at"], name="vetting_record_current")]
 
