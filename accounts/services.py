@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, connections, models, transaction
 from django.utils import timezone
 
 from accounts.errors import EmailTaken, InvalidProfile, ProfileNotFound, TokenNotFound, WeakPassword
@@ -144,7 +144,10 @@ def _from_column(field_name: str, value: Any, *, using: str) -> Any:
     and it is the backend's converter that makes them aware (UTC).
     """
     connection = connections[using]
-    column = ApiToken._meta.get_field(field_name).get_col(ApiToken._meta.db_table)
+    field = ApiToken._meta.get_field(field_name)
+    if not isinstance(field, models.Field):
+        raise TypeError(f"ApiToken.{field_name} is not a column")
+    column = field.get_col(ApiToken._meta.db_table)
     for converter in connection.ops.get_db_converters(column) + column.get_db_converters(connection):
         value = converter(value, column, connection)
     return value
@@ -159,8 +162,9 @@ def api_token_find(raw_token: str) -> ApiToken | None:
     if user is None:
         return None
     row = vars(user)  # raw()'s extra columns are plain attributes, as the driver returned them
+    using = user._state.db or "default"
     token = ApiToken.from_db(
-        user._state.db,
+        using,
         ["id", "user_id", "name", "prefix", "digest", "created_at", "last_used_at", "revoked_at"],
         [
             row["token_id"],
@@ -168,8 +172,8 @@ def api_token_find(raw_token: str) -> ApiToken | None:
             row["token_name"],
             row["token_prefix"],
             digest,
-            _from_column("created_at", row["token_created_at"], using=user._state.db),
-            _from_column("last_used_at", row["token_last_used_at"], using=user._state.db),
+            _from_column("created_at", row["token_created_at"], using=using),
+            _from_column("last_used_at", row["token_last_used_at"], using=using),
             None,
         ],
     )

@@ -1,5 +1,7 @@
 """Every field with `choices=` is checked by the database too (marketplace.fields.one_of)."""
 
+from typing import Any
+
 import pytest
 from django.apps import apps
 from django.db import IntegrityError, models, transaction
@@ -10,7 +12,7 @@ from tests.factories import HiringRequestFactory
 PRODUCT_APPS = {"marketplace", "accounts", "vetting", "hiring_requests", "conversations", "payments", "reviews"}
 
 
-def _choice_fields() -> list[tuple[type[models.Model], models.Field]]:
+def _choice_fields() -> list[tuple[type[models.Model], models.Field[Any, Any]]]:
     return [
         (model, field)
         for model in apps.get_models()
@@ -23,7 +25,7 @@ def _choice_fields() -> list[tuple[type[models.Model], models.Field]]:
 def _checked_values(model: type[models.Model], name: str) -> set[str] | None:
     for constraint in model._meta.constraints:
         if isinstance(constraint, models.CheckConstraint):
-            children = constraint.condition.children  # type: ignore[union-attr]
+            children: list[Any] = list(constraint.condition.children)  # type: ignore[union-attr]
             if len(children) == 1 and children[0][0] == f"{name}__in":
                 return set(children[0][1])
     return None
