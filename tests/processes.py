@@ -70,13 +70,19 @@ def running(
                 os.killpg(process.pid, signal.SIGKILL)
 
 
-def _answers(url: str) -> bool:
+def status_of(url: str, **kwargs: Any) -> int:
+    """The status a GET of `url` answers (httpx's `kwargs`: headers, ...), or 0 when nothing answers."""
     import httpx
 
     try:
-        return httpx.get(url, timeout=1).status_code == 200
+        return httpx.get(url, **{"timeout": 2, **kwargs}).status_code
     except httpx.HTTPError:
-        return False
+        return 0
+
+
+def answers(url: str, **kwargs: Any) -> bool:
+    """Whether a GET of `url` answers 200: for waiting until a process serves."""
+    return status_of(url, **kwargs) == 200
 
 
 @contextmanager
@@ -109,7 +115,7 @@ def asgi_server(*, log_dir: Path, env: dict[str, str] | None = None, port: int |
     args += uvicorn_proxy_args()
     with running(args, env={"DATABASE_URL": current_database_url(), **(env or {})}, log=log_dir / "server.log"):
         base = f"http://127.0.0.1:{port}"
-        wait_until(lambda: _answers(f"{base}/health/live"), timeout=30, what="the server to start")
+        wait_until(lambda: answers(f"{base}/health/live"), timeout=30, what="the server to start")
         yield base
 
 

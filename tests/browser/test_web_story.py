@@ -7,7 +7,6 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from asgiref.sync import sync_to_async
 from django.test import Client
@@ -15,7 +14,7 @@ from playwright.async_api import BrowserContext, Page, expect
 
 from payments.models import Milestone
 from tests.factories import StaffFactory
-from tests.processes import asgi_server, celery_worker, free_port, needs_redis, running, wait_until
+from tests.processes import answers, asgi_server, celery_worker, free_port, needs_redis, running, wait_until
 
 pytestmark = [needs_redis("the worker's notifications reach the pages' websockets only through Redis")]
 
@@ -41,15 +40,8 @@ def stack(transactional_db, rubric, tmp_path) -> Iterator[str]:
         celery_worker(queue=queue, log_dir=tmp_path, env=env),
         asgi_server(log_dir=tmp_path, env=env, port=server_port),
     ):
-        wait_until(lambda: _answers(f"{stripe_base}/v3/"), timeout=30, what="the Stripe double")
+        wait_until(lambda: answers(f"{stripe_base}/v3/"), timeout=30, what="the Stripe double")
         yield base
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 async def logged_in(browser: Any, base: str, user: Any) -> tuple[BrowserContext, Page]:

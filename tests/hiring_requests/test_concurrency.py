@@ -4,15 +4,14 @@ import threading
 from typing import cast
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 
 from hiring_requests import matching, services
 from hiring_requests.models import Invitation, InvitationStatus, RequestEvent, RequestStatus
 from marketplace.models import Notification
-from tests.concurrency import race
+from tests.concurrency import one_waits_for_the_other, race
 from tests.factories import ClientFactory, vetted_engineer
 from tests.hiring_requests.conftest import raised
-from tests.processes import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -109,30 +108,22 @@ def test_cancelling_leaves_an_offer_the_sweep_expired_meanwhile_expired(rubric):
     request = raised(client)
     services.matching_run(request_id=request.pk)
     offer = request.invitations.get()
-    expired, commit = threading.Event(), threading.Event()
 
-    def sweep() -> None:
+    def sweep(held: threading.Event, release: threading.Event) -> None:
         with transaction.atomic():
             Invitation.objects.filter(pk=offer.pk, status=InvitationStatus.PENDING).update(
                 status=InvitationStatus.EXPIRED
             )
-            expired.set()
-            commit.wait(timeout=10)
-        connections.close_all()
+            held.set()
+            release.wait(timeout=10)
 
-    def cancel() -> None:
-        services.request_cancel(client=client, request_id=request.pk)
-        connections.close_all()
+    failures = one_waits_for_the_other(
+        sweep,
+        lambda: services.request_cancel(client=client, request_id=request.pk),
+        waiting=_someone_waits_for_a_row_lock,
+    )
 
-    sweeping, cancelling = threading.Thread(target=sweep), threading.Thread(target=cancel)
-    sweeping.start()
-    assert expired.wait(timeout=10)
-    cancelling.start()
-    wait_until(_someone_waits_for_a_row_lock, timeout=10, what="the cancel to wait for the offer's row lock")
-    commit.set()
-    sweeping.join(timeout=10)
-    cancelling.join(timeout=10)
-
+    assert failures == []
     offer.refresh_from_db()
     request.refresh_from_db()
     assert (request.status, offer.status) == (RequestStatus.CANCELLED, InvitationStatus.EXPIRED)
@@ -148,43 +139,30 @@ def test_a_decline_and_a_cancel_at_once_both_finish_in_lock_order(rubric, monkey
     request = raised(client)
     services.matching_run(request_id=request.pk)
     offer = request.invitations.get()
-    locked, go_on = threading.Event(), threading.Event()
     real_record = services._record
-    errors: list[BaseException] = []
+    pause: list[tuple[threading.Event, threading.Event]] = []
 
     def record_after_a_pause(req, kind, **data):
         if kind == "declined":
-            locked.set()
-            go_on.wait(timeout=10)
+            held, release = pause[0]
+            held.set()
+            release.wait(timeout=10)
         real_record(req, kind, **data)
 
     monkeypatch.setattr(services, "_record", record_after_a_pause)
 
-    def run(call) -> None:
-        try:
-            call()
-        except BaseException as exc:  # whatever either side raised, the test reports
-            errors.append(exc)
-        finally:
-            connections.close_all()
+    def decline(held: threading.Event, release: threading.Event) -> None:
+        pause.append((held, release))
+        services.invitation_decline(engineer=engineer, invitation_id=offer.pk, reason="booked")
 
-    declining = threading.Thread(
-        target=run,
-        args=(lambda: services.invitation_decline(engineer=engineer, invitation_id=offer.pk, reason="booked"),),
+    failures = one_waits_for_the_other(
+        decline,
+        lambda: services.request_cancel(client=client, request_id=request.pk),
+        waiting=_someone_waits_for_a_row_lock,
     )
-    cancelling = threading.Thread(
-        target=run, args=(lambda: services.request_cancel(client=client, request_id=request.pk),)
-    )
-    declining.start()
-    assert locked.wait(timeout=10)
-    cancelling.start()
-    wait_until(_someone_waits_for_a_row_lock, timeout=10, what="the cancel to wait for a row lock")
-    go_on.set()
-    declining.join(timeout=15)
-    cancelling.join(timeout=15)
 
     offer.refresh_from_db()
     request.refresh_from_db()
-    assert errors == []
+    assert failures == []
     assert (request.status, offer.status) == (RequestStatus.CANCELLED, InvitationStatus.DECLINED)
     assert not Notification.objects.filter(user=engineer, event="invitation.withdrawn").exists()

@@ -6,22 +6,14 @@ import os
 import subprocess
 import sys
 
-import httpx
 import pytest
 
-from tests.processes import ROOT, free_port, running, wait_until
+from tests.processes import ROOT, answers, free_port, running, wait_until
 
 pytestmark = pytest.mark.live
 
 # What `make run` runs with: the embedded defaults, nothing from the test run's own environment.
 SERVICES = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CELERY_QUEUE", "DJANGO_SETTINGS_MODULE")
-
-
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def test_the_demo_story_completes_on_the_embedded_defaults(tmp_path):
@@ -46,7 +38,7 @@ def test_the_demo_story_completes_on_the_embedded_defaults(tmp_path):
     assert (tmp_path / "var" / "vetted.sqlite3").exists()
 
     with running(["manage.py", "runall", "--port", str(port)], env=env, log=tmp_path / "runall.log", unset=SERVICES):
-        wait_until(lambda: _ready(f"http://127.0.0.1:{port}/health/ready"), timeout=90, what="make run's server")
+        wait_until(lambda: answers(f"http://127.0.0.1:{port}/health/ready"), timeout=90, what="make run's server")
         story = manage("demo", "--base-url", f"http://127.0.0.1:{port}", timeout=400)
 
     log = (tmp_path / "runall.log").read_text(errors="replace")

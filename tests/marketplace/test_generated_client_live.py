@@ -23,7 +23,7 @@ from django.conf import global_settings
 from django.core.management import call_command
 
 from dev_tools.demo import DEMO_PASSWORD
-from tests.processes import celery_worker, current_database_url, free_port, needs_redis, running, wait_until
+from tests.processes import answers, celery_worker, current_database_url, free_port, needs_redis, running, wait_until
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -137,16 +137,11 @@ def stack(rubric, tmp_path: Path, settings) -> Iterator[tuple[str, str]]:
         ),
         celery_worker(queue=queue, log_dir=tmp_path, beat=True, env=env),
     ):
-        wait_until(lambda: _answers(f"{base}/health/ready"), timeout=60, what="the server")
-        wait_until(lambda: _answers(f"{stripe_base}/v1/events"), timeout=30, what="the Stripe double")
+        wait_until(lambda: answers(f"{base}/health/ready"), timeout=60, what="the server")
+        wait_until(
+            lambda: answers(f"{stripe_base}/v1/events", headers=DOUBLE_KEY), timeout=30, what="the Stripe double"
+        )
         yield base, stripe_base
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1, headers=DOUBLE_KEY).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def test_a_generated_client_walks_the_story_and_reads_typed_errors(stack, tmp_path):

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from marketplace.proxies import uvicorn_proxy_args
-from tests.processes import ROOT, free_port, running, wait_until
+from tests.processes import ROOT, free_port, running, status_of, wait_until
 
 pytestmark = pytest.mark.live
 
@@ -135,13 +135,6 @@ def _manage(env: dict[str, str], *args: str) -> str:
     return result.stdout
 
 
-def _status(url: str, headers: dict[str, str]) -> int:
-    try:
-        return httpx.get(url, headers=headers, timeout=5).status_code
-    except httpx.HTTPError:
-        return 0
-
-
 @dataclass
 class Answer:
     path: str
@@ -203,7 +196,7 @@ def test_postgres_restarting_under_load_answers_503_within_bounds_and_the_same_p
     log = tmp_path / "server.log"
     answers: list[Answer] = []
     with running([*uvicorn, *uvicorn_proxy_args()], env=env, log=log) as server:
-        wait_until(lambda: _status(f"{base}/api/me", auth) == 200, timeout=30, what="the server")
+        wait_until(lambda: status_of(f"{base}/api/me", headers=auth) == 200, timeout=30, what="the server")
         stop = threading.Event()
         loads = [(path, auth) for path in API_PATHS for _ in range(3)]
         loads += [("/health/ready", {}), ("/health/live", {})]

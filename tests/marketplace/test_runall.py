@@ -5,10 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.processes import ROOT, current_database_url, free_port, wait_until
+from tests.processes import ROOT, answers, current_database_url, free_port, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
@@ -40,13 +39,6 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def test_runall_serves_and_stops_every_process_on_ctrl_c(tmp_path):
     port = free_port()
     log = (tmp_path / "runall.log").open("wb")
@@ -63,7 +55,7 @@ def test_runall_serves_and_stops_every_process_on_ctrl_c(tmp_path):
         stderr=subprocess.STDOUT,
     )
     try:
-        wait_until(lambda: _ready(f"http://127.0.0.1:{port}/health/ready"), timeout=60, what="the server")
+        wait_until(lambda: answers(f"http://127.0.0.1:{port}/health/ready"), timeout=60, what="the server")
         assert len(_children(process.pid)) == 3  # server, worker with beat, Stripe double
         # The worker's pool (2) and embedded beat come up a moment after the server answers.
         wait_until(lambda: len(_descendants(process.pid)) >= 6, timeout=60, what="the worker's pool and beat")
@@ -74,7 +66,7 @@ def test_runall_serves_and_stops_every_process_on_ctrl_c(tmp_path):
 
         assert process.returncode == 0
         assert [pid for pid in everything if _alive(pid)] == []
-        assert not _ready(f"http://127.0.0.1:{port}/health/live")
+        assert not answers(f"http://127.0.0.1:{port}/health/live")
     finally:
         leftovers = _descendants(process.pid)
         if process.poll() is None:

@@ -8,23 +8,15 @@ import threading
 import time
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 import websockets
 
 from accounts import services as accounts_services
 from tests.factories import EngineerFactory
-from tests.processes import current_database_url, free_port, running, wait_until
+from tests.processes import current_database_url, free_port, running, status_of, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
-
-
-def _status(url: str, **kwargs) -> int:
-    try:
-        return httpx.get(url, timeout=2, **kwargs).status_code
-    except httpx.HTTPError:
-        return 0
 
 
 def test_sigterm_drains_then_closes_websockets_with_1012_then_stops(tmp_path):
@@ -36,7 +28,7 @@ def test_sigterm_drains_then_closes_websockets_with_1012_then_stops(tmp_path):
     auth = {"Authorization": f"Bearer {token}"}
     log = tmp_path / "server.log"
     with running(["manage.py", "serve", "--port", str(port)], env=env, log=log) as server:
-        wait_until(lambda: _status(f"{base}/health/ready") == 200, timeout=60, what="the server")
+        wait_until(lambda: status_of(f"{base}/health/ready") == 200, timeout=60, what="the server")
 
         async def scenario() -> tuple[int | None, list[int], list[int], float]:
             async with websockets.connect(f"{ws}/ws/notifications/", additional_headers=auth) as socket:
@@ -46,8 +38,8 @@ def test_sigterm_drains_then_closes_websockets_with_1012_then_stops(tmp_path):
                 ready, served = [], []
                 closed_after = None
                 while closed_after is None and time.monotonic() - signalled < 20:
-                    ready.append(await asyncio.to_thread(_status, f"{base}/health/ready"))
-                    served.append(await asyncio.to_thread(_status, f"{base}/api/me", headers=auth))
+                    ready.append(await asyncio.to_thread(status_of, f"{base}/health/ready"))
+                    served.append(await asyncio.to_thread(status_of, f"{base}/api/me", headers=auth))
                     try:
                         await asyncio.wait_for(socket.recv(), timeout=0.2)
                     except TimeoutError:
@@ -83,9 +75,9 @@ def test_a_second_sigterm_stops_at_once(tmp_path):
     port = free_port()
     env = {"DATABASE_URL": current_database_url(), "SHUTDOWN_DRAIN_SECONDS": "60"}
     with running(["manage.py", "serve", "--port", str(port)], env=env, log=tmp_path / "server.log") as server:
-        wait_until(lambda: _status(f"http://127.0.0.1:{port}/health/ready") == 200, timeout=60, what="the server")
+        wait_until(lambda: status_of(f"http://127.0.0.1:{port}/health/ready") == 200, timeout=60, what="the server")
         server.send_signal(signal.SIGTERM)
-        wait_until(lambda: _status(f"http://127.0.0.1:{port}/health/ready") == 503, timeout=10, what="draining")
+        wait_until(lambda: status_of(f"http://127.0.0.1:{port}/health/ready") == 503, timeout=10, what="draining")
         server.send_signal(signal.SIGTERM)
         try:
             server.wait(timeout=20)  # not the 60 s drain
@@ -106,10 +98,10 @@ def test_a_second_sigterm_stops_at_once_with_a_request_stuck_in_the_database(tmp
     holder = psycopg.connect(current_database_url().replace("postgres://", "postgresql://"), autocommit=False)
     try:
         with running(["manage.py", "serve", "--port", str(port)], env=env, log=tmp_path / "server.log") as server:
-            wait_until(lambda: _status(f"http://127.0.0.1:{port}/health/ready") == 200, timeout=60, what="the server")
+            wait_until(lambda: status_of(f"http://127.0.0.1:{port}/health/ready") == 200, timeout=60, what="the server")
             holder.execute("LOCK TABLE accounts_apitoken IN ACCESS EXCLUSIVE MODE")
             stuck = threading.Thread(
-                target=_status,
+                target=status_of,
                 args=(f"http://127.0.0.1:{port}/api/me",),
                 kwargs={"headers": {"Authorization": "Bearer vt_waiting"}},
                 daemon=True,
@@ -117,7 +109,7 @@ def test_a_second_sigterm_stops_at_once_with_a_request_stuck_in_the_database(tmp
             stuck.start()
             wait_until(lambda: _waits_for_a_lock(holder), timeout=20, what="the request to wait for the table")
             server.send_signal(signal.SIGTERM)
-            wait_until(lambda: _status(f"http://127.0.0.1:{port}/health/ready") == 503, timeout=10, what="draining")
+            wait_until(lambda: status_of(f"http://127.0.0.1:{port}/health/ready") == 503, timeout=10, what="draining")
             server.send_signal(signal.SIGTERM)
             try:
                 server.wait(timeout=20)  # not the 60 s drain, nor the request's wait
