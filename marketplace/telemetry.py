@@ -26,13 +26,15 @@ part (docs/benchmarks.md, "Soak").
 import contextvars
 import logging
 import sys
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, override
 
 from celery.signals import task_prerun
 from django.conf import settings
 from django.core.signals import got_request_exception
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.instrumentation.celery import CeleryInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
@@ -42,8 +44,17 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
 from opentelemetry.util.http import sanitize_method
+from opentelemetry.util.types import Attributes
 
 from marketplace.tracing import request_id
 
@@ -92,6 +103,34 @@ def sampler(name: str, ratio: float) -> Sampler:
     return built[name]
 
 
+class WithoutOrphanCalls(Sampler):
+    """`inner`'s decisions, except that a client call (a query, a Redis command, an outgoing HTTP call) with no
+    span around it is dropped. Those are the connection pool's own checks and connection set-up, run on its
+    threads for no request or task: each would otherwise start a trace of one span."""
+
+    def __init__(self, inner: Sampler) -> None:
+        self.inner = inner
+
+    @override  # the SDK's Sampler interface fixes the signature
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: trace.SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[trace.Link] | None = None,
+        trace_state: trace.TraceState | None = None,
+    ) -> SamplingResult:
+        parent = trace.get_current_span(parent_context).get_span_context()
+        if kind is trace.SpanKind.CLIENT and not parent.is_valid:
+            return SamplingResult(Decision.DROP)
+        return self.inner.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+
+    def get_description(self) -> str:
+        return f"WithoutOrphanCalls{{{self.inner.get_description()}}}"
+
+
 def setup(*, default_service_name: str) -> TracerProvider | None:
     """Turn tracing on for this process if `OTEL_EXPORTER_OTLP_ENDPOINT` is set; returns the provider, or None.
 
@@ -106,7 +145,7 @@ def setup(*, default_service_name: str) -> TracerProvider | None:
     name = settings.OTEL_SERVICE_NAME or default_service_name
     provider = TracerProvider(
         resource=Resource.create({SERVICE_NAME: name}),
-        sampler=sampler(settings.OTEL_TRACES_SAMPLER, settings.OTEL_TRACES_SAMPLER_ARG),
+        sampler=WithoutOrphanCalls(sampler(settings.OTEL_TRACES_SAMPLER, settings.OTEL_TRACES_SAMPLER_ARG)),
     )
     endpoint = settings.OTEL_EXPORTER_OTLP_ENDPOINT.rstrip("/") + "/v1/traces"
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))

@@ -374,3 +374,33 @@ def test_a_junk_tracestate_is_ignored_and_never_quoted_in_the_logs(spans, caplog
     (server,) = [span for span in spans.get_finished_spans() if span.kind is trace.SpanKind.SERVER]
     assert hex_trace(server) == TRACE_ID  # the traceparent still counts
     assert not [record for record in caplog.records if "caller-chosen-text" in record.getMessage()]
+
+
+def test_a_query_outside_any_request_or_task_starts_no_trace():
+    """The connection pool checks and sets up connections on its own threads; those calls are no one's."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+
+    from marketplace.telemetry import WithoutOrphanCalls
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=WithoutOrphanCalls(ALWAYS_ON))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+
+    with tracer.start_as_current_span("SELECT 1", kind=trace.SpanKind.CLIENT):
+        pass
+    with (
+        tracer.start_as_current_span("GET /api/me", kind=trace.SpanKind.SERVER),
+        tracer.start_as_current_span("SELECT", kind=trace.SpanKind.CLIENT),
+    ):
+        pass
+    with tracer.start_as_current_span("run/payments.tasks.sweep", kind=trace.SpanKind.CONSUMER):
+        pass
+
+    assert sorted(span.name for span in exporter.get_finished_spans()) == [
+        "GET /api/me",
+        "SELECT",
+        "run/payments.tasks.sweep",
+    ]
