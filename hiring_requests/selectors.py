@@ -29,11 +29,9 @@ def matches_of(*, request: HiringRequest) -> QuerySet[Invitation]:
 
 
 def shortlist_of(*, request: HiringRequest) -> QuerySet[Invitation]:
-    return (
-        Invitation.objects.filter(request=request, status=InvitationStatus.ACCEPTED)
-        .select_related("engineer__engineer_profile")
-        .order_by("responded_at", "id")
-    )
+    """The engineers who accepted, first first. Their cards are read apart, a page at once (vetting's
+    `engineer_cards`); a caller that shows more of the engineer joins what it shows."""
+    return Invitation.objects.filter(request=request, status=InvitationStatus.ACCEPTED).order_by("responded_at", "id")
 
 
 def invitations_of(*, engineer: User) -> QuerySet[Invitation]:

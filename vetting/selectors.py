@@ -102,7 +102,10 @@ def engineer_cards(*, viewer: User, engineer_ids: Iterable[int]) -> dict[int, di
     if not wanted:
         return {}
     records = (
-        current_records().select_related("engineer__engineer_profile", "application").filter(engineer_id__in=wanted)
+        current_records()
+        .select_related("engineer__engineer_profile", "application")
+        .filter(engineer_id__in=wanted)
+        .only(*_CARD_COLUMNS)
     )
     return {record.engineer_id: _card(record) for record in records}
 
@@ -110,6 +113,20 @@ def engineer_cards(*, viewer: User, engineer_ids: Iterable[int]) -> dict[int, di
 def engineer_card(*, viewer: User, engineer_id: int) -> dict[str, Any] | None:
     """The card a client weighs an engineer by, if `viewer` may see it (`engineer_cards`)."""
     return engineer_cards(viewer=viewer, engineer_ids=[engineer_id]).get(engineer_id)
+
+
+# What `_card` reads, and nothing more: a shortlist's page builds three models a row.
+_CARD_COLUMNS = (
+    "engineer_id",
+    "level",
+    "category_scores",
+    "vetted_at",
+    "expires_at",
+    "engineer__full_name",
+    "engineer__engineer_profile__headline",
+    "engineer__engineer_profile__skills",
+    "application__skills",
+)
 
 
 def _card(record: VettedRecord) -> dict[str, Any]:
