@@ -4,7 +4,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from marketplace.fields import SkillListField, one_of
-from vetting.models import Level
+from marketplace.levels import Level
 
 
 class RequestStatus(models.TextChoices):

@@ -5,6 +5,7 @@ from ninja import Schema
 from pydantic import Field, StrictBool, StrictInt
 
 from hiring_requests.models import BudgetKind, EngagementStatus, InvitationStatus, RequestStatus
+from marketplace.levels import Level
 from marketplace.schemas import (
     Currency,
     CurrencyCode,
@@ -16,7 +17,6 @@ from marketplace.schemas import (
     StrictIn,
     TimeZoneName,
 )
-from vetting.models import Level
 from vetting.schemas import EngineerCardOut
 
 LevelName = Literal["junior", "mid", "senior", "staff"]

@@ -58,6 +58,7 @@ from hiring_requests.models import (
 )
 from marketplace import metrics
 from marketplace.errors import Forbidden
+from marketplace.levels import Level
 from marketplace.money import format_money
 from marketplace.notifications import notify_user
 from marketplace.schemas import SUPPORTED_CURRENCIES
@@ -66,7 +67,6 @@ from marketplace.timezones import is_time_zone
 from payments.selectors import payouts_enabled
 from payments.services.hourly import billing_open
 from reviews.services import engagement_ended
-from vetting.models import Level
 
 logger = logging.getLogger(__name__)
 

@@ -7,6 +7,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from marketplace.fields import SkillListField, one_of
+from marketplace.levels import Level
 
 
 class Rubric(models.Model):
@@ -171,13 +172,6 @@ class Score(models.Model):
 
     def __str__(self) -> str:
         return f"{self.criterion.title}: {self.value}"
-
-
-class Level(models.TextChoices):
-    JUNIOR = "junior", "Junior"
-    MID = "mid", "Mid"
-    SENIOR = "senior", "Senior"
-    STAFF = "staff", "Staff"
 
 
 def current_record_q(*, at: datetime, through: str = "") -> Q:

@@ -4,8 +4,9 @@ from typing import Any
 from ninja import Schema
 from pydantic import Field, StrictInt
 
+from marketplace.levels import Level
 from marketplace.schemas import Id, StrictIn, WebUrl
-from vetting.models import ApplicationStatus, Level
+from vetting.models import ApplicationStatus
 
 
 class ApplicationIn(StrictIn):
