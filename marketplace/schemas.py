@@ -17,7 +17,6 @@ endpoint can forget a rule:
 """
 
 import re
-import zoneinfo
 from datetime import date, datetime
 from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
@@ -38,17 +37,12 @@ from pydantic import (
 )
 
 from marketplace.email_addresses import email_key
+from marketplace.timezones import PLACES, is_time_zone
 
 # The largest id or cursor the API takes: far beyond any real row, well inside PostgreSQL's bigint.
 MAX_ID = 2**53
-# Zone names the tz database ships that are not places: refused as a person's working time zone.
-_NOT_PLACES = {"localtime", "posixrules", "Factory"}
 EARLIEST_DATE, LATEST_DATE = date(2000, 1, 1), date(2099, 12, 31)
-IANA_ZONES = sorted(
-    zone
-    for zone in zoneinfo.available_timezones()
-    if zone not in _NOT_PLACES and not zone.startswith(("posix/", "right/"))
-)
+IANA_ZONES = sorted(PLACES)
 
 
 def refuse_unstorable(value: Any) -> None:
@@ -135,7 +129,7 @@ def canonical_email(value: str) -> str:
 
 
 def _iana_zone(value: str) -> str:
-    if value in _NOT_PLACES or value.startswith(("posix/", "right/")) or value not in zoneinfo.available_timezones():
+    if not is_time_zone(value):
         raise ValueError("not an IANA time zone name, such as Europe/Berlin or America/New_York")
     return value
 
