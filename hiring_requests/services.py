@@ -663,7 +663,8 @@ def _vetting_current(engineer_id: int, *, min_level: str | None = None) -> bool:
 def _lock_request_of(engineer: User, invitation_id: int) -> HiringRequest | None:
     """The request of the engineer's invitation, row locked (None if the invitation is not theirs).
 
-    Lock order everywhere: the request, then its invitations, then the engineer's profile.
+    Lock order everywhere: the request, then its invitations, then the engineer's vetted record, then
+    their profile.
     """
     request_id = Invitation.objects.filter(pk=invitation_id, engineer=engineer).values_list("request_id", flat=True)
     return HiringRequest.objects.select_for_update().filter(pk__in=request_id).first()
@@ -692,7 +693,7 @@ def invitation_accept(*, engineer: User, invitation_id: int, rate_minor: int | N
     if rate_minor is not None and not 0 < rate_minor <= MAX_RATE_MINOR:
         raise InvalidOffer(f"rate_minor: between 1 and {MAX_RATE_MINOR} minor units an hour", field="rate_minor")
     with transaction.atomic():
-        # Lock order: request, invitation, engineer profile (matching_run and hiring take them in the same order).
+        # Lock order: request, invitation, vetted record, profile (matching_run and hiring take them in this order).
         request = _lock_request_of(engineer, invitation_id)
         invitation = _lock_invitation(engineer, invitation_id, to=InvitationStatus.ACCEPTED)
         if request is None or request.status not in ACTIVE_STATUSES:
@@ -735,8 +736,10 @@ def invitation_decline(*, engineer: User, invitation_id: int, reason: str) -> In
         # Lock order: request, then invitation, as accepting, cancelling and hiring take them. Holding only the
         # offer, the event row below would wait for the request (its foreign key) while a cancel holding the
         # request waited for the offer: a deadlock.
-        _lock_request_of(engineer, invitation_id)
+        request = _lock_request_of(engineer, invitation_id)
         invitation = _lock_invitation(engineer, invitation_id, to=InvitationStatus.DECLINED)
+        if request is not None:
+            invitation.request = request  # the locked row, not a second read
         invitation.responded_at, invitation.decline_reason = timezone.now(), reason
         _move_invitation(invitation, InvitationStatus.DECLINED, fields=["responded_at", "decline_reason"])
         _record(invitation.request, "declined", engineer_id=engineer.pk)

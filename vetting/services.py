@@ -402,12 +402,16 @@ def vetted_record_revoke(*, record_id: int, actor: User, reason: str) -> VettedR
         record.revoked_at, record.revoked_by, record.revoke_reason = timezone.now(), actor, reason
         record.save(update_fields=["revoked_at", "revoked_by", "revoke_reason"])
         # Out of matching now means off every open offer and shortlist too, and both sides told why;
-        # revoking an old record that a newer one replaced takes nothing away.
+        # revoking an old record that a newer one replaced takes nothing away. After commit, in
+        # transactions of its own: hiring_requests locks a request before the engineer's record (an
+        # accept, a hire), so doing it here, under the record's lock, could deadlock with one. An
+        # accept that committed first is withdrawn here; one that comes after finds the record revoked.
+        # Should this fail, the clock sweep takes off whoever has no current record (`vetting_lapses_sweep`).
         if record.superseded_at is None:
-            seams.vetting_lapsed.send(
-                sender=VettedRecord,
-                engineer_id=record.engineer_id,
-                reason=f"the engineer's vetting was revoked: {reason}",
+            engineer_id, told = record.engineer_id, f"the engineer's vetting was revoked: {reason}"
+            transaction.on_commit(
+                lambda: seams.vetting_lapsed.send(sender=VettedRecord, engineer_id=engineer_id, reason=told),
+                robust=True,
             )
         notify_user(
             user_id=record.engineer_id, event="vetting.revoked", payload={"record_id": record.pk, "reason": reason}

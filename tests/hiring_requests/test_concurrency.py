@@ -6,11 +6,11 @@ from typing import cast
 import pytest
 from django.db import connection, transaction
 
-from hiring_requests import matching, services
+from hiring_requests import errors, matching, services
 from hiring_requests.models import Invitation, InvitationStatus, RequestEvent, RequestStatus
 from marketplace.models import Notification
 from tests.concurrency import one_waits_for_the_other, race
-from tests.factories import ClientFactory, vetted_engineer
+from tests.factories import ClientFactory, StaffFactory, vetted_engineer
 from tests.hiring_requests.conftest import raised
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -166,3 +166,47 @@ def test_a_decline_and_a_cancel_at_once_both_finish_in_lock_order(rubric, monkey
     assert failures == []
     assert (request.status, offer.status) == (RequestStatus.CANCELLED, InvitationStatus.DECLINED)
     assert not Notification.objects.filter(user=engineer, event="invitation.withdrawn").exists()
+
+
+def test_a_revocation_during_an_accept_takes_the_engineer_off_without_a_deadlock(rubric, monkeypatch):
+    # The accept holds the request and the offer and is about to lock the engineer's vetted record; staff revoke
+    # that record meanwhile. Taking the engineer off the request under the record's lock (inside the revocation)
+    # would wait for the request while the accept waited for the record: a deadlock PostgreSQL breaks by
+    # aborting one. After the revocation commits, the withdrawal waits its turn and the accept finds the record
+    # revoked.
+    from vetting.models import VettedRecord
+    from vetting.services import vetted_record_revoke
+
+    engineer = vetted_engineer()
+    staff = StaffFactory.create()
+    request = raised(ClientFactory.create())
+    services.matching_run(request_id=request.pk)
+    offer = request.invitations.get()
+    record = VettedRecord.objects.get(engineer=engineer, revoked_at=None)
+    real_vetting_current = services._vetting_current
+    pause: list[tuple[threading.Event, threading.Event]] = []
+
+    def vetting_current_after_a_pause(engineer_id, **kwargs):
+        held, release = pause[0]
+        held.set()
+        release.wait(timeout=10)
+        return real_vetting_current(engineer_id, **kwargs)
+
+    monkeypatch.setattr(services, "_vetting_current", vetting_current_after_a_pause)
+
+    def accept(held: threading.Event, release: threading.Event) -> None:
+        pause.append((held, release))
+        services.invitation_accept(engineer=engineer, invitation_id=offer.pk)
+
+    failures = one_waits_for_the_other(
+        accept,
+        lambda: vetted_record_revoke(record_id=record.pk, actor=staff, reason="plagiarised take-home"),
+        waiting=_someone_waits_for_a_row_lock,
+    )
+
+    assert [type(failure) for failure in failures] == [errors.EngineerNotVetted]
+    offer.refresh_from_db()
+    record.refresh_from_db()
+    assert record.revoked_at is not None
+    assert offer.status == InvitationStatus.WITHDRAWN
+    assert "plagiarised take-home" in offer.closed_reason

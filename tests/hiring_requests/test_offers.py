@@ -69,14 +69,18 @@ def test_the_client_sees_the_proposed_rate_on_the_shortlist(rubric, client):
     assert [(e["offered_rate_minor"], e["agreed_rate_minor"]) for e in shortlist] == [(9_000, 9_500)]
 
 
-def test_revoking_vetting_withdraws_offers_and_shortlist_places_with_the_reason(rubric):
+def test_revoking_vetting_withdraws_offers_and_shortlist_places_with_the_reason(
+    rubric, django_capture_on_commit_callbacks
+):
     engineer = vetted_engineer()
     pending = _invited(engineer)
     accepted = _invited(engineer)
     services.invitation_accept(engineer=engineer, invitation_id=accepted.pk)
     record = VettedRecord.objects.get(engineer=engineer)
 
-    vetted_record_revoke(record_id=record.pk, actor=StaffFactory.create(), reason="plagiarised take-home")
+    # The withdrawals follow the revocation's commit (vetting.services.vetted_record_revoke).
+    with django_capture_on_commit_callbacks(execute=True):
+        vetted_record_revoke(record_id=record.pk, actor=StaffFactory.create(), reason="plagiarised take-home")
 
     for invitation in (pending, accepted):
         invitation.refresh_from_db()
