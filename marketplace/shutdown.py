@@ -14,13 +14,15 @@ On SIGTERM (`manage.py serve`, which `runall` and deployments run):
    request answered 503 at its deadline is still at Stripe), then closes the
    outbound clients.
 
-A second SIGTERM or SIGINT skips the wait. docs/operations.md has the numbers.
+A second SIGTERM or SIGINT ends the process at once (exit status 128 + the signal), in-flight work
+and all; docs/operations.md has the numbers.
 """
 
 import asyncio
 import contextlib
 import contextvars
 import logging
+import os
 import signal
 import threading
 import time
@@ -47,8 +49,6 @@ class _Stopping:
     def __init__(self) -> None:
         # When the grace for requests in hand ends (time.monotonic()).
         self.grace_ends_at: float | None = None
-        # Set by a second signal: stop waiting for anything.
-        self.now = threading.Event()
 
 
 _stopping = _Stopping()
@@ -113,7 +113,7 @@ async def finish_held_work() -> int:
         ends_at = time.monotonic() + settings.SHUTDOWN_GRACE_SECONDS
     logger.info("server.finishing_work", extra={"count": len(pending)})
     unfinished = set(pending)
-    while unfinished and not _stopping.now.is_set() and (left := ends_at - time.monotonic()) > 0:
+    while unfinished and (left := ends_at - time.monotonic()) > 0:
         _, unfinished = await asyncio.wait(unfinished, timeout=min(left, 0.1))
     if unfinished:
         logger.warning("server.work_abandoned", extra={"count": len(unfinished)})
@@ -139,13 +139,18 @@ class DrainingServer(uvicorn.Server):
         contextvars.Context().run(self._on_signal, sig, frame)
 
     def _on_signal(self, sig: int, frame: FrameType | None) -> None:
-        if self._drain is not None or self._loop is None or sig not in (signal.SIGTERM, signal.SIGINT):
-            # A second signal: stop now. uvicorn's own handler would begin its graceful shutdown (it
-            # forces only a second SIGINT), which waits for requests in hand.
-            _stopping.now.set()
-            self.force_exit = True
-            self.should_exit = True
+        if self._loop is None or sig not in (signal.SIGTERM, signal.SIGINT):
+            super().handle_exit(sig, frame)  # not serving yet, or not a stop signal: uvicorn's own way
             return
+        if self._drain is not None:
+            # A second signal: stop now, here. Any gentler way out waits for a request's synchronous code
+            # still running (a query waiting on a lock): uvicorn's graceful shutdown, asyncio.run's
+            # cancelling of tasks (asgiref lets the thread's work finish), the interpreter's joining of
+            # threads at exit. Money steps left mid-way are the sweep's, as after a SIGKILL. The status
+            # is the shell's for a process ended by that signal (128 + its number).
+            logger.warning("server.stopped_at_once", extra={"signal": sig})
+            logging.shutdown()
+            os._exit(128 + sig)
         self._captured_signals.append(sig)
         begin_draining()
         logger.info("server.draining", extra={"drain_seconds": self.drain_seconds})

@@ -37,16 +37,6 @@ async def test_work_that_outlasts_the_grace_is_left_to_the_sweep(monkeypatch, ca
     task.cancel()
 
 
-async def test_a_second_signal_stops_the_wait():
-    task = asyncio.create_task(asyncio.sleep(30))
-    shutdown.hold(task)
-    asyncio.get_running_loop().call_later(0.2, shutdown._stopping.now.set)
-    started = time.monotonic()
-    assert await shutdown.finish_held_work() == 1
-    assert time.monotonic() - started < 2
-    task.cancel()
-
-
 async def test_the_drain_logs_as_nobodys_request_whatever_was_running_when_the_signal_came(monkeypatch):
     import signal
 

@@ -85,7 +85,8 @@ def test_a_second_sigterm_stops_at_once(tmp_path):
             pytest.fail("a second SIGTERM did not cut the drain short")
 
 
-def test_a_second_sigterm_stops_at_once_with_a_request_stuck_in_the_database(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_second_signal_stops_at_once_with_a_request_stuck_in_the_database(tmp_path, signum):
     # No lock or statement timeout: the request would wait a minute for the table the test holds.
     port = free_port()
     env = {
@@ -108,13 +109,15 @@ def test_a_second_sigterm_stops_at_once_with_a_request_stuck_in_the_database(tmp
             )
             stuck.start()
             wait_until(lambda: _waits_for_a_lock(holder), timeout=20, what="the request to wait for the table")
-            server.send_signal(signal.SIGTERM)
+            server.send_signal(signum)
             wait_until(lambda: status_of(f"http://127.0.0.1:{port}/health/ready") == 503, timeout=10, what="draining")
-            server.send_signal(signal.SIGTERM)
+            server.send_signal(signum)
             try:
                 server.wait(timeout=20)  # not the 60 s drain, nor the request's wait
             except subprocess.TimeoutExpired:
-                pytest.fail("a second SIGTERM did not stop a server with a request stuck in the database")
+                pytest.fail(f"a second {signum.name} did not stop a server with a request stuck in the database")
+        assert server.returncode == 128 + signum
+        assert "server.stopped_at_once" in (tmp_path / "server.log").read_text()
     finally:
         holder.rollback()
         holder.close()

@@ -1,6 +1,5 @@
 """Serve the ASGI application with uvicorn, draining on SIGTERM (marketplace.shutdown)."""
 
-import logging
 import os
 from typing import Any
 
@@ -9,8 +8,6 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from marketplace.shutdown import DrainingServer
-
-logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -32,11 +29,4 @@ class Command(BaseCommand):
             forwarded_allow_ips=trusted or None,
             timeout_graceful_shutdown=int(settings.SHUTDOWN_GRACE_SECONDS),
         )
-        server = DrainingServer(config, drain_seconds=settings.SHUTDOWN_DRAIN_SECONDS)
-        server.run()
-        if server.force_exit:
-            # Stopped by a second signal: a request's synchronous code may still be running (a query
-            # waiting on a lock), and the interpreter would wait for its thread at exit.
-            logger.warning("server.stopped_at_once")
-            logging.shutdown()
-            os._exit(0)
+        DrainingServer(config, drain_seconds=settings.SHUTDOWN_DRAIN_SECONDS).run()
