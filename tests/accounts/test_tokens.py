@@ -166,3 +166,23 @@ def test_the_bearer_scheme_is_case_insensitive(client):
     token = create_token(client, ClientFactory.create())["token"]
     for scheme in ("bearer", "BEARER", "Bearer"):
         assert client.get("/api/me", HTTP_AUTHORIZATION=f"{scheme} {token}").status_code == 200
+
+
+def test_the_tokens_raw_columns_are_converted_as_the_backend_converts_its_own():
+    """SQLite hands back a naive datetime for a raw column; the ORM's converter makes model fields aware (UTC).
+    The suite runs on PostgreSQL, whose driver answers aware datetimes, so the SQLite side is checked here."""
+    from datetime import UTC, datetime
+
+    from django.db import connections
+    from django.db.backends.sqlite3.base import DatabaseWrapper
+
+    from accounts.services import _from_column
+
+    probe = DatabaseWrapper({**connections["default"].settings_dict, "ENGINE": "django.db.backends.sqlite3"}, "probe")
+    connections["probe"] = probe
+    try:
+        converted = _from_column("last_used_at", datetime(2026, 1, 1, 9, 30), using="probe")  # noqa: DTZ001
+    finally:
+        del connections["probe"]
+
+    assert converted == datetime(2026, 1, 1, 9, 30, tzinfo=UTC)

@@ -55,3 +55,20 @@ def test_every_file_the_product_reads_besides_code_ships_in_the_wheel():
     assert len(files) > 50  # templates, static files, the rubric
     # setuptools matches package data by glob, `**` across folders
     assert [name for name in files if not any(fnmatch(name, pattern.replace("**/", "")) for pattern in data)] == []
+
+
+def test_every_hiring_requests_module_is_in_a_layer_of_the_import_contract():
+    """hiring_requests is named module by module in the layers contract (its models sit lower than the rest), so
+    a new module would otherwise be in no layer, and nothing would check what it imports."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    (layers,) = [contract["layers"] for contract in config if contract["type"] == "layers"]
+    named = {name.strip() for layer in layers for name in layer.replace("|", ":").split(":")}
+    modules = {
+        f"hiring_requests.{path.stem}" for path in (ROOT / "hiring_requests").glob("*.py") if path.stem != "__init__"
+    } | {
+        f"hiring_requests.{path.name}"
+        for path in (ROOT / "hiring_requests").iterdir()
+        if (path / "__init__.py").exists()
+    }
+
+    assert modules - {"hiring_requests.migrations"} <= named
