@@ -1,3 +1,4 @@
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import cast
@@ -9,6 +10,34 @@ from django.test import Client
 
 from vetting.models import Criterion, Rubric, RubricCategory
 from vetting.rubric_spec import DEFAULT_SPECIALTY, build_rubric, load_spec
+
+# mutmut (`make mutation`) sets MUTANT_UNDER_TEST in every pytest run it starts, and starts one run per
+# mutant, each in a fork of the same process. pytest-django would create, migrate and drop a test database
+# in each of them. Under mutmut the suite uses one database of its own (`<name>_mutants`) instead, which
+# the runs that check the suite unmutated ("stats", then "" for the clean run) create or migrate, and which
+# the mutant runs only point at: their tests still roll back, and TransactionTestCase-style tests still
+# flush, exactly as they do on pytest-django's own database.
+if "MUTANT_UNDER_TEST" in os.environ:
+
+    @pytest.fixture(scope="session")
+    def django_db_setup(django_test_environment, django_db_blocker) -> Iterator[None]:
+        from django.conf import settings
+        from django.db import connection, connections
+
+        test = connection.settings_dict["TEST"]
+        if not test["NAME"]:  # the second run in the same process finds it set
+            test["NAME"] = f"{connection.settings_dict['NAME']}_mutants"
+        if os.environ["MUTANT_UNDER_TEST"] in {"stats", ""}:
+            with django_db_blocker.unblock():
+                connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=True)
+        else:
+            settings.DATABASES["default"]["NAME"] = connection.settings_dict["NAME"] = test["NAME"]
+        yield
+        # The unmutated runs happen in mutmut's own process, which then forks once per mutant: a fork must
+        # not inherit a connection (or a pool of them) whose socket the parent shares.
+        connections.close_all()
+        if connection.vendor == "postgresql":
+            connection.close_pool()  # type: ignore[attr-defined]
 
 
 @pytest.fixture(autouse=True)
