@@ -32,6 +32,10 @@ if "MUTANT_UNDER_TEST" in os.environ:
                 connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=True)
         else:
             settings.DATABASES["default"]["NAME"] = connection.settings_dict["NAME"] = test["NAME"]
+        # A fresh database has what the migrations installed until the session's transactional tests flush
+        # it, and pytest-django runs those last; this one is kept, so the previous run may have flushed it.
+        with django_db_blocker.unblock():
+            shipped_rubric()
         yield
         # The unmutated runs happen in mutmut's own process, which then forks once per mutant: a fork must
         # not inherit a connection (or a pool of them) whose socket the parent shares.
@@ -86,8 +90,7 @@ def csrf_token(client: Client) -> str:
     return str(response.json()["csrf_token"])
 
 
-@pytest.fixture
-def rubric(db) -> Rubric:
+def shipped_rubric() -> Rubric:
     """The shipped rubric. Installed by a migration, and again here if a transactional test flushed it."""
     existing = Rubric.objects.filter(specialty=DEFAULT_SPECIALTY).order_by("version").first()
     if existing is not None:
@@ -103,6 +106,11 @@ def rubric(db) -> Rubric:
             criterion_model=Criterion,
         ),
     )
+
+
+@pytest.fixture
+def rubric(db) -> Rubric:
+    return shipped_rubric()
 
 
 @pytest.fixture(autouse=True, scope="session")
