@@ -121,6 +121,22 @@ def test_a_won_dispute_after_release_clears_the_platforms_exposure(client, rubri
     assert ledger_problems() == []
 
 
+def test_a_chargeback_after_release_and_its_win_are_booked_against_the_milestone(client, rubric, stripe_settings):
+    made = engagement()
+    work = funded(stripe_settings, client, made)
+    services.milestone_submit(engineer=made.engineer, milestone_id=work.pk)
+    services.milestone_approve(client=made.client, milestone_id=work.pk)
+    httpx.post(f"{stripe_settings.base}/_test/charges/{work.charge_id}/dispute", data={"reason": "fraudulent"})
+    deliver_webhooks(stripe_settings, client)
+    dispute = Dispute.objects.get()
+
+    httpx.post(f"{stripe_settings.base}/_test/disputes/{dispute.stripe_id}/close", data={"status": "won"})
+    deliver_webhooks(stripe_settings, client)
+
+    booked = LedgerTransaction.objects.filter(milestone=work).order_by("pk").values_list("kind", flat=True)
+    assert list(booked) == ["fund", "release", "dispute", "dispute_won"]
+
+
 def test_cancelling_a_milestone_cancels_its_payment_intent_so_it_cannot_be_paid(client, rubric, stripe_settings):
     made = engagement()
     created = milestone(made, 20_000)
