@@ -314,10 +314,11 @@ def test_the_breakdown_explains_the_score(rubric):
 def test_each_widening_step_is_put_in_words_for_the_client(settings):
     settings.MATCH_TZ_RELAX_MINUTES = 180
     settings.MATCH_BUDGET_RELAX_BP = 1_000
-    request = draft(budget_kind="hourly", budget_minor=10_000, currency="usd")
+    request = draft(budget_kind="hourly", budget_minor=10_005, currency="usd")
 
     assert matching.widening_in_words(request, 1) == "accept engineers up to 3 more hours away from your time zone"
-    assert matching.widening_in_words(request, 2) == "consider hourly rates up to $110.00 (your budget is $100.00)"
+    # 10% over $100.05 is $110.055: rounded down to a whole cent, like every amount offered to the client.
+    assert matching.widening_in_words(request, 2) == "consider hourly rates up to $110.05 (your budget is $100.05)"
 
 
 def test_an_engineer_is_never_invited_twice_to_one_request(rubric):

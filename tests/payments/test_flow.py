@@ -135,6 +135,8 @@ def test_dispute_freezes_and_staff_settle_with_a_split(client, rubric, stripe_se
     assert settled.status == "released"
     assert stripe_settings.double.objects["charges"][paid.charge_id]["amount_refunded"] == 20_000
     assert stripe_settings.double.objects["transfers"][settled.transfer_id]["amount"] == 27_000
+    booked = LedgerTransaction.objects.filter(milestone=paid).order_by("pk").values_list("kind", flat=True)
+    assert list(booked) == ["fund", "settle"]
     assert ledger_problems() == []
 
 

@@ -1,6 +1,7 @@
 """Stripe slow or down, Idempotency-Key on our API, and who may see which milestone."""
 
 from datetime import datetime, timedelta
+from functools import partial
 
 import httpx
 import pytest
@@ -193,6 +194,11 @@ def test_reconciliation_asks_stripe_for_exactly_the_events_it_could_not_deliver(
         (gateway.retrieve_refund, "refund.retrieve"),
         (gateway.retrieve_dispute, "dispute.retrieve"),
         (gateway.retrieve_account, "account.retrieve"),
+        (partial(gateway.cancel_payment_intent, key="cancel-1"), "payment_intent.cancel"),
+        (
+            partial(gateway.confirm_payment_intent, payment_method="pm_card_visa", key="confirm-1"),
+            "payment_intent.confirm",
+        ),
     ],
 )
 def test_every_stripe_call_is_timed_under_its_own_operation(stripe_settings, call, operation):

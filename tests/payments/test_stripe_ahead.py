@@ -146,7 +146,7 @@ def test_cancelling_a_milestone_cancels_its_payment_intent_so_it_cannot_be_paid(
     services.milestone_cancel(client=made.client, milestone_id=created.pk)
 
     intent = stripe_settings.double.objects["payment_intents"][created.payment_intent_id]
-    assert intent["status"] == "canceled"
+    assert (intent["status"], intent["cancellation_reason"]) == ("canceled", "abandoned")
     assert Milestone.objects.get(pk=created.pk).status == "cancelled"
     with pytest.raises(stripe.InvalidRequestError, match=r"status is canceled"):
         pay_at_stripe(stripe_settings, created)
