@@ -1,5 +1,6 @@
 """Stripe slow or down, Idempotency-Key on our API, and who may see which milestone."""
 
+import asyncio
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -208,6 +209,17 @@ def test_every_stripe_call_is_timed_under_its_own_operation(stripe_settings, cal
         async_to_sync(call)("missing_1")
 
     assert timed_calls(operation, "refused") == before + 1
+
+
+async def test_closing_the_stripe_client_at_shutdown_closes_this_loops_connections_once():
+    gateway._client()
+    http = gateway._clients[asyncio.get_running_loop()][1]
+
+    await gateway.aclose()
+    await gateway.aclose()  # a second shutdown hook finds nothing to close
+
+    assert asyncio.get_running_loop() not in gateway._clients
+    assert http._client_async.is_closed
 
 
 @pytest.mark.parametrize("outsider", ["client", "engineer"])
