@@ -89,6 +89,13 @@ def test_a_chargeback_on_money_in_escrow_takes_it_out_and_cannot_be_refunded_aga
     assert services.ledger_compare_with_stripe() == []
 
 
+def test_a_chargeback_out_of_escrow_is_booked_against_the_milestone(client, rubric, stripe_settings):
+    work, _ = _charged_back(stripe_settings, client)
+
+    booked = LedgerTransaction.objects.filter(milestone=work).order_by("pk").values_list("kind", flat=True)
+    assert list(booked) == ["fund", "chargeback"]
+
+
 @pytest.mark.parametrize(("outcome", "status", "escrow"), [("won", "funded", 50_000), ("lost", "refunded", 0)])
 def test_a_closed_chargeback_puts_the_money_where_the_network_decided(
     client, rubric, stripe_settings, outcome, status, escrow
