@@ -12,8 +12,8 @@ from vetting.models import Criterion, Rubric, RubricCategory
 from vetting.rubric_spec import DEFAULT_SPECIALTY, build_rubric, load_spec
 
 # mutmut (`make mutation`) sets MUTANT_UNDER_TEST in every pytest run it starts, and starts one run per
-# mutant, each in a fork of the same process. pytest-django would create, migrate and drop a test database
-# in each of them. Under mutmut the suite uses one database of its own (`<name>_mutants`) instead, which
+# mutant, each in a fork of the same server process. pytest-django would create, migrate and drop a test
+# database in each of them. Under mutmut the suite uses one database of its own (`<name>_mutants`) instead, which
 # the runs that check the suite unmutated ("stats", then "" for the clean run) create or migrate, and which
 # the mutant runs only point at: their tests still roll back, and TransactionTestCase-style tests still
 # flush, exactly as they do on pytest-django's own database.
@@ -37,8 +37,8 @@ if "MUTANT_UNDER_TEST" in os.environ:
         with django_db_blocker.unblock():
             shipped_rubric()
         yield
-        # The unmutated runs happen in mutmut's own process, which then forks once per mutant: a fork must
-        # not inherit a connection (or a pool of them) whose socket the parent shares.
+        # Nothing is left open for a process forked after this run (mutmut's "fork" isolation forks the
+        # process that ran the unmutated suite): a fork must not share a connection's socket with its parent.
         connections.close_all()
         if connection.vendor == "postgresql":
             connection.close_pool()  # type: ignore[attr-defined]
