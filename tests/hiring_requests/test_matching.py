@@ -289,6 +289,15 @@ def test_the_breakdown_explains_the_score(rubric):
 
     b = candidate.breakdown
     assert candidate.engineer_id == engineer.pk
+    assert b["weights"] == {
+        "skills": 30,
+        "vetting": 20,
+        "time_zone": 15,
+        "rate": 10,
+        "load": 10,
+        "responsiveness": 5,
+        "reputation": 10,
+    }
     # Must-haves: python vetted (10000), asyncio declared (5000) -> 7500; nice: redis vetted -> 10000.
     assert b["skills"] == {
         "score_bp": (3 * 7_500 + 10_000) // 4,

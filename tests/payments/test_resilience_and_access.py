@@ -211,6 +211,19 @@ def test_every_stripe_call_is_timed_under_its_own_operation(stripe_settings, cal
     assert timed_calls(operation, "refused") == before + 1
 
 
+def test_a_cancel_retried_with_the_same_key_gets_the_first_answer_not_a_refusal(rubric, stripe_settings):
+    made = engagement()
+    created = milestone(made)
+    services.milestone_fund(client=made.client, milestone_id=created.pk)
+    created.refresh_from_db()
+    cancel = async_to_sync(gateway.cancel_payment_intent)
+
+    first = cancel(created.payment_intent_id, key=f"cancel-{created.pk}")
+    again = cancel(created.payment_intent_id, key=f"cancel-{created.pk}")  # the answer to the first was lost
+
+    assert (first.id, first.status) == (again.id, again.status) == (created.payment_intent_id, "canceled")
+
+
 async def test_closing_the_stripe_client_at_shutdown_closes_this_loops_connections_once():
     gateway._client()
     http = gateway._clients[asyncio.get_running_loop()][1]
