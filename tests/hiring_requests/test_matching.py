@@ -320,6 +320,20 @@ def test_the_breakdown_explains_the_score(rubric):
     assert candidate.score_bp == expected
 
 
+def test_the_breakdown_names_only_required_skills_as_declared_and_a_nice_to_have_only_declared_as_matched(rubric):
+    vetted_engineer(skills=["python", "asyncio", "go", "redis"], vetted_skills=["python"])
+    request = draft(required_skills=["python", "asyncio"], nice_to_have_skills=["redis"])
+
+    (candidate,) = matching.rank(matching.criteria_for(request), limit=10, request_id=request.pk)
+
+    skills = candidate.breakdown["skills"]
+    assert (skills["required_vetted"], skills["required_declared"], skills["nice_matched"]) == (
+        ["python"],
+        ["asyncio"],
+        ["redis"],
+    )
+
+
 def test_each_widening_step_is_put_in_words_for_the_client(settings):
     settings.MATCH_TZ_RELAX_MINUTES = 180
     settings.MATCH_BUDGET_RELAX_BP = 1_000
