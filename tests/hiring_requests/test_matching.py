@@ -334,6 +334,25 @@ def test_the_breakdown_names_only_required_skills_as_declared_and_a_nice_to_have
     )
 
 
+def test_the_budget_step_raises_the_hourly_ceiling_rounded_down_to_a_whole_minor_unit(settings):
+    settings.MATCH_BUDGET_RELAX_BP = 1_000
+    request = draft(budget_kind="hourly", budget_minor=10_005)
+
+    assert matching.criteria_for(request, applied=set()).max_hourly_rate == 10_005
+    assert matching.criteria_for(request, applied={2}).max_hourly_rate == 11_005  # not 11,005.5
+
+
+def test_the_engineers_time_zones_are_read_at_most_once_a_minute(rubric, django_assert_num_queries):
+    vetted_engineer(time_zone="Asia/Tokyo")
+    first = matching._engineer_zones()
+    vetted_engineer(time_zone="Europe/London")
+
+    with django_assert_num_queries(0):
+        again = matching._engineer_zones()
+
+    assert again == first == ["Asia/Tokyo"]
+
+
 def test_each_widening_step_is_put_in_words_for_the_client(settings):
     settings.MATCH_TZ_RELAX_MINUTES = 180
     settings.MATCH_BUDGET_RELAX_BP = 1_000
