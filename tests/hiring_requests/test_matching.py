@@ -353,6 +353,16 @@ def test_the_engineers_time_zones_are_read_at_most_once_a_minute(rubric, django_
     assert again == first == ["Asia/Tokyo"]
 
 
+def test_the_gap_is_measured_from_the_clients_own_zone_east_of_utc_too(rubric):
+    near = vetted_engineer(time_zone="Asia/Kolkata")
+    request = draft(time_zone="Asia/Kolkata", min_overlap_hours=4)
+
+    (candidate,) = matching.rank(matching.criteria_for(request), limit=10, request_id=request.pk)
+
+    assert candidate.engineer_id == near.pk
+    assert candidate.breakdown["time_zone"] == {"score_bp": 10_000, "gap_minutes": 0}
+
+
 def test_each_widening_step_is_put_in_words_for_the_client(settings):
     settings.MATCH_TZ_RELAX_MINUTES = 180
     settings.MATCH_BUDGET_RELAX_BP = 1_000
