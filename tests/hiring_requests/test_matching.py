@@ -363,6 +363,34 @@ def test_the_gap_is_measured_from_the_clients_own_zone_east_of_utc_too(rubric):
     assert candidate.breakdown["time_zone"] == {"score_bp": 10_000, "gap_minutes": 0}
 
 
+def test_the_gap_is_measured_around_the_clock(rubric):
+    far_west = vetted_engineer(time_zone="Etc/GMT+11")  # UTC-11
+    request = draft(time_zone="Etc/GMT-12", min_overlap_hours=4)  # UTC+12: 23 hours ahead, one hour around
+
+    (candidate,) = matching.rank(matching.criteria_for(request), limit=10, request_id=request.pk)
+
+    assert (candidate.engineer_id, candidate.breakdown["time_zone"]["gap_minutes"]) == (far_west.pk, 60)
+
+
+def test_a_zone_newer_than_the_cached_list_is_matched_on_its_stored_offset(rubric):
+    vetted_engineer(time_zone="America/New_York")
+    matching._engineer_zones()  # the list as of a moment ago: New York only
+    newcomer = vetted_engineer(time_zone="Asia/Kolkata")
+    request = draft(time_zone="Asia/Kolkata", min_overlap_hours=4)
+
+    (candidate,) = matching.rank(matching.criteria_for(request), limit=10, request_id=request.pk)
+
+    assert (candidate.engineer_id, candidate.breakdown["time_zone"]["gap_minutes"]) == (newcomer.pk, 0)
+
+
+def test_an_engineer_whose_only_vetted_record_expired_is_not_matched(rubric):
+    current = vetted_engineer()
+    vetted_engineer(vetted_days_ago=400)
+    request = draft()
+
+    assert ids(matching.rank(matching.criteria_for(request), limit=10, request_id=request.pk)) == [current.pk]
+
+
 def test_each_widening_step_is_put_in_words_for_the_client(settings):
     settings.MATCH_TZ_RELAX_MINUTES = 180
     settings.MATCH_BUDGET_RELAX_BP = 1_000
