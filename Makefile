@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench migrate demo clean lock screenshots
+.PHONY: run test lint format bench migrate demo clean lock screenshots mutation
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.13 is needed ($(PYTHON) not found; pyenv reads .python-version)"; exit 1; }
@@ -50,13 +50,21 @@ bench: $(STAMP)
 	@ls bench/*.py >/dev/null 2>&1 || { echo "no benchmarks yet"; exit 0; }
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
+# Mutation testing of the money core and matching ([tool.mutmut] in pyproject.toml), then the score per module.
+# One child: every mutant's tests share one database (tests/conftest.py). The first run takes hours on 2 cores
+# (docs/benchmarks.md, "Mutation testing"); a rerun tests only the mutants of functions that changed, and
+# `mutmut run "payments.services.ledger.*"` only one module's. `$(BIN)/mutmut show <name>` prints a mutant.
+mutation: $(STAMP)
+	$(BIN)/mutmut run --max-children 1
+	$(BIN)/python bench/mutation_score.py
+
 # Re-pin every dependency to what is installed now (after changing pyproject.toml).
 lock: $(BIN)/python
 	$(BIN)/pip install --quiet --editable '.[dev]'
 	$(BIN)/pip freeze --exclude-editable | grep -v '^-e ' > constraints.txt
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var mutants
 
 # PNGs of /, /api/docs and the admin for docs/screenshots/, from a throwaway SQLite database.
 SHOTS_VAR := var/screenshots

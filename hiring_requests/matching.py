@@ -53,7 +53,6 @@ from django.db.models import (
     OuterRef,
     Q,
     QuerySet,
-    Subquery,
     Sum,
     Value,
     When,
@@ -167,11 +166,6 @@ def criteria_for(request: HiringRequest, *, applied: Collection[int] | None = No
         tz_slack=slack,
         hours_per_week=request.hours_per_week,
     )
-
-
-def _count(queryset: QuerySet[Any]) -> Any:
-    subquery = queryset.values("engineer").annotate(n=Count("pk")).values("n")
-    return Coalesce(Subquery(subquery, output_field=IntegerField()), Value(0))
 
 
 def _engineer_zones() -> list[str]:

@@ -107,6 +107,10 @@ class StripeError(Exception):
 MINIMUM_CHARGE = {"usd": 50, "eur": 50, "gbp": 30, "jpy": 50, "chf": 50, "cad": 50, "aud": 50}
 
 
+# What GET /v1/events takes (https://docs.stripe.com/api/events/list).
+EVENT_LIST_PARAMS = {"created", "delivery_success", "ending_before", "limit", "starting_after", "type", "types"}
+
+
 def _missing(resource: str, object_id: str) -> StripeError:
     return StripeError(404, "invalid_request_error", f"No such {resource}: '{object_id}'", code="resource_missing")
 
@@ -426,7 +430,7 @@ class StripeDouble:
     def list_payment_intents(self, *, params: Json, key: str | None) -> Json:
         """Newest first; `limit` up to 100 (no paging: the double never holds that many in a test)."""
         found = list(reversed(self.objects["payment_intents"].values()))
-        limit = min(int(params.get("limit", 10)), 100)
+        limit = int(params.get("limit", 10))
         return {"object": "list", "data": found[:limit], "has_more": len(found) > limit, "url": "/v1/payment_intents"}
 
     def confirm_payment_intent(self, *, id: str, params: Json, key: str | None) -> Json:
@@ -759,7 +763,7 @@ class StripeDouble:
         group = params.get("transfer_group")
         transfers = reversed(self.objects["transfers"].values())
         found = [t for t in transfers if group is None or t["transfer_group"] == group]
-        limit = min(int(params.get("limit", 10)), 100)
+        limit = int(params.get("limit", 10))
         return {"object": "list", "data": found[:limit], "has_more": len(found) > limit, "url": "/v1/transfers"}
 
     def create_reversal(self, *, id: str, params: Json, key: str | None) -> Json:
@@ -807,6 +811,15 @@ class StripeDouble:
         return found
 
     def list_events(self, *, params: Json, key: str | None) -> Json:
+        # As at Stripe (https://docs.stripe.com/api/events/list): a parameter it does not know, or a limit
+        # outside 1-100, is refused rather than ignored.
+        unknown = sorted(set(params) - EVENT_LIST_PARAMS)
+        if unknown:
+            raise StripeError(
+                400, "invalid_request_error", f"Received unknown parameter: {unknown[0]}", param=unknown[0]
+            )
+        if not 1 <= int(params.get("limit", 10)) <= 100:
+            raise StripeError(400, "invalid_request_error", "Limit must be between 1 and 100.", param="limit")
         found = list(reversed(self.events))
         if "type" in params:
             found = [e for e in found if e["type"] == params["type"]]
@@ -815,7 +828,7 @@ class StripeDouble:
         if params.get("starting_after"):
             ids = [e["id"] for e in found]
             found = found[ids.index(params["starting_after"]) + 1 :] if params["starting_after"] in ids else []
-        limit = min(int(params.get("limit", 10)), 100)
+        limit = int(params.get("limit", 10))
         return {"object": "list", "data": found[:limit], "has_more": len(found) > limit, "url": "/v1/events"}
 
     def get_event(self, *, id: str, params: Json, key: str | None) -> Json:

@@ -1,3 +1,4 @@
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import cast
@@ -17,6 +18,38 @@ from vetting.rubric_spec import DEFAULT_SPECIALTY, build_rubric, load_spec
 # tests assert; how fast they run is the benchmarks' business (bench/). Tests may still set their own.
 hypothesis_settings.register_profile("vetted", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 hypothesis_settings.load_profile("vetted")
+
+# mutmut (`make mutation`) sets MUTANT_UNDER_TEST in every pytest run it starts, and starts one run per
+# mutant, each in a fork of the same server process. pytest-django would create, migrate and drop a test
+# database in each of them. Under mutmut the suite uses one database of its own (`<name>_mutants`) instead, which
+# the runs that check the suite unmutated ("stats", then "" for the clean run) create or migrate, and which
+# the mutant runs only point at: their tests still roll back, and TransactionTestCase-style tests still
+# flush, exactly as they do on pytest-django's own database.
+if "MUTANT_UNDER_TEST" in os.environ:
+
+    @pytest.fixture(scope="session")
+    def django_db_setup(django_test_environment, django_db_blocker) -> Iterator[None]:
+        from django.conf import settings
+        from django.db import connection, connections
+
+        test = connection.settings_dict["TEST"]
+        if not test["NAME"]:  # the second run in the same process finds it set
+            test["NAME"] = f"{connection.settings_dict['NAME']}_mutants"
+        if os.environ["MUTANT_UNDER_TEST"] in {"stats", ""}:
+            with django_db_blocker.unblock():
+                connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=True)
+        else:
+            settings.DATABASES["default"]["NAME"] = connection.settings_dict["NAME"] = test["NAME"]
+        # A fresh database has what the migrations installed until the session's transactional tests flush
+        # it, and pytest-django runs those last; this one is kept, so the previous run may have flushed it.
+        with django_db_blocker.unblock():
+            shipped_rubric()
+        yield
+        # Nothing is left open for a process forked after this run (mutmut's "fork" isolation forks the
+        # process that ran the unmutated suite): a fork must not share a connection's socket with its parent.
+        connections.close_all()
+        if connection.vendor == "postgresql":
+            connection.close_pool()  # type: ignore[attr-defined]
 
 
 @pytest.fixture(autouse=True)
@@ -65,8 +98,7 @@ def csrf_token(client: Client) -> str:
     return str(response.json()["csrf_token"])
 
 
-@pytest.fixture
-def rubric(db) -> Rubric:
+def shipped_rubric() -> Rubric:
     """The shipped rubric. Installed by a migration, and again here if a transactional test flushed it."""
     existing = Rubric.objects.filter(specialty=DEFAULT_SPECIALTY).order_by("version").first()
     if existing is not None:
@@ -82,6 +114,11 @@ def rubric(db) -> Rubric:
             criterion_model=Criterion,
         ),
     )
+
+
+@pytest.fixture
+def rubric(db) -> Rubric:
+    return shipped_rubric()
 
 
 @pytest.fixture(autouse=True, scope="session")

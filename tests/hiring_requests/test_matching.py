@@ -289,6 +289,15 @@ def test_the_breakdown_explains_the_score(rubric):
 
     b = candidate.breakdown
     assert candidate.engineer_id == engineer.pk
+    assert b["weights"] == {
+        "skills": 30,
+        "vetting": 20,
+        "time_zone": 15,
+        "rate": 10,
+        "load": 10,
+        "responsiveness": 5,
+        "reputation": 10,
+    }
     # Must-haves: python vetted (10000), asyncio declared (5000) -> 7500; nice: redis vetted -> 10000.
     assert b["skills"] == {
         "score_bp": (3 * 7_500 + 10_000) // 4,
@@ -309,6 +318,87 @@ def test_the_breakdown_explains_the_score(rubric):
         + 10 * 7_500
     ) // 100
     assert candidate.score_bp == expected
+
+
+def test_the_breakdown_names_only_required_skills_as_declared_and_a_nice_to_have_only_declared_as_matched(rubric):
+    vetted_engineer(skills=["python", "asyncio", "go", "redis"], vetted_skills=["python"])
+    request = draft(required_skills=["python", "asyncio"], nice_to_have_skills=["redis"])
+
+    (candidate,) = matching.rank(matching.criteria_for(request), limit=10, request_id=request.pk)
+
+    skills = candidate.breakdown["skills"]
+    assert (skills["required_vetted"], skills["required_declared"], skills["nice_matched"]) == (
+        ["python"],
+        ["asyncio"],
+        ["redis"],
+    )
+
+
+def test_the_budget_step_raises_the_hourly_ceiling_rounded_down_to_a_whole_minor_unit(settings):
+    settings.MATCH_BUDGET_RELAX_BP = 1_000
+    request = draft(budget_kind="hourly", budget_minor=10_005)
+
+    assert matching.criteria_for(request, applied=set()).max_hourly_rate == 10_005
+    assert matching.criteria_for(request, applied={2}).max_hourly_rate == 11_005  # not 11,005.5
+
+
+def test_the_engineers_time_zones_are_read_at_most_once_a_minute(rubric, django_assert_num_queries):
+    vetted_engineer(time_zone="Asia/Tokyo")
+    first = matching._engineer_zones()
+    vetted_engineer(time_zone="Europe/London")
+
+    with django_assert_num_queries(0):
+        again = matching._engineer_zones()
+
+    assert again == first == ["Asia/Tokyo"]
+
+
+def test_the_gap_is_measured_from_the_clients_own_zone_east_of_utc_too(rubric):
+    near = vetted_engineer(time_zone="Asia/Kolkata")
+    request = draft(time_zone="Asia/Kolkata", min_overlap_hours=4)
+
+    (candidate,) = matching.rank(matching.criteria_for(request), limit=10, request_id=request.pk)
+
+    assert candidate.engineer_id == near.pk
+    assert candidate.breakdown["time_zone"] == {"score_bp": 10_000, "gap_minutes": 0}
+
+
+def test_the_gap_is_measured_around_the_clock(rubric):
+    far_west = vetted_engineer(time_zone="Etc/GMT+11")  # UTC-11
+    request = draft(time_zone="Etc/GMT-12", min_overlap_hours=4)  # UTC+12: 23 hours ahead, one hour around
+
+    (candidate,) = matching.rank(matching.criteria_for(request), limit=10, request_id=request.pk)
+
+    assert (candidate.engineer_id, candidate.breakdown["time_zone"]["gap_minutes"]) == (far_west.pk, 60)
+
+
+def test_a_zone_newer_than_the_cached_list_is_matched_on_its_stored_offset(rubric):
+    vetted_engineer(time_zone="America/New_York")
+    matching._engineer_zones()  # the list as of a moment ago: New York only
+    newcomer = vetted_engineer(time_zone="Asia/Kolkata")
+    request = draft(time_zone="Asia/Kolkata", min_overlap_hours=4)
+
+    (candidate,) = matching.rank(matching.criteria_for(request), limit=10, request_id=request.pk)
+
+    assert (candidate.engineer_id, candidate.breakdown["time_zone"]["gap_minutes"]) == (newcomer.pk, 0)
+
+
+def test_an_engineer_whose_only_vetted_record_expired_is_not_matched(rubric):
+    current = vetted_engineer()
+    vetted_engineer(vetted_days_ago=400)
+    request = draft()
+
+    assert ids(matching.rank(matching.criteria_for(request), limit=10, request_id=request.pk)) == [current.pk]
+
+
+def test_each_widening_step_is_put_in_words_for_the_client(settings):
+    settings.MATCH_TZ_RELAX_MINUTES = 180
+    settings.MATCH_BUDGET_RELAX_BP = 1_000
+    request = draft(budget_kind="hourly", budget_minor=10_005, currency="usd")
+
+    assert matching.widening_in_words(request, 1) == "accept engineers up to 3 more hours away from your time zone"
+    # 10% over $100.05 is $110.055: rounded down to a whole cent, like every amount offered to the client.
+    assert matching.widening_in_words(request, 2) == "consider hourly rates up to $110.05 (your budget is $100.05)"
 
 
 def test_an_engineer_is_never_invited_twice_to_one_request(rubric):

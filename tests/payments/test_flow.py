@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from payments import services
 from payments.errors import MilestoneStateConflict, TooManyChangeRounds
-from payments.models import LedgerTransaction, Milestone, StripeEvent
+from payments.models import LedgerAccount, LedgerTransaction, Milestone, StripeEvent
 from payments.selectors import ledger_problems
 from tests.api_calls import post_json
 from tests.factories import StaffFactory
@@ -51,6 +51,22 @@ def test_fund_submit_approve_release_through_the_api(client, rubric, stripe_sett
     assert list(made.review_rounds.values_list("step", flat=True)) == [f"milestone-{milestone_id}"]
     assert ledger_problems() == []
     call_command("ledger_check")
+
+
+def test_a_release_books_the_share_on_the_engineers_own_payout_account_and_the_fee_on_the_platforms(
+    client, rubric, stripe_settings, settings
+):
+    settings.PLATFORM_FEE_BP = 1000
+    made = engagement()
+    work = funded(stripe_settings, client, made)
+    services.milestone_submit(engineer=made.engineer, milestone_id=work.pk)
+
+    services.milestone_approve(client=made.client, milestone_id=work.pk)
+
+    balances = dict(
+        LedgerAccount.objects.filter(kind__in=["engineer_payout", "platform_fee"]).values_list("code", "balance")
+    )
+    assert balances == {f"engineer_payout:engineer-{made.engineer_id}:usd": 45_000, "platform_fee:platform:usd": 5_000}
 
 
 def test_refund_of_a_funded_milestone(client, rubric, stripe_settings):
@@ -135,6 +151,8 @@ def test_dispute_freezes_and_staff_settle_with_a_split(client, rubric, stripe_se
     assert settled.status == "released"
     assert stripe_settings.double.objects["charges"][paid.charge_id]["amount_refunded"] == 20_000
     assert stripe_settings.double.objects["transfers"][settled.transfer_id]["amount"] == 27_000
+    booked = LedgerTransaction.objects.filter(milestone=paid).order_by("pk").values_list("kind", flat=True)
+    assert list(booked) == ["fund", "settle"]
     assert ledger_problems() == []
 
 

@@ -1,19 +1,24 @@
 """Stripe slow or down, Idempotency-Key on our API, and who may see which milestone."""
 
+import asyncio
 from datetime import datetime, timedelta
+from functools import partial
 
 import httpx
 import pytest
+from asgiref.sync import async_to_sync
 from django.conf import settings as django_settings
 from django.utils import timezone
+from prometheus_client import REGISTRY
 
 from payments import gateway, services
+from payments.errors import PaymentRefused
 from payments.models import LedgerTransaction, Milestone
 from payments.selectors import ledger_problems
 from payments.services import ledger
 from tests.api_calls import post_json
 from tests.factories import ClientFactory, StaffFactory, vetted_engineer
-from tests.payments.helpers import engagement, funded, milestone
+from tests.payments.helpers import engagement, funded, milestone, pay_at_stripe
 
 pytestmark = pytest.mark.django_db
 
@@ -153,6 +158,81 @@ def test_reconciliation_fetches_events_stripe_could_not_deliver(client, rubric, 
     assert missing >= 2
     assert Milestone.objects.get(pk=created.pk).status == "funded"
     assert LedgerTransaction.objects.filter(kind="fund").count() == 1
+
+
+def timed_calls(operation: str, outcome: str) -> float:
+    labels = {"operation": operation, "outcome": outcome}
+    return REGISTRY.get_sample_value("vetted_stripe_call_duration_seconds_count", labels) or 0.0
+
+
+def test_reconciliation_asks_stripe_for_exactly_the_events_it_could_not_deliver(client, rubric, stripe_settings):
+    made = engagement()
+    funded(stripe_settings, client, made)  # its events reached us
+    later = milestone(made)
+    services.milestone_fund(client=made.client, milestone_id=later.pk)
+    later.refresh_from_db()
+    stripe_settings.collector.status = 500
+    seen_before = len(stripe_settings.collector.received)
+    pay_at_stripe(stripe_settings, later)
+    stripe_settings.drain()
+    failed = {event["id"] for event in stripe_settings.collector.events()[seen_before:]}
+    listed_before = timed_calls("events.list", "ok")
+
+    undelivered = async_to_sync(gateway.undelivered_events)()
+
+    assert len(failed) == 2
+    assert {event.id for event in undelivered} == failed
+    assert timed_calls("events.list", "ok") == listed_before + 1
+
+
+@pytest.mark.parametrize(
+    ("call", "operation"),
+    [
+        (gateway.retrieve_setup_intent, "setup_intent.retrieve"),
+        (gateway.retrieve_payment_method, "payment_method.retrieve"),
+        (gateway.retrieve_payment_intent, "payment_intent.retrieve"),
+        (gateway.retrieve_transfer, "transfer.retrieve"),
+        (gateway.retrieve_refund, "refund.retrieve"),
+        (gateway.retrieve_dispute, "dispute.retrieve"),
+        (gateway.retrieve_account, "account.retrieve"),
+        (partial(gateway.cancel_payment_intent, key="cancel-1"), "payment_intent.cancel"),
+        (
+            partial(gateway.confirm_payment_intent, payment_method="pm_card_visa", key="confirm-1"),
+            "payment_intent.confirm",
+        ),
+    ],
+)
+def test_every_stripe_call_is_timed_under_its_own_operation(stripe_settings, call, operation):
+    before = timed_calls(operation, "refused")
+
+    with pytest.raises(PaymentRefused):
+        async_to_sync(call)("missing_1")
+
+    assert timed_calls(operation, "refused") == before + 1
+
+
+def test_a_cancel_retried_with_the_same_key_gets_the_first_answer_not_a_refusal(rubric, stripe_settings):
+    made = engagement()
+    created = milestone(made)
+    services.milestone_fund(client=made.client, milestone_id=created.pk)
+    created.refresh_from_db()
+    cancel = async_to_sync(gateway.cancel_payment_intent)
+
+    first = cancel(created.payment_intent_id, key=f"cancel-{created.pk}")
+    again = cancel(created.payment_intent_id, key=f"cancel-{created.pk}")  # the answer to the first was lost
+
+    assert (first.id, first.status) == (again.id, again.status) == (created.payment_intent_id, "canceled")
+
+
+async def test_closing_the_stripe_client_at_shutdown_closes_this_loops_connections_once():
+    gateway._client()
+    http = gateway._clients[asyncio.get_running_loop()][1]
+
+    await gateway.aclose()
+    await gateway.aclose()  # a second shutdown hook finds nothing to close
+
+    assert asyncio.get_running_loop() not in gateway._clients
+    assert http._client_async.is_closed
 
 
 @pytest.mark.parametrize("outsider", ["client", "engineer"])

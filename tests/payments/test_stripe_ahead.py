@@ -89,6 +89,13 @@ def test_a_chargeback_on_money_in_escrow_takes_it_out_and_cannot_be_refunded_aga
     assert services.ledger_compare_with_stripe() == []
 
 
+def test_a_chargeback_out_of_escrow_is_booked_against_the_milestone(client, rubric, stripe_settings):
+    work, _ = _charged_back(stripe_settings, client)
+
+    booked = LedgerTransaction.objects.filter(milestone=work).order_by("pk").values_list("kind", flat=True)
+    assert list(booked) == ["fund", "chargeback"]
+
+
 @pytest.mark.parametrize(("outcome", "status", "escrow"), [("won", "funded", 50_000), ("lost", "refunded", 0)])
 def test_a_closed_chargeback_puts_the_money_where_the_network_decided(
     client, rubric, stripe_settings, outcome, status, escrow
@@ -121,6 +128,22 @@ def test_a_won_dispute_after_release_clears_the_platforms_exposure(client, rubri
     assert ledger_problems() == []
 
 
+def test_a_chargeback_after_release_and_its_win_are_booked_against_the_milestone(client, rubric, stripe_settings):
+    made = engagement()
+    work = funded(stripe_settings, client, made)
+    services.milestone_submit(engineer=made.engineer, milestone_id=work.pk)
+    services.milestone_approve(client=made.client, milestone_id=work.pk)
+    httpx.post(f"{stripe_settings.base}/_test/charges/{work.charge_id}/dispute", data={"reason": "fraudulent"})
+    deliver_webhooks(stripe_settings, client)
+    dispute = Dispute.objects.get()
+
+    httpx.post(f"{stripe_settings.base}/_test/disputes/{dispute.stripe_id}/close", data={"status": "won"})
+    deliver_webhooks(stripe_settings, client)
+
+    booked = LedgerTransaction.objects.filter(milestone=work).order_by("pk").values_list("kind", flat=True)
+    assert list(booked) == ["fund", "release", "dispute", "dispute_won"]
+
+
 def test_cancelling_a_milestone_cancels_its_payment_intent_so_it_cannot_be_paid(client, rubric, stripe_settings):
     made = engagement()
     created = milestone(made, 20_000)
@@ -130,7 +153,7 @@ def test_cancelling_a_milestone_cancels_its_payment_intent_so_it_cannot_be_paid(
     services.milestone_cancel(client=made.client, milestone_id=created.pk)
 
     intent = stripe_settings.double.objects["payment_intents"][created.payment_intent_id]
-    assert intent["status"] == "canceled"
+    assert (intent["status"], intent["cancellation_reason"]) == ("canceled", "abandoned")
     assert Milestone.objects.get(pk=created.pk).status == "cancelled"
     with pytest.raises(stripe.InvalidRequestError, match=r"status is canceled"):
         pay_at_stripe(stripe_settings, created)

@@ -154,6 +154,15 @@ def test_failed_deliveries_are_retried_and_listed_as_undelivered(stripe_double):
     assert [e.type for e in undelivered.data] == ["payment_intent.succeeded", "charge.succeeded"]
 
 
+@pytest.mark.parametrize("params", [{"limit": 101}, {"limit": 0}, {"delivery_succes": False}])
+def test_the_event_list_refuses_a_limit_outside_1_to_100_and_an_unknown_parameter(stripe_double, params):
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        stripe_double.client.v1.events.list(params=params)
+
+    assert refused.value.http_status == 400
+    assert refused.value.param in {"limit", "delivery_succes"}
+
+
 def test_held_webhooks_can_be_released_duplicated_and_out_of_order(stripe_double):
     httpx.post(f"{stripe_double.base}/_test/webhooks/hold", data={"hold": "true"})
     pay(stripe_double)
