@@ -82,6 +82,12 @@ def _fresh_channel_layer() -> Iterator[None]:
     async test has its own: a test that ends with a consumer's receive still pending leaves the shared layer's
     receive lock held by a loop that is gone, and every later test that receives would fail on it."""
     yield
+    forget_channel_layers()
+
+
+def forget_channel_layers() -> None:
+    """The next use of the channel layer builds a new one. A test that runs several event loops one after another
+    (each Hypothesis example under its own `asyncio.run`) calls it before each: a layer's locks belong to one loop."""
     from channels.layers import channel_layers
 
     channel_layers.backends.clear()

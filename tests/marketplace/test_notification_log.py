@@ -21,7 +21,7 @@ from accounts.services import api_token_create
 from marketplace.asgi import application
 from marketplace.models import Notification
 from marketplace.notifications import log, notify_user
-from tests.conftest import rolled_back
+from tests.conftest import forget_channel_layers, rolled_back
 from tests.factories import ClientFactory, EngineerFactory, vetted_engineer
 from tests.hiring_requests.conftest import request_fields
 from tests.processes import asgi_server, celery_worker
@@ -202,6 +202,7 @@ def test_replay_property_each_notification_exactly_once_in_order_across_drops(dr
         return received
 
     drops = list(drops)
+    forget_channel_layers()  # this example's loop is new; the last example's layer is bound to its own
     received = asyncio.run(asyncio.wait_for(scenario(), timeout=90))
 
     assert received == list(range(1, total + 1))
