@@ -111,6 +111,17 @@ MINIMUM_CHARGE = {"usd": 50, "eur": 50, "gbp": 30, "jpy": 50, "chf": 50, "cad": 
 EVENT_LIST_PARAMS = {"created", "delivery_success", "ending_before", "limit", "starting_after", "type", "types"}
 
 
+def _list_limit(params: Json) -> int:
+    """A list's `limit`: 10 unless given, and refused outside 1-100, as Stripe refuses it (its list endpoints)."""
+    try:
+        limit = int(params.get("limit", 10))
+    except (TypeError, ValueError):
+        limit = 0
+    if not 1 <= limit <= 100:
+        raise StripeError(400, "invalid_request_error", "Limit must be between 1 and 100.", param="limit")
+    return limit
+
+
 def _missing(resource: str, object_id: str) -> StripeError:
     return StripeError(404, "invalid_request_error", f"No such {resource}: '{object_id}'", code="resource_missing")
 
@@ -428,9 +439,9 @@ class StripeDouble:
         return intent
 
     def list_payment_intents(self, *, params: Json, key: str | None) -> Json:
-        """Newest first; `limit` up to 100 (no paging: the double never holds that many in a test)."""
+        """Newest first; `limit` 1 to 100 (no paging: the double never holds that many in a test)."""
         found = list(reversed(self.objects["payment_intents"].values()))
-        limit = int(params.get("limit", 10))
+        limit = _list_limit(params)
         return {"object": "list", "data": found[:limit], "has_more": len(found) > limit, "url": "/v1/payment_intents"}
 
     def confirm_payment_intent(self, *, id: str, params: Json, key: str | None) -> Json:
@@ -763,7 +774,7 @@ class StripeDouble:
         group = params.get("transfer_group")
         transfers = reversed(self.objects["transfers"].values())
         found = [t for t in transfers if group is None or t["transfer_group"] == group]
-        limit = int(params.get("limit", 10))
+        limit = _list_limit(params)
         return {"object": "list", "data": found[:limit], "has_more": len(found) > limit, "url": "/v1/transfers"}
 
     def create_reversal(self, *, id: str, params: Json, key: str | None) -> Json:
@@ -818,8 +829,6 @@ class StripeDouble:
             raise StripeError(
                 400, "invalid_request_error", f"Received unknown parameter: {unknown[0]}", param=unknown[0]
             )
-        if not 1 <= int(params.get("limit", 10)) <= 100:
-            raise StripeError(400, "invalid_request_error", "Limit must be between 1 and 100.", param="limit")
         found = list(reversed(self.events))
         if "type" in params:
             found = [e for e in found if e["type"] == params["type"]]
@@ -828,7 +837,7 @@ class StripeDouble:
         if params.get("starting_after"):
             ids = [e["id"] for e in found]
             found = found[ids.index(params["starting_after"]) + 1 :] if params["starting_after"] in ids else []
-        limit = int(params.get("limit", 10))
+        limit = _list_limit(params)
         return {"object": "list", "data": found[:limit], "has_more": len(found) > limit, "url": "/v1/events"}
 
     def get_event(self, *, id: str, params: Json, key: str | None) -> Json:

@@ -389,15 +389,10 @@ def test_a_query_outside_any_request_or_task_starts_no_trace():
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("test")
 
-    with tracer.start_as_current_span("SELECT 1", kind=trace.SpanKind.CLIENT):
-        pass
-    with (
-        tracer.start_as_current_span("GET /api/me", kind=trace.SpanKind.SERVER),
-        tracer.start_as_current_span("SELECT", kind=trace.SpanKind.CLIENT),
-    ):
-        pass
-    with tracer.start_as_current_span("run/payments.tasks.sweep", kind=trace.SpanKind.CONSUMER):
-        pass
+    tracer.start_span("SELECT 1", kind=trace.SpanKind.CLIENT).end()
+    with tracer.start_as_current_span("GET /api/me", kind=trace.SpanKind.SERVER):
+        tracer.start_span("SELECT", kind=trace.SpanKind.CLIENT).end()
+    tracer.start_span("run/payments.tasks.sweep", kind=trace.SpanKind.CONSUMER).end()
 
     assert sorted(span.name for span in exporter.get_finished_spans()) == [
         "GET /api/me",

@@ -163,6 +163,15 @@ def test_the_event_list_refuses_a_limit_outside_1_to_100_and_an_unknown_paramete
     assert refused.value.param in {"limit", "delivery_succes"}
 
 
+@pytest.mark.parametrize("resource", ["payment_intents", "transfers", "events"])
+@pytest.mark.parametrize("limit", [0, 101])
+def test_every_list_refuses_a_limit_outside_1_to_100(stripe_double, resource, limit):
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        getattr(stripe_double.client.v1, resource).list(params={"limit": limit})
+
+    assert (refused.value.http_status, refused.value.param) == (400, "limit")
+
+
 def test_held_webhooks_can_be_released_duplicated_and_out_of_order(stripe_double):
     httpx.post(f"{stripe_double.base}/_test/webhooks/hold", data={"hold": "true"})
     pay(stripe_double)
