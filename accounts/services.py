@@ -10,13 +10,15 @@ from django.conf import settings
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
-from django.db import IntegrityError, connections, models, transaction
+from django.db import IntegrityError, connections, router, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from accounts.errors import EmailTaken, InvalidProfile, ProfileNotFound, TokenNotFound, WeakPassword
 from accounts.models import ApiToken, ClientProfile, EngineerProfile, Role, User
 from marketplace.notifications import notify_user
 from marketplace.realtime import credentials_ended
+from marketplace.rows import Columns
 from marketplace.schemas import SUPPORTED_CURRENCIES
 from marketplace.skills import normalize_skills
 from marketplace.timezones import is_time_zone, utc_offset_minutes
@@ -127,56 +129,37 @@ def api_token_create(*, user: User, name: str) -> tuple[ApiToken, str]:
 
 
 # The query every API request makes, written out once: compiling the same statement through the
-# QuerySet API costs the ORM about twice what the database takes to answer it (docs/benchmarks.md,
-# "API"). `raw()` still builds the model instances; the extra columns are the token's.
-_TOKEN_WITH_USER = f"""
-SELECT u.*, t.id AS token_id, t.name AS token_name, t.prefix AS token_prefix,
-       t.created_at AS token_created_at, t.last_used_at AS token_last_used_at
-FROM {ApiToken._meta.db_table} t JOIN {User._meta.db_table} u ON u.id = t.user_id
-WHERE t.digest = %s AND t.revoked_at IS NULL AND u.is_active
-"""  # noqa: S608 - table names from the models; the one value is a parameter
+# QuerySet API costs the ORM more than the database takes to answer it (docs/benchmarks.md, "API
+# speed"). marketplace.rows builds the two instances from the row, through the ORM's converters.
+_TOKEN_COLUMNS = Columns(ApiToken, "t")
+_USER_COLUMNS = Columns(User, "u")
 
 
-def _from_column(field_name: str, value: Any, *, using: str) -> Any:
-    """A raw column of ApiToken's `field_name` as the ORM would give it, through the backend's converters.
-
-    `raw()` converts only the model's own columns; SQLite returns the token's datetimes naive,
-    and it is the backend's converter that makes them aware (UTC).
-    """
-    connection = connections[using]
-    field = ApiToken._meta.get_field(field_name)
-    if not isinstance(field, models.Field):
-        raise TypeError(f"ApiToken.{field_name} is not a column")
-    column = field.get_col(ApiToken._meta.db_table)
-    for converter in connection.ops.get_db_converters(column) + column.get_db_converters(connection):
-        value = converter(value, column, connection)
-    return value
+def _token_with_user_sql(connection: BaseDatabaseWrapper) -> str:
+    return (
+        f"SELECT {_TOKEN_COLUMNS.select(connection)}, {_USER_COLUMNS.select(connection)}"  # noqa: S608 - names from the models
+        f" FROM {ApiToken._meta.db_table} t JOIN {User._meta.db_table} u ON u.id = t.user_id"
+        " WHERE t.digest = %s AND t.revoked_at IS NULL AND u.is_active"
+    )
 
 
 def api_token_find(raw_token: str) -> ApiToken | None:
-    """The live token (with its active user) behind `raw_token`, or None. Records when it was last used."""
+    """The live token (with its active user) behind `raw_token`, or None. Records when it was last used.
+
+    One statement (a token and its user); `last_used_at` is written at most once a minute.
+    """
     if not raw_token.startswith(TOKEN_PREFIX):
         return None
-    digest = _digest(raw_token)
-    user = next(iter(User.objects.raw(_TOKEN_WITH_USER, [digest])), None)
-    if user is None:
+    connection = connections[router.db_for_read(ApiToken)]
+    with connection.cursor() as cursor:
+        cursor.execute(_token_with_user_sql(connection), [_digest(raw_token)])
+        row = cursor.fetchone()
+    if row is None:
         return None
-    row = vars(user)  # raw()'s extra columns are plain attributes, as the driver returned them
-    using = user._state.db or "default"
-    token = ApiToken.from_db(
-        using,
-        ["id", "user_id", "name", "prefix", "digest", "created_at", "last_used_at", "revoked_at"],
-        [
-            row["token_id"],
-            user.pk,
-            row["token_name"],
-            row["token_prefix"],
-            digest,
-            _from_column("created_at", row["token_created_at"], using=using),
-            _from_column("last_used_at", row["token_last_used_at"], using=using),
-            None,
-        ],
-    )
+    token = _TOKEN_COLUMNS.build(row, connection)
+    user = _USER_COLUMNS.build(row[len(_TOKEN_COLUMNS) :], connection)
+    if token is None or user is None:  # both are joined on NOT NULL keys; this only narrows the types
+        return None
     token.user = user
     now = timezone.now()
     # One write a minute at most, not one per request.

@@ -419,5 +419,5 @@ async def timesheet_settle(request: HttpRequest, timesheet_id: int, payload: Set
 )
 def stripe_webhook(request: HttpRequest) -> dict[str, bool]:
     # Stored first, processed by a task: Stripe gets its 2xx at once.
-    _, created = services.stripe_event_receive(payload=request.body, signature=request.headers.get("Stripe-Signature"))
+    created = services.stripe_event_receive(payload=request.body, signature=request.headers.get("Stripe-Signature"))
     return {"received": True, "duplicate": not created}

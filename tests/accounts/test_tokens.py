@@ -176,13 +176,23 @@ def test_the_tokens_raw_columns_are_converted_as_the_backend_converts_its_own():
     from django.db import connections
     from django.db.backends.sqlite3.base import DatabaseWrapper
 
-    from accounts.services import _from_column
+    from accounts.services import _TOKEN_COLUMNS
 
     probe = DatabaseWrapper({**connections["default"].settings_dict, "ENGINE": "django.db.backends.sqlite3"}, "probe")
     connections["probe"] = probe
     try:
-        converted = _from_column("last_used_at", datetime(2026, 1, 1, 9, 30), using="probe")  # noqa: DTZ001
+        naive = datetime(2026, 1, 1, 9, 30)  # noqa: DTZ001 - what SQLite's driver returns
+        row = [7, 3, "laptop", "vtd_abcdef", "f" * 64, naive, naive, None]
+        token = _TOKEN_COLUMNS.build(row, probe)
     finally:
         del connections["probe"]
 
-    assert converted == datetime(2026, 1, 1, 9, 30, tzinfo=UTC)
+    assert token is not None
+    assert token.last_used_at == token.created_at == datetime(2026, 1, 1, 9, 30, tzinfo=UTC)
+    assert (token.pk, token.user_id, token.name, token._state.db, token._state.adding) == (
+        7,
+        3,
+        "laptop",
+        "probe",
+        False,
+    )

@@ -1,0 +1,175 @@
+"""A step Stripe refused, or never received, gives its claim back: the milestone returns to where it was.
+
+The rules (payments/services/milestones.py, docs/payments.md): a call that never reached Stripe
+(`sent=False`) or that Stripe refused gives the claim back in a transaction of its own; a refusal
+counts as an attempt and is noted on the milestone's history, and where money is held, staff are
+told. A call that may have reached Stripe (`sent=True`) keeps its claim for the sweep.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from marketplace.models import Notification
+from payments import gateway, services
+from payments.errors import PaymentRefused, PaymentsUnavailable
+from payments.models import LedgerTransaction, Milestone, MilestoneEvent
+from payments.selectors import ledger_problems
+from tests.payments.helpers import engagement, funded, milestone
+
+pytestmark = pytest.mark.django_db
+
+
+@contextmanager
+def stripe_fails(operation: str, error: Exception) -> Iterator[None]:
+    """`gateway.<operation>` raises `error` instead of calling the Stripe double."""
+    real = getattr(gateway, operation)
+
+    async def failing(*args, **kwargs):
+        raise error
+
+    setattr(gateway, operation, failing)
+    try:
+        yield
+    finally:
+        setattr(gateway, operation, real)
+
+
+def last_move(work: Milestone) -> tuple[str, str, str]:
+    event = MilestoneEvent.objects.filter(milestone=work).latest("pk")
+    return event.from_status, event.to_status, event.note
+
+
+def alerts(event: str) -> list[dict]:
+    return list(Notification.objects.filter(event=event).values_list("payload", flat=True))
+
+
+# --- funding -------------------------------------------------------------------------------------
+
+
+def test_a_funding_stripe_never_received_goes_back_to_draft_without_counting_an_attempt(rubric, stripe_settings):
+    made = engagement()
+    draft = milestone(made)
+
+    with stripe_fails("create_payment_intent", PaymentsUnavailable(sent=False)), pytest.raises(PaymentsUnavailable):
+        services.milestone_fund(client=made.client, milestone_id=draft.pk)
+
+    back = Milestone.objects.get(pk=draft.pk)
+    assert (back.status, back.step_attempt, back.step_claimed_at, back.payment_intent_id) == ("draft", 0, None, "")
+    assert last_move(back) == ("funding", "draft", "")
+    assert services.milestone_fund(client=made.client, milestone_id=draft.pk).status == "awaiting_funding"
+
+
+def test_a_refused_funding_goes_back_to_draft_as_one_attempt_noted_as_refused(rubric, stripe_settings):
+    made = engagement()
+    draft = milestone(made)
+
+    with stripe_fails("create_payment_intent", PaymentRefused("card_declined")), pytest.raises(PaymentRefused):
+        services.milestone_fund(client=made.client, milestone_id=draft.pk)
+
+    back = Milestone.objects.get(pk=draft.pk)
+    assert (back.status, back.step_attempt, back.step_claimed_at) == ("draft", 1, None)
+    assert last_move(back) == ("funding", "draft", "Stripe refused")
+    retried = services.milestone_fund(client=made.client, milestone_id=draft.pk)
+    assert retried.status == "awaiting_funding"
+    assert retried.payment_intent_id  # a new attempt, a new idempotency key: Stripe made the PaymentIntent
+
+
+def test_a_funding_that_may_have_reached_stripe_keeps_its_claim_for_the_sweep(rubric, stripe_settings):
+    made = engagement()
+    draft = milestone(made)
+
+    with stripe_fails("create_payment_intent", PaymentsUnavailable(sent=True)), pytest.raises(PaymentsUnavailable):
+        services.milestone_fund(client=made.client, milestone_id=draft.pk)
+
+    kept = Milestone.objects.get(pk=draft.pk)
+    assert (kept.status, kept.step_attempt) == ("funding", 0)
+    assert kept.step_claimed_at is not None
+
+
+# --- a client's refund -----------------------------------------------------------------------------
+
+
+def test_a_refund_stripe_never_received_goes_back_to_funded_and_tells_nobody(client, rubric, stripe_settings, staff):
+    made = engagement()
+    paid = funded(stripe_settings, client, made)
+
+    with stripe_fails("create_refund", PaymentsUnavailable(sent=False)), pytest.raises(PaymentsUnavailable):
+        services.milestone_refund(client=made.client, milestone_id=paid.pk)
+
+    back = Milestone.objects.get(pk=paid.pk)
+    assert (back.status, back.step_attempt, back.step_claimed_at, back.refund_id) == ("funded", 0, None, "")
+    assert last_move(back) == ("refunding", "funded", "")
+    assert alerts("milestone.refund_refused") == []
+    assert list(LedgerTransaction.objects.filter(milestone=paid).values_list("kind", flat=True)) == ["fund"]
+
+
+def test_a_refused_refund_goes_back_to_funded_as_one_attempt_and_tells_staff(client, rubric, stripe_settings, staff):
+    made = engagement()
+    paid = funded(stripe_settings, client, made)
+
+    with stripe_fails("create_refund", PaymentRefused("charge_disputed")), pytest.raises(PaymentRefused):
+        services.milestone_refund(client=made.client, milestone_id=paid.pk)
+
+    back = Milestone.objects.get(pk=paid.pk)
+    assert (back.status, back.step_attempt, back.step_claimed_at) == ("funded", 1, None)
+    assert last_move(back) == ("refunding", "funded", "Stripe refused the Refund: charge_disputed")
+    assert alerts("milestone.refund_refused") == [
+        {"milestone_id": paid.pk, "reason": "Stripe refused the Refund: charge_disputed"}
+    ]
+    refunded = services.milestone_refund(client=made.client, milestone_id=paid.pk)
+    assert refunded.status == "refunded"
+    assert ledger_problems() == []
+
+
+# --- a staff settlement ------------------------------------------------------------------------------
+
+
+def _disputed(stripe_settings, client) -> tuple[Milestone, object]:
+    made = engagement()
+    paid = funded(stripe_settings, client, made)
+    services.milestone_submit(engineer=made.engineer, milestone_id=paid.pk)
+    services.milestone_dispute(user=made.client, milestone_id=paid.pk, reason="half done")
+    return paid, made
+
+
+def test_a_refused_settlement_goes_back_to_disputed_forgets_the_split_and_tells_staff(
+    client, rubric, stripe_settings, staff
+):
+    paid, _ = _disputed(stripe_settings, client)
+
+    with stripe_fails("create_refund", PaymentRefused("charge_disputed")), pytest.raises(PaymentRefused):
+        services.milestone_settle(staff=staff, milestone_id=paid.pk, engineer_share_minor=0)
+
+    back = Milestone.objects.get(pk=paid.pk)
+    assert (back.status, back.step_attempt, back.settle_share_minor, back.step_claimed_at) == (
+        "disputed",
+        1,
+        None,
+        None,
+    )
+    assert last_move(back) == ("settling", "disputed", "Stripe refused: charge_disputed")
+    assert alerts("milestone.settle_refused") == [
+        {"milestone_id": paid.pk, "reason": "Stripe refused: charge_disputed"}
+    ]
+    settled = services.milestone_settle(staff=staff, milestone_id=paid.pk, engineer_share_minor=0)
+    assert settled.status == "refunded"
+    assert ledger_problems() == []
+
+
+def test_a_settlement_whose_transfer_went_through_keeps_settling_when_the_refund_is_refused(
+    client, rubric, stripe_settings, staff
+):
+    paid, _ = _disputed(stripe_settings, client)
+
+    with stripe_fails("create_refund", PaymentRefused("charge_disputed")), pytest.raises(PaymentRefused):
+        services.milestone_settle(staff=staff, milestone_id=paid.pk, engineer_share_minor=30_000)
+
+    kept = Milestone.objects.get(pk=paid.pk)
+    # The engineer's share left escrow: the split cannot be taken back, so staff finish it.
+    assert (kept.status, kept.settle_share_minor, kept.step_attempt) == ("settling", 30_000, 0)
+    assert kept.transfer_id
+    assert alerts("milestone.settle_refused") == [
+        {"milestone_id": paid.pk, "reason": "Stripe refused: charge_disputed"}
+    ]
