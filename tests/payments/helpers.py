@@ -28,11 +28,16 @@ def engagement(*, onboarded: bool = True, client: User | None = None, engineer: 
         hours_per_week=20,
     )
     if onboarded:
-        url = services.payout_onboarding_start(engineer=engineer, return_url="http://127.0.0.1:8000/")
-        httpx.get(url, timeout=5)  # the engineer finishes onboarding at "Stripe"
-        account = PayoutAccount.objects.get(engineer=engineer)
-        services.payout_account_sync(stripe_account_id=account.stripe_account_id)
+        onboard(engineer)
     return made
+
+
+def onboard(engineer: User) -> None:
+    """The engineer finishes Stripe's onboarding; their payouts are enabled."""
+    url = services.payout_onboarding_start(engineer=engineer, return_url="http://127.0.0.1:8000/")
+    httpx.get(url, timeout=5)  # the engineer finishes onboarding at "Stripe"
+    account = PayoutAccount.objects.get(engineer=engineer)
+    services.payout_account_sync(stripe_account_id=account.stripe_account_id)
 
 
 def milestone(made: Engagement, amount: int = 50_000) -> Milestone:
