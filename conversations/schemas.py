@@ -2,11 +2,11 @@ from datetime import datetime
 from typing import Any
 
 from ninja import Schema
-from pydantic import Field
+from pydantic import AliasPath, Field, field_validator
 
 from conversations.models import MessageKind
 from marketplace.notifications.schemas import EventPayloadOut
-from marketplace.schemas import BodyCursor, Cursor, QueryIn, StrictIn
+from marketplace.schemas import BodyCursor, Cursor, QueryIn, RowOut, StrictIn
 
 
 class MessageOut(Schema):
@@ -38,24 +38,20 @@ class ReadOut(Schema):
     up_to: int
 
 
-class ConversationOut(Schema):
+class ConversationOut(RowOut):
     id: int
     request_id: int
-    request_title: str
+    request_title: str = Field(validation_alias=AliasPath("request", "title"))
     client_id: int
     engineer_id: int
     last_seq: int
     last_message_at: datetime | None
-    last_message: str | None
+    last_message: str | None = Field(description="The last message's text; `(event)` for a system message.")
     unread: int
 
-    @staticmethod
-    def resolve_request_title(obj: Any) -> str:
-        return str(obj.request.title)
-
-    @staticmethod
-    def resolve_last_message(obj: Any) -> str | None:
-        last = obj.last_message
+    @field_validator("last_message", mode="before")
+    @classmethod
+    def _preview(cls, last: Any) -> str | None:
         if last is None:
             return None
         return str(last.body) if last.kind == "text" else "(event)"

@@ -12,6 +12,7 @@ from marketplace.schemas import (
     Id,
     PatchIn,
     PositiveMinorUnits,
+    RowOut,
     SaneDate,
     Skill,
     StrictIn,
@@ -90,7 +91,7 @@ class ClockOut(Schema):
     )
 
 
-class RequestOut(Schema):
+class RequestOut(RowOut):
     id: int
     title: str
     description: str
@@ -114,33 +115,33 @@ class RequestDetailOut(RequestOut):
     clock: ClockOut
 
 
-class SkillsFitOut(Schema):
+class SkillsFitOut(RowOut):
     score_bp: int
     required_vetted: list[str] = Field(description="Must-have skills the engineer's vetting assessed.")
     required_declared: list[str] = Field(description="Must-have skills the engineer only declared.")
     nice_matched: list[str]
 
 
-class VettingFitOut(Schema):
+class VettingFitOut(RowOut):
     score_bp: int
     level: Level
 
 
-class TimeZoneFitOut(Schema):
+class TimeZoneFitOut(RowOut):
     score_bp: int
     gap_minutes: int = Field(description="Minutes between the engineer's and the request's time zones.")
 
 
-class RateFitOut(Schema):
+class RateFitOut(RowOut):
     score_bp: int
     hourly_rate_minor: int
 
 
-class FitOut(Schema):
+class FitOut(RowOut):
     score_bp: int
 
 
-class BreakdownOut(Schema):
+class BreakdownOut(RowOut):
     """Why an engineer ranked where they did: each factor's score in basis points (0-10,000) and its weight."""
 
     weights: dict[str, int] = Field(
@@ -177,7 +178,7 @@ class MatchOut(Schema):
         return invitation.engineer_id if invitation.status == InvitationStatus.ACCEPTED else None
 
 
-class ShortlistEntryOut(Schema):
+class ShortlistEntryOut(RowOut):
     invitation_id: int = Field(validation_alias="pk")
     accepted_at: datetime | None = Field(validation_alias="responded_at")
     score_bp: int

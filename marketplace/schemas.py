@@ -28,6 +28,7 @@ from ninja import Schema
 from pydantic import (
     AfterValidator,
     AwareDatetime,
+    BaseModel,
     ConfigDict,
     Field,
     StrictInt,
@@ -61,6 +62,17 @@ def refuse_unstorable(value: Any) -> None:
         for key, item in value.items():
             refuse_unstorable(key)
             refuse_unstorable(item)
+
+
+class RowOut(BaseModel):
+    """An output schema read straight from a model's attributes, for rows a list endpoint sends by the page.
+
+    ninja's `Schema` reads every attribute through its `DjangoGetter` (for `resolve_*` methods and dotted
+    aliases): 509 µs for a page of 20 requests, against 143 µs through pydantic's own `from_attributes`
+    (docs/benchmarks.md, "API speed"). A schema that needs a resolver stays a `Schema`.
+    """
+
+    model_config = ConfigDict(from_attributes=True)
 
 
 class StrictIn(Schema):

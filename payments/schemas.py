@@ -13,6 +13,7 @@ from marketplace.schemas import (
     PositiveMinorUnits,
     QueryIn,
     ReturnUrl,
+    RowOut,
     SaneDate,
     SaneMoment,
     StrictIn,
@@ -41,7 +42,7 @@ class MilestoneIn(StrictIn):
     due_date: SaneDate
 
 
-class MilestoneOut(Schema):
+class MilestoneOut(RowOut):
     id: int
     engagement_id: int
     title: str

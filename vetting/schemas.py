@@ -5,7 +5,7 @@ from ninja import Schema
 from pydantic import Field, StrictInt
 
 from marketplace.levels import Level
-from marketplace.schemas import Id, StrictIn, WebUrl
+from marketplace.schemas import Id, RowOut, StrictIn, WebUrl
 from vetting.models import ApplicationStatus
 
 
@@ -53,7 +53,7 @@ class MyApplicationOut(Schema):
         }
 
 
-class CategoryScoreOut(Schema):
+class CategoryScoreOut(RowOut):
     key: str
     name: str
     score_bp: int
@@ -68,7 +68,7 @@ class VettedStatusOut(Schema):
     expires_at: datetime
 
 
-class EngineerCardOut(Schema):
+class EngineerCardOut(RowOut):
     engineer_id: int
     full_name: str
     headline: str
