@@ -67,6 +67,15 @@ def funded(run, http_client, made: Engagement, amount: int = 50_000) -> Mileston
     return created
 
 
+def disputed(run, http_client, made: Engagement, amount: int = 50_000) -> Milestone:
+    """A milestone funded, submitted, then disputed by its client: staff settle it."""
+    paid = funded(run, http_client, made, amount)
+    services.milestone_submit(engineer=made.engineer, milestone_id=paid.pk)
+    services.milestone_dispute(user=made.client, milestone_id=paid.pk, reason="half done")
+    paid.refresh_from_db()
+    return paid
+
+
 # --- hourly engagements -----------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ from payments import gateway, services
 from payments.errors import PaymentRefused, PaymentsUnavailable
 from payments.models import LedgerTransaction, Milestone, MilestoneEvent
 from payments.selectors import ledger_problems
-from tests.payments.helpers import engagement, funded, milestone
+from tests.payments.helpers import disputed, engagement, funded, milestone
 
 pytestmark = pytest.mark.django_db
 
@@ -41,6 +41,10 @@ def last_move(work: Milestone) -> tuple[str, str, str]:
     return event.from_status, event.to_status, event.note
 
 
+def asked_stripe_under(run, key: str) -> bool:
+    return key in run.double.idempotency
+
+
 def alerts(event: str) -> list[dict]:
     return list(Notification.objects.filter(event=event).values_list("payload", flat=True))
 
@@ -48,32 +52,31 @@ def alerts(event: str) -> list[dict]:
 # --- funding -------------------------------------------------------------------------------------
 
 
-def test_a_funding_stripe_never_received_goes_back_to_draft_without_counting_an_attempt(rubric, stripe_settings):
+@pytest.mark.parametrize(
+    ("error", "attempts", "note"),
+    [(PaymentsUnavailable(sent=False), 0, ""), (PaymentRefused("card_declined"), 1, "Stripe refused")],
+    ids=["never-received", "refused"],
+)
+def test_a_failed_funding_goes_back_to_draft_and_a_refusal_counts_as_an_attempt(
+    rubric, stripe_settings, error, attempts, note
+):
     made = engagement()
     draft = milestone(made)
 
-    with stripe_fails("create_payment_intent", PaymentsUnavailable(sent=False)), pytest.raises(PaymentsUnavailable):
+    with stripe_fails("create_payment_intent", error), pytest.raises(type(error)):
         services.milestone_fund(client=made.client, milestone_id=draft.pk)
 
     back = Milestone.objects.get(pk=draft.pk)
-    assert (back.status, back.step_attempt, back.step_claimed_at, back.payment_intent_id) == ("draft", 0, None, "")
-    assert last_move(back) == ("funding", "draft", "")
-    assert services.milestone_fund(client=made.client, milestone_id=draft.pk).status == "awaiting_funding"
-
-
-def test_a_refused_funding_goes_back_to_draft_as_one_attempt_noted_as_refused(rubric, stripe_settings):
-    made = engagement()
-    draft = milestone(made)
-
-    with stripe_fails("create_payment_intent", PaymentRefused("card_declined")), pytest.raises(PaymentRefused):
-        services.milestone_fund(client=made.client, milestone_id=draft.pk)
-
-    back = Milestone.objects.get(pk=draft.pk)
-    assert (back.status, back.step_attempt, back.step_claimed_at) == ("draft", 1, None)
-    assert last_move(back) == ("funding", "draft", "Stripe refused")
+    assert (back.status, back.step_attempt, back.step_claimed_at, back.payment_intent_id) == (
+        "draft",
+        attempts,
+        None,
+        "",
+    )
+    assert last_move(back) == ("funding", "draft", note)
     retried = services.milestone_fund(client=made.client, milestone_id=draft.pk)
     assert retried.status == "awaiting_funding"
-    assert retried.payment_intent_id  # a new attempt, a new idempotency key: Stripe made the PaymentIntent
+    assert asked_stripe_under(stripe_settings, f"milestone-{draft.pk}-fund-{attempts}")
 
 
 def test_a_funding_that_may_have_reached_stripe_keeps_its_claim_for_the_sweep(rubric, stripe_settings):
@@ -126,23 +129,19 @@ def test_a_refused_refund_goes_back_to_funded_as_one_attempt_and_tells_staff(cli
 # --- a staff settlement ------------------------------------------------------------------------------
 
 
-def _disputed(stripe_settings, client) -> tuple[Milestone, object]:
-    made = engagement()
-    paid = funded(stripe_settings, client, made)
-    services.milestone_submit(engineer=made.engineer, milestone_id=paid.pk)
-    services.milestone_dispute(user=made.client, milestone_id=paid.pk, reason="half done")
-    return paid, made
+def refused_settlement(run, client, staff, engineer_share_minor: int) -> Milestone:
+    """A disputed milestone whose settlement Stripe refused at the Refund; as stored afterwards."""
+    paid = disputed(run, client, engagement())
+    with stripe_fails("create_refund", PaymentRefused("charge_disputed")), pytest.raises(PaymentRefused):
+        services.milestone_settle(staff=staff, milestone_id=paid.pk, engineer_share_minor=engineer_share_minor)
+    return Milestone.objects.get(pk=paid.pk)
 
 
 def test_a_refused_settlement_goes_back_to_disputed_forgets_the_split_and_tells_staff(
     client, rubric, stripe_settings, staff
 ):
-    paid, _ = _disputed(stripe_settings, client)
+    back = refused_settlement(stripe_settings, client, staff, engineer_share_minor=0)
 
-    with stripe_fails("create_refund", PaymentRefused("charge_disputed")), pytest.raises(PaymentRefused):
-        services.milestone_settle(staff=staff, milestone_id=paid.pk, engineer_share_minor=0)
-
-    back = Milestone.objects.get(pk=paid.pk)
     assert (back.status, back.step_attempt, back.settle_share_minor, back.step_claimed_at) == (
         "disputed",
         1,
@@ -151,9 +150,9 @@ def test_a_refused_settlement_goes_back_to_disputed_forgets_the_split_and_tells_
     )
     assert last_move(back) == ("settling", "disputed", "Stripe refused: charge_disputed")
     assert alerts("milestone.settle_refused") == [
-        {"milestone_id": paid.pk, "reason": "Stripe refused: charge_disputed"}
+        {"milestone_id": back.pk, "reason": "Stripe refused: charge_disputed"}
     ]
-    settled = services.milestone_settle(staff=staff, milestone_id=paid.pk, engineer_share_minor=0)
+    settled = services.milestone_settle(staff=staff, milestone_id=back.pk, engineer_share_minor=0)
     assert settled.status == "refunded"
     assert ledger_problems() == []
 
@@ -161,15 +160,11 @@ def test_a_refused_settlement_goes_back_to_disputed_forgets_the_split_and_tells_
 def test_a_settlement_whose_transfer_went_through_keeps_settling_when_the_refund_is_refused(
     client, rubric, stripe_settings, staff
 ):
-    paid, _ = _disputed(stripe_settings, client)
+    kept = refused_settlement(stripe_settings, client, staff, engineer_share_minor=30_000)
 
-    with stripe_fails("create_refund", PaymentRefused("charge_disputed")), pytest.raises(PaymentRefused):
-        services.milestone_settle(staff=staff, milestone_id=paid.pk, engineer_share_minor=30_000)
-
-    kept = Milestone.objects.get(pk=paid.pk)
     # The engineer's share left escrow: the split cannot be taken back, so staff finish it.
     assert (kept.status, kept.settle_share_minor, kept.step_attempt) == ("settling", 30_000, 0)
     assert kept.transfer_id
     assert alerts("milestone.settle_refused") == [
-        {"milestone_id": paid.pk, "reason": "Stripe refused: charge_disputed"}
+        {"milestone_id": kept.pk, "reason": "Stripe refused: charge_disputed"}
     ]

@@ -14,7 +14,7 @@ import pytest
 from payments import services
 from payments.models import Milestone, MilestoneEvent, PayoutAccount
 from payments.services import ledger
-from tests.payments.helpers import engagement, funded, milestone
+from tests.payments.helpers import disputed, engagement, funded, milestone
 
 pytestmark = pytest.mark.django_db
 
@@ -33,19 +33,11 @@ def notes(work: Milestone) -> list[tuple[str, str]]:
     return list(MilestoneEvent.objects.filter(milestone=work).order_by("pk").values_list("to_status", "note"))
 
 
-def _disputed(run, client) -> tuple[Milestone, object]:
-    made = engagement()
-    paid = funded(run, client, made)
-    services.milestone_submit(engineer=made.engineer, milestone_id=paid.pk)
-    services.milestone_dispute(user=made.client, milestone_id=paid.pk, reason="half done")
-    paid.refresh_from_db()
-    return paid, made
-
-
 def test_a_split_settlement_transfers_the_share_less_the_fee_from_its_charge_and_refunds_the_rest(
     client, rubric, stripe_settings, staff
 ):
-    paid, made = _disputed(stripe_settings, client)
+    made = engagement()
+    paid = disputed(stripe_settings, client, made)
     destination = PayoutAccount.objects.get(engineer=made.engineer).stripe_account_id
 
     settled = services.milestone_settle(staff=staff, milestone_id=paid.pk, engineer_share_minor=30_000)
@@ -72,7 +64,7 @@ def test_a_split_settlement_transfers_the_share_less_the_fee_from_its_charge_and
 
 
 def test_a_settlement_all_to_the_client_is_one_refund_and_no_transfer(client, rubric, stripe_settings, staff):
-    paid, _ = _disputed(stripe_settings, client)
+    paid = disputed(stripe_settings, client, engagement())
 
     settled = services.milestone_settle(staff=staff, milestone_id=paid.pk, engineer_share_minor=0)
 
@@ -90,7 +82,7 @@ def test_a_settlement_all_to_the_client_is_one_refund_and_no_transfer(client, ru
 
 
 def test_a_settlement_all_to_the_engineer_is_one_transfer_and_no_refund(client, rubric, stripe_settings, staff):
-    paid, _ = _disputed(stripe_settings, client)
+    paid = disputed(stripe_settings, client, engagement())
 
     settled = services.milestone_settle(staff=staff, milestone_id=paid.pk, engineer_share_minor=50_000)
 
