@@ -3,7 +3,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import QuerySet
 
 from accounts.models import ApiToken, ClientProfile, EngineerProfile, User
-from marketplace.rows import Columns
+from marketplace.rows import Columns, per_vendor
 
 # `GET /api/me` and every login answer with these: written out once, as the token lookup is
 # (marketplace.rows; docs/benchmarks.md, "API speed"). The QuerySet it stands for:
@@ -13,14 +13,17 @@ _CLIENT_PROFILE = Columns(ClientProfile, "cp")
 _ENGINEER_PROFILE = Columns(EngineerProfile, "ep")
 
 
+@per_vendor
 def _user_with_profiles_sql(connection: BaseDatabaseWrapper) -> str:
+    user, client, engineer = _USER, _CLIENT_PROFILE, _ENGINEER_PROFILE
     return (
-        f"SELECT {_USER.select(connection)}, {_CLIENT_PROFILE.select(connection)},"  # noqa: S608 - names from the models
-        f" {_ENGINEER_PROFILE.select(connection)}"
-        f" FROM {User._meta.db_table} u"
-        f" LEFT JOIN {ClientProfile._meta.db_table} cp ON cp.user_id = u.id"
-        f" LEFT JOIN {EngineerProfile._meta.db_table} ep ON ep.user_id = u.id"
-        " WHERE u.id = %s"
+        f"SELECT {user.select(connection)}, {client.select(connection)}, {engineer.select(connection)}"  # noqa: S608 - names from the models, quoted
+        f" FROM {user.table(connection)}"
+        f" LEFT JOIN {client.table(connection)}"
+        f" ON {client.column(connection, 'user')} = {user.column(connection, 'id')}"
+        f" LEFT JOIN {engineer.table(connection)}"
+        f" ON {engineer.column(connection, 'user')} = {user.column(connection, 'id')}"
+        f" WHERE {user.column(connection, 'id')} = %s"
     )
 
 
@@ -33,9 +36,10 @@ def user_with_profiles(*, user_id: int) -> User:
     with connection.cursor() as cursor:
         cursor.execute(_user_with_profiles_sql(connection), [user_id])
         row = cursor.fetchone()
-    user = _USER.build(row, connection) if row is not None else None
-    if user is None:
+    if row is None:
         raise User.DoesNotExist(f"No user {user_id}.")
+    user = _USER.build(row, connection)
+    assert user is not None  # noqa: S101 - the row is the user's, found by its primary key
     rest = row[len(_USER) :]
     for relation, columns in (("client_profile", _CLIENT_PROFILE), ("engineer_profile", _ENGINEER_PROFILE)):
         profile = columns.build(rest, connection)

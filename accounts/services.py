@@ -18,7 +18,7 @@ from accounts.errors import EmailTaken, InvalidProfile, ProfileNotFound, TokenNo
 from accounts.models import ApiToken, ClientProfile, EngineerProfile, Role, User
 from marketplace.notifications import notify_user
 from marketplace.realtime import credentials_ended
-from marketplace.rows import Columns
+from marketplace.rows import Columns, per_vendor
 from marketplace.schemas import SUPPORTED_CURRENCIES
 from marketplace.skills import normalize_skills
 from marketplace.timezones import is_time_zone, utc_offset_minutes
@@ -135,11 +135,15 @@ _TOKEN_COLUMNS = Columns(ApiToken, "t")
 _USER_COLUMNS = Columns(User, "u")
 
 
+@per_vendor
 def _token_with_user_sql(connection: BaseDatabaseWrapper) -> str:
+    token, user = _TOKEN_COLUMNS, _USER_COLUMNS
     return (
-        f"SELECT {_TOKEN_COLUMNS.select(connection)}, {_USER_COLUMNS.select(connection)}"  # noqa: S608 - names from the models
-        f" FROM {ApiToken._meta.db_table} t JOIN {User._meta.db_table} u ON u.id = t.user_id"
-        " WHERE t.digest = %s AND t.revoked_at IS NULL AND u.is_active"
+        f"SELECT {token.select(connection)}, {user.select(connection)}"  # noqa: S608 - names from the models, quoted
+        f" FROM {token.table(connection)} JOIN {user.table(connection)}"
+        f" ON {user.column(connection, 'id')} = {token.column(connection, 'user')}"
+        f" WHERE {token.column(connection, 'digest')} = %s AND {token.column(connection, 'revoked_at')} IS NULL"
+        f" AND {user.column(connection, 'is_active')}"
     )
 
 
@@ -158,8 +162,9 @@ def api_token_find(raw_token: str) -> ApiToken | None:
         return None
     token = _TOKEN_COLUMNS.build(row, connection)
     user = _USER_COLUMNS.build(row[len(_TOKEN_COLUMNS) :], connection)
-    if token is None or user is None:  # both are joined on NOT NULL keys; this only narrows the types
-        return None
+    # An inner join: both primary keys are in the row.
+    assert token is not None  # noqa: S101
+    assert user is not None  # noqa: S101
     token.user = user
     now = timezone.now()
     # One write a minute at most, not one per request.

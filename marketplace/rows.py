@@ -1,22 +1,32 @@
 """Model instances from a hand-written SELECT, for the few statements every request runs.
 
-The ORM's Python costs more than PostgreSQL's answer on a one-row read: building and compiling
-`User.objects.select_related("client_profile", "engineer_profile").get(pk=...)` takes about
-0.8 ms, the database 0.1 ms (docs/benchmarks.md, "API speed"). The statements that run on every
-authenticated request are therefore written out once, and their rows become model instances here,
-through the same converters the ORM applies (SQLite's naive datetimes become aware, as they do
-through a QuerySet). Everything else reads through the ORM.
+The ORM's Python costs more than PostgreSQL's answer on a one-row read: reading a user with both
+profiles through `select_related(...).get(pk=...)` took 953 µs here, the same row through a cursor
+177 µs (docs/benchmarks.md, "API speed"). The statements on every request's path are therefore
+written out once, and their rows become model instances here, through the converters the ORM
+applies (SQLite's naive datetimes become aware, as they do through a QuerySet). Everything else
+reads through the ORM.
 
-    user = Columns(User, "u")
-    profile = Columns(ClientProfile, "cp")
-    sql = f"SELECT {user.select(connection)}, {profile.select(connection)} FROM ... u LEFT JOIN ... cp ..."
+    user, profile = Columns(User, "u"), Columns(ClientProfile, "cp")
+
+    @per_vendor
+    def user_sql(connection):
+        return (
+            f"SELECT {user.select(connection)}, {profile.select(connection)} FROM {user.table(connection)}"
+            f" LEFT JOIN {profile.table(connection)}"
+            f" ON {profile.column(connection, 'user')} = {user.column(connection, 'id')}"
+            f" WHERE {user.column(connection, 'id')} = %s"
+        )
+
     row = cursor.fetchone()
-    found_user = user.build(row, connection)            # the first len(user) values
-    found_profile = profile.build(row[len(user):], connection)   # None where the LEFT JOIN found nothing
+    found = user.build(row, connection)                             # the first len(user) values
+    found_profile = profile.build(row[len(user):], connection)       # None where the LEFT JOIN found nothing
 
 A test per statement checks that it reads what the equivalent QuerySet reads.
 """
 
+import functools
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,19 +44,17 @@ class Columns[M: models.Model]:
         self.alias = alias
         self.fields: list[models.Field[Any, Any]] = list(model._meta.concrete_fields)
         self.attnames = [field.attname for field in self.fields]
-        self._converters: dict[str, list[tuple[int, list[Converter], Any]]] = {}
-        self._select: dict[str, str] = {}
+        # Per connection object: the backend's converters are methods bound to the connection they came from.
+        self._converters: weakref.WeakKeyDictionary[BaseDatabaseWrapper, list[tuple[int, list[Converter], Any]]]
+        self._converters = weakref.WeakKeyDictionary()
 
     def __len__(self) -> int:
         return len(self.fields)
 
     def select(self, connection: BaseDatabaseWrapper) -> str:
         """The SELECT list for these columns: `"u"."id", "u"."email", ...` (quoted for `connection`)."""
-        if connection.vendor not in self._select:
-            quote = connection.ops.quote_name
-            listed = ", ".join(f"{quote(self.alias)}.{quote(str(field.column))}" for field in self.fields)
-            self._select[connection.vendor] = listed
-        return self._select[connection.vendor]
+        quote = connection.ops.quote_name
+        return ", ".join(f"{quote(self.alias)}.{quote(str(field.column))}" for field in self.fields)
 
     def build(self, values: Sequence[Any], connection: BaseDatabaseWrapper) -> M | None:
         """The instance whose columns open `values`, as the ORM would build it; None when its primary key is NULL.
@@ -66,13 +74,40 @@ class Columns[M: models.Model]:
         return self.model.from_db(connection.alias, self.attnames, converted)
 
     def _converters_for(self, connection: BaseDatabaseWrapper) -> list[tuple[int, list[Converter], Any]]:
-        # Worked out once per connection alias: the same lists the SQL compiler builds for each query.
-        if connection.alias not in self._converters:
+        # The lists the SQL compiler builds for each query, worked out once per connection.
+        found = self._converters.get(connection)
+        if found is None:
             found = []
             for index, field in enumerate(self.fields):
                 column = field.get_col(self.alias)
                 converters = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
                 if converters:
                     found.append((index, converters, column))
-            self._converters[connection.alias] = found
-        return self._converters[connection.alias]
+            self._converters[connection] = found
+        return found
+
+    def table(self, connection: BaseDatabaseWrapper) -> str:
+        """`"table" "alias"`, for a FROM or JOIN clause."""
+        quote = connection.ops.quote_name
+        return f"{quote(self.model._meta.db_table)} {quote(self.alias)}"
+
+    def column(self, connection: BaseDatabaseWrapper, name: str) -> str:
+        """`"alias"."column"` of the field `name` (a field name: `user` gives its `user_id` column)."""
+        quote = connection.ops.quote_name
+        field = self.model._meta.get_field(name)
+        if not isinstance(field, models.Field):
+            raise TypeError(f"{self.model.__name__}.{name} is not a column")
+        return f"{quote(self.alias)}.{quote(str(field.column))}"
+
+
+def per_vendor(build: Callable[[BaseDatabaseWrapper], str]) -> Callable[[BaseDatabaseWrapper], str]:
+    """`build(connection)`, a written-out statement's SQL, worked out once per database vendor."""
+    built: dict[str, str] = {}
+
+    @functools.wraps(build)
+    def cached(connection: BaseDatabaseWrapper) -> str:
+        if connection.vendor not in built:
+            built[connection.vendor] = build(connection)
+        return built[connection.vendor]
+
+    return cached

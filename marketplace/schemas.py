@@ -74,6 +74,12 @@ class RowOut(BaseModel):
 
     model_config = ConfigDict(from_attributes=True)
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        resolvers = [name for name in vars(cls) if name.startswith("resolve_")]
+        if resolvers:
+            raise TypeError(f"{cls.__name__}: a RowOut does not run {resolvers}; derive from ninja's Schema instead.")
+
 
 class StrictIn(Schema):
     """A request body: refuses fields it does not list, and unstorable text anywhere in it."""

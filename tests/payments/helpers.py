@@ -3,11 +3,14 @@
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import User
 from hiring_requests.models import Engagement, HiringRequest
-from payments import services
+from payments import gateway, services
+from payments.errors import PaymentsUnavailable
 from payments.models import Milestone, PayoutAccount, Timesheet
 from tests.factories import ClientFactory, vetted_engineer
 from tests.hiring_requests.conftest import request_fields
@@ -74,6 +77,38 @@ def disputed(run, http_client, made: Engagement, amount: int = 50_000) -> Milest
     services.milestone_dispute(user=made.client, milestone_id=paid.pk, reason="half done")
     paid.refresh_from_db()
     return paid
+
+
+def submitted(run, http_client, made: Engagement, amount: int = 50_000) -> Milestone:
+    """A milestone funded and submitted: it waits for the client's review."""
+    work = funded(run, http_client, made, amount)
+    return services.milestone_submit(engineer=made.engineer, milestone_id=work.pk)
+
+
+def stripe_mode(run, mode: str, delay: float = 0) -> None:
+    """How the Stripe double answers from now on: `normal`, or `late` by `delay` seconds (after doing the work)."""
+    httpx.post(f"{run.base}/_test/mode", data={"mode": mode, "delay_seconds": str(delay)}, timeout=5)
+
+
+def after_a_stale_step() -> datetime:
+    """A moment at which a step claimed now counts as abandoned, for the sweep (PAYMENT_STEP_STALE_SECONDS)."""
+    return timezone.now() + timedelta(seconds=settings.PAYMENT_STEP_STALE_SECONDS + 1)
+
+
+def release_times_out(run, http_client, made: Engagement, test_settings) -> Milestone:
+    """Stripe makes the Transfer but answers too late: the release step stays claimed."""
+    work = submitted(run, http_client, made)
+    test_settings.STRIPE_TIMEOUT_SECONDS = 0.3
+    test_settings.STRIPE_RETRY_ATTEMPTS = 1
+    gateway.reset()
+    stripe_mode(run, "late", 1)  # Stripe makes the Transfer at once and answers after we stopped waiting
+    with pytest.raises(PaymentsUnavailable):
+        services.milestone_approve(client=made.client, milestone_id=work.pk)
+    assert len(run.double.objects["transfers"]) == 1
+    stripe_mode(run, "normal")
+    test_settings.STRIPE_TIMEOUT_SECONDS = 10
+    gateway.reset()
+    return Milestone.objects.get(pk=work.pk)
 
 
 # --- hourly engagements -----------------------------------------------------------------------

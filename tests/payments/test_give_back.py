@@ -21,19 +21,20 @@ from tests.payments.helpers import disputed, engagement, funded, milestone
 pytestmark = pytest.mark.django_db
 
 
-@contextmanager
-def stripe_fails(operation: str, error: Exception) -> Iterator[None]:
-    """`gateway.<operation>` raises `error` instead of calling the Stripe double."""
-    real = getattr(gateway, operation)
+@pytest.fixture
+def stripe_fails(monkeypatch):
+    """`with stripe_fails(operation, error):` `gateway.<operation>` raises `error` instead of calling the double."""
 
-    async def failing(*args, **kwargs):
-        raise error
+    @contextmanager
+    def failing(operation: str, error: Exception) -> Iterator[None]:
+        async def fail(*args, **kwargs):
+            raise error
 
-    setattr(gateway, operation, failing)
-    try:
-        yield
-    finally:
-        setattr(gateway, operation, real)
+        with monkeypatch.context() as patch:
+            patch.setattr(gateway, operation, fail)
+            yield
+
+    return failing
 
 
 def last_move(work: Milestone) -> tuple[str, str, str]:
@@ -45,7 +46,7 @@ def asked_stripe_under(run, key: str) -> bool:
     return key in run.double.idempotency
 
 
-def alerts(event: str) -> list[dict]:
+def alerts(event: str) -> list[dict[str, object]]:
     return list(Notification.objects.filter(event=event).values_list("payload", flat=True))
 
 
@@ -58,7 +59,7 @@ def alerts(event: str) -> list[dict]:
     ids=["never-received", "refused"],
 )
 def test_a_failed_funding_goes_back_to_draft_and_a_refusal_counts_as_an_attempt(
-    rubric, stripe_settings, error, attempts, note
+    rubric, stripe_settings, error, attempts, note, stripe_fails
 ):
     made = engagement()
     draft = milestone(made)
@@ -79,7 +80,7 @@ def test_a_failed_funding_goes_back_to_draft_and_a_refusal_counts_as_an_attempt(
     assert asked_stripe_under(stripe_settings, f"milestone-{draft.pk}-fund-{attempts}")
 
 
-def test_a_funding_that_may_have_reached_stripe_keeps_its_claim_for_the_sweep(rubric, stripe_settings):
+def test_a_funding_that_may_have_reached_stripe_keeps_its_claim_for_the_sweep(rubric, stripe_settings, stripe_fails):
     made = engagement()
     draft = milestone(made)
 
@@ -94,7 +95,9 @@ def test_a_funding_that_may_have_reached_stripe_keeps_its_claim_for_the_sweep(ru
 # --- a client's refund -----------------------------------------------------------------------------
 
 
-def test_a_refund_stripe_never_received_goes_back_to_funded_and_tells_nobody(client, rubric, stripe_settings, staff):
+def test_a_refund_stripe_never_received_goes_back_to_funded_and_tells_nobody(
+    client, rubric, stripe_settings, staff, stripe_fails
+):
     made = engagement()
     paid = funded(stripe_settings, client, made)
 
@@ -108,7 +111,9 @@ def test_a_refund_stripe_never_received_goes_back_to_funded_and_tells_nobody(cli
     assert list(LedgerTransaction.objects.filter(milestone=paid).values_list("kind", flat=True)) == ["fund"]
 
 
-def test_a_refused_refund_goes_back_to_funded_as_one_attempt_and_tells_staff(client, rubric, stripe_settings, staff):
+def test_a_refused_refund_goes_back_to_funded_as_one_attempt_and_tells_staff(
+    client, rubric, stripe_settings, staff, stripe_fails
+):
     made = engagement()
     paid = funded(stripe_settings, client, made)
 
@@ -129,7 +134,7 @@ def test_a_refused_refund_goes_back_to_funded_as_one_attempt_and_tells_staff(cli
 # --- a staff settlement ------------------------------------------------------------------------------
 
 
-def refused_settlement(run, client, staff, engineer_share_minor: int) -> Milestone:
+def refused_settlement(run, client, staff, stripe_fails, engineer_share_minor: int) -> Milestone:
     """A disputed milestone whose settlement Stripe refused at the Refund; as stored afterwards."""
     paid = disputed(run, client, engagement())
     with stripe_fails("create_refund", PaymentRefused("charge_disputed")), pytest.raises(PaymentRefused):
@@ -138,9 +143,9 @@ def refused_settlement(run, client, staff, engineer_share_minor: int) -> Milesto
 
 
 def test_a_refused_settlement_goes_back_to_disputed_forgets_the_split_and_tells_staff(
-    client, rubric, stripe_settings, staff
+    client, rubric, stripe_settings, staff, stripe_fails
 ):
-    back = refused_settlement(stripe_settings, client, staff, engineer_share_minor=0)
+    back = refused_settlement(stripe_settings, client, staff, stripe_fails, engineer_share_minor=0)
 
     assert (back.status, back.step_attempt, back.settle_share_minor, back.step_claimed_at) == (
         "disputed",
@@ -158,9 +163,9 @@ def test_a_refused_settlement_goes_back_to_disputed_forgets_the_split_and_tells_
 
 
 def test_a_settlement_whose_transfer_went_through_keeps_settling_when_the_refund_is_refused(
-    client, rubric, stripe_settings, staff
+    client, rubric, stripe_settings, staff, stripe_fails
 ):
-    kept = refused_settlement(stripe_settings, client, staff, engineer_share_minor=30_000)
+    kept = refused_settlement(stripe_settings, client, staff, stripe_fails, engineer_share_minor=30_000)
 
     # The engineer's share left escrow: the split cannot be taken back, so staff finish it.
     assert (kept.status, kept.settle_share_minor, kept.step_attempt) == ("settling", 30_000, 0)
@@ -168,3 +173,70 @@ def test_a_settlement_whose_transfer_went_through_keeps_settling_when_the_refund
     assert alerts("milestone.settle_refused") == [
         {"milestone_id": kept.pk, "reason": "Stripe refused: charge_disputed"}
     ]
+
+
+# --- every refusal is one more attempt, with a key of its own -------------------------------------------
+
+
+def test_each_refusal_of_a_step_is_one_more_attempt(client, rubric, stripe_settings, staff, stripe_fails):
+    made = engagement()
+    draft = milestone(made)
+    paid = funded(stripe_settings, client, made)
+    settled = disputed(stripe_settings, client, made)
+    steps = [
+        ("create_payment_intent", lambda: services.milestone_fund(client=made.client, milestone_id=draft.pk), draft),
+        ("create_refund", lambda: services.milestone_refund(client=made.client, milestone_id=paid.pk), paid),
+        (
+            "create_refund",
+            lambda: services.milestone_settle(staff=staff, milestone_id=settled.pk, engineer_share_minor=0),
+            settled,
+        ),
+    ]
+
+    for operation, step, work in steps:
+        with stripe_fails(operation, PaymentRefused("declined")):
+            for _ in range(2):
+                with pytest.raises(PaymentRefused):
+                    step()
+        assert Milestone.objects.get(pk=work.pk).step_attempt == 2, operation
+
+    assert services.milestone_fund(client=made.client, milestone_id=draft.pk).status == "awaiting_funding"
+    assert asked_stripe_under(stripe_settings, f"milestone-{draft.pk}-fund-2")
+
+
+# --- cancel --------------------------------------------------------------------------------------------
+
+
+def test_a_refused_cancel_goes_back_to_awaiting_funding_and_says_why(rubric, stripe_settings, stripe_fails):
+    made = engagement()
+    created = milestone(made, 20_000)
+    services.milestone_fund(client=made.client, milestone_id=created.pk)
+
+    with stripe_fails("cancel_payment_intent", PaymentRefused("resource_missing")), pytest.raises(PaymentRefused):
+        services.milestone_cancel(client=made.client, milestone_id=created.pk)
+
+    back = Milestone.objects.get(pk=created.pk)
+    assert back.status == "awaiting_funding"
+    assert last_move(back) == ("cancelling", "awaiting_funding", "Stripe refused: resource_missing")
+
+
+# --- a settlement's Transfer is noted once -------------------------------------------------------------
+
+
+def test_a_settlements_transfer_is_noted_once_and_only_while_settling(
+    client, rubric, stripe_settings, staff, stripe_fails
+):
+    from django.db import transaction
+
+    from payments.services.milestones import _settle_note_transfer
+
+    still_disputed = disputed(stripe_settings, client, engagement())
+    settling = refused_settlement(stripe_settings, client, staff, stripe_fails, engineer_share_minor=30_000)
+    first_transfer = settling.transfer_id
+
+    with transaction.atomic():  # the function runs inside an atomic phase, under the row lock
+        _settle_note_transfer(milestone_id=settling.pk, transfer_id="tr_second")
+        _settle_note_transfer(milestone_id=still_disputed.pk, transfer_id="tr_stray")
+
+    assert Milestone.objects.get(pk=settling.pk).transfer_id == first_transfer
+    assert Milestone.objects.get(pk=still_disputed.pk).transfer_id == ""

@@ -1,14 +1,11 @@
 """Stripe slow or down, Idempotency-Key on our API, and who may see which milestone."""
 
 import asyncio
-from datetime import datetime, timedelta
 from functools import partial
 
 import httpx
 import pytest
 from asgiref.sync import async_to_sync
-from django.conf import settings as django_settings
-from django.utils import timezone
 from prometheus_client import REGISTRY
 
 from payments import gateway, services
@@ -18,18 +15,9 @@ from payments.selectors import ledger_problems
 from payments.services import ledger
 from tests.api_calls import post_json
 from tests.factories import ClientFactory, StaffFactory, vetted_engineer
-from tests.payments.helpers import engagement, funded, milestone, pay_at_stripe
+from tests.payments.helpers import after_a_stale_step, engagement, funded, milestone, pay_at_stripe, submitted
 
 pytestmark = pytest.mark.django_db
-
-
-def submitted(run, client, made):
-    paid = funded(run, client, made)
-    return services.milestone_submit(engineer=made.engineer, milestone_id=paid.pk)
-
-
-def _later() -> datetime:
-    return timezone.now() + timedelta(seconds=django_settings.PAYMENT_STEP_STALE_SECONDS + 1)
 
 
 def test_stripe_down_answers_503_and_the_sweep_finishes_the_payout_once(client, rubric, stripe_settings):
@@ -49,8 +37,8 @@ def test_stripe_down_answers_503_and_the_sweep_finishes_the_payout_once(client, 
     assert ledger_problems() == []
 
     httpx.post(f"{stripe_settings.base}/_test/mode", data={"mode": "normal"})
-    assert services.steps_resume(now=_later()) == {"resumed": 1, "failed": 0}
-    assert services.steps_resume(now=_later()) == {"resumed": 0, "failed": 0}
+    assert services.steps_resume(now=after_a_stale_step()) == {"resumed": 1, "failed": 0}
+    assert services.steps_resume(now=after_a_stale_step()) == {"resumed": 0, "failed": 0}
 
     assert Milestone.objects.get(pk=work.pk).status == "released"
     assert len(stripe_settings.double.objects["transfers"]) == 1
@@ -77,7 +65,7 @@ def test_the_breaker_opens_fails_fast_and_recovers(client, rubric, stripe_settin
     httpx.post(f"{stripe_settings.base}/_test/mode", data={"mode": "normal"})
     clock[0] = 2.0
     recovered = post_json(client, f"/api/payments/milestones/{third.pk}/approve")
-    services.steps_resume(now=_later())
+    services.steps_resume(now=after_a_stale_step())
 
     assert failing == [503, 503]
     assert fast.status_code == 503
@@ -106,7 +94,7 @@ def test_a_crash_between_stripes_answer_and_our_write_is_finished_by_the_sweep(
     assert Milestone.objects.get(pk=work.pk).status == "releasing"
     retried = post_as(client, made.client, f"/api/payments/milestones/{work.pk}/approve")
 
-    services.steps_resume(now=_later())
+    services.steps_resume(now=after_a_stale_step())
 
     assert retried.status_code == 409  # the payout is in flight: a second approval cannot start another
     assert Milestone.objects.get(pk=work.pk).status == "released"

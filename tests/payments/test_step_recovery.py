@@ -6,8 +6,6 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from django.conf import settings as django_settings
-from django.utils import timezone
 
 from marketplace.models import IdempotencyRecord
 from payments import gateway, services
@@ -16,46 +14,25 @@ from payments.models import Milestone, PayoutAccount
 from payments.selectors import ledger_problems
 from tests.concurrency import race
 from tests.payments.conftest import deliver_webhooks
-from tests.payments.helpers import engagement, funded, milestone, pay_at_stripe
+from tests.payments.helpers import (
+    after_a_stale_step,
+    engagement,
+    funded,
+    milestone,
+    pay_at_stripe,
+    release_times_out,
+    submitted,
+)
 
 pytestmark = pytest.mark.django_db
 
 
-def _later():
-    return timezone.now() + timedelta(seconds=django_settings.PAYMENT_STEP_STALE_SECONDS + 1)
-
-
-def _mode(run, mode: str, delay: float = 0) -> None:
-    httpx.post(f"{run.base}/_test/mode", data={"mode": mode, "delay_seconds": str(delay)}, timeout=5)
-
-
-def _submitted(run, client, made, amount: int = 50_000) -> Milestone:
-    work = funded(run, client, made, amount)
-    return services.milestone_submit(engineer=made.engineer, milestone_id=work.pk)
-
-
-def _release_times_out(run, client, made, settings) -> Milestone:
-    """Stripe makes the Transfer but answers too late: the step stays claimed."""
-    work = _submitted(run, client, made)
-    settings.STRIPE_TIMEOUT_SECONDS = 0.3
-    settings.STRIPE_RETRY_ATTEMPTS = 1
-    gateway.reset()
-    _mode(run, "late", 1)  # Stripe makes the Transfer at once and answers after we stopped waiting
-    with pytest.raises(PaymentsUnavailable):
-        services.milestone_approve(client=made.client, milestone_id=work.pk)
-    assert len(run.double.objects["transfers"]) == 1
-    _mode(run, "normal")
-    settings.STRIPE_TIMEOUT_SECONDS = 10
-    gateway.reset()
-    return Milestone.objects.get(pk=work.pk)
-
-
 def test_a_replay_sends_what_was_claimed_even_if_the_fee_changed_since(client, rubric, stripe_settings, settings):
     made = engagement()
-    left = _release_times_out(stripe_settings, client, made, settings)
+    left = release_times_out(stripe_settings, client, made, settings)
     settings.PLATFORM_FEE_BP = 500  # changed between the claim and the replay
 
-    services.steps_resume(now=_later())
+    services.steps_resume(now=after_a_stale_step())
 
     transfers = list(stripe_settings.double.objects["transfers"].values())
     assert left.status == "releasing"
@@ -68,10 +45,10 @@ def test_a_replay_pays_the_claimed_destination_even_if_payouts_were_switched_off
     client, rubric, stripe_settings, settings
 ):
     made = engagement()
-    left = _release_times_out(stripe_settings, client, made, settings)
+    left = release_times_out(stripe_settings, client, made, settings)
     PayoutAccount.objects.filter(engineer=made.engineer).update(payouts_enabled=False)
 
-    assert services.steps_resume(now=_later()) == {"resumed": 1, "failed": 0}
+    assert services.steps_resume(now=after_a_stale_step()) == {"resumed": 1, "failed": 0}
 
     assert left.status == "releasing"
     assert Milestone.objects.get(pk=left.pk).status == "released"
@@ -82,11 +59,11 @@ def test_an_idempotency_conflict_at_stripe_is_never_taken_for_nothing_happened(
     client, rubric, stripe_settings, settings, caplog
 ):
     made = engagement()
-    left = _release_times_out(stripe_settings, client, made, settings)
+    left = release_times_out(stripe_settings, client, made, settings)
     Milestone.objects.filter(pk=left.pk).update(step_amount_minor=1)  # a replay that would differ
 
     with caplog.at_level(logging.ERROR):
-        counts = services.steps_resume(now=_later())
+        counts = services.steps_resume(now=after_a_stale_step())
 
     stuck = Milestone.objects.get(pk=left.pk)
     assert counts == {"resumed": 0, "failed": 1}
@@ -97,12 +74,12 @@ def test_an_idempotency_conflict_at_stripe_is_never_taken_for_nothing_happened(
 
 def test_a_stuck_step_alerts_staff_once_not_every_minute(client, rubric, stripe_settings, settings, caplog):
     made = engagement()
-    left = _release_times_out(stripe_settings, client, made, settings)
+    left = release_times_out(stripe_settings, client, made, settings)
     Milestone.objects.filter(pk=left.pk).update(step_amount_minor=1)
 
     with caplog.at_level(logging.ERROR):
         for minutes in range(3):
-            services.steps_resume(now=_later() + timedelta(minutes=minutes))
+            services.steps_resume(now=after_a_stale_step() + timedelta(minutes=minutes))
 
     assert [r.message for r in caplog.records].count("payment_step.stuck") == 1
     assert Milestone.objects.get(pk=left.pk).step_failures == 3
@@ -128,7 +105,7 @@ def test_a_refund_owed_after_a_cancel_survives_an_open_breaker(client, rubric, s
         gateway.create_refund = real_refund
     owed = Milestone.objects.get(pk=created.pk).status
 
-    services.steps_resume(now=_later())
+    services.steps_resume(now=after_a_stale_step())
 
     assert owed == "refunding"  # never given back to "funded": nobody wants this money held
     assert Milestone.objects.get(pk=created.pk).status == "refunded"
@@ -158,7 +135,7 @@ def test_a_cancel_that_never_reached_stripe_is_given_back(client, rubric, stripe
 
 def test_a_refusal_tells_the_client_a_code_not_stripes_internals(client, rubric, stripe_settings):
     made = engagement()
-    work = _submitted(stripe_settings, client, made)
+    work = submitted(stripe_settings, client, made)
     stripe_settings.double.account_balance.clear()
     stripe_settings.double.platform_balance.clear()  # Stripe refuses the Transfer: no funds
     client.force_login(made.client)

@@ -19,13 +19,9 @@ from payments.models import Dispute, LedgerAccount, LedgerTransaction, Milestone
 from payments.selectors import ledger_problems
 from tests.api_calls import post_json
 from tests.payments.conftest import deliver_webhooks
-from tests.payments.helpers import engagement, funded, milestone, pay_at_stripe
+from tests.payments.helpers import engagement, funded, milestone, pay_at_stripe, stripe_mode
 
 pytestmark = pytest.mark.django_db
-
-
-def _mode(run, mode: str) -> None:
-    httpx.post(f"{run.base}/_test/mode", data={"mode": mode}, timeout=5)
 
 
 def _store_webhooks(run, client) -> None:
@@ -176,7 +172,7 @@ def test_an_event_that_failed_while_stripe_was_down_is_retried_until_it_lands(cl
     created.refresh_from_db()
     pay_at_stripe(stripe_settings, created)
     _store_webhooks(stripe_settings, client)
-    _mode(stripe_settings, "down")
+    stripe_mode(stripe_settings, "down")
 
     start = timezone.now()
     with time_machine.travel(start, tick=False) as traveller:
@@ -185,7 +181,7 @@ def test_an_event_that_failed_while_stripe_was_down_is_retried_until_it_lands(cl
             services.stripe_events_retry()
         waiting = StripeEvent.objects.get(type="payment_intent.succeeded")
         still_funding = Milestone.objects.get(pk=created.pk).status
-        _mode(stripe_settings, "normal")
+        stripe_mode(stripe_settings, "normal")
         traveller.shift(timedelta(hours=1))
         gateway.breaker.opened_at = None  # an hour on, the breaker's reset time (monotonic) has long passed
         services.stripe_events_retry()
@@ -207,7 +203,7 @@ def test_a_stuck_event_is_reported_to_staff_once(client, rubric, stripe_settings
     created.refresh_from_db()
     pay_at_stripe(stripe_settings, created)
     _store_webhooks(stripe_settings, client)
-    _mode(stripe_settings, "down")
+    stripe_mode(stripe_settings, "down")
 
     with time_machine.travel(timezone.now() + timedelta(hours=2), tick=False), caplog.at_level(logging.ERROR):
         first = services.stripe_events_retry()

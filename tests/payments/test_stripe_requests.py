@@ -19,7 +19,7 @@ from tests.payments.helpers import disputed, engagement, funded, milestone
 pytestmark = pytest.mark.django_db
 
 
-def asked(run, work: Milestone) -> dict[str, tuple[str, str, dict]]:
+def asked(run, work: Milestone) -> dict[str, tuple[str, str, dict[str, object]]]:
     """Every request the double received under one of `work`'s keys: key -> (method, path, form params)."""
     prefix = f"milestone-{work.pk}-"
     return {

@@ -9,7 +9,7 @@ alerts staff at its first failure, not every minute.
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -17,35 +17,32 @@ from marketplace.models import Notification
 from payments import gateway, services
 from payments.errors import PaymentRefused
 from payments.models import Milestone
-from tests.payments.helpers import engagement, funded, onboard
-from tests.payments.test_step_recovery import _later, _release_times_out
+from tests.payments.helpers import after_a_stale_step, engagement, onboard, release_times_out, submitted
 
 pytestmark = pytest.mark.django_db
 
 
-@contextmanager
-def transfers_refused_for(milestone_id: int) -> Iterator[None]:
-    """Stripe refuses the Transfer of one milestone and makes the others."""
+@pytest.fixture
+def transfers_refused_for(monkeypatch):
+    """`with transfers_refused_for(milestone_id):` Stripe refuses that milestone's Transfer and makes the others."""
     real = gateway.create_transfer
 
-    async def refusing(**params):
-        if params["transfer_group"] == f"milestone-{milestone_id}":
-            raise PaymentRefused("insufficient_funds")
-        return await real(**params)
+    @contextmanager
+    def refusing_one(milestone_id: int) -> Iterator[None]:
+        async def refusing(**params):
+            if params["transfer_group"] == f"milestone-{milestone_id}":
+                raise PaymentRefused("insufficient_funds")
+            return await real(**params)
 
-    gateway.create_transfer = refusing
-    try:
-        yield
-    finally:
-        gateway.create_transfer = real
+        with monkeypatch.context() as patch:
+            patch.setattr(gateway, "create_transfer", refusing)
+            yield
 
-
-def submitted(run, client, made) -> Milestone:
-    paid = funded(run, client, made)
-    return services.milestone_submit(engineer=made.engineer, milestone_id=paid.pk)
+    return refusing_one
 
 
-def after_the_review_window(work: Milestone):
+def after_the_review_window(work: Milestone) -> datetime:
+    assert work.review_deadline is not None  # set when the work is submitted
     return work.review_deadline + timedelta(seconds=1)
 
 
@@ -53,7 +50,7 @@ def test_the_sweep_approves_every_milestone_past_its_review_window_and_counts_ea
     made = engagement()
     first, second = submitted(stripe_settings, client, made), submitted(stripe_settings, client, made)
     waiting = submitted(stripe_settings, client, made)
-    Milestone.objects.filter(pk=waiting.pk).update(review_deadline=second.review_deadline + timedelta(days=1))
+    Milestone.objects.filter(pk=waiting.pk).update(review_deadline=after_the_review_window(second) + timedelta(days=1))
 
     counts = services.payments_sweep(now=after_the_review_window(second))
 
@@ -62,7 +59,9 @@ def test_the_sweep_approves_every_milestone_past_its_review_window_and_counts_ea
     assert statuses == {first.pk: "released", second.pk: "released", waiting.pk: "submitted"}
 
 
-def test_a_refused_approval_does_not_stop_the_sweep_approving_the_next(client, rubric, stripe_settings):
+def test_a_refused_approval_does_not_stop_the_sweep_approving_the_next(
+    client, rubric, stripe_settings, transfers_refused_for
+):
     made = engagement()
     first, second = submitted(stripe_settings, client, made), submitted(stripe_settings, client, made)
 
@@ -87,7 +86,9 @@ def test_the_sweep_never_approves_a_milestone_that_is_not_submitted(client, rubr
     assert Milestone.objects.get(pk=disputed.pk).status == "disputed"
 
 
-def test_the_sweep_releases_every_approved_milestone_once_the_engineer_can_be_paid(client, rubric, stripe_settings):
+def test_the_sweep_releases_every_approved_milestone_once_the_engineer_can_be_paid(
+    client, rubric, stripe_settings, transfers_refused_for
+):
     made = engagement(onboarded=False)
     first, second, third = (submitted(stripe_settings, client, made) for _ in range(3))
     for work in (first, second, third):
@@ -115,7 +116,7 @@ def test_releasing_pending_work_leaves_a_milestone_that_is_not_approved_alone(cl
     assert stripe_settings.double.objects["transfers"] == {}
 
 
-def test_a_refused_pending_release_goes_back_to_approved(client, rubric, stripe_settings):
+def test_a_refused_pending_release_goes_back_to_approved(client, rubric, stripe_settings, transfers_refused_for):
     made = engagement(onboarded=False)
     work = submitted(stripe_settings, client, made)
     services.milestone_approve(client=made.client, milestone_id=work.pk)
@@ -133,14 +134,14 @@ def test_a_stuck_step_tells_staff_what_failed_at_its_first_failure(
     client, rubric, stripe_settings, settings, staff, caplog
 ):
     made = engagement()
-    left = _release_times_out(stripe_settings, client, made, settings)
+    left = release_times_out(stripe_settings, client, made, settings)
     Milestone.objects.filter(pk=left.pk).update(step_amount_minor=1)  # the replay's key now conflicts at Stripe
 
     with caplog.at_level(logging.WARNING, logger="payments.services.milestones"):
-        services.steps_resume(now=_later())
+        services.steps_resume(now=after_a_stale_step())
     records = list(caplog.records)
     alerted = list(Notification.objects.filter(event="payment_step.stuck").values_list("user_id", "payload"))
-    services.steps_resume(now=_later() + timedelta(minutes=1))
+    services.steps_resume(now=after_a_stale_step() + timedelta(minutes=1))
 
     assert len(alerted) == 1
     user_id, payload = alerted[0]
@@ -150,3 +151,4 @@ def test_a_stuck_step_tells_staff_what_failed_at_its_first_failure(
     warned = [record for record in records if record.getMessage() == "step.resume_failed"]
     assert [(record.milestone_id, record.error) for record in warned] == [(left.pk, "PaymentsUnavailable")]
     assert Notification.objects.filter(event="payment_step.stuck").count() == 1  # not again a minute later
+    assert Milestone.objects.get(pk=left.pk).step_failures == 2  # though the sweep did try again
