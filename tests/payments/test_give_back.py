@@ -207,20 +207,28 @@ def test_each_refusal_of_a_step_is_one_more_attempt(client, rubric, stripe_setti
 # --- cancel --------------------------------------------------------------------------------------------
 
 
-def test_a_refused_cancel_goes_back_to_awaiting_funding_and_says_why(rubric, stripe_settings, stripe_fails):
+@pytest.mark.parametrize(
+    ("error", "note"),
+    [
+        (PaymentsUnavailable(sent=False), ""),
+        (PaymentRefused("resource_missing"), "Stripe refused: resource_missing"),
+    ],
+    ids=["never-received", "refused"],
+)
+def test_a_failed_cancel_goes_back_to_awaiting_funding_and_says_why(rubric, stripe_settings, stripe_fails, error, note):
     made = engagement()
     created = milestone(made, 20_000)
     services.milestone_fund(client=made.client, milestone_id=created.pk)
 
-    with stripe_fails("cancel_payment_intent", PaymentRefused("resource_missing")), pytest.raises(PaymentRefused):
+    with stripe_fails("cancel_payment_intent", error), pytest.raises(type(error)):
         services.milestone_cancel(client=made.client, milestone_id=created.pk)
 
     back = Milestone.objects.get(pk=created.pk)
     assert back.status == "awaiting_funding"
-    assert last_move(back) == ("cancelling", "awaiting_funding", "Stripe refused: resource_missing")
+    assert last_move(back) == ("cancelling", "awaiting_funding", note)
 
 
-# --- a settlement's Transfer is noted once -------------------------------------------------------------
+# --- a settlement is noted and recorded once ------------------------------------------------------------
 
 
 def test_a_settlements_transfer_is_noted_once_and_only_while_settling(
@@ -240,3 +248,20 @@ def test_a_settlements_transfer_is_noted_once_and_only_while_settling(
 
     assert Milestone.objects.get(pk=settling.pk).transfer_id == first_transfer
     assert Milestone.objects.get(pk=still_disputed.pk).transfer_id == ""
+
+
+def test_a_settlement_recorded_again_changes_nothing(client, rubric, stripe_settings, staff):
+    from django.db import transaction
+
+    from payments.services.milestones import _settle_record
+
+    paid = disputed(stripe_settings, client, engagement())
+    services.milestone_settle(staff=staff, milestone_id=paid.pk, engineer_share_minor=30_000)
+    settled = Milestone.objects.get(pk=paid.pk)
+
+    with transaction.atomic():  # a late second record, as a resumed step could make
+        again = _settle_record(milestone_id=paid.pk, refund_id="re_second", staff=None)
+
+    assert (again.status, again.refund_id) == ("released", settled.refund_id)
+    assert Milestone.objects.get(pk=paid.pk).refund_id == settled.refund_id
+    assert list(LedgerTransaction.objects.filter(milestone=paid).values_list("kind", flat=True)) == ["fund", "settle"]
