@@ -16,7 +16,7 @@ from payments import gateway, services
 from payments.errors import PaymentRefused, PaymentsUnavailable
 from payments.models import LedgerTransaction, Milestone, MilestoneEvent
 from payments.selectors import ledger_problems
-from tests.payments.helpers import disputed, engagement, funded, milestone
+from tests.payments.helpers import disputed, engagement, funded, milestone, submitted
 
 pytestmark = pytest.mark.django_db
 
@@ -183,9 +183,11 @@ def test_each_refusal_of_a_step_is_one_more_attempt(client, rubric, stripe_setti
     draft = milestone(made)
     paid = funded(stripe_settings, client, made)
     settled = disputed(stripe_settings, client, made)
+    done = submitted(stripe_settings, client, made)
     steps = [
         ("create_payment_intent", lambda: services.milestone_fund(client=made.client, milestone_id=draft.pk), draft),
         ("create_refund", lambda: services.milestone_refund(client=made.client, milestone_id=paid.pk), paid),
+        ("create_transfer", lambda: services.milestone_approve(client=made.client, milestone_id=done.pk), done),
         (
             "create_refund",
             lambda: services.milestone_settle(staff=staff, milestone_id=settled.pk, engineer_share_minor=0),
