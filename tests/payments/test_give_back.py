@@ -11,11 +11,13 @@ from contextlib import contextmanager
 
 import pytest
 
+from marketplace.errors import Forbidden
 from marketplace.models import Notification
 from payments import gateway, services
-from payments.errors import PaymentRefused, PaymentsUnavailable
+from payments.errors import MilestoneNotFound, PaymentRefused, PaymentsUnavailable
 from payments.models import LedgerTransaction, Milestone, MilestoneEvent
 from payments.selectors import ledger_problems
+from tests.factories import ClientFactory
 from tests.payments.helpers import disputed, engagement, funded, milestone, submitted
 
 pytestmark = pytest.mark.django_db
@@ -267,3 +269,22 @@ def test_a_settlement_recorded_again_changes_nothing(client, rubric, stripe_sett
     assert (again.status, again.refund_id) == ("released", settled.refund_id)
     assert Milestone.objects.get(pk=paid.pk).refund_id == settled.refund_id
     assert list(LedgerTransaction.objects.filter(milestone=paid).values_list("kind", flat=True)) == ["fund", "settle"]
+
+
+# --- who may cancel ------------------------------------------------------------------------------------
+
+
+def test_only_the_client_cancels_and_a_refused_cancel_changes_nothing(rubric, stripe_settings):
+    made = engagement()
+    created = milestone(made, 20_000)
+    services.milestone_fund(client=made.client, milestone_id=created.pk)
+    before = Milestone.objects.get(pk=created.pk)
+
+    with pytest.raises(Forbidden):
+        services.milestone_cancel(client=made.engineer, milestone_id=created.pk)
+    with pytest.raises(MilestoneNotFound):  # another client does not learn the milestone exists
+        services.milestone_cancel(client=ClientFactory.create(), milestone_id=created.pk)
+
+    after = Milestone.objects.get(pk=created.pk)
+    assert (after.status, after.step_claimed_at) == (before.status, None)
+    assert not asked_stripe_under(stripe_settings, f"milestone-{created.pk}-cancel-0")

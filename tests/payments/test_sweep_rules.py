@@ -15,7 +15,7 @@ import pytest
 
 from marketplace.models import Notification
 from payments import gateway, services
-from payments.errors import PaymentRefused
+from payments.errors import PaymentRefused, PaymentsUnavailable
 from payments.models import Milestone
 from tests.payments.helpers import after_a_stale_step, engagement, onboard, release_times_out, submitted
 
@@ -152,3 +152,20 @@ def test_a_stuck_step_tells_staff_what_failed_at_its_first_failure(
     assert [(record.milestone_id, record.error) for record in warned] == [(left.pk, "PaymentsUnavailable")]
     assert Notification.objects.filter(event="payment_step.stuck").count() == 1  # not again a minute later
     assert Milestone.objects.get(pk=left.pk).step_failures == 2  # though the sweep did try again
+
+
+def test_a_stuck_steps_alert_carries_the_first_500_characters_of_what_failed(
+    client, rubric, stripe_settings, settings, staff, monkeypatch
+):
+    made = engagement()
+    left = release_times_out(stripe_settings, client, made, settings)
+    long_reason = "Stripe answered nothing useful. " * 20  # 640 characters
+
+    async def unavailable(**params):
+        raise PaymentsUnavailable(long_reason)
+
+    monkeypatch.setattr(gateway, "create_transfer", unavailable)
+    services.steps_resume(now=after_a_stale_step())
+
+    (payload,) = Notification.objects.filter(event="payment_step.stuck").values_list("payload", flat=True)
+    assert payload == {"milestone_id": left.pk, "error": "PaymentsUnavailable", "detail": long_reason[:500]}
