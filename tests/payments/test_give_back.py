@@ -14,7 +14,7 @@ import pytest
 from marketplace.errors import Forbidden
 from marketplace.models import Notification
 from payments import gateway, services
-from payments.errors import MilestoneNotFound, PaymentRefused, PaymentsUnavailable
+from payments.errors import MilestoneNotFound, MilestoneStateConflict, PaymentRefused, PaymentsUnavailable
 from payments.models import LedgerTransaction, Milestone, MilestoneEvent
 from payments.selectors import ledger_problems
 from tests.factories import ClientFactory
@@ -288,3 +288,32 @@ def test_only_the_client_cancels_and_a_refused_cancel_changes_nothing(rubric, st
     after = Milestone.objects.get(pk=created.pk)
     assert (after.status, after.step_claimed_at) == (before.status, None)
     assert not asked_stripe_under(stripe_settings, f"milestone-{created.pk}-cancel-0")
+
+
+def test_a_draft_is_cancelled_at_once_in_the_clients_name_without_asking_stripe(rubric, stripe_settings):
+    made = engagement()
+    draft = milestone(made)
+
+    cancelled = services.milestone_cancel(client=made.client, milestone_id=draft.pk)
+
+    assert cancelled.status == "cancelled"
+    event = MilestoneEvent.objects.filter(milestone=draft).latest("pk")
+    assert (event.from_status, event.to_status, event.actor_id) == ("draft", "cancelled", made.client.pk)
+    assert not any(key.startswith(f"milestone-{draft.pk}-") for key in stripe_settings.double.idempotency)
+
+
+def test_a_cancel_is_asked_in_the_clients_name_and_a_paid_milestone_cannot_be_cancelled(
+    client, rubric, stripe_settings
+):
+    made = engagement()
+    created = milestone(made, 20_000)
+    services.milestone_fund(client=made.client, milestone_id=created.pk)
+    paid = funded(stripe_settings, client, made)
+
+    services.milestone_cancel(client=made.client, milestone_id=created.pk)
+    with pytest.raises(MilestoneStateConflict, match=r"^A funded milestone cannot be cancelled\.$"):
+        services.milestone_cancel(client=made.client, milestone_id=paid.pk)
+
+    asked = MilestoneEvent.objects.get(milestone=created, to_status="cancelling")
+    assert asked.actor_id == made.client.pk
+    assert Milestone.objects.get(pk=paid.pk).status == "funded"

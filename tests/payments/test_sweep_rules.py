@@ -16,7 +16,7 @@ import pytest
 from marketplace.models import Notification
 from payments import gateway, services
 from payments.errors import PaymentRefused, PaymentsUnavailable
-from payments.models import Milestone
+from payments.models import Milestone, MilestoneEvent
 from tests.payments.helpers import after_a_stale_step, engagement, onboard, release_times_out, submitted
 
 pytestmark = pytest.mark.django_db
@@ -128,6 +128,18 @@ def test_a_refused_pending_release_goes_back_to_approved(client, rubric, stripe_
     back = Milestone.objects.get(pk=work.pk)
     assert (back.status, back.step_attempt, back.step_claimed_at) == ("approved", 1, None)
     assert back.approved_at is not None
+    note = MilestoneEvent.objects.filter(milestone=work).latest("pk").note
+    assert note == "Stripe refused the Transfer: insufficient_funds"
+
+
+def test_the_sweep_finishes_a_step_that_went_stale_by_the_time_it_is_given(client, rubric, stripe_settings, settings):
+    made = engagement()
+    left = release_times_out(stripe_settings, client, made, settings)
+
+    counts = services.payments_sweep(now=after_a_stale_step())
+
+    assert counts["resumed"] == 1
+    assert Milestone.objects.get(pk=left.pk).status == "released"
 
 
 def test_a_stuck_step_tells_staff_what_failed_at_its_first_failure(
