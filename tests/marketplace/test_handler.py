@@ -81,7 +81,8 @@ def test_requests_one_after_another_share_one_thread(threads):
 
     assert statuses == [200] * 20
     assert len(threads) == 1
-    assert threading.active_count() == before  # Django alone would start two threads for each
+    # No thread more (Django alone would start two for each); one an earlier test left may end meanwhile.
+    assert threading.active_count() <= before
 
 
 @pytest.mark.django_db(transaction=True)
