@@ -6,10 +6,14 @@ counts as an attempt and is noted on the milestone's history, and where money is
 told. A call that may have reached Stripe (`sent=True`) keeps its claim for the sweep.
 """
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
 import pytest
+from django.conf import settings
+from django.utils import timezone
 
 from marketplace.errors import Forbidden
 from marketplace.models import Notification
@@ -18,7 +22,7 @@ from payments.errors import MilestoneNotFound, MilestoneStateConflict, PaymentRe
 from payments.models import LedgerTransaction, Milestone, MilestoneEvent
 from payments.selectors import ledger_problems
 from tests.factories import ClientFactory
-from tests.payments.helpers import disputed, engagement, funded, milestone, submitted
+from tests.payments.helpers import after_a_stale_step, disputed, engagement, funded, milestone, submitted
 
 pytestmark = pytest.mark.django_db
 
@@ -92,6 +96,43 @@ def test_a_funding_that_may_have_reached_stripe_keeps_its_claim_for_the_sweep(ru
     kept = Milestone.objects.get(pk=draft.pk)
     assert (kept.status, kept.step_attempt) == ("funding", 0)
     assert kept.step_claimed_at is not None
+
+    assert services.steps_resume(now=after_a_stale_step()) == {"resumed": 1, "failed": 0}
+    resumed = Milestone.objects.get(pk=draft.pk)
+    assert resumed.status == "awaiting_funding"
+    assert stripe_settings.double.idempotency[f"milestone-{draft.pk}-fund-0"][0] == json.dumps(
+        [
+            "POST",
+            "/v1/payment_intents",
+            {
+                "amount": "50000",
+                "capture_method": "automatic",
+                "currency": "usd",
+                "metadata": {"milestone_id": str(draft.pk)},
+                "transfer_group": f"milestone-{draft.pk}",
+            },
+        ],
+        sort_keys=True,
+    )
+
+
+def test_one_resumer_takes_over_a_stale_step_and_a_second_finds_it_taken(rubric, stripe_settings, stripe_fails):
+    from payments.services.milestones import _take_over
+
+    made = engagement()
+    draft = milestone(made)
+    with stripe_fails("create_payment_intent", PaymentsUnavailable(sent=True)), pytest.raises(PaymentsUnavailable):
+        services.milestone_fund(client=made.client, milestone_id=draft.pk)
+    stale = timedelta(seconds=settings.PAYMENT_STEP_STALE_SECONDS)
+    Milestone.objects.filter(pk=draft.pk).update(step_claimed_at=timezone.now() - stale - timedelta(seconds=1))
+    stale_before = timezone.now() - stale  # what two sweeps running at once both compute
+
+    first = _take_over(milestone_id=draft.pk, stale_before=stale_before)
+    second = _take_over(milestone_id=draft.pk, stale_before=stale_before)
+
+    assert first is not None
+    assert first.pk == draft.pk
+    assert second is None
 
 
 # --- a client's refund -----------------------------------------------------------------------------

@@ -181,3 +181,18 @@ def test_a_stuck_steps_alert_carries_the_first_500_characters_of_what_failed(
 
     (payload,) = Notification.objects.filter(event="payment_step.stuck").values_list("payload", flat=True)
     assert payload == {"milestone_id": left.pk, "error": "PaymentsUnavailable", "detail": long_reason[:500]}
+
+
+def test_a_stale_release_stripe_refuses_goes_back_to_approved_not_to_review(
+    client, rubric, stripe_settings, settings, transfers_refused_for
+):
+    made = engagement()
+    left = release_times_out(stripe_settings, client, made, settings)
+    Milestone.objects.filter(pk=left.pk).update(transfer_id="")  # as if the first Transfer was never made
+
+    with transfers_refused_for(left.pk):
+        counts = services.steps_resume(now=after_a_stale_step())
+
+    assert counts == {"resumed": 0, "failed": 1}
+    back = Milestone.objects.get(pk=left.pk)
+    assert (back.status, back.step_attempt) == ("approved", 1)  # the client's approval stands
