@@ -14,7 +14,7 @@ import pytest
 from payments import services
 from payments.models import Milestone, MilestoneEvent, PayoutAccount
 from payments.services import ledger
-from tests.payments.helpers import disputed, engagement, funded, milestone
+from tests.payments.helpers import disputed, engagement, funded, milestone, submitted
 
 pytestmark = pytest.mark.django_db
 
@@ -135,3 +135,28 @@ def test_a_cancel_before_payment_cancels_the_payment_intent_and_says_so(rubric, 
     }
     assert cancelled.status == "cancelled"
     assert notes(created)[-1] == ("cancelled", "PaymentIntent cancelled at Stripe")
+
+
+def test_an_approval_releases_the_amount_less_the_fee_under_the_release_key_in_the_clients_name(
+    client, rubric, stripe_settings
+):
+    made = engagement()
+    work = submitted(stripe_settings, client, made)
+    destination = PayoutAccount.objects.get(engineer=made.engineer).stripe_account_id
+
+    released = services.milestone_approve(client=made.client, milestone_id=work.pk)
+
+    assert asked(stripe_settings, work)[f"milestone-{work.pk}-release-0"] == (
+        "POST",
+        "/v1/transfers",
+        {
+            "amount": str(50_000 - ledger.fee_for(50_000)),
+            "currency": "usd",
+            "destination": destination,
+            "source_transaction": work.charge_id,
+            "transfer_group": f"milestone-{work.pk}",
+        },
+    )
+    assert released.status == "released"
+    releasing = MilestoneEvent.objects.get(milestone=work, to_status="releasing")
+    assert releasing.actor_id == made.client.pk
