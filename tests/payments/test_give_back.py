@@ -358,3 +358,36 @@ def test_a_cancel_is_asked_in_the_clients_name_and_a_paid_milestone_cannot_be_ca
     asked = MilestoneEvent.objects.get(milestone=created, to_status="cancelling")
     assert asked.actor_id == made.client.pk
     assert Milestone.objects.get(pk=paid.pk).status == "funded"
+
+
+# --- who may ask for changes ---------------------------------------------------------------------------
+
+
+def test_only_the_client_asks_for_changes_and_only_on_submitted_work(client, rubric, stripe_settings):
+    made = engagement()
+    work = submitted(stripe_settings, client, made)
+    paid = funded(stripe_settings, client, made)
+
+    with pytest.raises(Forbidden):
+        services.milestone_request_changes(client=made.engineer, milestone_id=work.pk, note="mine")
+    with pytest.raises(MilestoneNotFound):
+        services.milestone_request_changes(client=ClientFactory.create(), milestone_id=work.pk, note="not mine")
+    with pytest.raises(MilestoneStateConflict, match=r"^A funded milestone has nothing to review\.$"):
+        services.milestone_request_changes(client=made.client, milestone_id=paid.pk, note="too early")
+
+    after = Milestone.objects.get(pk=work.pk)
+    assert (after.status, after.change_rounds) == ("submitted", 0)
+
+
+def test_a_release_stripe_never_received_goes_back_to_review_without_a_note(
+    client, rubric, stripe_settings, stripe_fails
+):
+    made = engagement()
+    work = submitted(stripe_settings, client, made)
+
+    with stripe_fails("create_transfer", PaymentsUnavailable(sent=False)), pytest.raises(PaymentsUnavailable):
+        services.milestone_approve(client=made.client, milestone_id=work.pk)
+
+    back = Milestone.objects.get(pk=work.pk)
+    assert (back.status, back.step_attempt, back.approved_at) == ("submitted", 0, None)
+    assert last_move(back) == ("releasing", "submitted", "")

@@ -14,7 +14,7 @@ import pytest
 from payments import services
 from payments.models import Milestone, MilestoneEvent, PayoutAccount
 from payments.services import ledger
-from tests.payments.helpers import disputed, engagement, funded, milestone, submitted
+from tests.payments.helpers import disputed, engagement, funded, milestone, onboard, submitted
 
 pytestmark = pytest.mark.django_db
 
@@ -160,3 +160,23 @@ def test_an_approval_releases_the_amount_less_the_fee_under_the_release_key_in_t
     assert released.status == "released"
     releasing = MilestoneEvent.objects.get(milestone=work, to_status="releasing")
     assert releasing.actor_id == made.client.pk
+
+
+def test_a_release_pays_this_engagements_engineer_and_only_once_their_payouts_are_enabled(
+    client, rubric, stripe_settings
+):
+    from payments.services import payout_onboarding_start
+
+    engagement()  # another engineer, onboarded first: their account must not be paid
+    made = engagement(onboarded=False)
+    payout_onboarding_start(engineer=made.engineer, return_url="http://127.0.0.1:8000/")  # started, not finished
+    work = submitted(stripe_settings, client, made)
+
+    waiting = services.milestone_approve(client=made.client, milestone_id=work.pk)
+    onboard(made.engineer)
+    released = services.milestone_release_pending(milestone_id=work.pk)
+
+    assert waiting.status == "approved"
+    own = PayoutAccount.objects.get(engineer=made.engineer).stripe_account_id
+    assert asked(stripe_settings, work)[f"milestone-{work.pk}-release-0"][2]["destination"] == own
+    assert released.status == "released"
