@@ -26,7 +26,6 @@ A test per statement checks that it reads what the equivalent QuerySet reads.
 """
 
 import functools
-import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -44,9 +43,10 @@ class Columns[M: models.Model]:
         self.alias = alias
         self.fields: list[models.Field[Any, Any]] = list(model._meta.concrete_fields)
         self.attnames = [field.attname for field in self.fields]
-        # Per connection object: the backend's converters are methods bound to the connection they came from.
-        self._converters: weakref.WeakKeyDictionary[BaseDatabaseWrapper, list[tuple[int, list[Converter], Any]]]
-        self._converters = weakref.WeakKeyDictionary()
+        # Per alias and vendor, not per connection object: each thread has its own, and a cache keyed by them
+        # would keep every one alive (the converters are methods bound to their connection). What the converters
+        # read of it (the alias's settings: SQLite's time zone) is the same for every thread's.
+        self._converters: dict[tuple[str, str], list[tuple[int, list[Converter], Any]]] = {}
 
     def __len__(self) -> int:
         return len(self.fields)
@@ -74,8 +74,8 @@ class Columns[M: models.Model]:
         return self.model.from_db(connection.alias, self.attnames, converted)
 
     def _converters_for(self, connection: BaseDatabaseWrapper) -> list[tuple[int, list[Converter], Any]]:
-        # The lists the SQL compiler builds for each query, worked out once per connection.
-        found = self._converters.get(connection)
+        # The lists the SQL compiler builds for each query, worked out once per alias.
+        found = self._converters.get((connection.alias, connection.vendor))
         if found is None:
             found = []
             for index, field in enumerate(self.fields):
@@ -83,7 +83,7 @@ class Columns[M: models.Model]:
                 converters = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
                 if converters:
                     found.append((index, converters, column))
-            self._converters[connection] = found
+            self._converters[connection.alias, connection.vendor] = found
         return found
 
     def table(self, connection: BaseDatabaseWrapper) -> str:
