@@ -116,7 +116,7 @@ def test_releasing_pending_work_leaves_a_milestone_that_is_not_approved_alone(cl
     assert stripe_settings.double.objects["transfers"] == {}
 
 
-def test_a_refused_pending_release_goes_back_to_approved(client, rubric, stripe_settings, transfers_refused_for):
+def test_a_refused_pending_release_goes_back_to_approved(client, rubric, stripe_settings, transfers_refused_for, staff):
     made = engagement(onboarded=False)
     work = submitted(stripe_settings, client, made)
     services.milestone_approve(client=made.client, milestone_id=work.pk)
@@ -130,6 +130,8 @@ def test_a_refused_pending_release_goes_back_to_approved(client, rubric, stripe_
     assert back.approved_at is not None
     note = MilestoneEvent.objects.filter(milestone=work).latest("pk").note
     assert note == "Stripe refused the Transfer: insufficient_funds"
+    alerted = list(Notification.objects.filter(event="milestone.release_refused").values_list("user_id", "payload"))
+    assert alerted == [(staff.pk, {"milestone_id": work.pk, "reason": note})]
 
 
 def test_the_sweep_finishes_a_step_that_went_stale_by_the_time_it_is_given(client, rubric, stripe_settings, settings):
