@@ -377,6 +377,9 @@ def test_only_the_client_asks_for_changes_and_only_on_submitted_work(client, rub
 
     after = Milestone.objects.get(pk=work.pk)
     assert (after.status, after.change_rounds) == ("submitted", 0)
+    services.milestone_request_changes(client=made.client, milestone_id=work.pk, note="tests, please")
+    asked = MilestoneEvent.objects.filter(milestone=work).latest("pk")
+    assert (asked.to_status, asked.actor_id, asked.note) == ("changes_requested", made.client.pk, "tests, please")
 
 
 def test_a_release_stripe_never_received_goes_back_to_review_without_a_note(
