@@ -27,6 +27,7 @@ from marketplace.env import (
     env_optional_str,
     env_str,
 )
+from marketplace.pool import IdleCheck
 
 # Lets generic annotations such as ModelAdmin[User] work at run time, not only under mypy.
 django_stubs_ext.monkeypatch()
@@ -154,8 +155,9 @@ if _database["ENGINE"] == "django.db.backends.postgresql":
     }
     # The pool checks a connection before handing it out (psycopg_pool's check_connection, one empty
     # round trip) and replaces a dead one: after PostgreSQL restarts, every idle pooled connection is
-    # dead, and without the check each would fail one request before the pool noticed.
-    _database["CONN_HEALTH_CHECKS"] = True
+    # dead, and without the check each would fail one request before the pool noticed. It checks only
+    # a connection idle for DATABASE_POOL_CHECK_IDLE_SECONDS or more (marketplace.pool says why).
+    _pool_check = IdleCheck(env_float("DATABASE_POOL_CHECK_IDLE_SECONDS", 1.0, minimum=0.0))
     _database["OPTIONS"] = {
         "connect_timeout": env_int("DATABASE_CONNECT_TIMEOUT", 5, minimum=1),
         "options": " ".join(f"-c {name}={value}" for name, value in _pg_guards.items()),
@@ -167,6 +169,8 @@ if _database["ENGINE"] == "django.db.backends.postgresql":
             # gives up and starts afresh on the next request. psycopg_pool's default, 300 s, lets the backoff
             # grow to minutes: after a long outage the pool would wait that long to notice PostgreSQL is back.
             "reconnect_timeout": env_float("DATABASE_POOL_RECONNECT_TIMEOUT", 5.0, minimum=1.0),
+            "check": _pool_check.check,
+            "reset": _pool_check.reset,
         },
     }
 elif _database["ENGINE"] == "django.db.backends.sqlite3":

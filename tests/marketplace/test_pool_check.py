@@ -1,0 +1,112 @@
+"""The pool checks a connection only after it has sat idle (marketplace.pool), on real PostgreSQL connections.
+
+A connection whose server session ended (pg_terminate_backend, as a restart ends every session) is
+the fault: checked, it is found dead and replaced; given back a moment ago, it goes out unchecked.
+"""
+
+import time
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from django.conf import settings
+from django.db import connection
+from psycopg_pool import ConnectionPool
+
+from marketplace.pool import IdleCheck
+
+pytestmark = pytest.mark.skipif(
+    settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
+    reason="needs PostgreSQL: the check is psycopg_pool's, and SQLite has no server session to lose",
+)
+
+
+def _conninfo() -> str:
+    """The maintenance database of the test server: these tests touch no table."""
+    params = connection.get_connection_params()
+    return psycopg.conninfo.make_conninfo(
+        host=params.get("host") or "127.0.0.1",
+        port=params.get("port") or 5432,
+        user=params.get("user") or "postgres",
+        dbname="postgres",
+    )
+
+
+def _end_session(conn: psycopg.Connection) -> None:
+    """End `conn`'s server session from another connection, as a PostgreSQL restart would."""
+    pid = conn.info.backend_pid
+    with psycopg.connect(_conninfo(), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s, 5000)", [pid])
+
+
+@pytest.fixture
+def conn() -> Iterator[psycopg.Connection]:
+    with psycopg.connect(_conninfo(), autocommit=True) as opened:
+        yield opened
+
+
+def test_a_connection_never_given_back_is_checked(conn):
+    check = IdleCheck(idle_seconds=60)
+    check.check(conn)  # alive: no error
+    _end_session(conn)
+    with pytest.raises(psycopg.OperationalError):
+        check.check(conn)
+
+
+def test_a_connection_given_back_a_moment_ago_goes_out_unchecked(conn):
+    check = IdleCheck(idle_seconds=60)
+    check.reset(conn)
+    _end_session(conn)
+    # Dead, but given back less than a minute ago: no round trip, so no error here.
+    check.check(conn)
+    assert not conn.closed
+
+
+def test_a_connection_idle_for_longer_than_the_bound_is_checked(conn):
+    check = IdleCheck(idle_seconds=0.05)
+    check.reset(conn)
+    _end_session(conn)
+    time.sleep(0.1)
+    with pytest.raises(psycopg.OperationalError):
+        check.check(conn)
+
+
+def test_zero_checks_every_connection(conn):
+    check = IdleCheck(idle_seconds=0)
+    check.reset(conn)
+    _end_session(conn)
+    with pytest.raises(psycopg.OperationalError):
+        check.check(conn)
+
+
+def test_a_negative_bound_is_refused():
+    with pytest.raises(ValueError, match="idle_seconds"):
+        IdleCheck(idle_seconds=-1)
+
+
+def test_the_pool_replaces_a_connection_that_died_while_idle_and_reuses_a_busy_one_unchecked():
+    check = IdleCheck(idle_seconds=0.2)
+    with ConnectionPool(_conninfo(), min_size=1, max_size=1, check=check.check, reset=check.reset) as pool:
+        pool.wait(timeout=10)
+        with pool.connection(timeout=5) as first:
+            first_pid = first.info.backend_pid
+        # Given straight back: the next request gets the same connection without a check.
+        with pool.connection(timeout=5) as again:
+            assert again.info.backend_pid == first_pid
+        assert pool.get_stats().get("connections_lost", 0) == 0
+        with pool.connection(timeout=5) as held:
+            victim = held
+        _end_session(victim)
+        time.sleep(0.3)
+        # Idle past the bound: checked, found dead, replaced by a new session that answers.
+        with pool.connection(timeout=10) as replaced:
+            assert replaced.info.backend_pid != first_pid
+            assert replaced.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_the_settings_give_the_pool_the_idle_check():
+    pool_options = settings.DATABASES["default"]["OPTIONS"]["pool"]
+    owner = pool_options["check"].__self__
+    assert isinstance(owner, IdleCheck)
+    assert pool_options["reset"].__self__ is owner
+    assert owner.idle_seconds == 1.0
