@@ -5,14 +5,13 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from hiring_requests.models import HiringRequest
 from marketplace.fields import one_of
 
 
 class Conversation(models.Model):
     """One per (request, engineer): the client and that engineer talk here; staff may read."""
 
-    request = models.ForeignKey(HiringRequest, on_delete=models.CASCADE, related_name="conversations")
+    request = models.ForeignKey("hiring_requests.HiringRequest", on_delete=models.CASCADE, related_name="conversations")
     engineer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     client = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     # The seq of the newest message. Messages take seq under a lock on this row, so seq

@@ -15,6 +15,14 @@ def conversation_for(*, user: User, conversation_id: int) -> Conversation | None
     return conversation
 
 
+def conversation_id_between(*, request_id: int, engineer_id: int) -> int | None:
+    """The id of the conversation on request `request_id` with engineer `engineer_id`, or None. Unscoped:
+    for the services that post a marketplace event into it, never for a reader."""
+    return (
+        Conversation.objects.filter(request_id=request_id, engineer_id=engineer_id).values_list("pk", flat=True).first()
+    )
+
+
 def conversations_of(*, user: User) -> QuerySet[Conversation]:
     """My conversations, latest activity first (`activity_at`: the last message, else creation), with unread counts
     and the last message (joined: `last_message`, None before the first)."""

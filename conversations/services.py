@@ -4,9 +4,11 @@ A message is stored first and broadcast to the conversation's group after the
 transaction commits; the database is the source of truth (docs/chat.md).
 """
 
+from __future__ import annotations
+
 import logging
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -19,9 +21,12 @@ from django.utils import timezone
 from accounts.models import User
 from conversations.errors import ConversationNotFound, InvalidMessage, ReadOnlyConversation
 from conversations.models import Conversation, Message, MessageKind, ReadMarker
-from hiring_requests.models import HiringRequest
+from conversations.selectors import conversation_id_between
 from marketplace.notifications import notify_user
 from marketplace.resilience import is_outage
+
+if TYPE_CHECKING:
+    from hiring_requests.models import HiringRequest
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +97,20 @@ def system_message_post(*, conversation_id: int, payload: dict[str, Any]) -> Mes
     with transaction.atomic():
         conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
         return _append(conversation, kind=MessageKind.SYSTEM, payload=payload)
+
+
+def system_message_post_on_commit(*, request_id: int, engineer_id: int, payload: dict[str, Any]) -> None:
+    """A system message in the conversation of request `request_id` with `engineer_id`, once the caller's
+    transaction commits; nothing when the two never talked (no conversation).
+
+    For the steps of an engagement (a milestone funded, a week charged): `robust`, so a failing post is
+    logged and cannot undo the step that committed before it.
+    """
+    conversation_id = conversation_id_between(request_id=request_id, engineer_id=engineer_id)
+    if conversation_id is not None:
+        transaction.on_commit(
+            lambda: system_message_post(conversation_id=conversation_id, payload=payload), robust=True
+        )
 
 
 def message_send(*, sender: User, conversation_id: int, body: str, client_msg_id: str | None) -> tuple[Message, bool]:

@@ -77,7 +77,7 @@ from marketplace.lookups import SkillHits
 from marketplace.money import format_money
 from marketplace.timezones import utc_offset_minutes
 from reviews.selectors import reputation_bp_of
-from vetting.models import current_record_q
+from vetting.selectors import current_record_q
 
 # Percent of the score. Reputation is bounded at 10: an unreviewed engineer starts at the prior (7,500 bp),
 # so the most a rating can move anyone is 10 points, and newcomers are not buried (docs/matching.md).

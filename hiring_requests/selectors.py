@@ -5,15 +5,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import OuterRef, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import User
 from hiring_requests.matching import widening_in_words
 from hiring_requests.models import ACTIVE_STATUSES, HiringRequest, Invitation, InvitationStatus, RequestStatus
-from reviews.models import Reputation
-from reviews.selectors import reputation_bp_of
+from reviews.selectors import reputation_bp_of, reputation_count_of
 
 
 def requests_of(*, client: User) -> QuerySet[HiringRequest]:
@@ -36,14 +34,13 @@ def shortlist_of(*, request: HiringRequest) -> QuerySet[Invitation]:
 
 def invitations_of(*, engineer: User) -> QuerySet[Invitation]:
     """The engineer's invitations, newest first, each with its client's reputation (annotated, one query)."""
-    client = Reputation.objects.filter(user_id=OuterRef("request__client_id"))
     return (
         Invitation.objects.filter(engineer=engineer)
         .select_related("request")
         .annotate(
             client_rating_bp=reputation_bp_of("request__client_id"),
-            client_review_count=Coalesce(Subquery(client.values("review_count")[:1]), Value(0)),
-            client_paid_engagements=Coalesce(Subquery(client.values("paid_engagements")[:1]), Value(0)),
+            client_review_count=reputation_count_of("request__client_id", "review_count"),
+            client_paid_engagements=reputation_count_of("request__client_id", "paid_engagements"),
         )
         .order_by("-sent_at", "-id")
     )

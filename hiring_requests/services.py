@@ -23,7 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import EngineerProfile, User
-from conversations.models import Conversation
+from conversations.selectors import conversation_id_between
 from conversations.services import conversation_open, system_message_post
 from hiring_requests import capacity, matching
 from hiring_requests.errors import (
@@ -920,10 +920,10 @@ def _hire(request: HiringRequest, chosen: Invitation, *, accept_over_budget: boo
         event="engagement.created",
         payload={"request_id": request.pk, "engagement_id": engagement.pk},
     )
-    hired_conversation = Conversation.objects.filter(request=request, engineer_id=engineer_id).first()
-    if hired_conversation is not None:
+    hired_conversation_id = conversation_id_between(request_id=request.pk, engineer_id=engineer_id)
+    if hired_conversation_id is not None:
         system_message_post(
-            conversation_id=hired_conversation.pk,
+            conversation_id=hired_conversation_id,
             payload={"event": "hired", "engineer_id": engineer_id, "engagement_id": engagement.pk},
         )
     return engagement

@@ -11,7 +11,6 @@ from ninja import Query, Router, Status
 from ninja.pagination import paginate
 
 from accounts.models import User
-from hiring_requests.models import Engagement
 from marketplace.auth import api_auth, current_user, staff_user
 from marketplace.db import atomic_phase
 from marketplace.errors import EngagementNotFound
@@ -119,7 +118,7 @@ def engagement_list(request: HttpRequest, filters: Query[EngagementQuery]) -> An
 
 
 @router.get("/engagements/{engagement_id}", response=MyEngagementOut, summary="An engagement with its milestones")
-def engagement_detail(request: HttpRequest, engagement_id: int) -> Engagement:
+def engagement_detail(request: HttpRequest, engagement_id: int) -> object:
     """One engagement, shaped as in `GET /api/payments/engagements`, for its client and engineer (and staff).
 
     Anyone else gets `404 engagement_not_found`, as for an engagement that does not exist.

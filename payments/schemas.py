@@ -4,7 +4,7 @@ from typing import Any, Literal
 from ninja import Schema
 from pydantic import Field, StrictInt
 
-from hiring_requests.models import BudgetKind, EngagementStatus
+from hiring_requests.engagements import BudgetKind, EngagementStatus
 from marketplace.schemas import (
     CurrencyCode,
     Id,

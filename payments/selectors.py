@@ -1,10 +1,13 @@
+from __future__ import annotations
+
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.db.models import Case, CharField, F, IntegerField, Prefetch, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import Coalesce, NullIf
 
 from accounts.models import EngineerProfile, User
-from hiring_requests.models import Engagement
+from hiring_requests.engagements import engagement_visible, engagements_of_party, engagements_visible_to
 from payments.errors import TimesheetNotFound
 from payments.models import (
     ESCROW_HELD,
@@ -22,6 +25,9 @@ from payments.models import (
 )
 from payments.services import ledger
 
+if TYPE_CHECKING:
+    from hiring_requests.models import Engagement
+
 
 def payouts_enabled(*, engineer_id: int) -> bool:
     return PayoutAccount.objects.filter(engineer_id=engineer_id, payouts_enabled=True).exists()
@@ -31,7 +37,7 @@ def payout_account_of(*, engineer: User) -> PayoutAccount | None:
     return PayoutAccount.objects.filter(engineer=engineer).first()
 
 
-def _engagements_seen_by(user: User) -> QuerySet[Engagement]:
+def _engagements_seen_by(user: User, engagements: QuerySet[Engagement]) -> QuerySet[Engagement]:
     """Engagements with what a list of them shows, read by `user`: one query, and one for all their milestones.
 
     Annotated relative to `user`: `my_role` ("client", "engineer", or "staff" for staff reading an engagement
@@ -40,7 +46,7 @@ def _engagements_seen_by(user: User) -> QuerySet[Engagement]:
     """
     is_client = Q(client_id=user.pk)
     return (
-        Engagement.objects.select_related("request", "billing")
+        engagements.select_related("request", "billing")
         .annotate(
             my_role=Case(
                 When(is_client, then=Value("client")),
@@ -73,7 +79,7 @@ def engagements_of(*, user: User, status: str | None = None) -> QuerySet[Engagem
 
     Only their own, staff too: like `conversations_of`, a "mine" list is the caller's part, and staff have none.
     """
-    engagements = _engagements_seen_by(user).filter(Q(client=user) | Q(engineer=user))
+    engagements = _engagements_seen_by(user, engagements_of_party(user))
     if status is not None:
         engagements = engagements.filter(status=status)
     # The id tail makes the key total, as the cursor pagination needs (marketplace.pagination).
@@ -82,10 +88,7 @@ def engagements_of(*, user: User, status: str | None = None) -> QuerySet[Engagem
 
 def engagement_for(*, user: User, engagement_id: int) -> Engagement | None:
     """One engagement as `engagements_of` shows it, for its client and engineer, and staff (as `milestones_of`)."""
-    engagements = _engagements_seen_by(user).filter(pk=engagement_id)
-    if not user.is_staff:
-        engagements = engagements.filter(Q(client=user) | Q(engineer=user))
-    return engagements.first()
+    return _engagements_seen_by(user, engagements_visible_to(user)).filter(pk=engagement_id).first()
 
 
 def milestones_of(*, user: User, engagement_id: int) -> QuerySet[Milestone] | None:
@@ -93,10 +96,7 @@ def milestones_of(*, user: User, engagement_id: int) -> QuerySet[Milestone] | No
 
     The same rule as `milestone_for`: the engagement's client and engineer, and staff.
     """
-    engagements = Engagement.objects.filter(pk=engagement_id)
-    if not user.is_staff:
-        engagements = engagements.filter(Q(client=user) | Q(engineer=user))
-    if not engagements.exists():
+    if not engagement_visible(user=user, engagement_id=engagement_id):
         return None
     return Milestone.objects.filter(engagement_id=engagement_id).order_by("created_at", "id")
 
@@ -175,10 +175,7 @@ def billing_for(*, user: User, engagement_id: int) -> HourlyBilling | None:
 
 def timesheets_of(*, user: User, engagement_id: int) -> QuerySet[Timesheet] | None:
     """The engagement's weeks, newest first, or None when `user` may not see the engagement."""
-    engagements = Engagement.objects.filter(pk=engagement_id)
-    if not user.is_staff:
-        engagements = engagements.filter(Q(client=user) | Q(engineer=user))
-    if not engagements.exists():
+    if not engagement_visible(user=user, engagement_id=engagement_id):
         return None
     # The id tail makes the key total, as the cursor pagination needs (marketplace.pagination).
     return Timesheet.objects.filter(engagement_id=engagement_id).order_by("-week_start", "-id")

@@ -36,6 +36,17 @@ class ReviewerRole(models.TextChoices):
     ENGINEER = "engineer", "The engineer, of the client"
 
 
+def reviewer_role(*, author_id: int, client_id: int) -> ReviewerRole:
+    """The role of a party writing a review: the engagement's client (`client_id`), else its engineer."""
+    return ReviewerRole.CLIENT if author_id == client_id else ReviewerRole.ENGINEER
+
+
+def categories_scored_by(role: str) -> tuple[str, ...]:
+    """What a reviewer in `role` (a ReviewerRole) scores: the client scores the engineer's work
+    (ENGINEER_CATEGORIES), the engineer the client's (CLIENT_CATEGORIES)."""
+    return ENGINEER_CATEGORIES if role == ReviewerRole.CLIENT else CLIENT_CATEGORIES
+
+
 class Review(models.Model):
     round = models.ForeignKey(ReviewRound, on_delete=models.PROTECT, related_name="reviews")
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews_written")

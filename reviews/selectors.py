@@ -1,14 +1,14 @@
 """What each reader may see of reviews: the sealed rule lives here, once."""
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
-from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import F, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from accounts.models import User
-from hiring_requests.models import Engagement
-from reviews.models import Reputation, Review, ReviewRound
+from hiring_requests.engagements import engagement_visible
+from reviews.models import Reputation, Review, ReviewRound, categories_scored_by, reviewer_role
 from reviews.services import rating_bp
 
 
@@ -27,6 +27,13 @@ def reputation_bp_of(user_field: str = "user_id") -> Any:
     return Coalesce(Subquery(rating), Value(prior_bp()))
 
 
+def reputation_count_of(user_field: str, count: Literal["review_count", "paid_engagements"]) -> Any:
+    """An SQL expression: the `count` (reviews received, engagements paid) of the user in `user_field`, 0 when
+    never reviewed."""
+    value = Reputation.objects.filter(user_id=OuterRef(user_field)).values(count)[:1]
+    return Coalesce(Subquery(value), Value(0))
+
+
 def reputation_of(user_id: int) -> dict[str, int]:
     """{rating_bp, review_count, paid_engagements}: the prior and zeros for someone never reviewed."""
     found = Reputation.objects.filter(user_id=user_id).first()
@@ -41,10 +48,7 @@ def reputation_of(user_id: int) -> dict[str, int]:
 
 def rounds_of(*, user: User, engagement_id: int) -> QuerySet[ReviewRound] | None:
     """The engagement's rounds, oldest first, with their reviews; None when `user` may not see the engagement."""
-    engagements = Engagement.objects.filter(pk=engagement_id)
-    if not user.is_staff:
-        engagements = engagements.filter(Q(client=user) | Q(engineer=user))
-    if not engagements.exists():
+    if not engagement_visible(user=user, engagement_id=engagement_id):
         return None
     return (
         ReviewRound.objects.filter(engagement_id=engagement_id).prefetch_related("reviews").order_by("opened_at", "id")
@@ -77,6 +81,19 @@ def public_reviews_of(*, subject_id: int) -> Any:
         .select_related("round")
         .order_by("-round__published_at", "-id")
     )
+
+
+def round_of_party(*, user: User, round_id: int) -> ReviewRound | None:
+    """Review round `round_id` with its engagement, when `user` is the engagement's client or engineer; else None."""
+    round_ = ReviewRound.objects.select_related("engagement").filter(pk=round_id).first()
+    if round_ is None or user.pk not in (round_.engagement.client_id, round_.engagement.engineer_id):
+        return None
+    return round_
+
+
+def categories_to_score(*, round_: ReviewRound, author: User) -> tuple[str, ...]:
+    """The categories `author`, a party to the round's engagement, scores in their review (`categories_scored_by`)."""
+    return categories_scored_by(reviewer_role(author_id=author.pk, client_id=round_.engagement.client_id))
 
 
 def rounds_closing_without_client_review(*, now: datetime, within: timedelta) -> QuerySet[ReviewRound]:

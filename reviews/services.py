@@ -11,8 +11,11 @@ The rules (docs/matching.md, "Reputation"):
   count), so one review cannot dominate and a newcomer starts at PRIOR_STARS.
 """
 
+from __future__ import annotations
+
 import logging
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
@@ -20,11 +23,13 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 
 from accounts.models import User
-from hiring_requests.models import Engagement
 from marketplace.errors import Forbidden
 from marketplace.notifications import notify_user
 from reviews.errors import AlreadyReviewed, InvalidReview, ReviewNotFound, ReviewRoundNotFound, ReviewWindowClosed
-from reviews.models import CLIENT_CATEGORIES, ENGINEER_CATEGORIES, Reputation, Review, ReviewerRole, ReviewRound
+from reviews.models import Reputation, Review, ReviewerRole, ReviewRound, categories_scored_by, reviewer_role
+
+if TYPE_CHECKING:
+    from hiring_requests.models import Engagement
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +122,7 @@ def _publish(round_: ReviewRound, now: datetime) -> None:
 
 
 def _check_scores(role: str, overall: int, categories: dict[str, int]) -> None:
-    expected = ENGINEER_CATEGORIES if role == ReviewerRole.CLIENT else CLIENT_CATEGORIES
+    expected = categories_scored_by(role)
     if not 1 <= overall <= 5:
         raise InvalidReview("overall: a whole number from 1 to 5", field="overall")
     if set(categories) != set(expected):
@@ -152,7 +157,7 @@ def review_submit(
         if round_ is None or author.pk not in (round_.engagement.client_id, round_.engagement.engineer_id):
             raise ReviewRoundNotFound()
         engagement = round_.engagement
-        role = ReviewerRole.CLIENT if author.pk == engagement.client_id else ReviewerRole.ENGINEER
+        role = reviewer_role(author_id=author.pk, client_id=engagement.client_id)
         _check_scores(role, overall, categories)
         if not public_text.strip():
             raise InvalidReview("public_text: say how it went", field="public_text")

@@ -12,6 +12,9 @@ from accounts.models import User
 from marketplace import seams
 from vetting.models import OPEN_STATUSES, Application, ApplicationStatus, Rubric, VettedRecord
 
+# Published here, for matching, which joins the current-record rule onto engineer profiles.
+from vetting.models import current_record_q as current_record_q  # noqa: PLC0414 - an explicit re-export
+
 
 def current_records(*, now: datetime | None = None) -> QuerySet[VettedRecord]:
     """Records that make an engineer matchable right now: not revoked, not superseded, not expired."""
@@ -22,7 +25,7 @@ def matchable_engineers(*, now: datetime | None = None) -> QuerySet[User]:
     """Active engineers with a current vetted record: who vetting calls matchable.
 
     Ranking does not start from this set; `hiring_requests.matching` joins the same
-    current-record rule (`vetting.models.current_record_q`) onto engineer profiles.
+    current-record rule (`current_record_q`) onto engineer profiles.
     """
     return User.objects.filter(
         Exists(current_records(now=now).filter(engineer=OuterRef("pk"))), is_active=True, role="engineer"

@@ -16,9 +16,12 @@ The rules, with their sources (docs/payments.md, "Hourly engagements", has the t
 Charging and paying out are in `payments.services.timesheet_billing`.
 """
 
+from __future__ import annotations
+
 import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
@@ -26,9 +29,8 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.models import User
-from conversations.models import Conversation
-from conversations.services import system_message_post
-from hiring_requests.models import Engagement
+from conversations.services import system_message_post_on_commit
+from hiring_requests.engagements import Side, engagement_of
 from marketplace.db import atomic_phase
 from marketplace.errors import EngagementNotFound, Forbidden
 from marketplace.money import format_money
@@ -59,6 +61,9 @@ from payments.models import (
 )
 from payments.services.transitions import alert_staff, blocking
 from reviews.services import review_round_open
+
+if TYPE_CHECKING:
+    from hiring_requests.models import Engagement
 
 logger = logging.getLogger(__name__)
 
@@ -162,13 +167,7 @@ def fix_links(timesheet: Timesheet) -> dict[str, str]:
 
 def chat_post(engagement: Engagement, payload: dict[str, object]) -> None:
     """A system message in the engagement's conversation, after commit (a failure there cannot undo the step)."""
-    conversation = Conversation.objects.filter(
-        request_id=engagement.request_id, engineer_id=engagement.engineer_id
-    ).first()
-    if conversation is not None:
-        transaction.on_commit(
-            lambda: system_message_post(conversation_id=conversation.pk, payload=payload), robust=True
-        )
+    system_message_post_on_commit(request_id=engagement.request_id, engineer_id=engagement.engineer_id, payload=payload)
 
 
 def lock_timesheet(timesheet_id: int, user: User | None) -> Timesheet:
@@ -193,9 +192,9 @@ def _party_or_staff(user: User | None, engagement: Engagement) -> bool:
     return user is None or user.is_staff or user.pk in (engagement.client_id, engagement.engineer_id)
 
 
-def _own_hourly(user: User, engagement_id: int, side: str) -> Engagement:
+def _own_hourly(user: User, engagement_id: int, side: Side) -> Engagement:
     """The active hourly engagement where `user` is the `side`. EngagementNotFound, NotHourly."""
-    engagement = Engagement.objects.filter(pk=engagement_id, **{side: user}).first()
+    engagement = engagement_of(user=user, engagement_id=engagement_id, side=side)
     if engagement is None or engagement.status != "active":
         raise EngagementNotFound()
     if engagement.rate_kind != "hourly":

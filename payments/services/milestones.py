@@ -35,7 +35,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import User
-from hiring_requests.models import Engagement
+from hiring_requests.engagements import EngagementStatus, engagement_of
 from marketplace import shutdown, telemetry
 from marketplace.db import atomic_phase
 from marketplace.errors import EngagementNotFound, Forbidden
@@ -100,8 +100,8 @@ def milestone_create(*, client: User, engagement_id: int, title: str, amount_min
     Raises EngagementNotFound (not the client's active engagement), AmountOutOfRange
     (outside Stripe's per-currency limits, see payments.limits), InvalidMilestone.
     """
-    engagement = Engagement.objects.filter(pk=engagement_id, client=client, status="active").first()
-    if engagement is None:
+    engagement = engagement_of(user=client, engagement_id=engagement_id, side="client")
+    if engagement is None or engagement.status != EngagementStatus.ACTIVE:
         raise EngagementNotFound()
     check_amount(amount_minor, engagement.currency)
     if due_date < timezone.localdate():

@@ -5,12 +5,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
-from conversations.models import Conversation
-from conversations.services import system_message_post
+from conversations.services import system_message_post_on_commit
 from marketplace.errors import Forbidden
 from marketplace.notifications import notify_user
 from payments.errors import MilestoneStateConflict
@@ -58,17 +56,11 @@ def _announce(milestone: Milestone) -> None:
         notify_user(user_id=user_id, event="milestone.changed", payload=payload)
     if milestone.status not in _TOLD_IN_CHAT:
         return
-    conversation = Conversation.objects.filter(
-        request_id=engagement.request_id, engineer_id=engagement.engineer_id
-    ).first()
-    if conversation is not None:
-        # robust: a failing chat post is logged; it cannot undo the money step that committed before it.
-        transaction.on_commit(
-            lambda: system_message_post(
-                conversation_id=conversation.pk, payload={"event": f"milestone.{milestone.status}", **payload}
-            ),
-            robust=True,
-        )
+    system_message_post_on_commit(
+        request_id=engagement.request_id,
+        engineer_id=engagement.engineer_id,
+        payload={"event": f"milestone.{milestone.status}", **payload},
+    )
 
 
 def require_party(user: User | None, milestone: Milestone, side: str) -> None:

@@ -117,6 +117,41 @@ def test_hiring_records_an_event_in_the_conversation(chat):
     assert events == ["invitation.accepted", "hired"]
 
 
+def test_an_engagement_step_posts_into_its_conversation_only_once_it_commits(chat, django_capture_on_commit_callbacks):
+    _client, engineer, conversation = chat
+    event = {"event": "milestone.funded", "milestone_id": 7}
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        services.system_message_post_on_commit(
+            request_id=conversation.request_id, engineer_id=engineer.pk, payload=event
+        )
+        # Nothing before the commit: the step may still roll back.
+        assert not Message.objects.filter(conversation=conversation, payload=event).exists()
+    assert callbacks  # the post, and the broadcast it queues in turn
+    assert Message.objects.filter(conversation=conversation, kind="system", payload=event).count() == 1
+
+
+def test_an_engagement_step_without_a_conversation_posts_nothing(chat, django_capture_on_commit_callbacks):
+    _client, engineer, conversation = chat
+    before = Message.objects.count()
+    other = vetted_engineer()
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        services.system_message_post_on_commit(request_id=conversation.request_id, engineer_id=other.pk, payload={})
+        services.system_message_post_on_commit(
+            request_id=conversation.request_id + 1, engineer_id=engineer.pk, payload={}
+        )
+    assert callbacks == []
+    assert Message.objects.count() == before
+
+
+def test_the_conversation_between_a_request_and_an_engineer_is_found_by_both(chat):
+    client, engineer, conversation = chat
+    assert (
+        selectors.conversation_id_between(request_id=conversation.request_id, engineer_id=engineer.pk)
+        == conversation.pk
+    )
+    assert selectors.conversation_id_between(request_id=conversation.request_id, engineer_id=client.pk) is None
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     total=st.integers(1, 60),

@@ -11,7 +11,7 @@ from django.utils import timezone
 from hiring_requests import matching
 from hiring_requests.models import Engagement, HiringRequest
 from marketplace.models import Notification
-from reviews import services
+from reviews import selectors, services
 from reviews.models import Reputation, Review, ReviewRound
 from tests.factories import ClientFactory, StaffFactory, vetted_engineer
 from tests.hiring_requests.conftest import request_fields
@@ -239,3 +239,25 @@ def test_engineers_see_the_clients_rating_and_paid_engagements_on_each_invitatio
         "review_count": 1,
         "paid_engagements": 1,
     }
+
+
+def test_a_round_is_found_by_its_two_parties_only(client):
+    round_ = paid_step()
+    engagement = round_.engagement
+    assert selectors.round_of_party(user=engagement.client, round_id=round_.pk) == round_
+    assert selectors.round_of_party(user=engagement.engineer, round_id=round_.pk) == round_
+    # Staff read rounds in the admin; a stranger and an unknown id find nothing.
+    assert selectors.round_of_party(user=StaffFactory.create(), round_id=round_.pk) is None
+    assert selectors.round_of_party(user=ClientFactory.create(), round_id=round_.pk) is None
+    assert selectors.round_of_party(user=engagement.client, round_id=round_.pk + 1) is None
+
+
+def test_each_side_scores_the_other_sides_categories(client):
+    round_ = paid_step()
+    engagement = round_.engagement
+    assert selectors.categories_to_score(round_=round_, author=engagement.client) == tuple(FROM_CLIENT)
+    assert selectors.categories_to_score(round_=round_, author=engagement.engineer) == tuple(FROM_ENGINEER)
+    # The service refuses the other side's categories with the same rule.
+    response = write(client, round_, engagement.client, categories=FROM_ENGINEER)
+    assert response.status_code == 422, response.content
+    assert not Review.objects.filter(round=round_).exists()

@@ -1,5 +1,9 @@
 """Chat: a conversation's history rendered, then followed live by web/static/web/live.js over its websocket."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -7,11 +11,13 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from conversations import selectors, services
-from conversations.models import Conversation
 from marketplace.errors import DomainError
 from marketplace.throttling import FixedWindowThrottle
 from web.forms import MessageForm
 from web.views.common import refused, throttled, user_of
+
+if TYPE_CHECKING:
+    from conversations.models import Conversation
 
 HISTORY = 50
 

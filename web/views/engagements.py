@@ -5,7 +5,10 @@ connection (payments.services' atomic phases), and the whole step answers within
 STRIPE_DEADLINE_SECONDS, else the page says to look again in a moment.
 """
 
+from __future__ import annotations
+
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -20,15 +23,17 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.models import User
-from hiring_requests.models import Engagement
 from marketplace.db import atomic_phase
 from marketplace.errors import DomainError
 from payments import selectors, services
 from payments.api import within_deadline
-from payments.models import Milestone
 from reviews import selectors as review_selectors
 from web.forms import MilestoneForm, NoteForm, ReasonForm, refuse, to_minor
 from web.views.common import refused, user_of
+
+if TYPE_CHECKING:
+    from hiring_requests.models import Engagement
+    from payments.models import Milestone
 
 
 def _engagement(user: User, engagement_id: int) -> tuple[Engagement, list[Milestone]]:

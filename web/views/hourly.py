@@ -4,8 +4,11 @@ engineer logs time by day, the client approves or disputes each week, and fixes 
 Card and charge steps are async views like the API's: no database connection is held while Stripe answers.
 """
 
+from __future__ import annotations
+
 import re
 from datetime import datetime, time
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from asgiref.sync import sync_to_async
@@ -23,14 +26,16 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.models import User
-from hiring_requests.models import Engagement
 from marketplace.db import atomic_phase
 from marketplace.errors import DomainError
 from payments import selectors, services
 from payments.api import within_deadline
-from payments.models import Timesheet
 from web.forms import refuse
 from web.views.common import refused, user_of
+
+if TYPE_CHECKING:
+    from hiring_requests.models import Engagement
+    from payments.models import Timesheet
 
 _ID = re.compile(r"[0-9]{1,18}")  # ASCII digits only, and no bigger than a database id
 

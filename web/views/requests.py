@@ -1,5 +1,9 @@
 """A client's requests: raise one, watch its 8-hour clock, read the matches and the shortlist, hire."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
@@ -9,11 +13,13 @@ from django.views.decorators.vary import vary_on_headers
 
 from accounts.models import EngineerProfile
 from hiring_requests import selectors, services
-from hiring_requests.models import HiringRequest
 from hiring_requests.schemas import RequestIn
 from marketplace.errors import DomainError
 from web.forms import RequestForm, refuse, validate_with
 from web.views.common import for_role, refused, user_of
+
+if TYPE_CHECKING:
+    from hiring_requests.models import HiringRequest
 
 
 def _own(request: HttpRequest, request_id: int) -> HiringRequest:

@@ -7,7 +7,6 @@ from django.shortcuts import redirect, render
 
 from marketplace.errors import DomainError
 from reviews import selectors, services
-from reviews.models import CLIENT_CATEGORIES, ENGINEER_CATEGORIES, ReviewRound
 from web.forms import ReviewForm, refuse
 from web.views.common import user_of
 
@@ -16,10 +15,10 @@ from web.views.common import user_of
 def review_write(request: HttpRequest, round_id: int) -> HttpResponse:
     """The author's one review of the other side for this round (services.review_submit's rules)."""
     user = user_of(request)
-    round_ = ReviewRound.objects.select_related("engagement").filter(pk=round_id).first()
-    if round_ is None or user.pk not in (round_.engagement.client_id, round_.engagement.engineer_id):
+    round_ = selectors.round_of_party(user=user, round_id=round_id)
+    if round_ is None:
         raise Http404("No such review.")
-    categories = list(ENGINEER_CATEGORIES if user.pk == round_.engagement.client_id else CLIENT_CATEGORIES)
+    categories = list(selectors.categories_to_score(round_=round_, author=user))
     form = ReviewForm(request.POST or None, categories=categories)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
