@@ -394,3 +394,87 @@ def test_a_release_stripe_never_received_goes_back_to_review_without_a_note(
     back = Milestone.objects.get(pk=work.pk)
     assert (back.status, back.step_attempt, back.approved_at) == ("submitted", 0, None)
     assert last_move(back) == ("releasing", "submitted", "")
+
+
+# --- the sweep resumes each kind of step under its first key ---------------------------------------------
+# A step whose call may have reached Stripe (`sent=True`) keeps its claim; the sweep finishes it as the
+# step it is (`_resume`), and a resumed step never gives its claim back: a refund owed stays owed.
+
+
+def left_refunding(run, client) -> Milestone:
+    made = engagement()
+    paid = funded(run, client, made)
+    with pytest.MonkeyPatch.context() as patch:
+
+        async def may_have_reached(**kwargs):
+            raise PaymentsUnavailable(sent=True)
+
+        patch.setattr(gateway, "create_refund", may_have_reached)
+        with pytest.raises(PaymentsUnavailable):
+            services.milestone_refund(client=made.client, milestone_id=paid.pk)
+    left = Milestone.objects.get(pk=paid.pk)
+    assert left.status == "refunding"
+    return left
+
+
+def test_a_stale_refund_is_resumed_to_refunded_under_its_first_key(client, rubric, stripe_settings):
+    left = left_refunding(stripe_settings, client)
+
+    assert services.steps_resume(now=after_a_stale_step()) == {"resumed": 1, "failed": 0}
+
+    done = Milestone.objects.get(pk=left.pk)
+    assert done.status == "refunded"
+    assert done.refund_id in stripe_settings.double.objects["refunds"]
+    assert asked_stripe_under(stripe_settings, f"milestone-{left.pk}-refund-0")
+    assert ledger_problems() == []
+
+
+@pytest.mark.parametrize(
+    "error", [PaymentRefused("charge_disputed"), PaymentsUnavailable(sent=False)], ids=["refused", "never-received"]
+)
+def test_a_resumed_refund_that_fails_stays_owed_and_is_not_given_back(
+    client, rubric, stripe_settings, stripe_fails, error
+):
+    left = left_refunding(stripe_settings, client)
+
+    with stripe_fails("create_refund", error):
+        counts = services.steps_resume(now=after_a_stale_step())
+
+    owed = Milestone.objects.get(pk=left.pk)
+    assert counts == {"resumed": 0, "failed": 1}
+    assert (owed.status, owed.step_attempt, owed.step_failures) == ("refunding", 0, 1)
+    assert last_move(owed) == ("funded", "refunding", "")
+    assert alerts("milestone.refund_refused") == []
+
+
+def test_a_stale_settlement_is_resumed_to_its_split(client, rubric, stripe_settings, staff, stripe_fails):
+    paid = disputed(stripe_settings, client, engagement())
+    with stripe_fails("create_refund", PaymentsUnavailable(sent=True)), pytest.raises(PaymentsUnavailable):
+        services.milestone_settle(staff=staff, milestone_id=paid.pk, engineer_share_minor=30_000)
+    assert Milestone.objects.get(pk=paid.pk).status == "settling"
+
+    assert services.steps_resume(now=after_a_stale_step()) == {"resumed": 1, "failed": 0}
+
+    settled = Milestone.objects.get(pk=paid.pk)
+    assert settled.status == "released"
+    assert settled.settle_share_minor == 30_000
+    assert settled.refund_id in stripe_settings.double.objects["refunds"]
+    assert list(LedgerTransaction.objects.filter(milestone=paid).values_list("kind", flat=True)) == ["fund", "settle"]
+    assert ledger_problems() == []
+
+
+def test_a_stale_cancel_is_resumed_to_cancelled(rubric, stripe_settings, stripe_fails):
+    made = engagement()
+    created = milestone(made, 20_000)
+    services.milestone_fund(client=made.client, milestone_id=created.pk)
+    with stripe_fails("cancel_payment_intent", PaymentsUnavailable(sent=True)), pytest.raises(PaymentsUnavailable):
+        services.milestone_cancel(client=made.client, milestone_id=created.pk)
+    assert Milestone.objects.get(pk=created.pk).status == "cancelling"
+
+    assert services.steps_resume(now=after_a_stale_step()) == {"resumed": 1, "failed": 0}
+
+    cancelled = Milestone.objects.get(pk=created.pk)
+    assert cancelled.status == "cancelled"
+    intent = stripe_settings.double.objects["payment_intents"][cancelled.payment_intent_id]
+    assert intent["status"] == "canceled"
+    assert not LedgerTransaction.objects.filter(milestone=created).exists()
