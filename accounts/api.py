@@ -20,7 +20,7 @@ from accounts.schemas import (
     TokenCreateIn,
     TokenOut,
 )
-from marketplace.auth import api_auth, current_user, require_csrf
+from marketplace.auth import api_auth, api_auth_with_profiles, current_user, require_csrf
 from marketplace.throttling import FixedWindowThrottle
 
 router = Router(tags=["accounts"])
@@ -109,9 +109,11 @@ def token_revoke(request: HttpRequest, token_id: int) -> ApiToken:
     return services.api_token_revoke(user=current_user(request), token_id=token_id)
 
 
-@router.get("/me", response=MeOut, auth=api_auth, summary="Who I am, with my profile")
+@router.get("/me", response=MeOut, auth=api_auth_with_profiles, summary="Who I am, with my profile")
 def me(request: HttpRequest) -> User:
-    return _me(current_user(request))
+    user = current_user(request)
+    # A token read the profiles with itself; a session's user comes without them.
+    return user if selectors.profiles_loaded(user) else _me(user)
 
 
 @router.patch(

@@ -14,6 +14,7 @@ from django.db import IntegrityError, connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
+from accounts import selectors
 from accounts.errors import EmailTaken, InvalidProfile, ProfileNotFound, TokenNotFound, WeakPassword
 from accounts.models import ApiToken, ClientProfile, EngineerProfile, Role, User
 from marketplace.notifications import notify_user
@@ -135,36 +136,53 @@ _TOKEN_COLUMNS = Columns(ApiToken, "t")
 _USER_COLUMNS = Columns(User, "u")
 
 
-@per_vendor
-def _token_with_user_sql(connection: BaseDatabaseWrapper) -> str:
+def _token_lookup_sql(connection: BaseDatabaseWrapper, *, with_profiles: bool) -> str:
     token, user = _TOKEN_COLUMNS, _USER_COLUMNS
+    profiles = f", {selectors.profiles_select(connection)}" if with_profiles else ""
+    joins = selectors.profiles_join(connection) if with_profiles else ""
     return (
-        f"SELECT {token.select(connection)}, {user.select(connection)}"  # noqa: S608 - names from the models, quoted
+        f"SELECT {token.select(connection)}, {user.select(connection)}{profiles}"  # noqa: S608 - names from the models, quoted
         f" FROM {token.table(connection)} JOIN {user.table(connection)}"
-        f" ON {user.column(connection, 'id')} = {token.column(connection, 'user')}"
+        f" ON {user.column(connection, 'id')} = {token.column(connection, 'user')}{joins}"
         f" WHERE {token.column(connection, 'digest')} = %s AND {token.column(connection, 'revoked_at')} IS NULL"
         f" AND {user.column(connection, 'is_active')}"
     )
 
 
-def api_token_find(raw_token: str) -> ApiToken | None:
+@per_vendor
+def _token_with_user_sql(connection: BaseDatabaseWrapper) -> str:
+    return _token_lookup_sql(connection, with_profiles=False)
+
+
+@per_vendor
+def _token_with_user_and_profiles_sql(connection: BaseDatabaseWrapper) -> str:
+    return _token_lookup_sql(connection, with_profiles=True)
+
+
+def api_token_find(raw_token: str, *, with_profiles: bool = False) -> ApiToken | None:
     """The live token (with its active user) behind `raw_token`, or None. Records when it was last used.
 
-    One statement (a token and its user); `last_used_at` is written at most once a minute.
+    One statement (a token and its user); `last_used_at` is written at most once a minute. With
+    `with_profiles`, the same statement also joins the user's two profiles and caches them on the user
+    (`selectors.profiles_attach`), for the one endpoint that shows them (`GET /api/me`): the joins cost
+    PostgreSQL about 190 µs more a lookup, which no other request should pay (docs/benchmarks.md).
     """
     if not raw_token.startswith(TOKEN_PREFIX):
         return None
     connection = connections[router.db_for_read(ApiToken)]
+    sql = _token_with_user_and_profiles_sql(connection) if with_profiles else _token_with_user_sql(connection)
     with connection.cursor() as cursor:
-        cursor.execute(_token_with_user_sql(connection), [_digest(raw_token)])
+        cursor.execute(sql, [_digest(raw_token)])
         row = cursor.fetchone()
     if row is None:
         return None
     token = _TOKEN_COLUMNS.build(row, connection)
-    user = _USER_COLUMNS.build(row[len(_TOKEN_COLUMNS) :], connection)
+    user = _USER_COLUMNS.build(row[len(_TOKEN_COLUMNS) : len(_TOKEN_COLUMNS) + len(_USER_COLUMNS)], connection)
     # An inner join: both primary keys are in the row.
     assert token is not None  # noqa: S101
     assert user is not None  # noqa: S101
+    if with_profiles:
+        selectors.profiles_attach(user, row[len(_TOKEN_COLUMNS) + len(_USER_COLUMNS) :], connection)
     token.user = user
     now = timezone.now()
     # One write a minute at most, not one per request.
@@ -173,9 +191,10 @@ def api_token_find(raw_token: str) -> ApiToken | None:
     return token
 
 
-def api_token_authenticate(raw_token: str) -> User | None:
-    """The active user behind a live token, or None."""
-    token = api_token_find(raw_token)
+def api_token_authenticate(raw_token: str, *, with_profiles: bool = False) -> User | None:
+    """The active user behind a live token, or None; with `with_profiles`, their profiles read in the same
+    statement (`api_token_find`)."""
+    token = api_token_find(raw_token, with_profiles=with_profiles)
     return token.user if token is not None else None
 
 

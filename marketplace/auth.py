@@ -18,6 +18,13 @@ from marketplace.errors import CsrfFailed, Forbidden
 
 
 class TokenAuth(HttpBearer):
+    """`with_profiles=True` reads the user's profiles in the token's own statement, for an endpoint that
+    shows them (`GET /api/me`); every other endpoint reads the token and the user alone."""
+
+    def __init__(self, *, with_profiles: bool = False) -> None:
+        super().__init__()
+        self.with_profiles = with_profiles
+
     def __call__(self, request: HttpRequest) -> User | None:
         """`Authorization: Bearer <token>` (RFC 6750 §2.1; the scheme is case-insensitive, RFC 9110 §11.1).
 
@@ -30,7 +37,7 @@ class TokenAuth(HttpBearer):
         return self.authenticate(request, token.strip())
 
     def authenticate(self, request: HttpRequest, token: str) -> User | None:
-        user = api_token_authenticate(token)
+        user = api_token_authenticate(token, with_profiles=self.with_profiles)
         if user is not None:
             request.user = user
         return user
@@ -84,5 +91,15 @@ def staff_user(request: HttpRequest) -> User:
 
 
 api_auth = [TokenAuth(), SessionAuth()]
+# For `GET /api/me`: the token, the user and both profiles in one statement.
+api_auth_with_profiles = [TokenAuth(with_profiles=True), SessionAuth()]
 
-__all__ = ["SessionAuth", "TokenAuth", "api_auth", "current_user", "require_csrf", "staff_user"]
+__all__ = [
+    "SessionAuth",
+    "TokenAuth",
+    "api_auth",
+    "api_auth_with_profiles",
+    "current_user",
+    "require_csrf",
+    "staff_user",
+]

@@ -156,7 +156,7 @@ if _database["ENGINE"] == "django.db.backends.postgresql":
     # The pool checks a connection before handing it out (psycopg_pool's check_connection, one empty
     # round trip) and replaces a dead one: after PostgreSQL restarts, every idle pooled connection is
     # dead, and without the check each would fail one request before the pool noticed. It checks only
-    # a connection idle for DATABASE_POOL_CHECK_IDLE_SECONDS or more (marketplace.pool says why).
+    # a connection last lent DATABASE_POOL_CHECK_IDLE_SECONDS ago or more (marketplace.pool says why).
     _pool_check = IdleCheck(env_float("DATABASE_POOL_CHECK_IDLE_SECONDS", 1.0, minimum=0.0))
     _database["OPTIONS"] = {
         "connect_timeout": env_int("DATABASE_CONNECT_TIMEOUT", 5, minimum=1),
@@ -170,7 +170,6 @@ if _database["ENGINE"] == "django.db.backends.postgresql":
             # grow to minutes: after a long outage the pool would wait that long to notice PostgreSQL is back.
             "reconnect_timeout": env_float("DATABASE_POOL_RECONNECT_TIMEOUT", 5.0, minimum=1.0),
             "check": _pool_check.check,
-            "reset": _pool_check.reset,
         },
     }
 elif _database["ENGINE"] == "django.db.backends.sqlite3":

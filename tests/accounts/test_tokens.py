@@ -1,8 +1,10 @@
 import json
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
-from accounts.models import ApiToken
+from accounts.models import ApiToken, ClientProfile
 from tests.factories import PASSWORD, ClientFactory, EngineerFactory
 
 pytestmark = pytest.mark.django_db
@@ -121,19 +123,45 @@ def test_token_list_page_size_is_bounded(client):
 
 
 @pytest.mark.parametrize("factory", [ClientFactory, EngineerFactory])
-def test_me_by_token_is_two_queries_with_the_profile(client, django_assert_num_queries, factory):
+def test_me_by_token_is_one_query_with_the_profile(client, django_assert_num_queries, factory):
     user = factory.create()
     raw = create_token(client, user)["token"]
     client.get("/api/me", **bearer(raw))  # records last_used_at, which is written at most once a minute
 
-    # the token with its user, then the user with both profiles
-    with django_assert_num_queries(2):
+    # the token, its user and both profiles, in one statement
+    with django_assert_num_queries(1):
         response = client.get("/api/me", **bearer(raw))
 
     body = response.json()
     assert (body["id"], body["role"]) == (user.pk, user.role)
     profile = "client_profile" if user.role == "client" else "engineer_profile"
     assert body[profile] is not None
+
+
+@pytest.mark.parametrize("factory", [ClientFactory, EngineerFactory])
+def test_me_by_session_answers_the_same_as_by_token(client, factory):
+    user = factory.create()
+    raw = create_token(client, user)["token"]
+    by_token = client.get("/api/me", **bearer(raw)).json()
+    client.logout()
+
+    client.force_login(user)
+    by_session = client.get("/api/me")
+
+    assert by_session.status_code == 200
+    assert by_session.json() == by_token
+
+
+def test_other_endpoints_read_the_token_without_the_profiles(client):
+    user = ClientFactory.create()
+    raw = create_token(client, user)["token"]
+    client.get("/api/auth/tokens", **bearer(raw))
+    profile_table = ClientProfile._meta.db_table
+
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/api/auth/tokens", **bearer(raw)).status_code == 200
+
+    assert profile_table not in queries.captured_queries[0]["sql"]
 
 
 def test_a_deactivated_users_token_is_refused_and_last_use_is_recorded_once_a_minute(client):

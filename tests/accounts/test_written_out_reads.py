@@ -72,6 +72,36 @@ def test_a_token_lookup_reads_what_the_queryset_reads(django_assert_num_queries)
     assert columns_of(found_user) == columns_of(expected.user)
 
 
+@pytest.mark.parametrize(
+    ("factory", "has", "lacks"),
+    [
+        (ClientFactory, "client_profile", "engineer_profile"),
+        (EngineerFactory, "engineer_profile", "client_profile"),
+        (StaffFactory, None, "client_profile"),
+    ],
+    ids=["client", "engineer", "staff"],
+)
+def test_a_token_lookup_with_profiles_reads_what_select_related_reads(factory, has, lacks, django_assert_num_queries):
+    user = factory.create()
+    made, raw = api_token_create(user=user, name="laptop")
+    api_token_find(raw)
+    expected = (User.objects.select_related(has) if has else User.objects).get(pk=user.pk)
+
+    with django_assert_num_queries(1):
+        found = api_token_find(raw, with_profiles=True)
+        assert found is not None
+        found_user = found.user
+        profile = getattr(found_user, has) if has else None
+        assert not hasattr(found_user, lacks)
+
+    assert columns_of(found) == columns_of(ApiToken.objects.get(pk=made.pk))
+    assert columns_of(found_user) == columns_of(expected)
+    if has:
+        assert profile is not None
+        assert columns_of(profile) == columns_of(getattr(expected, has))
+        assert profile.user is found_user
+
+
 def test_a_token_lookup_finds_nothing_for_a_revoked_token_or_an_inactive_user():
     user = ClientFactory.create()
     revoked, revoked_raw = api_token_create(user=user, name="old")
