@@ -142,6 +142,7 @@ TEMPLATES = [
 
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'vetted.sqlite3'}")
 _database = dj_database_url.parse(DATABASE_URL, conn_max_age=0)
+DATABASE_POOL_CHECK_IDLE_SECONDS = env_float("DATABASE_POOL_CHECK_IDLE_SECONDS", 1.0, minimum=0.0)
 if _database["ENGINE"] == "django.db.backends.postgresql":
     # Every connection carries its own deadlines, so nothing waits on PostgreSQL for ever:
     # a statement, a row lock, or a transaction left open by a stuck request.
@@ -157,7 +158,7 @@ if _database["ENGINE"] == "django.db.backends.postgresql":
     # round trip) and replaces a dead one: after PostgreSQL restarts, every idle pooled connection is
     # dead, and without the check each would fail one request before the pool noticed. It checks only
     # a connection last lent DATABASE_POOL_CHECK_IDLE_SECONDS ago or more (marketplace.pool says why).
-    _pool_check = IdleCheck(env_float("DATABASE_POOL_CHECK_IDLE_SECONDS", 1.0, minimum=0.0))
+    _pool_check = IdleCheck(DATABASE_POOL_CHECK_IDLE_SECONDS)
     _database["OPTIONS"] = {
         "connect_timeout": env_int("DATABASE_CONNECT_TIMEOUT", 5, minimum=1),
         "options": " ".join(f"-c {name}={value}" for name, value in _pg_guards.items()),
@@ -411,6 +412,9 @@ STRIPE_API_BASE = env_str(
     "http://127.0.0.1:12111" if STRIPE_SECRET_KEY == "sk_test_double" else "https://api.stripe.com",  # noqa: S105
 )
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET", "whsec_double")
+# How many event ids already stored each process remembers, to answer Stripe's duplicates without a
+# query (payments.services.webhooks.StoredEventIds; about 100 bytes each).
+WEBHOOK_STORED_IDS_REMEMBERED = env_int("WEBHOOK_STORED_IDS_REMEMBERED", 10_000, minimum=1)
 if PRODUCTION and (STRIPE_SECRET_KEY == "sk_test_double" or STRIPE_WEBHOOK_SECRET == "whsec_double"):  # noqa: S105
     raise ImproperlyConfigured("STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET must be set in production")
 

@@ -148,9 +148,13 @@ def rolled_back() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _fresh_stripe_gateway():
-    """The breaker and bulkhead are per process: no test inherits another's open circuit."""
+    """The breaker and bulkhead are per process: no test inherits another's open circuit, nor the event
+    ids another test stored (and rolled back)."""
     from payments import gateway
+    from payments.services.webhooks import stored_event_ids
 
     gateway.reset()
+    stored_event_ids.clear()
     yield
     gateway.reset()
+    stored_event_ids.clear()

@@ -12,12 +12,14 @@ for STRIPE_EVENT_STUCK_SECONDS is stuck: readiness reports it and staff are told
 import json
 import logging
 import random
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import stripe
+from cachetools import LRUCache
 from django.conf import settings
 from django.db import connections, router, transaction
 from django.db.models import F, Q
@@ -115,10 +117,49 @@ def stripe_event_receive(*, payload: bytes, signature: str | None) -> bool:
         )
         if created:
             tasks.process_stripe_event.delay_on_commit(stored.pk)
+        stored_event_ids.remember_on_commit(event["id"])
     return created
 
 
+class StoredEventIds:
+    """Event ids this process knows are stored: the newest `maxsize` of them, least recently used first out.
+
+    Once stored, an event stays stored (nothing deletes a StripeEvent), so knowing it is enough to
+    answer a duplicate without asking PostgreSQL: a retry storm, or a signed body replayed within the
+    signature's tolerance, costs no database connection. An id is learnt when this process reads it
+    stored, or once the transaction that stored it has committed (`remember_on_commit`), never before:
+    a rolled-back insert must not be taken for stored. An id this process has not seen (another
+    process stored it, or it was forgotten) costs the one statement, as before. Thread-safe: sync
+    views run on several threads.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        self._ids: LRUCache[str, bool] = LRUCache(maxsize=maxsize)
+        self._lock = threading.Lock()
+
+    def known(self, stripe_id: str) -> bool:
+        """Whether `stripe_id` is remembered as stored; a hit counts as a use (LRUCache.get, unlike `in`)."""
+        with self._lock:
+            return self._ids.get(stripe_id) is not None
+
+    def remember(self, stripe_id: str) -> None:
+        with self._lock:
+            self._ids[stripe_id] = True
+
+    def remember_on_commit(self, stripe_id: str) -> None:
+        transaction.on_commit(lambda: self.remember(stripe_id))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._ids.clear()
+
+
+stored_event_ids = StoredEventIds(maxsize=settings.WEBHOOK_STORED_IDS_REMEMBERED)
+
+
 def _stored(stripe_id: str) -> bool:
+    if stored_event_ids.known(stripe_id):
+        return True
     # Written out: the QuerySet's `.exists()` spends about three times the database's answer building and
     # compiling itself (342-415 µs against 120-150 µs), on the one statement a duplicate costs
     # (docs/benchmarks.md, "API speed").
@@ -126,7 +167,11 @@ def _stored(stripe_id: str) -> bool:
     with connection.cursor() as cursor:
         table = connection.ops.quote_name(StripeEvent._meta.db_table)
         cursor.execute(f"SELECT 1 FROM {table} WHERE stripe_id = %s", [stripe_id])  # noqa: S608 - the model's table
-        return cursor.fetchone() is not None
+        found = cursor.fetchone() is not None
+    if found and not connection.in_atomic_block:
+        # Read outside any transaction: committed, so stored for good.
+        stored_event_ids.remember(stripe_id)
+    return found
 
 
 # --- disputes: recorded whatever the milestone's state -----------------------------------------
