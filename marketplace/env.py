@@ -5,6 +5,7 @@ failed on, so a typo in a deployment stops the process at start-up instead of
 surfacing later as odd behaviour.
 """
 
+import math
 import os
 from collections.abc import Sequence
 
@@ -62,6 +63,9 @@ def env_float(name: str, default: float, *, minimum: float | None = None) -> flo
         number = float(value)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from None
+    # float() also reads "inf" and "nan": a timeout of forever, or one no comparison can bound.
+    if not math.isfinite(number):
+        raise ImproperlyConfigured(f"{name} must be a finite number, got {value!r}")
     if minimum is not None and number < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {number}")
     return number
