@@ -148,6 +148,36 @@ def test_reconciliation_fetches_events_stripe_could_not_deliver(client, rubric, 
     assert LedgerTransaction.objects.filter(kind="fund").count() == 1
 
 
+def test_reconciliation_counts_what_was_missing_and_queues_each_unprocessed_event_once(
+    client, rubric, stripe_settings, monkeypatch
+):
+    from payments import tasks
+    from payments.models import StripeEvent
+
+    made = engagement()
+    created = milestone(made)
+    services.milestone_fund(client=made.client, milestone_id=created.pk)
+    created.refresh_from_db()
+    stripe_settings.collector.status = 500
+    pay_at_stripe(stripe_settings, created)
+    stripe_settings.drain()
+    undelivered = {event.id for event in async_to_sync(gateway.undelivered_events)()}
+    queued: list[int] = []
+    monkeypatch.setattr(tasks.process_stripe_event, "delay_on_commit", queued.append)
+
+    missing = services.stripe_events_reconcile()
+
+    stored = dict(StripeEvent.objects.filter(stripe_id__in=undelivered).values_list("stripe_id", "pk"))
+    assert missing == len(undelivered) == len(stored) == 2
+    assert sorted(queued) == sorted(stored.values())
+    # Processed, they are neither missing nor queued again, though Stripe still lists them as undelivered.
+    for event_id in stored.values():
+        services.stripe_event_process(event_id=event_id)
+    queued.clear()
+    assert services.stripe_events_reconcile() == 0
+    assert queued == []
+
+
 def timed_calls(operation: str, outcome: str) -> float:
     labels = {"operation": operation, "outcome": outcome}
     return REGISTRY.get_sample_value("vetted_stripe_call_duration_seconds_count", labels) or 0.0

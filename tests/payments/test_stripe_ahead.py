@@ -92,10 +92,19 @@ def test_a_chargeback_out_of_escrow_is_booked_against_the_milestone(client, rubr
     assert list(booked) == ["fund", "chargeback"]
 
 
-@pytest.mark.parametrize(("outcome", "status", "escrow"), [("won", "funded", 50_000), ("lost", "refunded", 0)])
+@pytest.mark.parametrize(
+    ("outcome", "status", "escrow", "note"),
+    [
+        ("won", "funded", 50_000, "card dispute won: the money is back in escrow"),
+        ("lost", "refunded", 0, "card dispute lost: the cardholder keeps the money"),
+    ],
+)
 def test_a_closed_chargeback_puts_the_money_where_the_network_decided(
-    client, rubric, stripe_settings, outcome, status, escrow
+    client, rubric, stripe_settings, staff, outcome, status, escrow, note
 ):
+    from marketplace.models import Notification
+    from payments.models import MilestoneEvent
+
     work, dispute = _charged_back(stripe_settings, client)
 
     httpx.post(f"{stripe_settings.base}/_test/disputes/{dispute.stripe_id}/close", data={"status": outcome})
@@ -105,6 +114,11 @@ def test_a_closed_chargeback_puts_the_money_where_the_network_decided(
     assert Dispute.objects.get().status == outcome
     assert LedgerAccount.objects.get(code=f"escrow:milestone-{work.pk}:usd").balance == escrow
     assert ledger_problems() == []
+    # The milestone's history says why it moved, and staff hear how the dispute ended.
+    moved = MilestoneEvent.objects.filter(milestone=work).latest("pk")
+    assert (moved.from_status, moved.to_status, moved.note) == ("charged_back", status, note)
+    told = Notification.objects.filter(user=staff, event="dispute.closed").values_list("payload", flat=True)
+    assert list(told) == [{"milestone_id": work.pk, "dispute_id": dispute.stripe_id, "won": outcome == "won"}]
 
 
 def test_a_won_dispute_after_release_clears_the_platforms_exposure_and_is_booked_on_the_milestone(
@@ -126,6 +140,8 @@ def test_a_won_dispute_after_release_clears_the_platforms_exposure_and_is_booked
     assert ledger_problems() == []
     booked = LedgerTransaction.objects.filter(milestone=work).order_by("pk").values_list("kind", flat=True)
     assert list(booked) == ["fund", "release", "dispute", "dispute_won"]
+    # Booked once per dispute: its reference names the dispute Stripe closed.
+    assert LedgerTransaction.objects.get(kind="dispute_won").reference == f"dispute-won:{dispute.stripe_id}"
 
 
 def test_cancelling_a_milestone_cancels_its_payment_intent_so_it_cannot_be_paid(client, rubric, stripe_settings):
