@@ -4,7 +4,7 @@ An engagement is the hire (hiring_requests.models.Engagement). Payments bills it
 the pages show it; they keep foreign keys to it and ask the questions below here, instead of
 querying hiring_requests' table themselves (the import contracts in pyproject.toml; docs/architecture.md,
 "Boundaries"). The visibility rule is written once, here: an engagement is seen by its client and
-its engineer, and by staff.
+its engineer, and by staff (`party_q`, `visible_q`, `may_see`).
 
 The module sits beside hiring_requests.models, below every app that calls it: it imports nothing
 but those models and the auth user model.
@@ -20,16 +20,30 @@ from hiring_requests.models import BudgetKind, Engagement, EngagementStatus
 Side = Literal["client", "engineer"]
 
 
+def party_q(user: User, *, through: str = "") -> Q:
+    """Rows whose engagement (reached by `through`, such as "engagement__") has `user` as client or engineer."""
+    return Q(**{f"{through}client": user}) | Q(**{f"{through}engineer": user})
+
+
+def visible_q(user: User, *, through: str = "") -> Q:
+    """Rows whose engagement `user` may see: every row for staff, else `party_q`. For the other apps' tables
+    that hang on an engagement (milestones, billing, timesheets: `through="engagement__"`)."""
+    return Q() if user.is_staff else party_q(user, through=through)
+
+
+def may_see(user: User | None, engagement: Engagement) -> bool:
+    """The same rule on an engagement already read; None is the system (a task, the sweep), which sees all."""
+    return user is None or user.is_staff or user.pk in (engagement.client_id, engagement.engineer_id)
+
+
 def engagements_of_party(user: User) -> QuerySet[Engagement]:
     """The engagements `user` is in, as client or as engineer (staff included: only their own), unordered."""
-    return Engagement.objects.filter(Q(client=user) | Q(engineer=user))
+    return Engagement.objects.filter(party_q(user))
 
 
 def engagements_visible_to(user: User) -> QuerySet[Engagement]:
     """The engagements `user` may see: their own, and every one for staff. Unordered."""
-    if user.is_staff:
-        return Engagement.objects.all()
-    return engagements_of_party(user)
+    return Engagement.objects.filter(visible_q(user))
 
 
 def engagement_visible(*, user: User, engagement_id: int) -> bool:
@@ -52,4 +66,7 @@ __all__ = [
     "engagement_visible",
     "engagements_of_party",
     "engagements_visible_to",
+    "may_see",
+    "party_q",
+    "visible_q",
 ]

@@ -7,7 +7,7 @@ from django.db.models import Case, CharField, F, IntegerField, Prefetch, Q, Quer
 from django.db.models.functions import Coalesce, NullIf
 
 from accounts.models import EngineerProfile, User
-from hiring_requests.engagements import engagement_visible, engagements_of_party, engagements_visible_to
+from hiring_requests.engagements import engagement_visible, engagements_of_party, engagements_visible_to, visible_q
 from payments.errors import TimesheetNotFound
 from payments.models import (
     ESCROW_HELD,
@@ -103,10 +103,11 @@ def milestones_of(*, user: User, engagement_id: int) -> QuerySet[Milestone] | No
 
 def milestone_for(*, user: User, milestone_id: int) -> Milestone | None:
     """Visible to the engagement's client and engineer, and to staff."""
-    queryset = Milestone.objects.select_related("engagement").filter(pk=milestone_id)
-    if not user.is_staff:
-        queryset = queryset.filter(Q(engagement__client=user) | Q(engagement__engineer=user))
-    return queryset.first()
+    return (
+        Milestone.objects.select_related("engagement")
+        .filter(visible_q(user, through="engagement__"), pk=milestone_id)
+        .first()
+    )
 
 
 def ledger_problems() -> list[str]:
@@ -167,10 +168,11 @@ def _timesheet_problems() -> list[str]:
 
 def billing_for(*, user: User, engagement_id: int) -> HourlyBilling | None:
     """An hourly engagement's billing, for its client and engineer and staff; None otherwise."""
-    queryset = HourlyBilling.objects.select_related("engagement").filter(engagement_id=engagement_id)
-    if not user.is_staff:
-        queryset = queryset.filter(Q(engagement__client=user) | Q(engagement__engineer=user))
-    return queryset.first()
+    return (
+        HourlyBilling.objects.select_related("engagement")
+        .filter(visible_q(user, through="engagement__"), engagement_id=engagement_id)
+        .first()
+    )
 
 
 def timesheets_of(*, user: User, engagement_id: int) -> QuerySet[Timesheet] | None:
@@ -183,10 +185,11 @@ def timesheets_of(*, user: User, engagement_id: int) -> QuerySet[Timesheet] | No
 
 def timesheet_for(*, user: User, timesheet_id: int) -> Timesheet:
     """A week its engagement's client and engineer (and staff) may see. Raises TimesheetNotFound."""
-    queryset = Timesheet.objects.select_related("engagement").filter(pk=timesheet_id)
-    if not user.is_staff:
-        queryset = queryset.filter(Q(engagement__client=user) | Q(engagement__engineer=user))
-    found = queryset.first()
+    found = (
+        Timesheet.objects.select_related("engagement")
+        .filter(visible_q(user, through="engagement__"), pk=timesheet_id)
+        .first()
+    )
     if found is None:
         raise TimesheetNotFound()
     return found

@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from conversations.services import system_message_post_on_commit
-from hiring_requests.engagements import Side, engagement_of
+from hiring_requests.engagements import EngagementStatus, Side, engagement_of, may_see
 from marketplace.db import atomic_phase
 from marketplace.errors import EngagementNotFound, Forbidden
 from marketplace.money import format_money
@@ -175,7 +175,7 @@ def lock_timesheet(timesheet_id: int, user: User | None) -> Timesheet:
     found = (
         Timesheet.objects.select_for_update(of=("self",)).select_related("engagement").filter(pk=timesheet_id).first()
     )
-    if found is None or not _party_or_staff(user, found.engagement):
+    if found is None or not may_see(user, found.engagement):
         raise TimesheetNotFound()
     return found
 
@@ -188,14 +188,10 @@ def lock_billing(engagement_id: int) -> HourlyBilling:
     )
 
 
-def _party_or_staff(user: User | None, engagement: Engagement) -> bool:
-    return user is None or user.is_staff or user.pk in (engagement.client_id, engagement.engineer_id)
-
-
 def _own_hourly(user: User, engagement_id: int, side: Side) -> Engagement:
     """The active hourly engagement where `user` is the `side`. EngagementNotFound, NotHourly."""
     engagement = engagement_of(user=user, engagement_id=engagement_id, side=side)
-    if engagement is None or engagement.status != "active":
+    if engagement is None or engagement.status != EngagementStatus.ACTIVE:
         raise EngagementNotFound()
     if engagement.rate_kind != "hourly":
         raise NotHourly()

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from conversations.services import system_message_post_on_commit
+from hiring_requests.engagements import may_see
 from marketplace.errors import Forbidden
 from marketplace.notifications import notify_user
 from payments.errors import MilestoneStateConflict
@@ -73,9 +74,8 @@ def require_party(user: User | None, milestone: Milestone, side: str) -> None:
 
 
 def visible_to(user: User | None, milestone: Milestone) -> bool:
-    if user is None or user.is_staff:
-        return True
-    return user.pk in (milestone.engagement.client_id, milestone.engagement.engineer_id)
+    """Whether `user` (None: the system) may see `milestone`: its engagement's rule (`may_see`)."""
+    return may_see(user, milestone.engagement)
 
 
 def alert_staff(*, event: str, payload: dict[str, Any]) -> None:

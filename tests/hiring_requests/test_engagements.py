@@ -2,7 +2,15 @@
 
 import pytest
 
-from hiring_requests.engagements import engagement_of, engagement_visible, engagements_of_party, engagements_visible_to
+from hiring_requests.engagements import (
+    engagement_of,
+    engagement_visible,
+    engagements_of_party,
+    engagements_visible_to,
+    may_see,
+    party_q,
+    visible_q,
+)
 from tests.factories import ClientFactory, EngagementFactory, EngineerFactory, StaffFactory
 
 pytestmark = pytest.mark.django_db
@@ -59,3 +67,29 @@ def test_engagement_of_refuses_a_side_that_is_no_side(two):
     mine, _ = two
     with pytest.raises(ValueError, match="side"):
         engagement_of(user=mine.client, engagement_id=mine.pk, side="staff")  # type: ignore[arg-type]
+
+
+def test_the_rule_as_a_filter_on_rows_that_hang_on_an_engagement(two):
+    from payments.models import Milestone
+    from tests.factories import MilestoneFactory
+
+    mine, theirs = two
+    rows = {e.pk: MilestoneFactory.create(engagement=e) for e in two}
+    staff = StaffFactory.create()
+
+    def seen(user):
+        return set(Milestone.objects.filter(visible_q(user, through="engagement__")).values_list("pk", flat=True))
+
+    assert seen(mine.client) == seen(mine.engineer) == {rows[mine.pk].pk}
+    assert seen(staff) == {rows[mine.pk].pk, rows[theirs.pk].pk}
+    assert seen(ClientFactory.create()) == set()
+    assert set(Milestone.objects.filter(party_q(staff, through="engagement__"))) == set()
+
+
+def test_the_rule_on_an_engagement_already_read(two):
+    mine, _ = two
+    assert may_see(mine.client, mine)
+    assert may_see(mine.engineer, mine)
+    assert may_see(StaffFactory.create(), mine)
+    assert may_see(None, mine)  # the system: a task, the sweep
+    assert not may_see(ClientFactory.create(), mine)

@@ -86,30 +86,40 @@ def test_a_negative_bound_is_refused():
         IdleCheck(idle_seconds=-1)
 
 
-def test_the_pool_replaces_a_connection_that_died_while_idle_and_reuses_a_busy_one_unchecked():
+def test_the_pool_lends_a_busy_connection_unchecked_and_replaces_one_that_died_while_idle(monkeypatch):
+    checked: list[int] = []
+    real_check = ConnectionPool.check_connection
+
+    def counted(conn: psycopg.Connection) -> None:
+        checked.append(conn.info.backend_pid)
+        real_check(conn)
+
+    monkeypatch.setattr(ConnectionPool, "check_connection", staticmethod(counted))
     check = IdleCheck(idle_seconds=0.2)
     with ConnectionPool(_conninfo(), min_size=1, max_size=1, check=check.check) as pool:
         pool.wait(timeout=10)
         with pool.connection(timeout=5) as first:
             first_pid = first.info.backend_pid
-        # Lent again at once: the next request gets the same connection without a check.
-        with pool.connection(timeout=5) as again:
-            assert again.info.backend_pid == first_pid
-        assert pool.get_stats().get("connections_lost", 0) == 0
-        with pool.connection(timeout=5) as held:
-            victim = held
-        _end_session(victim)
+        assert checked == [first_pid]  # new to the check: asked once
+        # Lent again at once, three times: the same connection, and no round trip for any of them.
+        for _ in range(3):
+            with pool.connection(timeout=5) as again:
+                assert again.info.backend_pid == first_pid
+        assert checked == [first_pid]
+        # Its session ends while it sits in the pool, past the bound: checked, found dead, replaced.
+        _end_session(again)
         time.sleep(0.3)
-        # Idle past the bound: checked, found dead, replaced by a new session that answers.
         with pool.connection(timeout=10) as replaced:
             assert replaced.info.backend_pid != first_pid
             assert replaced.execute("SELECT 1").fetchone() == (1,)
+        assert checked[:2] == [first_pid, first_pid]
+        assert pool.get_stats().get("connections_lost", 0) >= 1
 
 
 def test_the_settings_give_the_pool_the_idle_check():
     pool_options = settings.DATABASES["default"]["OPTIONS"]["pool"]
     owner = pool_options["check"].__self__
     assert isinstance(owner, IdleCheck)
-    assert owner.idle_seconds == 1.0
+    assert owner.idle_seconds == settings.DATABASE_POOL_CHECK_IDLE_SECONDS
     # A reset callback would send every return through the pool's worker thread (marketplace.pool).
     assert "reset" not in pool_options

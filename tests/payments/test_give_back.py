@@ -478,3 +478,22 @@ def test_a_stale_cancel_is_resumed_to_cancelled(rubric, stripe_settings, stripe_
     intent = stripe_settings.double.objects["payment_intents"][cancelled.payment_intent_id]
     assert intent["status"] == "canceled"
     assert not LedgerTransaction.objects.filter(milestone=created).exists()
+
+
+def test_an_ended_engagement_takes_no_new_milestone(rubric, stripe_settings):
+    from datetime import date
+
+    from marketplace.errors import EngagementNotFound
+
+    made = engagement()
+    type(made).objects.filter(pk=made.pk).update(status="ended")
+
+    with pytest.raises(EngagementNotFound):
+        services.milestone_create(
+            client=made.client, engagement_id=made.pk, title="More", amount_minor=10_000, due_date=date(2099, 1, 1)
+        )
+    with pytest.raises(EngagementNotFound):  # nor from the engineer's side, ended or not
+        services.milestone_create(
+            client=made.engineer, engagement_id=made.pk, title="More", amount_minor=10_000, due_date=date(2099, 1, 1)
+        )
+    assert not Milestone.objects.filter(engagement=made).exists()

@@ -317,3 +317,21 @@ def test_editing_an_entry_deleted_meanwhile_is_not_found(client, monkeypatch):
     assert edited.json()["code"] == "time_entry_not_found"
     # The stand-in DELETE ran inside the request's transaction and was rolled back with it; the edit was not made.
     assert [minutes for _, minutes, _ in entries_of(made)] == [60]
+
+
+def test_an_ended_engagement_takes_no_card_no_cap_and_no_time(rubric):
+    from marketplace.errors import EngagementNotFound
+    from payments import services
+
+    made = active(hourly_engagement(onboarded=False))
+    Engagement.objects.filter(pk=made.pk).update(status="ended")
+    before = (TimeEntry.objects.count(), HourlyBilling.objects.get(engagement=made).payment_method_id)
+
+    with pytest.raises(EngagementNotFound):
+        services.payment_method_setup(client=made.client, engagement_id=made.pk)
+    with pytest.raises(EngagementNotFound):
+        services.weekly_cap_set(client=made.client, engagement_id=made.pk, hours=10)
+    with pytest.raises(EngagementNotFound):
+        services.time_entry_log(engineer=made.engineer, engagement_id=made.pk, started_at=TUESDAY, minutes=60, note="x")
+
+    assert (TimeEntry.objects.count(), HourlyBilling.objects.get(engagement=made).payment_method_id) == before

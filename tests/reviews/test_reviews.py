@@ -261,3 +261,21 @@ def test_each_side_scores_the_other_sides_categories(client):
     response = write(client, round_, engagement.client, categories=FROM_ENGINEER)
     assert response.status_code == 422, response.content
     assert not Review.objects.filter(round=round_).exists()
+
+
+def test_an_invitation_carries_its_clients_reputation_and_the_prior_for_a_client_never_reviewed():
+    from hiring_requests.selectors import invitations_of
+    from reviews.selectors import prior_bp
+    from tests.factories import EngineerFactory, InvitationFactory
+
+    engineer = EngineerFactory.create()
+    unknown = InvitationFactory.create(engineer=engineer)
+    known = InvitationFactory.create(engineer=engineer)
+    Reputation.objects.create(user=known.request.client, rating_bp=9_000, review_count=3, paid_engagements=2)
+
+    rows = {
+        row.pk: (row.client_rating_bp, row.client_review_count, row.client_paid_engagements)
+        for row in invitations_of(engineer=engineer)
+    }
+
+    assert rows == {unknown.pk: (prior_bp(), 0, 0), known.pk: (9_000, 3, 2)}
