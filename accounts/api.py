@@ -27,7 +27,8 @@ router = Router(tags=["accounts"])
 
 
 def _me(user: User) -> User:
-    return selectors.user_with_profiles(user_id=user.pk)
+    """`user` with both profiles: as a token's lookup read them (`GET /api/me`), else read now."""
+    return user if selectors.profiles_loaded(user) else selectors.user_with_profiles(user_id=user.pk)
 
 
 def _check_password(request: HttpRequest, email: str, password: str) -> User:
@@ -111,9 +112,7 @@ def token_revoke(request: HttpRequest, token_id: int) -> ApiToken:
 
 @router.get("/me", response=MeOut, auth=api_auth_with_profiles, summary="Who I am, with my profile")
 def me(request: HttpRequest) -> User:
-    user = current_user(request)
-    # A token read the profiles with itself; a session's user comes without them.
-    return user if selectors.profiles_loaded(user) else _me(user)
+    return _me(current_user(request))
 
 
 @router.patch(
