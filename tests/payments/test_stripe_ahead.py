@@ -85,11 +85,48 @@ def test_a_chargeback_on_money_in_escrow_takes_it_out_and_cannot_be_refunded_aga
     assert services.ledger_compare_with_stripe() == []
 
 
-def test_a_chargeback_out_of_escrow_is_booked_against_the_milestone(client, rubric, stripe_settings):
-    work, _ = _charged_back(stripe_settings, client)
+def test_a_chargeback_out_of_escrow_is_booked_against_the_milestone(client, rubric, stripe_settings, staff):
+    from marketplace.models import Notification
+    from payments.models import MilestoneEvent
+
+    work, dispute = _charged_back(stripe_settings, client)
 
     booked = LedgerTransaction.objects.filter(milestone=work).order_by("pk").values_list("kind", flat=True)
     assert list(booked) == ["fund", "chargeback"]
+    assert LedgerTransaction.objects.get(kind="chargeback").reference == f"chargeback:{dispute.stripe_id}"
+    # The network's reason, in the milestone's history and in what staff hear.
+    moved = MilestoneEvent.objects.filter(milestone=work).latest("pk")
+    assert (moved.to_status, moved.note) == ("charged_back", "card dispute: fraudulent")
+    (told,) = Notification.objects.filter(user=staff, event="milestone.disputed").values_list("payload", flat=True)
+    assert told["reason"] == "card dispute: fraudulent"
+
+
+@pytest.mark.parametrize("outcome", ["won", "lost"])
+def test_a_closed_dispute_delivered_again_is_closed_once_whichever_way_it_went(
+    client, rubric, stripe_settings, staff, outcome
+):
+    from django.db import transaction
+
+    from marketplace.models import Notification
+
+    work, dispute = _charged_back(stripe_settings, client)
+    httpx.post(f"{stripe_settings.base}/_test/disputes/{dispute.stripe_id}/close", data={"status": outcome})
+    deliver_webhooks(stripe_settings, client)
+    status = Milestone.objects.get(pk=work.pk).status
+
+    with transaction.atomic():
+        services.webhooks._dispute_record(
+            dispute_id=dispute.stripe_id,
+            charge_id=work.charge_id,
+            amount=dispute.amount_minor,
+            currency="usd",
+            reason="fraudulent",
+            status=outcome,
+        )
+
+    assert Milestone.objects.get(pk=work.pk).status == status
+    assert Notification.objects.filter(user=staff, event="dispute.closed").count() == 1
+    assert ledger_problems() == []
 
 
 @pytest.mark.parametrize(
