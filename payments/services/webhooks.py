@@ -197,9 +197,12 @@ def _dispute_record(
         if created:
             alert_staff(event="dispute.unmatched", payload={"dispute_id": dispute_id, "charge_id": charge_id})
         return dispute
+    # Closed before this read: a row just created holds Stripe's status already, so a dispute first seen
+    # closed (its events processed late, after the network decided) is opened and then closed here.
+    closed_before = not created and dispute.status in ("won", "lost")
     if created:
         _dispute_opened(milestone, dispute, reason=reason)
-    if status in ("won", "lost") and dispute.status not in ("won", "lost"):
+    if status in ("won", "lost") and not closed_before:
         _dispute_closed(milestone, dispute, won=status == "won")
     if dispute.status != status:
         Dispute.objects.filter(pk=dispute.pk).update(status=status)

@@ -98,7 +98,13 @@ def test_a_chargeback_out_of_escrow_is_booked_against_the_milestone(client, rubr
     moved = MilestoneEvent.objects.filter(milestone=work).latest("pk")
     assert (moved.to_status, moved.note) == ("charged_back", "card dispute: fraudulent")
     (told,) = Notification.objects.filter(user=staff, event="milestone.disputed").values_list("payload", flat=True)
-    assert told["reason"] == "card dispute: fraudulent"
+    assert told == {
+        "milestone_id": work.pk,
+        "dispute_id": dispute.stripe_id,
+        "reason": "card dispute: fraudulent",
+        "milestone_status": "charged_back",
+        "amount_minor": dispute.amount_minor,
+    }
 
 
 @pytest.mark.parametrize("outcome", ["won", "lost"])
@@ -177,8 +183,34 @@ def test_a_won_dispute_after_release_clears_the_platforms_exposure_and_is_booked
     assert ledger_problems() == []
     booked = LedgerTransaction.objects.filter(milestone=work).order_by("pk").values_list("kind", flat=True)
     assert list(booked) == ["fund", "release", "dispute", "dispute_won"]
-    # Booked once per dispute: its reference names the dispute Stripe closed.
+    # Booked once per dispute: each reference names the dispute.
+    assert LedgerTransaction.objects.get(kind="dispute").reference == f"dispute:{dispute.stripe_id}"
     assert LedgerTransaction.objects.get(kind="dispute_won").reference == f"dispute-won:{dispute.stripe_id}"
+
+
+def test_a_dispute_first_seen_already_won_after_release_clears_the_exposure_it_opened(client, rubric, stripe_settings):
+    from django.db import transaction
+
+    made = engagement()
+    work = funded(stripe_settings, client, made, amount=150_000)
+    services.milestone_submit(engineer=made.engineer, milestone_id=work.pk)
+    services.milestone_approve(client=made.client, milestone_id=work.pk)
+    work.refresh_from_db()
+
+    with transaction.atomic():  # the opening and the close in one read: the reconciliation found it late
+        services.webhooks._dispute_record(
+            dispute_id="dp_late",
+            charge_id=work.charge_id,
+            amount=150_000,
+            currency="usd",
+            reason="fraudulent",
+            status="won",
+        )
+
+    assert Dispute.objects.get(stripe_id="dp_late").platform_exposed is True
+    assert LedgerAccount.objects.get(code="dispute_exposure:platform:usd").balance == 0
+    assert LedgerAccount.objects.get(code=f"escrow:milestone-{work.pk}:usd").balance == 0
+    assert ledger_problems() == []
 
 
 def test_cancelling_a_milestone_cancels_its_payment_intent_so_it_cannot_be_paid(client, rubric, stripe_settings):
@@ -355,4 +387,30 @@ def test_reconciliation_catches_up_with_a_payment_whose_events_were_all_lost(cli
     assert caught_up == 1
     assert Milestone.objects.get(pk=created.pk).status == "funded"
     assert services.ledger_compare_with_stripe() == []
+    assert ledger_problems() == []
+
+
+@pytest.mark.parametrize(("outcome", "status", "escrow"), [("won", "funded", 50_000), ("lost", "refunded", 0)])
+def test_a_dispute_first_seen_already_closed_on_money_in_escrow_ends_where_the_network_decided(
+    client, rubric, stripe_settings, staff, outcome, status, escrow
+):
+    from django.db import transaction
+
+    from marketplace.models import Notification
+
+    work = funded(stripe_settings, client, engagement())
+
+    with transaction.atomic():
+        services.webhooks._dispute_record(
+            dispute_id="dp_late",
+            charge_id=work.charge_id,
+            amount=work.amount_minor,
+            currency="usd",
+            reason="fraudulent",
+            status=outcome,
+        )
+
+    assert Milestone.objects.get(pk=work.pk).status == status
+    assert LedgerAccount.objects.get(code=f"escrow:milestone-{work.pk}:usd").balance == escrow
+    assert Notification.objects.filter(user=staff, event="dispute.closed").count() == 1
     assert ledger_problems() == []
