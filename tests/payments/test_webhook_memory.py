@@ -1,7 +1,7 @@
 """Each process remembers the event ids it knows are stored, and answers their duplicates without a query.
 
-The rules (payments.services.webhooks.StoredEventIds): an id is learnt from a read outside any
-transaction, or once its insert has committed, never before; a rolled-back insert is not taken for
+The rules (payments.services.webhooks.StoredEventIds): an id is learnt once the statement that
+stored it, or found it stored, has committed, never before; a rolled-back insert is not taken for
 stored; the memory is bounded, least recently used out first. Run on committed rows
 (`transactional_db`): inside a test's transaction nothing ever commits.
 """
@@ -35,7 +35,7 @@ def test_a_duplicate_of_an_event_this_process_stored_costs_no_query(client, djan
     assert StripeEvent.objects.filter(stripe_id="evt_stored_here").count() == 1
 
 
-def test_an_event_another_process_stored_costs_one_read_then_none(client, django_assert_num_queries):
+def test_an_event_another_process_stored_costs_one_statement_then_none(client, django_assert_num_queries):
     body = event_body("evt_stored_elsewhere")
     StripeEvent.objects.create(stripe_id="evt_stored_elsewhere", type="customer.created", payload={})
 
@@ -70,11 +70,15 @@ def test_an_insert_that_rolled_back_is_not_remembered(client):
     assert StripeEvent.objects.filter(stripe_id="evt_rolled_back").count() == 1
 
 
-def test_a_read_inside_a_transaction_is_not_remembered():
-    StripeEvent.objects.create(stripe_id="evt_uncommitted_view", type="customer.created", payload={})
+def test_a_duplicate_found_inside_a_transaction_is_remembered_once_it_commits():
+    body = event_body("evt_found_in_a_transaction")
+    StripeEvent.objects.create(stripe_id="evt_found_in_a_transaction", type="customer.created", payload={})
+
     with transaction.atomic():
-        assert webhooks._stored("evt_uncommitted_view") is True
-    assert not stored_event_ids.known("evt_uncommitted_view")
+        assert webhooks.stripe_event_receive(payload=body.encode(), signature=sign(body, SECRET)) is False
+        assert not stored_event_ids.known("evt_found_in_a_transaction")
+
+    assert stored_event_ids.known("evt_found_in_a_transaction")
 
 
 def test_the_memory_is_bounded_and_forgets_the_least_recently_used():

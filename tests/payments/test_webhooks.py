@@ -6,6 +6,7 @@ import time
 import pytest
 
 from payments.models import StripeEvent
+from payments.services import webhooks
 from stripe_double.app import sign
 from tests.payments.conftest import SECRET
 
@@ -41,15 +42,25 @@ def test_a_signed_event_is_stored_once(client):
     assert StripeEvent.objects.get().stripe_id == "evt_1"
 
 
-def test_a_duplicate_is_answered_from_one_read(client, django_assert_num_queries, django_capture_on_commit_callbacks):
-    body = event_body("evt_again")
-    send(client, body, sign(body, SECRET))
+def test_a_duplicate_is_answered_from_one_statement_and_processed_once(
+    client, django_assert_num_queries, django_capture_on_commit_callbacks, monkeypatch
+):
+    from payments import tasks
 
-    with django_assert_num_queries(1), django_capture_on_commit_callbacks() as enqueued:
+    queued: list[int] = []
+    monkeypatch.setattr(tasks.process_stripe_event, "delay_on_commit", queued.append)
+    body = event_body("evt_again")
+    with django_capture_on_commit_callbacks(execute=True):
+        send(client, body, sign(body, SECRET))
+    stored_id = StripeEvent.objects.get(stripe_id="evt_again").pk
+    webhooks.stored_event_ids.clear()  # as another process would: it has not seen the id
+
+    # The insert that finds the id stored, and nothing else.
+    with django_assert_num_queries(1), django_capture_on_commit_callbacks(execute=True):
         again = send(client, body, sign(body, SECRET))
 
     assert again.json() == {"received": True, "duplicate": True}
-    assert enqueued == []  # nothing processed twice
+    assert queued == [stored_id]  # processed once, for the first delivery
     assert StripeEvent.objects.filter(stripe_id="evt_again").count() == 1
 
 
@@ -115,3 +126,25 @@ def test_a_timestamp_inside_the_tolerance_is_accepted(client):
     response = send(client, body, sign(body, SECRET, timestamp=int(time.time()) - 290))
 
     assert response.status_code == 200
+
+
+def test_the_written_out_insert_stores_what_the_orm_would_store():
+    event = json.loads(event_body("evt_written_out"))
+    event["data"]["object"]["note"] = "naïve ✓ \\u00e9"
+
+    stored_id = webhooks._insert_unless_stored(event)
+    again = webhooks._insert_unless_stored(event)
+    by_orm = StripeEvent.objects.create(stripe_id="evt_by_orm", type=event["type"], payload=event)
+
+    assert again is None
+    stored = StripeEvent.objects.get(pk=stored_id)
+    by_orm.refresh_from_db()
+    assert (stored.stripe_id, stored.type, stored.payload) == ("evt_written_out", "customer.created", event)
+    assert (stored.attempts, stored.last_error, stored.processed_at, stored.next_attempt_at, stored.alerted_at) == (
+        by_orm.attempts,
+        by_orm.last_error,
+        by_orm.processed_at,
+        by_orm.next_attempt_at,
+        by_orm.alerted_at,
+    )
+    assert abs((stored.received_at - by_orm.received_at).total_seconds()) < 60
