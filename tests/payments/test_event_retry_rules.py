@@ -58,7 +58,7 @@ def test_the_backoff_doubles_from_ten_seconds_up_to_an_hour_with_jitter_over_its
         bounds.append((low, high))
         return high
 
-    monkeypatch.setattr(webhooks.random, "uniform", uniform)
+    monkeypatch.setattr("payments.services.webhooks.random.uniform", uniform)
 
     assert webhooks.retry_delay(attempts) == timedelta(seconds=ceiling)
     assert bounds == [(ceiling / 2, ceiling)]
@@ -106,11 +106,19 @@ def test_stuck_is_unprocessed_for_longer_than_the_setting():
 
 
 def test_a_dispute_on_a_charge_no_milestone_knows_is_kept_and_staff_are_told_once(staff):
-    fields = {"charge_id": "ch_unknown", "amount": 5_000, "currency": "usd", "reason": "fraudulent"}
-    with transaction.atomic():
-        kept = webhooks._dispute_record(dispute_id="dp_unmatched", status="needs_response", **fields)
-    with transaction.atomic():  # Stripe's next update of the same dispute
-        webhooks._dispute_record(dispute_id="dp_unmatched", status="under_review", **fields)
+    def record(status: str) -> Dispute | None:
+        with transaction.atomic():
+            return webhooks._dispute_record(
+                dispute_id="dp_unmatched",
+                charge_id="ch_unknown",
+                amount=5_000,
+                currency="usd",
+                reason="fraudulent",
+                status=status,
+            )
+
+    kept = record("needs_response")
+    record("under_review")  # Stripe's next update of the same dispute
 
     assert kept is not None
     assert kept.milestone is None

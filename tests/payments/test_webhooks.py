@@ -137,6 +137,7 @@ def test_the_written_out_insert_stores_what_the_orm_would_store():
     by_orm = StripeEvent.objects.create(stripe_id="evt_by_orm", type=event["type"], payload=event)
 
     assert again is None
+    assert stored_id is not None
     stored = StripeEvent.objects.get(pk=stored_id)
     by_orm.refresh_from_db()
     assert (stored.stripe_id, stored.type, stored.payload) == ("evt_written_out", "customer.created", event)

@@ -273,9 +273,9 @@ def test_an_invitation_carries_its_clients_reputation_and_the_prior_for_a_client
     known = InvitationFactory.create(engineer=engineer)
     Reputation.objects.create(user=known.request.client, rating_bp=9_000, review_count=3, paid_engagements=2)
 
-    rows = {
-        row.pk: (row.client_rating_bp, row.client_review_count, row.client_paid_engagements)
-        for row in invitations_of(engineer=engineer)
-    }
+    read = invitations_of(engineer=engineer).values_list(
+        "pk", "client_rating_bp", "client_review_count", "client_paid_engagements"
+    )
+    rows = {pk: tuple(reputation) for pk, *reputation in read}
 
     assert rows == {unknown.pk: (prior_bp(), 0, 0), known.pk: (9_000, 3, 2)}
