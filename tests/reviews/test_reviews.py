@@ -273,7 +273,7 @@ def test_an_invitation_carries_its_clients_reputation_and_the_prior_for_a_client
     known = InvitationFactory.create(engineer=engineer)
     Reputation.objects.create(user=known.request.client, rating_bp=9_000, review_count=3, paid_engagements=2)
 
-    read = invitations_of(engineer=engineer).values_list(
+    read = invitations_of(engineer=engineer).values_list(  # type: ignore[misc]  # annotated by the selector
         "pk", "client_rating_bp", "client_review_count", "client_paid_engagements"
     )
     rows = {pk: tuple(reputation) for pk, *reputation in read}
