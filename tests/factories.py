@@ -1,15 +1,40 @@
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from django.utils import timezone
-from factory.declarations import LazyAttribute, LazyFunction, RelatedFactory, SelfAttribute, Sequence, SubFactory
+from factory.declarations import (
+    LazyAttribute,
+    LazyAttributeSequence,
+    LazyFunction,
+    RelatedFactory,
+    SelfAttribute,
+    Sequence,
+    SubFactory,
+)
 from factory.django import DjangoModelFactory, Password
 from factory.faker import Faker
 
 from accounts.models import ClientProfile, EngineerProfile, Role, User
+from conversations.models import Conversation
 from hiring_requests.matching import WEIGHTS
 from hiring_requests.models import Engagement, HiringRequest, Invitation
+from marketplace.idempotency import fingerprint as request_fingerprint
+from marketplace.models import EmailDelivery, EmailPreference, IdempotencyRecord, Notification, NotificationStream
 from marketplace.timezones import utc_offset_minutes
-from payments.models import Milestone
+from payments.models import (
+    Customer,
+    LedgerAccount,
+    LedgerAccountKind,
+    Milestone,
+    PayoutAccount,
+    StripeEvent,
+    TimeEntry,
+    Timesheet,
+    TimesheetStatus,
+)
+from payments.services.hourly import amount_for
+from reviews.models import Reputation
+from reviews.services import rating_bp as bayesian_rating_bp
+from vetting.models import Application, ApplicationStatus, Rubric, VettedRecord
 
 PASSWORD = "correct-horse-battery"
 
@@ -81,12 +106,6 @@ def vetted_engineer(
 
     `vetted_skills` are the skills the vetting assessed (the application's); by default, all the profile's.
     """
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from vetting.models import Application, ApplicationStatus, Rubric, VettedRecord
-
     engineer = UserFactory.create(role=Role.ENGINEER, **user_fields)
     declared = sorted(skills if skills is not None else ["asyncio", "django", "python"])
     EngineerProfileFactory.create(
@@ -97,27 +116,51 @@ def vetted_engineer(
         weekly_hours_available=weekly_hours_available,
         time_zone=time_zone,
     )
-    vetted_at = timezone.now() - timedelta(days=vetted_days_ago)
-    application = Application.objects.create(
+    VettedRecordFactory.create(
         engineer=engineer,
-        rubric=Rubric.objects.earliest("version"),
-        status=ApplicationStatus.APPROVED,
-        statement="vetted for tests",
-        skills=sorted(vetted_skills if vetted_skills is not None else declared),
-        decided_at=vetted_at,
         level=level,
         score_bp=score_bp,
-    )
-    VettedRecord.objects.create(
-        engineer=engineer,
-        application=application,
-        level=level,
-        score_bp=score_bp,
-        category_scores=[],
-        vetted_at=vetted_at,
-        expires_at=vetted_at + timedelta(days=365),
+        vetted_at=timezone.now() - timedelta(days=vetted_days_ago),
+        application__statement="vetted for tests",
+        application__skills=sorted(vetted_skills if vetted_skills is not None else declared),
     )
     return engineer
+
+
+class ApplicationFactory(DjangoModelFactory[Application]):
+    """An application just submitted under the earliest rubric (the shipped one), waiting in the queue."""
+
+    class Meta:
+        model = Application
+
+    engineer = SubFactory(EngineerFactory)
+    rubric = LazyFunction(lambda: Rubric.objects.earliest("version"))
+    status = ApplicationStatus.SUBMITTED
+    headline = "Backend engineer"
+    skills = LazyFunction(lambda: ["asyncio", "django", "python"])
+    statement = "I build and run asyncio services."
+
+
+class VettedRecordFactory(DjangoModelFactory[VettedRecord]):
+    """A current senior record granted ten days ago, for a year, by the approval of the engineer's application."""
+
+    class Meta:
+        model = VettedRecord
+
+    engineer = SubFactory(EngineerFactory)
+    level = "senior"
+    score_bp = 8_000
+    category_scores = LazyFunction(list)
+    vetted_at = LazyFunction(lambda: timezone.now() - timedelta(days=10))
+    expires_at = LazyAttribute(lambda record: record.vetted_at + timedelta(days=365))
+    application = SubFactory(
+        ApplicationFactory,
+        engineer=SelfAttribute("..engineer"),
+        status=ApplicationStatus.APPROVED,
+        decided_at=SelfAttribute("..vetted_at"),
+        level=SelfAttribute("..level"),
+        score_bp=SelfAttribute("..score_bp"),
+    )
 
 
 class HiringRequestFactory(DjangoModelFactory[HiringRequest]):
@@ -185,3 +228,156 @@ class MilestoneFactory(DjangoModelFactory[Milestone]):
     amount_minor = 1_000
     currency = LazyAttribute(lambda milestone: milestone.engagement.currency)
     due_date = date(2099, 1, 1)
+
+
+class HourlyEngagementFactory(EngagementFactory):
+    """An hourly engagement at 40.00 an hour, as hired: no billing yet (`payments.services.billing_open` opens it)."""
+
+    rate_kind = "hourly"
+    rate_minor = 4_000
+
+
+class PayoutAccountFactory(DjangoModelFactory[PayoutAccount]):
+    """An engineer's payout account with payouts enabled; its id is no Stripe's (pass the double's for live tests)."""
+
+    class Meta:
+        model = PayoutAccount
+
+    engineer = SubFactory(EngineerFactory)
+    stripe_account_id = Sequence(lambda n: f"acct_test{n}")
+    payouts_enabled = True
+
+
+class CustomerFactory(DjangoModelFactory[Customer]):
+    """A client as a Stripe Customer, as saving a first card leaves them; its id is no Stripe's."""
+
+    class Meta:
+        model = Customer
+
+    client = SubFactory(ClientFactory)
+    stripe_customer_id = Sequence(lambda n: f"cus_test{n}")
+
+
+class TimesheetFactory(DjangoModelFactory[Timesheet]):
+    """An open week of an hourly engagement at its rate, nothing logged; in a later status it costs its `minutes`."""
+
+    class Meta:
+        model = Timesheet
+
+    engagement = SubFactory(HourlyEngagementFactory)
+    week_start = Sequence(lambda n: date(2026, 1, 5) + timedelta(weeks=n))  # Mondays, one after another
+    status = TimesheetStatus.OPEN
+    rate_minor = SelfAttribute("engagement.rate_minor")
+    currency = SelfAttribute("engagement.currency")
+    minutes = 0
+    # The service computes it once, when the week closes (`amount_for`): an open week owes nothing yet.
+    amount_minor = LazyAttribute(
+        lambda week: 0 if week.status == TimesheetStatus.OPEN else amount_for(week.minutes, week.rate_minor)
+    )
+
+
+class TimeEntryFactory(DjangoModelFactory[TimeEntry]):
+    """An hour logged from 09:00 UTC on its week's Tuesday; the timesheet's `minutes` are left as they are."""
+
+    class Meta:
+        model = TimeEntry
+
+    timesheet = SubFactory(TimesheetFactory)
+    started_at = LazyAttribute(
+        lambda entry: datetime.combine(entry.timesheet.week_start, time(9), tzinfo=UTC) + timedelta(days=1)
+    )
+    minutes = 60
+    note = "the worker pool"
+
+
+class LedgerAccountFactory(DjangoModelFactory[LedgerAccount]):
+    """An empty escrow account in usd, coded as the ledger codes its accounts (`<kind>:<owner>:<currency>`)."""
+
+    class Meta:
+        model = LedgerAccount
+
+    kind = LedgerAccountKind.ESCROW
+    currency = "usd"
+    code = LazyAttributeSequence(lambda account, n: f"{account.kind}:test-{n}:{account.currency}")
+    balance = 0
+
+
+class StripeEventFactory(DjangoModelFactory[StripeEvent]):
+    """A webhook stored as received and not yet processed, its payload in the shape of Stripe's events."""
+
+    class Meta:
+        model = StripeEvent
+
+    stripe_id = Sequence(lambda n: f"evt_test{n}")
+    type = "customer.created"
+    payload = LazyAttribute(
+        lambda event: {"id": event.stripe_id, "object": "event", "type": event.type, "data": {"object": {}}}
+    )
+
+
+class IdempotencyRecordFactory(DjangoModelFactory[IdempotencyRecord]):
+    """An Idempotency-Key just taken by a request still running: no response kept yet."""
+
+    class Meta:
+        model = IdempotencyRecord
+
+    user = SubFactory(ClientFactory)
+    key = Sequence(lambda n: f"key-{n}")
+    fingerprint = LazyFunction(lambda: request_fingerprint(["POST", "/api/requests", {}]))
+
+
+class NotificationFactory(DjangoModelFactory[Notification]):
+    """A notification written and not yet numbered: its on-commit publish has not run."""
+
+    class Meta:
+        model = Notification
+
+    user = SubFactory(UserFactory)
+    event = "test.event"
+    payload = LazyFunction(dict)
+
+
+class NotificationStreamFactory(DjangoModelFactory[NotificationStream]):
+    """A user's notification stream before anything was numbered; pass `last_seq` for one that has."""
+
+    class Meta:
+        model = NotificationStream
+
+    user = SubFactory(UserFactory)
+    last_seq = 0
+
+
+class EmailPreferenceFactory(DjangoModelFactory[EmailPreference]):
+    """A user's choice to get no email of one kind (no row at all means every email, at once)."""
+
+    class Meta:
+        model = EmailPreference
+
+    user = SubFactory(UserFactory)
+    kind = "shortlist.changed"
+    delivery = EmailDelivery.NEVER
+
+
+class ConversationFactory(DjangoModelFactory[Conversation]):
+    """A conversation with no messages yet, between a client and an engineer on the client's raised request."""
+
+    class Meta:
+        model = Conversation
+
+    client = SubFactory(ClientFactory)
+    request = SubFactory(HiringRequestFactory, client=SelfAttribute("..client"))
+    engineer = SubFactory(EngineerFactory)
+
+
+class ReputationFactory(DjangoModelFactory[Reputation]):
+    """A user's reputation after one published five-star review, as `reviews.services` keeps it."""
+
+    class Meta:
+        model = Reputation
+
+    user = SubFactory(UserFactory)
+    review_count = 1
+    rating_bp = LazyAttribute(
+        lambda reputation: bayesian_rating_bp(stars_total=5 * reputation.review_count, count=reputation.review_count)
+    )
+    paid_engagements = 0
