@@ -1,13 +1,9 @@
 """What a newcomer sees first, in a real browser: the landing page, the API docs, the admin."""
 
-from datetime import date
-
 import httpx
 from asgiref.sync import sync_to_async
 
-from payments.models import Milestone
-from tests.factories import StaffFactory
-from tests.payments.helpers import engagement
+from tests.factories import MilestoneFactory, StaffFactory
 
 
 def _operation_count(base: str) -> int:
@@ -49,13 +45,7 @@ async def test_admin_login_page_loads_its_stylesheet(page):
 
 def _staff_and_milestone() -> tuple[object, int]:
     staff = StaffFactory.create(is_superuser=True)
-    milestone = Milestone.objects.create(
-        engagement=engagement(onboarded=False),
-        title="Worker pool",
-        amount_minor=150_000,
-        currency="usd",
-        due_date=date(2099, 1, 1),
-    )
+    milestone = MilestoneFactory.create(title="Worker pool", amount_minor=150_000)
     return staff, milestone.pk
 
 

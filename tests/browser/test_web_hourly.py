@@ -17,13 +17,12 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 from playwright.async_api import expect
 
-from hiring_requests.models import Engagement, HiringRequest
+from hiring_requests.models import Engagement
 from payments import services
 from payments import tasks as payments_tasks
-from payments.models import HourlyBilling, PayoutAccount, Timesheet
+from payments.models import HourlyBilling, Timesheet
 from tests.browser.test_web_story import logged_in
-from tests.factories import ClientFactory, vetted_engineer
-from tests.hiring_requests.conftest import request_fields
+from tests.factories import ClientFactory, HourlyEngagementFactory, PayoutAccountFactory, vetted_engineer
 from tests.payments.helpers import last_monday
 from tests.payments.live import Double, stripe_double
 from tests.processes import asgi_server, celery_worker, free_port, needs_redis
@@ -36,18 +35,11 @@ GRACE_HOURS = 8 * 24
 def _hired(double: Double) -> Engagement:
     """An hourly engagement just hired at 40.00 an hour, its engineer able to be paid at the double."""
     client, engineer = ClientFactory.create(full_name="Ada Client"), vetted_engineer(full_name="Grace Hopper")
-    request = HiringRequest.objects.create(client=client, status="hired", **request_fields(title="Hourly help"))
-    made = Engagement.objects.create(
-        request=request,
-        client=client,
-        engineer=engineer,
-        rate_kind="hourly",
-        rate_minor=4_000,
-        currency="usd",
-        hours_per_week=40,
+    made = HourlyEngagementFactory.create(
+        client=client, engineer=engineer, request__title="Hourly help", rate_minor=4_000, hours_per_week=40
     )
     services.billing_open(made)
-    PayoutAccount.objects.create(engineer=engineer, stripe_account_id=double.onboarded_account(), payouts_enabled=True)
+    PayoutAccountFactory.create(engineer=engineer, stripe_account_id=double.onboarded_account())
     return made
 
 

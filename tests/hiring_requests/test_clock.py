@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from hiring_requests import errors, services
 from hiring_requests.models import HiringRequest, Invitation, InvitationStatus, RequestEvent
-from tests.factories import ClientFactory, StaffFactory, vetted_engineer
+from tests.factories import ClientFactory, InvitationFactory, StaffFactory, vetted_engineer
 from tests.hiring_requests.conftest import raised
 
 pytestmark = pytest.mark.django_db
@@ -51,13 +51,8 @@ def test_a_night_time_offer_that_expires_does_not_count_against_the_engineer(rub
 
     sleeper, awake = vetted_engineer(), vetted_engineer()
     for engineer, off_hours in ((sleeper, True), (awake, False)):
-        Invitation.objects.create(
-            request=raised(ClientFactory.create()),
+        InvitationFactory.create(
             engineer=engineer,
-            wave=1,
-            rank=1,
-            score_bp=1,
-            breakdown={},
             status=InvitationStatus.EXPIRED,
             expires_at=timezone.now() - timedelta(hours=1),
             sent_off_hours=off_hours,

@@ -11,11 +11,10 @@ from hypothesis import strategies as st
 
 from bench.matching_naive import load_world, rank_naive
 from hiring_requests import matching
-from hiring_requests.models import Engagement, HiringRequest, Invitation, InvitationStatus
+from hiring_requests.models import HiringRequest, Invitation, InvitationStatus, RequestStatus
 from marketplace.timezones import utc_offset_minutes
 from tests.conftest import rolled_back
-from tests.factories import ClientFactory, vetted_engineer
-from tests.hiring_requests.conftest import request_fields
+from tests.factories import HiringRequestFactory, HourlyEngagementFactory, InvitationFactory, vetted_engineer
 from vetting.models import VettedRecord
 
 pytestmark = pytest.mark.django_db
@@ -26,7 +25,7 @@ LEVELS = ["junior", "mid", "senior", "staff"]
 
 
 def draft(**overrides) -> HiringRequest:
-    return HiringRequest.objects.create(client=ClientFactory.create(), **request_fields(**overrides))
+    return HiringRequestFactory.create(status=RequestStatus.DRAFT, **overrides)
 
 
 def ids(candidates) -> list[int]:
@@ -79,16 +78,7 @@ def make(spec) -> int:
     if spec["state"] == "revoked":
         VettedRecord.objects.filter(pk=record.pk).update(revoked_at=timezone.now(), revoke_reason="test")
     if spec["engaged_hours"]:
-        other = draft()
-        Engagement.objects.create(
-            request=other,
-            client=other.client,
-            engineer=engineer,
-            rate_kind="hourly",
-            rate_minor=5_000,
-            currency="usd",
-            hours_per_week=spec["engaged_hours"],
-        )
+        HourlyEngagementFactory.create(engineer=engineer, hours_per_week=spec["engaged_hours"])
     return engineer.pk
 
 
@@ -236,22 +226,10 @@ def test_time_zones_are_read_at_match_time_not_from_the_stored_offset(rubric):
 def test_current_load_and_responsiveness_count(rubric):
     busy, unresponsive, fresh = vetted_engineer(), vetted_engineer(), vetted_engineer()
     elsewhere = draft()
-    Invitation.objects.create(
-        request=elsewhere,
-        engineer=busy,
-        wave=1,
-        rank=1,
-        score_bp=1,
-        breakdown={},
-        expires_at=timezone.now() + timedelta(hours=1),
-    )
-    Invitation.objects.create(
+    InvitationFactory.create(request=elsewhere, engineer=busy)
+    InvitationFactory.create(
         request=draft(),
         engineer=unresponsive,
-        wave=1,
-        rank=1,
-        score_bp=1,
-        breakdown={},
         status=InvitationStatus.EXPIRED,
         expires_at=timezone.now() - timedelta(hours=1),
     )
@@ -404,11 +382,10 @@ def test_each_widening_step_is_put_in_words_for_the_client(settings):
 def test_an_engineer_is_never_invited_twice_to_one_request(rubric):
     engineer = vetted_engineer()
     request = draft()
-    fields = {"wave": 1, "rank": 1, "score_bp": 1, "breakdown": {}, "expires_at": timezone.now()}
-    Invitation.objects.create(request=request, engineer=engineer, **fields)
+    InvitationFactory.create(request=request, engineer=engineer)
 
     with pytest.raises(IntegrityError), transaction.atomic():
-        Invitation.objects.create(request=request, engineer=engineer, **fields)
+        InvitationFactory.create(request=request, engineer=engineer)
 
     assert Invitation.objects.filter(request=request).count() == 1
 

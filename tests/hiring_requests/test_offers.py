@@ -10,7 +10,7 @@ from accounts.models import EngineerProfile
 from hiring_requests import errors, services
 from hiring_requests.models import Engagement, HiringRequest, Invitation, InvitationStatus, RequestStatus
 from tests.concurrency import race
-from tests.factories import ClientFactory, StaffFactory, vetted_engineer
+from tests.factories import ClientFactory, InvitationFactory, StaffFactory, vetted_engineer
 from tests.hiring_requests.conftest import enable_payouts, raised
 from vetting.models import VettedRecord
 from vetting.services import vetted_record_revoke
@@ -134,17 +134,7 @@ def test_an_engineer_cannot_accept_more_hours_than_they_have(rubric):
     services.invitation_accept(engineer=engineer, invitation_id=first.pk)
     # Invited before the first acceptance filled the week: the offer exists, the hours do not.
     second_request = raised(ClientFactory.create(), hours_per_week=20)
-    second = Invitation.objects.create(
-        request=second_request,
-        engineer=engineer,
-        wave=1,
-        rank=1,
-        score_bp=5_000,
-        breakdown={},
-        expires_at=timezone.now() + timedelta(hours=1),
-        offered_rate_minor=8_000,
-        offered_hours_per_week=20,
-    )
+    second = InvitationFactory.create(request=second_request, engineer=engineer, offered_hours_per_week=20)
 
     with pytest.raises(errors.EngineerAtCapacity, match="10 free hours a week; this request needs 20"):
         services.invitation_accept(engineer=engineer, invitation_id=second.pk)
@@ -185,16 +175,11 @@ def test_twenty_clients_hiring_one_engineer_at_once_never_book_more_hours_than_t
     for _ in range(20):
         request = raised(ClientFactory.create(), hours_per_week=20)
         HiringRequest.objects.filter(pk=request.pk).update(status=RequestStatus.SHORTLISTED)
-        Invitation.objects.create(
+        InvitationFactory.create(
             request=request,
             engineer=engineer,
-            wave=1,
-            rank=1,
-            score_bp=5_000,
-            breakdown={},
             status=InvitationStatus.ACCEPTED,
-            expires_at=timezone.now() + timedelta(hours=1),
-            offered_rate_minor=8_000,
+            responded_at=timezone.now(),
             offered_hours_per_week=20,
             agreed_rate_minor=8_000,
         )

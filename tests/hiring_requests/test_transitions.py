@@ -33,7 +33,7 @@ from hiring_requests.models import (
     RequestStatus,
     moves_into,
 )
-from tests.factories import ClientFactory, vetted_engineer
+from tests.factories import ClientFactory, HiringRequestFactory, InvitationFactory, vetted_engineer
 from tests.hiring_requests.conftest import enable_payouts, raised, request_fields
 from tests.status_writes import status_writes
 from vetting.models import VettedRecord
@@ -100,7 +100,7 @@ def test_only_the_move_functions_and_the_guarded_bulk_updates_write_a_state():
 
 
 def _request_in(client: User, status: str) -> HiringRequest:
-    return HiringRequest.objects.create(client=client, status=status, **request_fields())
+    return HiringRequestFactory.create(client=client, status=status)
 
 
 @pytest.mark.parametrize(("from_status", "to_status"), REQUEST_PAIRS, ids=[f"{a}->{b}" for a, b in REQUEST_PAIRS])
@@ -125,16 +125,8 @@ def test_the_request_table_decides_every_move(client_user, from_status, to_statu
 
 @pytest.mark.parametrize(("from_status", "to_status"), INVITATION_PAIRS, ids=[f"{a}->{b}" for a, b in INVITATION_PAIRS])
 def test_the_invitation_table_decides_every_move(rubric, client_user, from_status, to_status):
-    invitation = Invitation.objects.create(
-        request=_request_in(client_user, R.MATCHING),
-        engineer=vetted_engineer(),
-        wave=1,
-        rank=1,
-        score_bp=5_000,
-        breakdown={},
-        status=from_status,
-        expires_at=timezone.now() + timedelta(hours=2),
-        offered_rate_minor=8_000,
+    invitation = InvitationFactory.create(
+        request=_request_in(client_user, R.MATCHING), engineer=vetted_engineer(), status=from_status
     )
     before = Invitation.objects.values().get(pk=invitation.pk)
     invitation.decline_reason = "changed in memory only"

@@ -1,11 +1,9 @@
 """The admin speaks plain English and shows money as money."""
 
-from datetime import date
-
 import pytest
 
 from payments.models import Milestone
-from tests.factories import StaffFactory
+from tests.factories import MilestoneFactory, StaffFactory
 from tests.payments.helpers import engagement
 
 pytestmark = pytest.mark.django_db
@@ -18,13 +16,7 @@ def staff_client(client):
 
 
 def _milestone(amount_minor: int, currency: str, title: str) -> Milestone:
-    return Milestone.objects.create(
-        engagement=engagement(onboarded=False),
-        title=title,
-        amount_minor=amount_minor,
-        currency=currency,
-        due_date=date(2099, 1, 1),
-    )
+    return MilestoneFactory.create(engagement__currency=currency, title=title, amount_minor=amount_minor)
 
 
 def test_milestone_changelist_shows_amounts_as_money_in_their_currency(rubric, staff_client):

@@ -17,7 +17,7 @@ from marketplace.models import IdempotencyRecord
 from payments.models import Milestone
 from tests.api_calls import post_json
 from tests.concurrency import race
-from tests.factories import ClientFactory
+from tests.factories import ClientFactory, IdempotencyRecordFactory
 from tests.hiring_requests.conftest import request_fields
 from tests.payments.helpers import engagement, milestone
 
@@ -256,12 +256,8 @@ def test_a_bad_key_on_an_async_money_step_is_refused_and_nothing_moves(client, m
 def test_the_purge_deletes_records_past_the_window_and_keeps_fresh_ones():
     user = ClientFactory.create()
     window = timedelta(seconds=django_settings.IDEMPOTENCY_KEY_TTL_SECONDS)
-    IdempotencyRecord.objects.create(
-        user=user, key="old", fingerprint="f", created_at=timezone.now() - window - timedelta(minutes=1)
-    )
-    IdempotencyRecord.objects.create(
-        user=user, key="recent", fingerprint="f", created_at=timezone.now() - window + timedelta(minutes=1)
-    )
+    IdempotencyRecordFactory.create(user=user, key="old", created_at=timezone.now() - window - timedelta(minutes=1))
+    IdempotencyRecordFactory.create(user=user, key="recent", created_at=timezone.now() - window + timedelta(minutes=1))
 
     deleted = idempotency_records_purge()
 
@@ -272,9 +268,7 @@ def test_the_purge_deletes_records_past_the_window_and_keeps_fresh_ones():
 def test_the_purge_task_runs_the_purge_and_beat_schedules_it():
     user = ClientFactory.create()
     window = timedelta(seconds=django_settings.IDEMPOTENCY_KEY_TTL_SECONDS)
-    IdempotencyRecord.objects.create(
-        user=user, key="old", fingerprint="f", created_at=timezone.now() - window - timedelta(minutes=1)
-    )
+    IdempotencyRecordFactory.create(user=user, key="old", created_at=timezone.now() - window - timedelta(minutes=1))
 
     assert tasks.idempotency_records_purge() == 1
     assert IdempotencyRecord.objects.count() == 0

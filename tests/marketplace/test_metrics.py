@@ -9,8 +9,8 @@ import pytest
 import yaml
 from django.test import Client
 
-from payments.models import LedgerAccount, LedgerAccountKind
-from tests.factories import ClientFactory
+from payments.models import LedgerAccountKind
+from tests.factories import ClientFactory, LedgerAccountFactory
 from tests.hiring_requests.conftest import raised
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +49,7 @@ def _exported(text: str) -> set[str]:
 def test_metrics_show_the_promise_and_the_plumbing_to_an_insider():
     client = ClientFactory.create()
     raised(client)
-    LedgerAccount.objects.create(code="escrow:test", kind=LedgerAccountKind.ESCROW, currency="eur", balance=12_345)
+    LedgerAccountFactory.create(kind=LedgerAccountKind.ESCROW, currency="eur", balance=12_345)
     browser = Client()
     browser.force_login(client)
     browser.get("/api/me")

@@ -22,7 +22,7 @@ from marketplace.asgi import application
 from marketplace.models import Notification
 from marketplace.notifications import log, notify_user
 from tests.conftest import forget_channel_layers, rolled_back
-from tests.factories import ClientFactory, EngineerFactory, vetted_engineer
+from tests.factories import ClientFactory, EngineerFactory, NotificationFactory, vetted_engineer
 from tests.hiring_requests.conftest import request_fields
 from tests.processes import asgi_server, celery_worker
 
@@ -117,10 +117,8 @@ def test_bad_cursors_get_a_422_and_change_nothing(client, query, body):
 def test_a_notification_whose_publish_was_lost_is_numbered_by_the_sweep():
     user = EngineerFactory.create()
     # Written and committed, but the process died before its on-commit publish ran.
-    Notification.objects.create(
-        user=user, event="test.event", payload={}, created_at=timezone.now() - timedelta(seconds=30)
-    )
-    fresh = Notification.objects.create(user=user, event="test.event", payload={})
+    NotificationFactory.create(user=user, created_at=timezone.now() - timedelta(seconds=30))
+    fresh = NotificationFactory.create(user=user)
 
     numbered = log.sweep_unnumbered()
 

@@ -18,24 +18,32 @@ from ninja.errors import ValidationError
 from accounts import services as accounts_services
 from accounts.models import User
 from conversations import services as conversations_services
-from conversations.models import Conversation
 from hiring_requests import services as requests_services
-from hiring_requests.matching import WEIGHTS
-from hiring_requests.models import Engagement, HiringRequest, Invitation, InvitationStatus
+from hiring_requests.models import HiringRequest, Invitation, InvitationStatus
 from marketplace.models import Notification
 from marketplace.notifications.log import notify_user
 from marketplace.pagination import _signer, decode_cursor, ordering_of
-from payments.models import Milestone, Timesheet
 from reviews.services import review_round_open
-from tests.factories import ClientFactory, EngineerFactory, StaffFactory, vetted_engineer
+from tests.factories import (
+    ApplicationFactory,
+    ClientFactory,
+    ConversationFactory,
+    EngagementFactory,
+    EngineerFactory,
+    HiringRequestFactory,
+    HourlyEngagementFactory,
+    InvitationFactory,
+    MilestoneFactory,
+    StaffFactory,
+    TimesheetFactory,
+    vetted_engineer,
+)
 from tests.hiring_requests.conftest import raised, request_fields
 from tests.vetting.conftest import submit
 from vetting.models import Criterion, Rubric, RubricCategory
 from vetting.rubric_spec import build_rubric, load_spec
 
 pytestmark = pytest.mark.django_db
-
-_serial = itertools.count(1)
 
 
 @dataclass
@@ -52,20 +60,11 @@ class Listing:
 
 def _request_with_client() -> tuple[User, HiringRequest]:
     client = ClientFactory.create()
-    return client, HiringRequest.objects.create(client=client, status="open", **request_fields())
+    return client, HiringRequestFactory.create(client=client)
 
 
 def _invitation(request: HiringRequest, engineer: User, **fields: Any) -> Invitation:
-    return Invitation.objects.create(
-        request=request,
-        engineer=engineer,
-        wave=1,
-        rank=next(_serial),
-        score_bp=5_000,
-        breakdown={"weights": WEIGHTS, "load": {"score_bp": 10_000}},
-        expires_at=timezone.now() + timedelta(hours=8),
-        **fields,
-    )
+    return InvitationFactory.create(request=request, engineer=engineer, **fields)
 
 
 def _tokens() -> Listing:
@@ -84,12 +83,10 @@ def _requests() -> Listing:
 
 def _applications() -> Listing:
     engineer = EngineerFactory.create()
-    rubric_id = submit(engineer).rubric_id
+    submit(engineer)
 
     def add() -> int:
-        from vetting.models import Application
-
-        return Application.objects.create(engineer=engineer, rubric_id=rubric_id, status="withdrawn", statement="s").pk
+        return ApplicationFactory.create(engineer=engineer, status="withdrawn").pk
 
     return Listing(engineer, "/api/vetting/applications/mine", add)
 
@@ -151,14 +148,14 @@ def _conversations() -> Listing:
     client, request = _request_with_client()
 
     def add() -> int:
-        return Conversation.objects.create(request=request, client=client, engineer=EngineerFactory.create()).pk
+        return ConversationFactory.create(request=request, client=client).pk
 
     return Listing(client, "/api/conversations", add)
 
 
 def _messages() -> Listing:
     client, request = _request_with_client()
-    conversation = Conversation.objects.create(request=request, client=client, engineer=EngineerFactory.create())
+    conversation = ConversationFactory.create(request=request, client=client)
 
     def add() -> int:
         message, _ = conversations_services.message_send(
@@ -170,64 +167,33 @@ def _messages() -> Listing:
 
 
 def _milestones() -> Listing:
-    client, request = _request_with_client()
-    engagement = Engagement.objects.create(
-        request=request,
-        client=client,
-        engineer=EngineerFactory.create(),
-        rate_kind="fixed",
-        rate_minor=100_000,
-        currency="usd",
-        hours_per_week=20,
-    )
+    engagement = EngagementFactory.create()
 
     def add() -> int:
-        return Milestone.objects.create(
-            engagement=engagement, title="Part", amount_minor=1_000, currency="usd", due_date=date(2099, 1, 1)
-        ).pk
+        return MilestoneFactory.create(engagement=engagement).pk
 
-    return Listing(client, f"/api/payments/engagements/{engagement.pk}/milestones", add, newest_first=False)
+    return Listing(engagement.client, f"/api/payments/engagements/{engagement.pk}/milestones", add, newest_first=False)
 
 
 def _engagements() -> Listing:
     client = ClientFactory.create()
 
     def add() -> int:
-        request = HiringRequest.objects.create(client=client, status="hired", **request_fields())
-        return Engagement.objects.create(
-            request=request,
-            client=client,
-            engineer=EngineerFactory.create(),
-            rate_kind="fixed",
-            rate_minor=100_000,
-            currency="usd",
-            hours_per_week=20,
-        ).pk
+        return EngagementFactory.create(client=client).pk
 
     return Listing(client, "/api/payments/engagements", add)
 
 
 def _timesheets() -> Listing:
-    client, request = _request_with_client()
-    engagement = Engagement.objects.create(
-        request=request,
-        client=client,
-        engineer=EngineerFactory.create(),
-        rate_kind="hourly",
-        rate_minor=4_000,
-        currency="usd",
-        hours_per_week=20,
-    )
+    engagement = HourlyEngagementFactory.create()
     weeks = itertools.count()
 
     def add() -> int:
         # Each week added is a later one: newest first, it lands ahead of the cursor.
         week_start = date(2026, 1, 5) + timedelta(days=7 * next(weeks))
-        return Timesheet.objects.create(
-            engagement=engagement, week_start=week_start, rate_minor=4_000, currency="usd"
-        ).pk
+        return TimesheetFactory.create(engagement=engagement, week_start=week_start).pk
 
-    return Listing(client, f"/api/payments/engagements/{engagement.pk}/timesheets", add)
+    return Listing(engagement.client, f"/api/payments/engagements/{engagement.pk}/timesheets", add)
 
 
 def _notifications() -> Listing:
@@ -242,27 +208,14 @@ def _notifications() -> Listing:
     return Listing(user, "/api/notifications", add, key="seq", newest_first=False)
 
 
-def _hourly_engagement() -> tuple[Any, Engagement]:
-    client, request = _request_with_client()
-    return client, Engagement.objects.create(
-        request=request,
-        client=client,
-        engineer=EngineerFactory.create(),
-        rate_kind="hourly",
-        rate_minor=5_000,
-        currency="usd",
-        hours_per_week=20,
-    )
-
-
 def _review_rounds() -> Listing:
-    client, engagement = _hourly_engagement()
+    engagement = HourlyEngagementFactory.create()
     steps = itertools.count()
 
     def add() -> int:
         return review_round_open(engagement=engagement, step=f"timesheet-{next(steps)}").pk
 
-    return Listing(client, f"/api/reviews/engagements/{engagement.pk}", add, newest_first=False)
+    return Listing(engagement.client, f"/api/reviews/engagements/{engagement.pk}", add, newest_first=False)
 
 
 LISTINGS = {

@@ -11,10 +11,11 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
 
+from accounts.models import User
 from accounts.services import api_token_create, api_token_revoke
 from marketplace import realtime
 from marketplace.asgi import application
-from tests.factories import ClientFactory, EngineerFactory
+from tests.factories import ClientFactory, EngineerFactory, NotificationStreamFactory
 from tests.processes import needs_redis
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -204,18 +205,18 @@ async def test_live_sockets_keep_their_slots_past_the_ttl_and_the_cap_still_hold
     await second.disconnect()
 
 
-def _many_notifications(user_id: int, count: int) -> None:
-    from marketplace.models import Notification, NotificationStream
+def _many_notifications(user: User, count: int) -> None:
+    from marketplace.models import Notification
 
     Notification.objects.bulk_create(
-        Notification(user_id=user_id, seq=n, event="test.event", payload={"n": n}) for n in range(1, count + 1)
+        Notification(user_id=user.pk, seq=n, event="test.event", payload={"n": n}) for n in range(1, count + 1)
     )
-    NotificationStream.objects.create(user_id=user_id, last_seq=count)
+    NotificationStreamFactory.create(user=user, last_seq=count)
 
 
 async def test_revoking_a_token_stops_a_long_replay_at_once():
     user = await sync_to_async(EngineerFactory.create)()
-    await sync_to_async(_many_notifications)(user.pk, 3_000)
+    await sync_to_async(_many_notifications)(user, 3_000)
     token, raw = await sync_to_async(api_token_create)(user=user, name="replaying")
     socket = WebsocketCommunicator(
         application, "/ws/notifications/?after=0", headers=[(b"authorization", f"Bearer {raw}".encode())]

@@ -8,11 +8,11 @@ from django.core import mail
 from django.utils import timezone
 
 from conversations import services as chat
-from marketplace.models import EmailOutbox, EmailPreference, OutboxStatus
+from marketplace.models import EmailOutbox, OutboxStatus
 from marketplace.notifications import outbox
 from marketplace.notifications.presence import presence_seen
 from tests.conversations.conftest import conversation_between
-from tests.factories import ClientFactory, vetted_engineer
+from tests.factories import ClientFactory, EmailPreferenceFactory, vetted_engineer
 from tests.notifications.conftest import html_of
 
 pytestmark = pytest.mark.django_db
@@ -108,7 +108,7 @@ def test_the_sweep_sends_due_chat_once_per_user(settings, talk, monkeypatch):
 
 
 def test_chat_turned_off_is_never_emailed(settings, talk):
-    EmailPreference.objects.create(user=talk.engineer, kind="message.created", delivery="never")
+    EmailPreferenceFactory.create(user=talk.engineer, kind="message.created", delivery="never")
     say(talk, talk.client, "Hello")
     row = EmailOutbox.objects.get(user=talk.engineer, kind="message.created")
 

@@ -9,10 +9,10 @@ import time_machine
 from django.core import mail
 from django.utils import timezone
 
-from marketplace.models import EmailOutbox, EmailPreference, OutboxStatus
+from marketplace.models import EmailOutbox, OutboxStatus
 from marketplace.notifications import notify_user, outbox
 from marketplace.notifications.kinds import KINDS
-from tests.factories import ClientFactory
+from tests.factories import ClientFactory, EmailPreferenceFactory
 from tests.notifications.conftest import PAYLOAD, html_of, recipient
 
 pytestmark = pytest.mark.django_db
@@ -67,7 +67,7 @@ def test_money_in_an_email_is_formatted_as_everywhere_else():
 
 def test_a_user_who_chose_never_gets_no_email():
     user = ClientFactory.create()
-    EmailPreference.objects.create(user=user, kind="shortlist.changed", delivery="never")
+    EmailPreferenceFactory.create(user=user, kind="shortlist.changed", delivery="never")
     row = row_of(notify_user(user_id=user.pk, event="shortlist.changed", payload=PAYLOAD))
 
     assert outbox.email_send(outbox_id=row.pk) == "skipped"
@@ -79,7 +79,7 @@ def test_a_user_who_chose_never_gets_no_email():
 
 def test_essential_email_comes_even_to_a_user_who_chose_never():
     user = ClientFactory.create()
-    EmailPreference.objects.create(user=user, kind="timesheet.changed", delivery="never")
+    EmailPreferenceFactory.create(user=user, kind="timesheet.changed", delivery="never")
     failed = row_of(
         notify_user(user_id=user.pk, event="timesheet.changed", payload={**PAYLOAD, "status": "charge_failed"})
     )
@@ -94,8 +94,8 @@ def test_essential_email_comes_even_to_a_user_who_chose_never():
 
 def test_daily_kinds_wait_for_the_digest_which_sends_them_once_together():
     user = ClientFactory.create()
-    EmailPreference.objects.create(user=user, kind="shortlist.changed", delivery="daily")
-    EmailPreference.objects.create(user=user, kind="request.widening_proposed", delivery="daily")
+    EmailPreferenceFactory.create(user=user, kind="shortlist.changed", delivery="daily")
+    EmailPreferenceFactory.create(user=user, kind="request.widening_proposed", delivery="daily")
     rows = [
         row_of(notify_user(user_id=user.pk, event="shortlist.changed", payload=PAYLOAD)),
         row_of(notify_user(user_id=user.pk, event="request.widening_proposed", payload=PAYLOAD)),

@@ -9,7 +9,7 @@ from django.test import Client
 
 from marketplace.models import EmailOutbox, EmailPreference
 from marketplace.notifications import email, notify_user, outbox
-from tests.factories import ClientFactory, EngineerFactory, StaffFactory
+from tests.factories import ClientFactory, EmailPreferenceFactory, EngineerFactory, StaffFactory
 from tests.notifications.conftest import PAYLOAD
 
 pytestmark = pytest.mark.django_db
@@ -171,8 +171,8 @@ def test_a_signed_link_for_an_essential_kind_is_refused():
 
 def test_the_daily_digest_link_turns_off_every_daily_kind():
     user = ClientFactory.create()
-    EmailPreference.objects.create(user=user, kind="shortlist.changed", delivery="daily")
-    EmailPreference.objects.create(user=user, kind="request.pool_empty", delivery="immediately")
+    EmailPreferenceFactory.create(user=user, kind="shortlist.changed", delivery="daily")
+    EmailPreferenceFactory.create(user=user, kind="request.pool_empty", delivery="immediately")
     token = email.unsubscribe_token(user_id=user.pk, kind="daily_digest")
 
     assert Client().post(f"/email/unsubscribe/{token}").status_code == 200

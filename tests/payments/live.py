@@ -7,7 +7,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +14,8 @@ import httpx
 
 from accounts.models import User
 from accounts.services import api_token_create
-from hiring_requests.models import Engagement, HiringRequest
-from payments.models import Milestone, PayoutAccount
-from tests.factories import ClientFactory, vetted_engineer
-from tests.hiring_requests.conftest import request_fields
+from hiring_requests.models import Engagement
+from tests.factories import ClientFactory, EngagementFactory, MilestoneFactory, PayoutAccountFactory, vetted_engineer
 from tests.processes import free_port, running, wait_until
 
 DOUBLE_KEY = {"Authorization": "Bearer sk_test_double"}
@@ -80,29 +77,11 @@ class Party:
 def party(*, double: Double | None = None, milestones: int = 0, status: str = "draft") -> tuple[Party, list[int]]:
     """A client and a vetted engineer with an active engagement and `milestones` milestones in `status`."""
     client, engineer = ClientFactory.create(), vetted_engineer()
-    request = HiringRequest.objects.create(client=client, status="hired", **request_fields())
-    engagement = Engagement.objects.create(
-        request=request,
-        client=client,
-        engineer=engineer,
-        rate_kind="fixed",
-        rate_minor=100_000,
-        currency="usd",
-        hours_per_week=20,
-    )
+    engagement = EngagementFactory.create(client=client, engineer=engineer)
     if double is not None:
-        PayoutAccount.objects.create(
-            engineer=engineer, stripe_account_id=double.onboarded_account(), payouts_enabled=True
-        )
+        PayoutAccountFactory.create(engineer=engineer, stripe_account_id=double.onboarded_account())
     ids = [
-        Milestone.objects.create(
-            engagement=engagement,
-            title=f"Part {n}",
-            amount_minor=20_000,
-            currency="usd",
-            due_date=date(2099, 1, 1),
-            status=status,
-        ).pk
+        MilestoneFactory.create(engagement=engagement, title=f"Part {n}", amount_minor=20_000, status=status).pk
         for n in range(milestones)
     ]
     token = api_token_create(user=client, name="live")[1]

@@ -14,7 +14,7 @@ import time_machine
 from hiring_requests.models import Engagement
 from payments.models import BillingStatus, HourlyBilling, TimeEntry, Timesheet, TimesheetEvent, TimesheetStatus
 from tests.api_calls import post_json
-from tests.factories import StaffFactory
+from tests.factories import StaffFactory, TimeEntryFactory, TimesheetFactory
 from tests.payments.helpers import hourly_engagement
 
 pytestmark = pytest.mark.django_db
@@ -44,21 +44,8 @@ def active(made: Engagement) -> Engagement:
 
 
 def week(made: Engagement, status: str, *, week_start: date = LAST_WEEK, minutes: int = 120) -> Timesheet:
-    timesheet = Timesheet.objects.create(
-        engagement=made,
-        week_start=week_start,
-        status=status,
-        minutes=minutes,
-        rate_minor=made.rate_minor,
-        amount_minor=minutes * made.rate_minor // 60,
-        currency="usd",
-    )
-    TimeEntry.objects.create(
-        timesheet=timesheet,
-        started_at=datetime.combine(week_start, datetime.min.time(), tzinfo=UTC) + timedelta(days=1, hours=9),
-        minutes=minutes,
-        note="the worker pool",
-    )
+    timesheet = TimesheetFactory.create(engagement=made, week_start=week_start, status=status, minutes=minutes)
+    TimeEntryFactory.create(timesheet=timesheet, minutes=minutes)
     return timesheet
 
 

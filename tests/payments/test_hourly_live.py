@@ -29,12 +29,11 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.services import api_token_create
-from hiring_requests.models import Engagement, HiringRequest
+from hiring_requests.models import Engagement
 from payments import gateway, services
 from payments import tasks as payments_tasks
-from payments.models import HourlyBilling, LedgerTransaction, PayoutAccount, StripeEvent, Timesheet
-from tests.factories import ClientFactory, vetted_engineer
-from tests.hiring_requests.conftest import request_fields
+from payments.models import HourlyBilling, LedgerTransaction, StripeEvent, Timesheet
+from tests.factories import ClientFactory, HourlyEngagementFactory, PayoutAccountFactory, vetted_engineer
 from tests.payments.helpers import last_monday
 from tests.payments.live import DOUBLE_KEY, Double, stripe_double
 from tests.processes import ROOT, asgi_server, celery_worker, current_database_url, free_port, needs_redis, wait_until
@@ -69,18 +68,9 @@ def _bearer(user: User) -> dict[str, str]:
 def _hired(double: Double) -> Engagement:
     """An hourly engagement just hired (40.00 an hour, 40 h a week), its engineer able to be paid at the double."""
     client, engineer = ClientFactory.create(), vetted_engineer()
-    request = HiringRequest.objects.create(client=client, status="hired", **request_fields())
-    made = Engagement.objects.create(
-        request=request,
-        client=client,
-        engineer=engineer,
-        rate_kind="hourly",
-        rate_minor=RATE,
-        currency="usd",
-        hours_per_week=40,
-    )
+    made = HourlyEngagementFactory.create(client=client, engineer=engineer, rate_minor=RATE, hours_per_week=40)
     services.billing_open(made)
-    PayoutAccount.objects.create(engineer=engineer, stripe_account_id=double.onboarded_account(), payouts_enabled=True)
+    PayoutAccountFactory.create(engineer=engineer, stripe_account_id=double.onboarded_account())
     return made
 
 

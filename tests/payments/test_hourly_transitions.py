@@ -9,7 +9,7 @@ in its table, and between them the steps make every move the tables list.
 
 import itertools
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 import pytest
 from django.conf import settings
@@ -21,16 +21,14 @@ from payments.models import (
     BILLING_MOVES,
     TIMESHEET_MOVES,
     BillingStatus,
-    Customer,
     HourlyBilling,
     PayoutAccount,
-    TimeEntry,
     Timesheet,
     TimesheetEvent,
     TimesheetStatus,
 )
 from payments.services import hourly, ledger, timesheet_billing
-from tests.factories import StaffFactory
+from tests.factories import CustomerFactory, StaffFactory, TimeEntryFactory, TimesheetFactory
 from tests.payments.helpers import hourly_engagement
 
 pytestmark = pytest.mark.django_db
@@ -67,23 +65,11 @@ LAST_WEEK = date(2026, 11, 9)  # a Monday
 
 
 def _week(made: Engagement, status: str, *, minutes: int = 120, week_start: date = LAST_WEEK, **fields) -> Timesheet:
-    timesheet = Timesheet.objects.create(
-        engagement=made,
-        week_start=week_start,
-        status=status,
-        minutes=minutes,
-        rate_minor=made.rate_minor,
-        amount_minor=hourly.amount_for(minutes, made.rate_minor),
-        currency="usd",
-        **fields,
+    timesheet = TimesheetFactory.create(
+        engagement=made, week_start=week_start, status=status, minutes=minutes, **fields
     )
     if minutes:
-        TimeEntry.objects.create(
-            timesheet=timesheet,
-            minutes=minutes,
-            note="the worker pool",
-            started_at=datetime.combine(week_start, datetime.min.time(), tzinfo=UTC) + timedelta(days=1, hours=9),
-        )
+        TimeEntryFactory.create(timesheet=timesheet, minutes=minutes)
     return timesheet
 
 
@@ -155,7 +141,7 @@ def _engagement(billing: str = B.ACTIVE, *, rate_minor: int = 4_000) -> Engageme
     HourlyBilling.objects.filter(engagement=made).update(
         status=billing, payment_method_id="pm_saved", card_last4="4242", started_at=timezone.now() - timedelta(days=60)
     )
-    Customer.objects.create(client=made.client, stripe_customer_id=f"cus_{made.pk}")
+    CustomerFactory.create(client=made.client)
     PayoutAccount.objects.update_or_create(
         engineer=made.engineer, defaults={"stripe_account_id": f"acct_{made.pk}", "payouts_enabled": True}
     )

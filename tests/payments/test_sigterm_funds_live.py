@@ -38,11 +38,11 @@ from django.utils import timezone
 
 from accounts.services import api_token_create
 from conversations.models import Message
-from hiring_requests.models import Engagement, HiringRequest
+from hiring_requests.models import HiringRequest
 from payments import services
-from payments.models import LedgerEntry, Milestone, PayoutAccount
+from payments.models import LedgerEntry, Milestone
 from tests.conversations.conftest import conversation_between
-from tests.factories import ClientFactory, vetted_engineer
+from tests.factories import ClientFactory, EngagementFactory, PayoutAccountFactory, vetted_engineer
 from tests.payments.live import DOUBLE_KEY, stripe_double
 from tests.processes import ROOT, celery_worker, current_database_url, free_port, needs_redis, running, wait_until
 
@@ -197,15 +197,7 @@ def test_sigterm_during_in_flight_funds_and_a_live_chat_loses_nothing_and_does_n
     conversation = conversation_between(client, engineer)
     # The hire, on the request the conversation belongs to: the milestones' events are told in this chat.
     HiringRequest.objects.filter(pk=conversation.request_id).update(status="hired")
-    engagement = Engagement.objects.create(
-        request_id=conversation.request_id,
-        client=client,
-        engineer=engineer,
-        rate_kind="fixed",
-        rate_minor=100_000,
-        currency="usd",
-        hours_per_week=20,
-    )
+    engagement = EngagementFactory.create(request=conversation.request, client=client, engineer=engineer)
     ids = [
         services.milestone_create(
             client=client,
@@ -223,9 +215,7 @@ def test_sigterm_during_in_flight_funds_and_a_live_chat_loses_nothing_and_does_n
     chat_url = f"ws://127.0.0.1:{port}/ws/conversations/{conversation.pk}/"
 
     with stripe_double(log_dir=tmp_path, webhook_url=f"{base}/api/payments/stripe/webhook") as double:
-        PayoutAccount.objects.create(
-            engineer=engineer, stripe_account_id=double.onboarded_account(), payouts_enabled=True
-        )
+        PayoutAccountFactory.create(engineer=engineer, stripe_account_id=double.onboarded_account())
         shared = {"STRIPE_API_BASE": double.base, "CELERY_QUEUE": queue, "CHANNEL_LAYER_PREFIX": prefix}
         server_env = {
             **shared,

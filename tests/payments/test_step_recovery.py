@@ -13,6 +13,7 @@ from payments.errors import PaymentRefused, PaymentsUnavailable
 from payments.models import Milestone, PayoutAccount
 from payments.selectors import ledger_problems
 from tests.concurrency import race
+from tests.factories import MilestoneFactory
 from tests.payments.conftest import deliver_webhooks
 from tests.payments.helpers import (
     after_a_stale_step,
@@ -159,15 +160,8 @@ def test_a_refusal_tells_the_client_a_code_not_stripes_internals(client, rubric,
     ],
 )
 def test_nul_characters_are_refused_with_422_not_a_500(client, rubric, path, body):
-    made = engagement(onboarded=False)
-    work = Milestone.objects.create(
-        engagement=made,
-        title="Worker pool",
-        amount_minor=5_000,
-        currency="usd",
-        due_date="2099-01-01",
-        status="submitted",
-    )
+    work = MilestoneFactory.create(status="submitted")
+    made = work.engagement
     client.force_login(made.client)
     before = Milestone.objects.count()
 

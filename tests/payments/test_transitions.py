@@ -1,7 +1,6 @@
 """Every move a milestone may make, every move it may not, who writes a state at all, and the fee's rounding rule."""
 
 import itertools
-from datetime import date
 
 import pytest
 
@@ -10,7 +9,7 @@ from payments.errors import MilestoneStateConflict
 from payments.models import ALLOWED_MOVES, Milestone, MilestoneEvent, MilestoneStatus
 from payments.selectors import ledger_problems
 from payments.services.transitions import move
-from tests.factories import StaffFactory
+from tests.factories import MilestoneFactory, StaffFactory
 from tests.payments.conftest import deliver_webhooks
 from tests.payments.helpers import engagement, funded
 from tests.status_writes import status_writes
@@ -22,17 +21,7 @@ PAIRS = list(itertools.product(STATUSES, STATUSES))
 
 
 def _milestone_in(status: str) -> Milestone:
-    made = engagement(onboarded=False)
-    return Milestone.objects.create(
-        engagement=made,
-        title="Worker pool",
-        amount_minor=50_000,
-        currency="usd",
-        due_date=date(2099, 1, 1),
-        status=status,
-        payment_intent_id="pi_test",
-        charge_id="ch_test",
-    )
+    return MilestoneFactory.create(status=status, payment_intent_id="pi_test", charge_id="ch_test")
 
 
 @pytest.mark.parametrize(("from_status", "to_status"), PAIRS, ids=[f"{a}->{b}" for a, b in PAIRS])

@@ -6,15 +6,20 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from django.utils import timezone
 
 from hiring_requests import matching
-from hiring_requests.models import Engagement, HiringRequest
 from marketplace.models import Notification
 from reviews import selectors, services
 from reviews.models import Reputation, Review, ReviewRound
-from tests.factories import ClientFactory, StaffFactory, vetted_engineer
-from tests.hiring_requests.conftest import request_fields
+from tests.factories import (
+    ClientFactory,
+    EngagementFactory,
+    HiringRequestFactory,
+    InvitationFactory,
+    ReputationFactory,
+    StaffFactory,
+    vetted_engineer,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -25,18 +30,7 @@ FROM_ENGINEER = {"clarity": 4, "responsiveness": 5, "fairness": 5}
 def paid_step(engineer=None) -> ReviewRound:
     """An engagement whose milestone was released (and which has ended, so it holds none of the engineer's
     hours): its round is open."""
-    client, engineer = ClientFactory.create(), engineer or vetted_engineer()
-    request = HiringRequest.objects.create(client=client, status="hired", **request_fields())
-    made = Engagement.objects.create(
-        request=request,
-        client=client,
-        engineer=engineer,
-        rate_kind="fixed",
-        rate_minor=100_000,
-        currency="usd",
-        hours_per_week=20,
-        status="ended",
-    )
+    made = EngagementFactory.create(engineer=engineer or vetted_engineer(), status="ended")
     return services.review_round_open(engagement=made, step="milestone-1")
 
 
@@ -187,7 +181,7 @@ def test_two_equal_engineers_are_ordered_by_reputation_and_the_breakdown_says_so
     praised, panned = vetted_engineer(), vetted_engineer()
     _reviewed(praised, [5, 5, 5])
     _reviewed(panned, [2, 2, 2])
-    request = HiringRequest.objects.create(client=ClientFactory.create(), **request_fields())
+    request = HiringRequestFactory.create()
 
     ranked = matching.rank(matching.criteria_for(request), limit=10, request_id=request.pk)
 
@@ -200,7 +194,7 @@ def test_two_equal_engineers_are_ordered_by_reputation_and_the_breakdown_says_so
 def test_a_newcomer_ranks_above_a_poorly_reviewed_engineer_with_the_same_fit(rubric):
     panned, newcomer = vetted_engineer(), vetted_engineer()
     _reviewed(panned, [1, 2])
-    request = HiringRequest.objects.create(client=ClientFactory.create(), **request_fields())
+    request = HiringRequestFactory.create()
 
     ranked = matching.rank(matching.criteria_for(request), limit=10, request_id=request.pk)
 
@@ -209,8 +203,6 @@ def test_a_newcomer_ranks_above_a_poorly_reviewed_engineer_with_the_same_fit(rub
 
 
 def test_engineers_see_the_clients_rating_and_paid_engagements_on_each_invitation(client, rubric):
-    from hiring_requests.models import Invitation
-
     round_ = paid_step()
     engagement = round_.engagement
     services.review_submit(
@@ -218,18 +210,7 @@ def test_engineers_see_the_clients_rating_and_paid_engagements_on_each_invitatio
     )
     services.reviews_publish_due(now=round_.closes_at)
     invited = vetted_engineer()
-    request = HiringRequest.objects.create(client=engagement.client, status="matching", **request_fields())
-    Invitation.objects.create(
-        request=request,
-        engineer=invited,
-        wave=1,
-        rank=1,
-        score_bp=8_000,
-        breakdown={},
-        expires_at=timezone.now() + timedelta(hours=2),
-        offered_rate_minor=8_000,
-        offered_hours_per_week=20,
-    )
+    InvitationFactory.create(request__client=engagement.client, request__status="matching", engineer=invited)
     client.force_login(invited)
 
     (seen,) = client.get("/api/requests/invitations").json()["items"]
@@ -266,12 +247,12 @@ def test_each_side_scores_the_other_sides_categories(client):
 def test_an_invitation_carries_its_clients_reputation_and_the_prior_for_a_client_never_reviewed():
     from hiring_requests.selectors import invitations_of
     from reviews.selectors import prior_bp
-    from tests.factories import EngineerFactory, InvitationFactory
+    from tests.factories import EngineerFactory
 
     engineer = EngineerFactory.create()
     unknown = InvitationFactory.create(engineer=engineer)
     known = InvitationFactory.create(engineer=engineer)
-    Reputation.objects.create(user=known.request.client, rating_bp=9_000, review_count=3, paid_engagements=2)
+    ReputationFactory.create(user=known.request.client, rating_bp=9_000, review_count=3, paid_engagements=2)
 
     read = invitations_of(engineer=engineer).values_list(  # type: ignore[misc]  # annotated by the selector
         "pk", "client_rating_bp", "client_review_count", "client_paid_engagements"

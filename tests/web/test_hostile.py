@@ -6,7 +6,7 @@ from accounts.models import User
 from hiring_requests import services as hiring
 from hiring_requests.models import Invitation
 from payments.models import Milestone
-from tests.factories import ClientFactory, vetted_engineer
+from tests.factories import ClientFactory, TimesheetFactory, vetted_engineer
 from tests.hiring_requests.conftest import raised
 from tests.payments.helpers import engagement, milestone
 
@@ -68,13 +68,8 @@ def test_an_email_longer_than_the_column_is_a_field_error_not_a_500(client):
 
 @pytest.mark.parametrize("entry", ["9" * 5000, "١٢٣", "-1"])
 def test_a_disputed_entry_id_that_is_not_an_id_is_refused_without_a_500(client, entry):
-    from payments.models import Timesheet
-
-    made = engagement(onboarded=False)
-    week = Timesheet.objects.create(
-        engagement=made, week_start="2026-10-26", status="submitted", rate_minor=4_000, currency="usd"
-    )
-    client.force_login(made.client)
+    week = TimesheetFactory.create(status="submitted")
+    client.force_login(week.engagement.client)
 
     answer = client.post(f"/app/timesheets/{week.pk}/dispute", {"entry": entry, "reason": "x"})
 
