@@ -390,6 +390,51 @@ def test_reconciliation_catches_up_with_a_payment_whose_events_were_all_lost(cli
     assert ledger_problems() == []
 
 
+def test_the_catch_up_counts_every_milestone_and_week_it_books(client, rubric, stripe_settings):
+    from payments.models import Timesheet
+    from tests.payments.helpers import closed_week, hourly_engagement, save_card
+
+    hourly = hourly_engagement()
+    save_card(stripe_settings, client, hourly, "pm_card_authenticationRequired")  # delivers what came before
+    failed = services.timesheet_approve(client=hourly.client, timesheet_id=closed_week(hourly, [120]).pk)
+    stripe_settings.client.v1.payment_intents.confirm(failed.payment_intent_id)
+    httpx.post(f"{stripe_settings.base}/_test/payment_intents/{failed.payment_intent_id}/authenticate", timeout=5)
+    made = engagement()
+    lost = []
+    for _ in range(2):
+        created = milestone(made)
+        services.milestone_fund(client=made.client, milestone_id=created.pk)
+        created.refresh_from_db()
+        pay_at_stripe(stripe_settings, created)
+        lost.append(created)
+    stripe_settings.drain()
+    stripe_settings.collector.received.clear()  # every delivery lost
+
+    assert services.catch_up_with_stripe() == 3
+    assert [Milestone.objects.get(pk=m.pk).status for m in lost] == ["funded", "funded"]
+    assert Timesheet.objects.get(pk=failed.pk).status == "paid"
+    assert services.catch_up_with_stripe() == 0
+    assert ledger_problems() == []
+
+
+def test_the_comparison_reads_each_released_milestones_own_payout_and_skips_a_cancelled_draft(
+    client, rubric, stripe_settings
+):
+    from tests.payments.helpers import submitted
+
+    made = engagement()
+    for _ in range(2):
+        work = submitted(stripe_settings, client, made)
+        services.milestone_approve(client=made.client, milestone_id=work.pk)
+    draft = milestone(made, 10_000)
+    services.milestone_cancel(client=made.client, milestone_id=draft.pk)  # cancelled before Stripe heard of it
+
+    assert Milestone.objects.get(pk=draft.pk).payment_intent_id == ""
+    assert Milestone.objects.filter(engagement=made, status="released").count() == 2
+    assert services.ledger_compare_with_stripe() == []
+    assert services.catch_up_with_stripe() == 0
+
+
 @pytest.mark.parametrize(("outcome", "status", "escrow"), [("won", "funded", 50_000), ("lost", "refunded", 0)])
 def test_a_dispute_first_seen_already_closed_on_money_in_escrow_ends_where_the_network_decided(
     client, rubric, stripe_settings, staff, outcome, status, escrow
