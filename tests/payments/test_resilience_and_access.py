@@ -305,6 +305,20 @@ def test_the_engineer_cannot_approve_their_own_work(client, rubric, stripe_setti
     assert Milestone.objects.get(pk=work.pk).status == "submitted"
 
 
+def test_a_captured_amount_that_differs_from_the_milestone_is_a_difference(client, rubric, stripe_settings):
+    made = engagement()
+    work = funded(stripe_settings, client, made)
+    assert services.ledger_compare_with_stripe() == []
+
+    intent = stripe_settings.double.objects["payment_intents"][work.payment_intent_id]
+    intent["amount_received"] = work.amount_minor - 1  # succeeded, for less than the ledger holds
+
+    assert services.ledger_compare_with_stripe() == [
+        f"milestone {work.pk}: Stripe's PaymentIntent is succeeded for {work.amount_minor - 1}, "
+        f"the ledger holds {work.amount_minor}"
+    ]
+
+
 def test_the_ledger_is_compared_with_stripe(client, rubric, stripe_settings):
     made = engagement()
     work = submitted(stripe_settings, client, made)
