@@ -213,6 +213,8 @@ def test_a_settlement_whose_transfer_went_through_keeps_settling_when_the_refund
     # The engineer's share left escrow: the split cannot be taken back, so staff finish it.
     assert (kept.status, kept.settle_share_minor, kept.step_attempt) == ("settling", 30_000, 0)
     assert kept.transfer_id
+    # Its Transfer is not yet booked, and the comparison with Stripe waits for the settlement to finish.
+    assert services.ledger_compare_with_stripe() == []
     assert alerts("milestone.settle_refused") == [
         {"milestone_id": kept.pk, "reason": "Stripe refused: charge_disputed"}
     ]
