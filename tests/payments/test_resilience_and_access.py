@@ -319,6 +319,34 @@ def test_a_captured_amount_that_differs_from_the_milestone_is_a_difference(clien
     ]
 
 
+def test_a_transfer_reversed_at_stripe_but_not_in_the_ledger_is_a_difference(client, rubric, stripe_settings):
+    made = engagement()
+    work = submitted(stripe_settings, client, made)
+    released = services.milestone_approve(client=made.client, milestone_id=work.pk)
+    transfer = stripe_settings.double.objects["transfers"][released.transfer_id]
+    paid = transfer["amount"]
+
+    transfer["amount_reversed"] = 1_000
+
+    assert services.ledger_compare_with_stripe() == [
+        f"milestone {work.pk}: Stripe's Transfer {released.transfer_id} is {paid - 1_000}, the ledger paid {paid}"
+    ]
+
+
+def test_a_refund_that_differs_at_stripe_is_a_difference(client, rubric, stripe_settings):
+    made = engagement()
+    paid = funded(stripe_settings, client, made)
+    refunded = services.milestone_refund(client=made.client, milestone_id=paid.pk)
+    assert services.ledger_compare_with_stripe() == []
+
+    stripe_settings.double.objects["refunds"][refunded.refund_id]["amount"] = 1
+
+    assert services.ledger_compare_with_stripe() == [
+        f"milestone {paid.pk}: Stripe's Refund {refunded.refund_id} is succeeded for 1, "
+        f"the ledger refunded {paid.amount_minor}"
+    ]
+
+
 def test_the_ledger_is_compared_with_stripe(client, rubric, stripe_settings):
     made = engagement()
     work = submitted(stripe_settings, client, made)
