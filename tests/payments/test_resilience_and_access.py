@@ -333,16 +333,20 @@ def test_a_transfer_reversed_at_stripe_but_not_in_the_ledger_is_a_difference(cli
     ]
 
 
-def test_a_refund_that_differs_at_stripe_is_a_difference(client, rubric, stripe_settings):
+@pytest.mark.parametrize(("change", "status", "amount"), [("amount", "succeeded", 1), ("status", "failed", None)])
+def test_a_refund_that_differs_or_failed_at_stripe_is_a_difference(
+    client, rubric, stripe_settings, change, status, amount
+):
     made = engagement()
     paid = funded(stripe_settings, client, made)
     refunded = services.milestone_refund(client=made.client, milestone_id=paid.pk)
     assert services.ledger_compare_with_stripe() == []
 
-    stripe_settings.double.objects["refunds"][refunded.refund_id]["amount"] = 1
+    at_stripe = stripe_settings.double.objects["refunds"][refunded.refund_id]
+    at_stripe[change] = amount if change == "amount" else status
 
     assert services.ledger_compare_with_stripe() == [
-        f"milestone {paid.pk}: Stripe's Refund {refunded.refund_id} is succeeded for 1, "
+        f"milestone {paid.pk}: Stripe's Refund {refunded.refund_id} is {status} for {amount or paid.amount_minor}, "
         f"the ledger refunded {paid.amount_minor}"
     ]
 
