@@ -1,6 +1,7 @@
 """Stripe slow or down, Idempotency-Key on our API, and who may see which milestone."""
 
 import asyncio
+import logging
 from functools import partial
 
 import httpx
@@ -15,6 +16,7 @@ from payments.selectors import ledger_problems
 from payments.services import ledger
 from tests.api_calls import post_json
 from tests.factories import ClientFactory, StaffFactory, vetted_engineer
+from tests.payments.conftest import deliver_webhooks
 from tests.payments.helpers import after_a_stale_step, engagement, funded, milestone, pay_at_stripe, submitted
 
 pytestmark = pytest.mark.django_db
@@ -319,7 +321,9 @@ def test_a_captured_amount_that_differs_from_the_milestone_is_a_difference(clien
     ]
 
 
-def test_a_transfer_reversed_at_stripe_but_not_in_the_ledger_is_a_difference(client, rubric, stripe_settings):
+def test_a_transfer_reversed_at_stripe_but_not_in_the_ledger_is_a_difference_and_logged(
+    client, rubric, stripe_settings, caplog
+):
     made = engagement()
     work = submitted(stripe_settings, client, made)
     released = services.milestone_approve(client=made.client, milestone_id=work.pk)
@@ -327,9 +331,34 @@ def test_a_transfer_reversed_at_stripe_but_not_in_the_ledger_is_a_difference(cli
     paid = transfer["amount"]
 
     transfer["amount_reversed"] = 1_000
+    with caplog.at_level(logging.ERROR, logger="payments.services.reconciliation"):
+        differences = services.ledger_compare_with_stripe()
+
+    expected = (
+        f"milestone {work.pk}: Stripe's Transfer {released.transfer_id} is {paid - 1_000}, the ledger paid {paid}"
+    )
+    assert differences == [expected]
+    logged = [(r.message, getattr(r, "difference", None)) for r in caplog.records if r.name.endswith("reconciliation")]
+    assert logged == [("reconcile.difference", expected)]
+
+
+def test_a_pending_refund_is_no_difference_and_a_dispute_amount_is(client, rubric, stripe_settings):
+    from payments.models import Dispute
+
+    made = engagement()
+    paid = funded(stripe_settings, client, made)
+    refunded = services.milestone_refund(client=made.client, milestone_id=paid.pk)
+    stripe_settings.double.objects["refunds"][refunded.refund_id]["status"] = "pending"  # Stripe still settling it
+    disputed = funded(stripe_settings, client, made)
+    httpx.post(f"{stripe_settings.base}/_test/charges/{disputed.charge_id}/dispute", data={"reason": "fraudulent"})
+    deliver_webhooks(stripe_settings, client)
+    dispute = Dispute.objects.get()
+    assert services.ledger_compare_with_stripe() == []
+
+    Dispute.objects.filter(pk=dispute.pk).update(amount_minor=dispute.amount_minor - 1)
 
     assert services.ledger_compare_with_stripe() == [
-        f"milestone {work.pk}: Stripe's Transfer {released.transfer_id} is {paid - 1_000}, the ledger paid {paid}"
+        f"dispute {dispute.stripe_id}: Stripe says {dispute.amount_minor}, we recorded {dispute.amount_minor - 1}"
     ]
 
 
