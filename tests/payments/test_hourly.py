@@ -357,6 +357,19 @@ def test_a_lost_webhook_for_a_confirmed_week_is_caught_up_from_stripe(client, st
     assert timesheet.status == T.PAID
     assert services.ledger_compare_with_stripe() == []
     assert ledger_problems() == []
+    # A paid week whose PaymentIntent Stripe holds for another amount, or not as succeeded, is a difference.
+    intent = stripe_settings.double.objects["payment_intents"][failed.payment_intent_id]
+    intent["amount_received"] = 7_999
+    intent["status"] = "succeeded"
+    differ_in_amount = services.ledger_compare_with_stripe()
+    intent.update(amount_received=8_000, status="requires_payment_method")
+    differ_in_status = services.ledger_compare_with_stripe()
+    assert differ_in_amount == [
+        f"timesheet {timesheet.pk}: Stripe's PaymentIntent is succeeded for 7999, the ledger holds 8000"
+    ]
+    assert differ_in_status == [
+        f"timesheet {timesheet.pk}: Stripe's PaymentIntent is requires_payment_method for 8000, the ledger holds 8000"
+    ]
 
 
 def test_pay_now_tries_the_card_again_even_while_the_engagement_is_paused(client, stripe_settings):

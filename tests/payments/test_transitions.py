@@ -1,6 +1,7 @@
 """Every move a milestone may make, every move it may not, who writes a state at all, and the fee's rounding rule."""
 
 import itertools
+import logging
 
 import pytest
 
@@ -129,3 +130,21 @@ def test_a_release_whose_fee_is_not_whole_pays_the_engineer_the_fraction(client,
     transfer = stripe_settings.double.objects["transfers"][released.transfer_id]
     assert transfer["amount"] == 9_009
     assert ledger_problems() == []
+
+
+def test_staff_alerts_reach_every_active_staff_member_and_the_error_log(caplog):
+    from marketplace.models import Notification
+    from payments.services.transitions import alert_staff
+    from tests.factories import StaffFactory
+
+    on_duty, away = StaffFactory.create(), StaffFactory.create(is_active=False)
+    payload = {"milestone_id": 7, "reason": "Stripe refused"}
+
+    with caplog.at_level(logging.ERROR, logger="payments.services.transitions"):
+        alert_staff(event="milestone.release_refused", payload=payload)
+
+    told = Notification.objects.filter(event="milestone.release_refused")
+    assert list(told.values_list("user_id", "payload")) == [(on_duty.pk, payload)]
+    assert not told.filter(user=away).exists()
+    (record,) = [r for r in caplog.records if r.message == "milestone.release_refused"]
+    assert (record.levelname, record.milestone_id, record.reason) == ("ERROR", 7, "Stripe refused")
