@@ -67,6 +67,21 @@ def _charged_back(run, client, *, disputed_by_client: bool = False) -> tuple[Mil
     return Milestone.objects.get(pk=work.pk), Dispute.objects.get()
 
 
+def record_dispute(work: Milestone, *, dispute_id: str, amount: int, status: str) -> None:
+    """What reading a card dispute back from Stripe records (`_dispute_record`), under its own transaction."""
+    from django.db import transaction
+
+    with transaction.atomic():
+        services.webhooks._dispute_record(
+            dispute_id=dispute_id,
+            charge_id=work.charge_id,
+            amount=amount,
+            currency="usd",
+            reason="fraudulent",
+            status=status,
+        )
+
+
 @pytest.mark.parametrize("disputed_by_client", [False, True])
 def test_a_chargeback_on_money_in_escrow_takes_it_out_and_cannot_be_refunded_again(
     client, rubric, stripe_settings, staff, disputed_by_client
@@ -111,7 +126,6 @@ def test_a_chargeback_out_of_escrow_is_booked_against_the_milestone(client, rubr
 def test_a_closed_dispute_delivered_again_is_closed_once_whichever_way_it_went(
     client, rubric, stripe_settings, staff, outcome
 ):
-    from django.db import transaction
 
     from marketplace.models import Notification
 
@@ -120,15 +134,7 @@ def test_a_closed_dispute_delivered_again_is_closed_once_whichever_way_it_went(
     deliver_webhooks(stripe_settings, client)
     status = Milestone.objects.get(pk=work.pk).status
 
-    with transaction.atomic():
-        services.webhooks._dispute_record(
-            dispute_id=dispute.stripe_id,
-            charge_id=work.charge_id,
-            amount=dispute.amount_minor,
-            currency="usd",
-            reason="fraudulent",
-            status=outcome,
-        )
+    record_dispute(work, dispute_id=dispute.stripe_id, amount=dispute.amount_minor, status=outcome)
 
     assert Milestone.objects.get(pk=work.pk).status == status
     assert Notification.objects.filter(user=staff, event="dispute.closed").count() == 1
@@ -189,7 +195,6 @@ def test_a_won_dispute_after_release_clears_the_platforms_exposure_and_is_booked
 
 
 def test_a_dispute_first_seen_already_won_after_release_clears_the_exposure_it_opened(client, rubric, stripe_settings):
-    from django.db import transaction
 
     made = engagement()
     work = funded(stripe_settings, client, made, amount=150_000)
@@ -197,15 +202,7 @@ def test_a_dispute_first_seen_already_won_after_release_clears_the_exposure_it_o
     services.milestone_approve(client=made.client, milestone_id=work.pk)
     work.refresh_from_db()
 
-    with transaction.atomic():  # the opening and the close in one read: the reconciliation found it late
-        services.webhooks._dispute_record(
-            dispute_id="dp_late",
-            charge_id=work.charge_id,
-            amount=150_000,
-            currency="usd",
-            reason="fraudulent",
-            status="won",
-        )
+    record_dispute(work, dispute_id="dp_late", amount=150_000, status="won")
 
     assert Dispute.objects.get(stripe_id="dp_late").platform_exposed is True
     assert LedgerAccount.objects.get(code="dispute_exposure:platform:usd").balance == 0
@@ -439,21 +436,12 @@ def test_the_comparison_reads_each_released_milestones_own_payout_and_skips_a_ca
 def test_a_dispute_first_seen_already_closed_on_money_in_escrow_ends_where_the_network_decided(
     client, rubric, stripe_settings, staff, outcome, status, escrow
 ):
-    from django.db import transaction
 
     from marketplace.models import Notification
 
     work = funded(stripe_settings, client, engagement())
 
-    with transaction.atomic():
-        services.webhooks._dispute_record(
-            dispute_id="dp_late",
-            charge_id=work.charge_id,
-            amount=work.amount_minor,
-            currency="usd",
-            reason="fraudulent",
-            status=outcome,
-        )
+    record_dispute(work, dispute_id="dp_late", amount=work.amount_minor, status=outcome)
 
     assert Milestone.objects.get(pk=work.pk).status == status
     assert LedgerAccount.objects.get(code=f"escrow:milestone-{work.pk}:usd").balance == escrow
