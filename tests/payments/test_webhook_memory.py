@@ -95,3 +95,21 @@ def test_the_memory_is_bounded_and_forgets_the_least_recently_used():
 
 def test_the_process_memory_has_the_configured_size(settings):
     assert stored_event_ids._ids.maxsize == settings.WEBHOOK_STORED_IDS_REMEMBERED
+
+
+def test_the_same_new_event_delivered_at_once_is_stored_and_queued_once(monkeypatch):
+    from payments import tasks
+    from tests.concurrency import race
+
+    queued: list[int] = []
+    monkeypatch.setattr(tasks.process_stripe_event, "delay_on_commit", queued.append)
+    body = event_body("evt_at_once")
+
+    def deliver() -> bool:
+        return webhooks.stripe_event_receive(payload=body.encode(), signature=sign(body, SECRET))
+
+    outcomes = race(*[deliver] * 4)
+
+    assert sorted(outcomes, key=bool) == [False, False, False, True]
+    stored = StripeEvent.objects.get(stripe_id="evt_at_once")
+    assert queued == [stored.pk]
